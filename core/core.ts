@@ -1,0 +1,353 @@
+import { AsyncParallelHook, AsyncSeriesHook, AsyncSeriesWaterfallHook, SyncBailHook, SyncHook, SyncWaterfallHook } from 'tapable';
+import { asError, MeshSyncError, pluginError } from './errors.ts';
+import { Lane, type LaneOptions } from './lane.ts';
+import { silentLogger, type Logger } from './log.ts';
+import type {
+  Batch, BatchReport, Core, CoreCounters, CoreHooks, CoreState, EventType, KubeObject, Plugin, ResourceRef, SinkContext, SnapshotItem,
+  SourceContext, SyncEvent, ErrorReport,
+} from './types.ts';
+
+export interface CoreOptions {
+  readonly plugins: readonly Plugin[];
+  readonly clusterId?: string;
+  readonly logger?: Logger;
+  /** Largest batch handed to a sink. */
+  readonly batchSize?: number;
+  /** How long a partial batch waits for more events. */
+  readonly batchMaxWaitMs?: number;
+  readonly retryInitialMs?: number;
+  readonly retryMaxMs?: number;
+  /** Pending events per sink above which a warning is logged; nothing is ever dropped. */
+  readonly highWaterMark?: number;
+  /** How long stop() waits for the sinks to drain. */
+  readonly stopTimeoutMs?: number;
+}
+
+export const CORE_DEFAULTS = {
+  batchSize: 500,
+  batchMaxWaitMs: 50,
+  retryInitialMs: 200,
+  retryMaxMs: 30_000,
+  highWaterMark: 100_000,
+  stopTimeoutMs: 10_000,
+} as const;
+
+interface TapInfo {
+  type: 'sync' | 'async' | 'promise';
+  name: string;
+  fn: (...args: any[]) => any;
+}
+
+const LIFECYCLE_HOOKS = ['source', 'start', 'stop', 'clusterId'] as const;
+
+/** The engine: hooks, the per-event pipeline, one lane per sink, lifecycle. */
+export class MeshSyncCore implements Core {
+  readonly hooks: CoreHooks;
+  readonly logger: Logger;
+  readonly state: CoreState;
+  clusterId: string;
+  readonly counters: CoreCounters = { received: 0, filtered: 0, dropped: { invalid: 0, 'plugin-error': 0 }, sinks: {} };
+
+  private readonly options: Required<Omit<CoreOptions, 'plugins' | 'clusterId' | 'logger'>>;
+  private readonly plugins: readonly Plugin[];
+  private lanes: Lane[] = [];
+  private readonly snapshotReaders: { source: string; read: () => Iterable<SnapshotItem>; counts?: () => Record<string, number> }[] = [];
+  private readonly readinessChecks = new Map<string, () => boolean>();
+  private readonly abort = new AbortController();
+  private unsynced = new Set<string>();
+  private started = false;
+  private ready = false;
+  private stopping: Promise<void> | null = null;
+  private sourceRuns: Promise<unknown>[] = [];
+
+  constructor(options: CoreOptions) {
+    this.logger = options.logger ?? silentLogger();
+    this.clusterId = options.clusterId ?? '';
+    this.plugins = options.plugins;
+    this.options = {
+      batchSize: options.batchSize ?? CORE_DEFAULTS.batchSize,
+      batchMaxWaitMs: options.batchMaxWaitMs ?? CORE_DEFAULTS.batchMaxWaitMs,
+      retryInitialMs: options.retryInitialMs ?? CORE_DEFAULTS.retryInitialMs,
+      retryMaxMs: options.retryMaxMs ?? CORE_DEFAULTS.retryMaxMs,
+      highWaterMark: options.highWaterMark ?? CORE_DEFAULTS.highWaterMark,
+      stopTimeoutMs: options.stopTimeoutMs ?? CORE_DEFAULTS.stopTimeoutMs,
+    };
+    this.hooks = Object.freeze({
+      source: new AsyncParallelHook<[SourceContext]>(['context']),
+      selectResources: new SyncWaterfallHook<[string[]]>(['resourceIds']),
+      filter: new SyncBailHook<[SyncEvent], false | undefined | void>(['event']),
+      transform: new SyncWaterfallHook<[SyncEvent]>(['event']),
+      sink: new AsyncParallelHook<[Batch, SinkContext]>(['batch', 'context']),
+      start: new AsyncSeriesHook<[]>([]),
+      clusterId: new AsyncSeriesWaterfallHook<[string]>(['clusterId']),
+      ready: new SyncHook<[]>([]),
+      stop: new AsyncSeriesHook<[]>([]),
+      error: new SyncHook<[ErrorReport]>(['report']),
+      batch: new SyncHook<[BatchReport]>(['report']),
+    });
+    this.tagErrorsWithPluginNames();
+    this.state = this.createState();
+    const names = new Set<string>();
+    for (const plugin of this.plugins) {
+      if (names.has(plugin.name)) this.logger.warn({ plugin: plugin.name }, 'plugin listed twice; both instances run');
+      names.add(plugin.name);
+      try {
+        plugin.apply(this);
+      } catch (error) {
+        throw pluginError(plugin.name, 'apply', error);
+      }
+    }
+  }
+
+  /** Starts plugins and sources. Resolves once every source has started (not synced: see `ready`). */
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    this.forbidLateTaps();
+    await this.hooks.start.promise();
+    this.clusterId = await this.hooks.clusterId.promise(this.clusterId);
+    this.lanes = (this.hooks.sink.taps as TapInfo[]).map((tap) => this.createLane(tap));
+    const sources = this.hooks.source.taps as TapInfo[];
+    this.unsynced = new Set(sources.map((tap) => tap.name));
+    if (sources.length === 0) this.markReady();
+    this.sourceRuns = sources.map((tap) => callTap(tap, [this.createSourceContext(tap.name)]).catch((error) => {
+      throw pluginError(tap.name, 'source', error);
+    }));
+    await Promise.all(this.sourceRuns);
+  }
+
+  /** Resolves when every source has listed its initial state. */
+  whenReady(): Promise<void> {
+    if (this.ready) return Promise.resolve();
+    return new Promise((resolve) => this.hooks.ready.tap({ name: 'meshsync:whenReady', stage: 1000 } as never, resolve));
+  }
+
+  /** Stops sources, drains every sink lane within the deadline, then runs stop taps in reverse order. */
+  stop(): Promise<void> {
+    this.stopping ??= this.doStop();
+    return this.stopping;
+  }
+
+  /** Waits until every lane has delivered what it holds (for tests and snapshots). */
+  async drain(): Promise<void> {
+    await Promise.all(this.lanes.map((lane) => lane.idle()));
+  }
+
+  snapshot(): SyncEvent[] {
+    const out: SyncEvent[] = [];
+    const observedAt = Date.now();
+    for (const reader of this.snapshotReaders) {
+      for (const item of reader.read()) {
+        const event = this.runPipeline({ type: 'ADDED', resource: item.resource, object: item.object, clusterId: this.clusterId, observedAt }, reader.source);
+        if (event !== undefined) out.push(event);
+      }
+    }
+    return out;
+  }
+
+  addReadinessCheck(name: string, check: () => boolean): void {
+    this.readinessChecks.set(name, check);
+  }
+
+  /** Every readiness check by name, plus `synced` for the sources' initial lists. */
+  readiness(): Record<string, boolean> {
+    const checks: Record<string, boolean> = { synced: this.ready };
+    for (const [name, check] of this.readinessChecks) checks[name] = safeCheck(check);
+    return checks;
+  }
+
+  /** Filter then transform one event. `undefined` when dropped (filtered, or a plugin threw). */
+  private runPipeline(event: SyncEvent, source: string): SyncEvent | undefined {
+    try {
+      if (this.hooks.filter.call(event) === false) {
+        this.counters.filtered++;
+        return undefined;
+      }
+      return this.hooks.transform.call(event);
+    } catch (error) {
+      this.counters.dropped['plugin-error']++;
+      const tagged = error instanceof MeshSyncError ? error : pluginError(source, 'pipeline', error);
+      this.reportError({ plugin: String(tagged.details?.plugin ?? source), hook: String(tagged.details?.hook ?? 'pipeline'), error: tagged, event });
+      return undefined;
+    }
+  }
+
+  private emit(source: string, type: EventType, resource: ResourceRef, object: KubeObject, observedAt: number): void {
+    this.counters.received++;
+    if (typeof object !== 'object' || object === null || typeof object.metadata?.name !== 'string') {
+      this.counters.dropped.invalid++;
+      this.reportError({
+        plugin: source,
+        hook: 'source',
+        error: new MeshSyncError('MESHSYNC_EVENT_INVALID', `${source} emitted a ${type} for ${resource?.resource ?? '?'} without metadata.name; skipped`),
+      });
+      return;
+    }
+    const event = this.runPipeline({ type, resource, object, clusterId: this.clusterId, observedAt }, source);
+    if (event === undefined) return;
+    for (const lane of this.lanes) lane.push(event);
+  }
+
+  private reportError(report: ErrorReport): void {
+    try {
+      this.hooks.error.call(report);
+    } catch (error) {
+      this.logger.error({ err: asError(error) }, 'an error tap threw');
+    }
+    this.logger.warn({ plugin: report.plugin, hook: report.hook, err: report.error }, report.error.message);
+  }
+
+  private createSourceContext(name: string): SourceContext {
+    let synced = false;
+    return {
+      name,
+      clusterId: this.clusterId,
+      logger: this.logger.child({ plugin: name }),
+      signal: this.abort.signal,
+      emit: (type, resource, object, observedAt) => this.emit(name, type, resource, object, observedAt ?? Date.now()),
+      synced: () => {
+        if (synced) return;
+        synced = true;
+        this.unsynced.delete(name);
+        if (this.unsynced.size === 0) this.markReady();
+      },
+      provideSnapshot: (read, counts) => this.snapshotReaders.push({ source: name, read, counts }),
+      selectResources: (candidates) => this.hooks.selectResources.call([...candidates]),
+      reportError: (error, detail) => this.reportError({ plugin: name, hook: 'source', error: asError(error), ...detail }),
+    };
+  }
+
+  private createLane(tap: TapInfo): Lane {
+    const counters = (this.counters.sinks[tap.name] = { delivered: 0, failedAttempts: 0 });
+    const context: SinkContext = {
+      name: tap.name,
+      clusterId: this.clusterId,
+      logger: this.logger.child({ plugin: tap.name }),
+      signal: this.abort.signal,
+      snapshot: () => this.snapshot(),
+    };
+    const options: LaneOptions = this.options;
+    return new Lane(tap.name, options, {
+      deliver: (batch) => callTap(tap, [batch, context]),
+      attempted: (batch, attempt, error) => {
+        if (error === undefined) counters.delivered += batch.length;
+        else {
+          counters.failedAttempts++;
+          this.reportError({ plugin: tap.name, hook: 'sink', error: pluginError(tap.name, 'sink', error) });
+        }
+        this.hooks.batch.call({ sink: tap.name, events: batch, attempt, ok: error === undefined, error });
+      },
+      highWater: (pending) => this.logger.warn({ sink: tap.name, pending }, 'sink is behind: events are held (coalesced per object) until it accepts them'),
+    });
+  }
+
+  private markReady(): void {
+    if (this.ready) return;
+    this.ready = true;
+    this.logger.info('initial sync complete');
+    this.hooks.ready.call();
+  }
+
+  private async doStop(): Promise<void> {
+    this.abort.abort();
+    await Promise.allSettled(this.sourceRuns);
+    const deadline = new Promise<'timeout'>((resolve) => setTimeout(resolve, this.options.stopTimeoutMs, 'timeout').unref());
+    if ((await Promise.race([this.drain().then(() => 'drained' as const), deadline])) === 'timeout') {
+      for (const lane of this.lanes) {
+        const left = lane.close();
+        if (left > 0) this.logger.error({ sink: lane.sink, events: left, code: 'MESHSYNC_STOP_TIMEOUT' }, 'stop deadline passed; events not delivered to this sink');
+      }
+    }
+    for (const lane of this.lanes) lane.close();
+    for (const tap of [...(this.hooks.stop.taps as TapInfo[])].reverse()) {
+      try {
+        await callTap(tap, []);
+      } catch (error) {
+        this.reportError({ plugin: tap.name, hook: 'stop', error: pluginError(tap.name, 'stop', error) });
+      }
+    }
+  }
+
+  /** Every tap's function is wrapped once, at tap time, so what it throws names its plugin and hook. */
+  private tagErrorsWithPluginNames(): void {
+    for (const [hookName, hook] of Object.entries(this.hooks)) {
+      if ((LIFECYCLE_HOOKS as readonly string[]).includes(hookName)) continue; // these are called tap by tap, and tagged there
+      (hook as SyncHook<unknown[]>).intercept({
+        register: (tap: TapInfo) => {
+          const fn = tap.fn;
+          if (tap.type !== 'sync' || hookName === 'sink') return tap;
+          tap.fn = (...args: unknown[]) => {
+            try {
+              return fn(...args);
+            } catch (error) {
+              throw pluginError(tap.name, hookName, error);
+            }
+          };
+          return tap;
+        },
+      } as never);
+    }
+  }
+
+  private forbidLateTaps(): void {
+    for (const [hookName, hook] of Object.entries(this.hooks)) {
+      if (hookName === 'ready') continue; // whenReady() may wait on it at any time
+      for (const method of ['tap', 'tapAsync', 'tapPromise'] as const) {
+        if (typeof (hook as any)[method] !== 'function') continue;
+        (hook as any)[method] = () => {
+          throw new MeshSyncError('MESHSYNC_LATE_TAP', `hook ${hookName} was tapped after start; tap every hook inside apply(core)`);
+        };
+      }
+    }
+  }
+
+  private createState(): CoreState {
+    const core = this;
+    return {
+      get started() {
+        return core.started;
+      },
+      get ready() {
+        return core.ready;
+      },
+      lanes: () => this.lanes.map((lane) => ({ sink: lane.sink, pending: lane.pendingCount, oldestAgeMs: lane.oldestAgeMs(), inFlight: lane.inFlightCount })),
+      resourceCounts: () => {
+        const counts: Record<string, number> = {};
+        for (const reader of this.snapshotReaders) {
+          if (reader.counts) Object.assign(counts, reader.counts());
+          else for (const item of reader.read()) {
+            const id = `${item.resource.resource}.${item.resource.version}.${item.resource.group}`;
+            counts[id] = (counts[id] ?? 0) + 1;
+          }
+        }
+        return counts;
+      },
+    };
+  }
+}
+
+function callTap(tap: TapInfo, args: unknown[]): Promise<void> {
+  try {
+    if (tap.type === 'promise') return Promise.resolve(tap.fn(...args));
+    if (tap.type === 'async') {
+      return new Promise((resolve, reject) => tap.fn(...args, (error?: unknown) => (error ? reject(error) : resolve())));
+    }
+    tap.fn(...args);
+    return Promise.resolve();
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
+function safeCheck(check: () => boolean): boolean {
+  try {
+    return check();
+  } catch {
+    return false;
+  }
+}
+
+/** Builds a core from plugins; nothing runs until start(). */
+export function createCore(options: CoreOptions): MeshSyncCore {
+  return new MeshSyncCore(options);
+}

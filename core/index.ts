@@ -1,0 +1,8 @@
+/** The public API of meshsync for config files and plugin authors. */
+export * from './types.ts';
+export { createCore, MeshSyncCore, CORE_DEFAULTS, type CoreOptions } from './core.ts';
+export { definePlugin, type PluginFactory, type PluginSpec } from './plugin.ts';
+export { ERROR_CODES, MeshSyncError, ConfigError, type ConfigProblem, type ErrorCode } from './errors.ts';
+export { createLogger, type Logger } from './log.ts';
+export { objectKey, coalesce } from './lane.ts';
+export { resourceId, parseResourceId } from './resource.ts';

@@ -1,0 +1,183 @@
+import type { Batch, SyncEvent } from './types.ts';
+
+/** Identity of the object an event is about: coalescing merges events with the same key. */
+export function objectKey(event: SyncEvent): string {
+  const { resource, object } = event;
+  const meta = object.metadata;
+  return `${resource.group}/${resource.resource}/${meta.namespace ?? ''}/${meta.uid ?? meta.name}`;
+}
+
+/**
+ * Merges a newer event for an object into the one still pending for it.
+ * Returns the event to keep, `null` when the pair cancels out (created and deleted before anyone
+ * saw it), or `'both'` when the older one must still be delivered first (a delete followed by a
+ * re-creation under the same key: a DELETED is never dropped).
+ */
+export function coalesce(pending: SyncEvent, next: SyncEvent): SyncEvent | null | 'both' {
+  if (next.type === 'DELETED') return pending.type === 'ADDED' ? null : next;
+  if (pending.type === 'DELETED') return 'both';
+  if (pending.type === 'ADDED' && next.type !== 'ADDED') return { ...next, type: 'ADDED' };
+  return next;
+}
+
+export interface LaneOptions {
+  readonly batchSize: number;
+  readonly batchMaxWaitMs: number;
+  readonly retryInitialMs: number;
+  readonly retryMaxMs: number;
+  /** Pending count above which a warning is logged (once per crossing); nothing is dropped. */
+  readonly highWaterMark: number;
+}
+
+export interface LaneCallbacks {
+  deliver(batch: Batch): Promise<void>;
+  attempted(batch: Batch, attempt: number, error?: Error): void;
+  highWater(pending: number): void;
+}
+
+/**
+ * One sink's queue: coalescing by object, batching by size and time, and retrying a failed batch
+ * with jittered backoff until it is accepted. A batch in flight is retried as it was (so a sink
+ * that delivered part of it sees the same events again, never a subset); what arrives meanwhile
+ * waits, coalesced, behind it. Memory is bounded by the number of objects, not by time.
+ */
+export class Lane {
+  private pending = new Map<string, SyncEvent>();
+  private oldestAt = 0;
+  private inFlight: Batch | null = null;
+  private running = false;
+  private timer: NodeJS.Timeout | null = null;
+  private idleWaiters: (() => void)[] = [];
+  private deleteSeq = 0;
+  private aboveHighWater = false;
+  private closed = false;
+
+  constructor(readonly sink: string, private readonly options: LaneOptions, private readonly callbacks: LaneCallbacks) {}
+
+  push(event: SyncEvent): void {
+    const key = objectKey(event);
+    const previous = this.pending.get(key);
+    if (previous === undefined) {
+      if (this.pending.size === 0) this.oldestAt = event.observedAt;
+      this.pending.set(key, event);
+    } else {
+      const merged = coalesce(previous, event);
+      if (merged === null) this.pending.delete(key);
+      else if (merged === 'both') {
+        this.pending.delete(key);
+        this.pending.set(`${key}\0deleted${this.deleteSeq++}`, previous);
+        this.pending.set(key, event);
+      } else this.pending.set(key, merged);
+    }
+    if (this.pending.size > this.options.highWaterMark !== this.aboveHighWater) {
+      this.aboveHighWater = !this.aboveHighWater;
+      if (this.aboveHighWater) this.callbacks.highWater(this.pending.size);
+    }
+    this.schedule();
+  }
+
+  get pendingCount(): number {
+    return this.pending.size;
+  }
+
+  get inFlightCount(): number {
+    return this.inFlight?.length ?? 0;
+  }
+
+  oldestAgeMs(now = Date.now()): number {
+    if (this.inFlight !== null && this.inFlight.length > 0) return now - this.inFlight[0].observedAt;
+    return this.pending.size > 0 ? now - this.oldestAt : 0;
+  }
+
+  /** Resolves once nothing is pending or in flight; delivers what is pending without waiting for the timer. */
+  idle(): Promise<void> {
+    if (this.isIdle()) return Promise.resolve();
+    const settled = new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    this.startRun();
+    return settled;
+  }
+
+  /** Stops retrying; used when the stop deadline has passed. Returns how many events were left undelivered. */
+  close(): number {
+    this.closed = true;
+    this.clearTimer();
+    const left = this.pending.size + (this.inFlight?.length ?? 0);
+    this.settle();
+    return left;
+  }
+
+  private isIdle(): boolean {
+    return this.inFlight === null && this.pending.size === 0;
+  }
+
+  private clearTimer(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  private schedule(): void {
+    if (this.running || this.closed) return;
+    if (this.pending.size >= this.options.batchSize) this.startRun();
+    else if (this.timer === null && this.pending.size > 0) {
+      this.timer = setTimeout(() => {
+        this.timer = null;
+        this.startRun();
+      }, this.options.batchMaxWaitMs);
+    }
+  }
+
+  private startRun(): void {
+    if (this.running || this.closed) return;
+    this.clearTimer();
+    this.running = true;
+    // setImmediate lets the sources' synchronous emits of this tick join the batch.
+    setImmediate(() => void this.run());
+  }
+
+  private takeBatch(): SyncEvent[] {
+    const batch: SyncEvent[] = [];
+    for (const [key, event] of this.pending) {
+      this.pending.delete(key);
+      batch.push(event);
+      if (batch.length >= this.options.batchSize) break;
+    }
+    if (this.pending.size > 0) this.oldestAt = (this.pending.values().next().value as SyncEvent).observedAt;
+    return batch;
+  }
+
+  private async run(): Promise<void> {
+    while (this.pending.size > 0 && !this.closed) {
+      const batch = this.takeBatch();
+      this.inFlight = batch;
+      let delay = this.options.retryInitialMs;
+      for (let attempt = 1; !this.closed; attempt++) {
+        try {
+          await this.callbacks.deliver(batch);
+          this.callbacks.attempted(batch, attempt);
+          this.inFlight = null;
+          break;
+        } catch (error) {
+          this.callbacks.attempted(batch, attempt, error instanceof Error ? error : new Error(String(error)));
+          await sleep(delay * (0.5 + Math.random()));
+          delay = Math.min(delay * 2, this.options.retryMaxMs);
+        }
+      }
+      // A partial batch waits for the timer, unless somebody is waiting for the lane to drain.
+      if (this.pending.size < this.options.batchSize && this.idleWaiters.length === 0) break;
+    }
+    this.running = false;
+    if (this.pending.size > 0) this.schedule();
+    this.settle();
+  }
+
+  private settle(): void {
+    if (!this.isIdle() && !this.closed) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

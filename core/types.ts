@@ -1,0 +1,170 @@
+/**
+ * The public contract of meshsync: the event, the plugin, the hooks and the contexts a plugin is
+ * handed. Everything a plugin author needs is declared here and nowhere else.
+ */
+import type { AsyncParallelHook, AsyncSeriesHook, AsyncSeriesWaterfallHook, SyncBailHook, SyncHook, SyncWaterfallHook } from 'tapable';
+import type { Logger } from './log.ts';
+
+export type EventType = 'ADDED' | 'MODIFIED' | 'DELETED';
+export const EVENT_TYPES: readonly EventType[] = Object.freeze(['ADDED', 'MODIFIED', 'DELETED']);
+
+/** A resource type, as discovery describes it. `resource` is the plural (`pods`). */
+export interface ResourceRef {
+  readonly group: string; // '' for the core group
+  readonly version: string;
+  readonly resource: string;
+  readonly kind: string;
+  readonly namespaced: boolean;
+}
+
+export interface ObjectMeta {
+  name: string;
+  namespace?: string;
+  uid?: string;
+  resourceVersion?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  managedFields?: unknown[];
+  [field: string]: unknown;
+}
+
+/** A Kubernetes object as the API server sends it. */
+export interface KubeObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata: ObjectMeta;
+  [field: string]: unknown;
+}
+
+/** One change of one object. Events are immutable once emitted: transforms copy, never mutate. */
+export interface SyncEvent {
+  readonly type: EventType;
+  readonly resource: ResourceRef;
+  readonly object: KubeObject;
+  readonly clusterId: string;
+  /** When the watch delivered it (ms since the epoch), for latency figures. */
+  readonly observedAt: number;
+}
+
+export type Batch = readonly SyncEvent[];
+
+/** What a source hands to the core when asked for its current state. */
+export interface SnapshotItem {
+  readonly resource: ResourceRef;
+  readonly object: KubeObject;
+}
+
+/** The context each source tap receives: its own, named after the tap. */
+export interface SourceContext {
+  readonly name: string;
+  readonly clusterId: string;
+  readonly logger: Logger;
+  /** Aborted when the core stops: watchers end, the tap's promise may then resolve. */
+  readonly signal: AbortSignal;
+  /** Hands one change to the pipeline. Synchronous; never throws for a bad event (it is counted). */
+  emit(type: EventType, resource: ResourceRef, object: KubeObject, observedAt?: number): void;
+  /** Called once the initial list of every watched resource is done. */
+  synced(): void;
+  /** Registers how to read this source's current state (for resyncs and `meshsync snapshot`), and optionally its object count per resource id. */
+  provideSnapshot(read: () => Iterable<SnapshotItem>, counts?: () => Record<string, number>): void;
+  /** The resource ids (`<resource>.<version>.<group>`) to watch, narrowed by the selectResources hook. */
+  selectResources(candidates: readonly string[]): string[];
+  /** Reports a problem that does not stop the source (a failed watch, a forbidden resource). */
+  reportError(error: unknown, detail?: Record<string, unknown>): void;
+}
+
+/** The context each sink tap receives alongside its batches. */
+export interface SinkContext {
+  readonly name: string;
+  readonly clusterId: string;
+  readonly logger: Logger;
+  readonly signal: AbortSignal;
+  /** The current state of every source, filtered and transformed like live events (type ADDED). */
+  snapshot(): SyncEvent[];
+}
+
+export interface ErrorReport {
+  readonly plugin: string;
+  readonly hook: string;
+  readonly error: Error;
+  /** Set when the error concerned one event, which was dropped. */
+  readonly event?: SyncEvent;
+}
+
+/** Counts the core keeps per batch (not per event); the metrics plugin reads them. */
+export interface BatchReport {
+  readonly sink: string;
+  readonly events: Batch;
+  readonly attempt: number;
+  readonly ok: boolean;
+  readonly error?: Error;
+}
+
+export interface CoreHooks {
+  /** Once at start, after `start`: each source tap gets its own SourceContext and starts watching. Resolve when started. */
+  readonly source: AsyncParallelHook<[SourceContext]>;
+  /** Once per source at start: receives candidate resource ids, returns those to watch (waterfall). */
+  readonly selectResources: SyncWaterfallHook<[string[]]>;
+  /** Per event, synchronous: a tap returns `false` to drop the event, `undefined` to pass it on (bail). */
+  readonly filter: SyncBailHook<[SyncEvent], false | undefined | void>;
+  /** Per event, synchronous: a tap returns the event to pass on, a copy when it changes anything (waterfall). */
+  readonly transform: SyncWaterfallHook<[SyncEvent]>;
+  /** Per batch, async: each sink tap gets its own lane (queue, batches, retry); resolve once the batch is durably accepted. */
+  readonly sink: AsyncParallelHook<[Batch, SinkContext]>;
+  /** Once, before sources start: open connections, servers. */
+  readonly start: AsyncSeriesHook<[]>;
+  /** Once, after `start`: receives the configured cluster id ('' if none) and returns the one to use (waterfall; the kubernetes source fills in the kube-system namespace's uid). */
+  readonly clusterId: AsyncSeriesWaterfallHook<[string]>;
+  /** Once, when every source has synced its initial list. */
+  readonly ready: SyncHook<[]>;
+  /** Once, on stop, after sinks drained: close what start opened (taps run in reverse order of registration). */
+  readonly stop: AsyncSeriesHook<[]>;
+  /** Whenever a plugin fails: an event dropped, a sink batch failed (it will be retried), a source error. */
+  readonly error: SyncHook<[ErrorReport]>;
+  /** After each sink batch attempt, for counters. */
+  readonly batch: SyncHook<[BatchReport]>;
+}
+
+/** Read-only view of the running core that plugins may query (metrics, health, requests). */
+export interface CoreState {
+  readonly started: boolean;
+  readonly ready: boolean;
+  /** Pending events per sink lane, and the age (ms) of the oldest. */
+  lanes(): { sink: string; pending: number; oldestAgeMs: number; inFlight: number }[];
+  /** Objects per resource id, from the sources' snapshots. */
+  resourceCounts(): Record<string, number>;
+}
+
+/** Counters the core keeps; plain numbers, so counting costs nothing on the hot path. */
+export interface CoreCounters {
+  received: number;
+  filtered: number;
+  /** Events dropped, by reason: `invalid` (malformed object) or `plugin-error` (a filter or transform threw). */
+  dropped: { invalid: number; 'plugin-error': number };
+  /** Per sink: events accepted, batch attempts that failed. */
+  sinks: Record<string, { delivered: number; failedAttempts: number }>;
+}
+
+export interface Core {
+  readonly hooks: CoreHooks;
+  readonly counters: CoreCounters;
+  /** The cluster id in force (resolved at start through the clusterId hook). */
+  readonly clusterId: string;
+  readonly logger: Logger;
+  readonly state: CoreState;
+  /** See SinkContext.snapshot. */
+  snapshot(): SyncEvent[];
+  /** Registers a readiness check; /readyz asks all of them. The NATS sink registers `broker`. */
+  addReadinessCheck(name: string, check: () => boolean): void;
+  /** Every readiness check by name, plus `synced` (every source listed its initial state). */
+  readiness(): Record<string, boolean>;
+}
+
+export interface Plugin {
+  /** `meshsync:<name>` for built-ins, the package name for third parties. */
+  readonly name: string;
+  /** The validated options, kept for `meshsync print-config`. */
+  readonly options?: unknown;
+  /** Taps hooks. Does no I/O: that starts in the start/source hooks. */
+  apply(core: Core): void;
+}

@@ -1,0 +1,91 @@
+// Status objects shaped exactly like kube-apiserver's error bodies, so clients
+// exercise their real error-handling paths (reason/code/details).
+
+export interface StatusDetails {
+  name?: string;
+  group?: string;
+  kind?: string;
+  uid?: string;
+  causes?: { reason?: string; message?: string; field?: string }[];
+  retryAfterSeconds?: number;
+}
+
+export interface Status {
+  kind: 'Status';
+  apiVersion: 'v1';
+  metadata: Record<string, unknown>;
+  status: 'Success' | 'Failure';
+  message?: string;
+  reason?: string;
+  details?: StatusDetails;
+  code: number;
+}
+
+/** Thrown by the programmatic API and turned into an HTTP Status by the server. */
+export class KubeApiError extends Error {
+  readonly status: Status;
+  constructor(code: number, reason: string, message: string, details?: StatusDetails) {
+    super(message);
+    this.name = 'KubeApiError';
+    this.status = {
+      kind: 'Status',
+      apiVersion: 'v1',
+      metadata: {},
+      status: 'Failure',
+      message,
+      reason,
+      ...(details ? { details } : {}),
+      code,
+    };
+  }
+  get code(): number {
+    return this.status.code;
+  }
+  get reason(): string {
+    return this.status.reason ?? '';
+  }
+}
+
+/** `pods "x"` or `pods.apps "x"`: how the real server names a resource in messages. */
+function qualified(plural: string, group: string): string {
+  return group ? `${plural}.${group}` : plural;
+}
+
+export const errors = {
+  notFound: (plural: string, group: string, name: string) =>
+    new KubeApiError(404, 'NotFound', `${qualified(plural, group)} "${name}" not found`, { name, group, kind: plural }),
+  alreadyExists: (plural: string, group: string, name: string) =>
+    new KubeApiError(409, 'AlreadyExists', `${qualified(plural, group)} "${name}" already exists`, { name, group, kind: plural }),
+  conflict: (plural: string, group: string, name: string) =>
+    new KubeApiError(
+      409,
+      'Conflict',
+      `Operation cannot be fulfilled on ${qualified(plural, group)} "${name}": the object has been modified; please apply your changes to the latest version and try again`,
+      { name, group, kind: plural },
+    ),
+  badRequest: (message: string) => new KubeApiError(400, 'BadRequest', message),
+  invalid: (kind: string, group: string, name: string, field: string, detail: string) =>
+    new KubeApiError(422, 'Invalid', `${kind} "${name}" is invalid: ${field}: ${detail}`, {
+      name,
+      group,
+      kind,
+      causes: [{ reason: 'FieldValueRequired', message: detail, field }],
+    }),
+  expired: (message: string) => new KubeApiError(410, 'Expired', message),
+  methodNotAllowed: () => new KubeApiError(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource'),
+  notAcceptable: (accept: string) =>
+    new KubeApiError(406, 'NotAcceptable', `only the following media types are accepted: application/json (got ${accept})`),
+  unsupportedMediaType: (type: string) =>
+    new KubeApiError(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: application/json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml (got ${type})`),
+  pathNotFound: () => new KubeApiError(404, 'NotFound', 'the server could not find the requested resource'),
+  forbidden: (user: string, verb: string, plural: string, group: string, namespace: string | undefined) =>
+    new KubeApiError(
+      403,
+      'Forbidden',
+      `${qualified(plural, group)} is forbidden: User "${user}" cannot ${verb} resource "${plural}" in API group "${group}" ${
+        namespace ? `in the namespace "${namespace}"` : 'at the cluster scope'
+      }`,
+      { group, kind: plural },
+    ),
+  internal: (message: string) => new KubeApiError(500, 'InternalError', `Internal error occurred: ${message}`),
+};

@@ -1,0 +1,176 @@
+import { expect } from 'chai';
+import { createTestCore, makeObject, POD, SECRET } from '../../core/testing/index.ts';
+import { definePlugin } from '../../core/plugin.ts';
+import { coalesce } from '../../core/lane.ts';
+import { z } from 'zod';
+import type { EventType, SyncEvent } from '../../core/types.ts';
+
+const event = (type: EventType, name = 'a', rv = '1'): SyncEvent => ({
+  type, resource: POD, object: makeObject(POD, name, { resourceVersion: rv }), clusterId: 'c', observedAt: 0,
+});
+
+describe('coalescing', () => {
+  const table: [EventType, EventType, EventType | null | 'both'][] = [
+    ['ADDED', 'MODIFIED', 'ADDED'],
+    ['ADDED', 'DELETED', null],
+    ['MODIFIED', 'MODIFIED', 'MODIFIED'],
+    ['MODIFIED', 'DELETED', 'DELETED'],
+    ['DELETED', 'ADDED', 'both'],
+    ['DELETED', 'DELETED', 'DELETED'],
+  ];
+  for (const [first, second, expected] of table) {
+    it(`${first} then ${second} becomes ${expected ?? 'nothing'}`, () => {
+      const merged = coalesce(event(first, 'a', '1'), event(second, 'a', '2'));
+      if (merged === null || merged === 'both') expect(merged).to.equal(expected);
+      else {
+        expect(merged.type).to.equal(expected);
+        expect(merged.object.metadata.resourceVersion).to.equal('2', 'the latest object wins');
+      }
+    });
+  }
+
+  it('delivers ADDED then MODIFIED as one ADDED with the latest object', async () => {
+    const t = createTestCore();
+    await t.start();
+    t.source.emit('ADDED', POD, makeObject(POD, 'a', { resourceVersion: '1' }));
+    t.source.emit('MODIFIED', POD, makeObject(POD, 'a', { resourceVersion: '2' }));
+    await t.drain();
+    expect(t.sink.events.map((e) => [e.type, e.object.metadata.resourceVersion])).to.deep.equal([['ADDED', '2']]);
+    await t.stop();
+  });
+
+  it('delivers nothing for an object added and deleted before delivery', async () => {
+    const t = createTestCore();
+    await t.start();
+    t.source.emit('ADDED', POD, makeObject(POD, 'a'));
+    t.source.emit('DELETED', POD, makeObject(POD, 'a'));
+    t.source.emit('ADDED', POD, makeObject(POD, 'b'));
+    await t.drain();
+    expect(t.sink.events.map((e) => e.object.metadata.name)).to.deep.equal(['b']);
+    await t.stop();
+  });
+});
+
+describe('core', () => {
+  it('loses nothing and holds memory bounded by objects while a sink fails for a long time', async () => {
+    const t = createTestCore({ batchSize: 50 });
+    await t.start();
+    for (let i = 0; i < 100; i++) t.source.emit('ADDED', POD, makeObject(POD, `p${i}`));
+    await t.drain();
+    t.sink.failing = true;
+    for (let round = 0; round < 200; round++) {
+      for (let i = 0; i < 100; i++) t.source.emit('MODIFIED', POD, makeObject(POD, `p${i}`, { resourceVersion: String(round + 2) }));
+    }
+    for (let i = 0; i < 10; i++) t.source.emit('DELETED', POD, makeObject(POD, `p${i}`));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const [lane] = t.core.state.lanes();
+    expect(lane.pending + lane.inFlight).to.be.at.most(100 + 50, '20,000 modifications of 100 objects are held as at most one event per object');
+    expect(t.sink.rejected).to.be.greaterThan(1, 'the failing sink was retried');
+    t.sink.failing = false;
+    await t.drain();
+    const view = t.sink.view();
+    expect(view.size).to.equal(90);
+    for (const object of view.values()) expect(object.metadata.resourceVersion).to.equal('201');
+    await t.stop();
+  });
+
+  it('runs filter taps then transform taps, and a filter returning false drops the event', async () => {
+    const calls: string[] = [];
+    const plugin = definePlugin({
+      name: 'test:order', description: '', options: z.object({}),
+      setup: () => (core) => {
+        core.hooks.start.tap('test:order', () => void calls.push('start'));
+        core.hooks.filter.tap('test:order', (e) => { calls.push(`filter ${e.object.metadata.name}`); return e.object.metadata.name === 'drop' ? false : undefined; });
+        core.hooks.transform.tap('test:order', (e) => { calls.push(`transform ${e.object.metadata.name}`); return { ...e, object: { ...e.object, seen: true } }; });
+        core.hooks.ready.tap('test:order', () => void calls.push('ready'));
+        core.hooks.stop.tap('test:order', () => void calls.push('stop'));
+      },
+    });
+    const t = createTestCore({ plugins: [plugin()] });
+    await t.start();
+    t.source.emit('ADDED', POD, makeObject(POD, 'keep'));
+    t.source.emit('ADDED', POD, makeObject(POD, 'drop'));
+    await t.drain();
+    await t.stop();
+    expect(calls).to.deep.equal(['start', 'ready', 'filter keep', 'transform keep', 'filter drop', 'stop']);
+    expect(t.sink.events).to.have.length(1);
+    expect(t.sink.events[0].object.seen).to.equal(true);
+    expect(t.core.counters.filtered).to.equal(1);
+  });
+
+  it('drops and counts an event a transform throws on, names the plugin, and goes on', async () => {
+    const errors: string[] = [];
+    const plugin = definePlugin({
+      name: 'test:thrower', description: '', options: z.object({}),
+      setup: () => (core) => {
+        core.hooks.transform.tap('test:thrower', (e) => { if (e.object.metadata.name === 'bad') throw new Error('boom'); return e; });
+        core.hooks.error.tap('test:thrower', (r) => void errors.push(`${r.plugin}/${r.hook}: ${r.error.message}`));
+      },
+    });
+    const t = createTestCore({ plugins: [plugin()] });
+    await t.start();
+    t.source.emit('ADDED', POD, makeObject(POD, 'bad'));
+    t.source.emit('ADDED', POD, makeObject(POD, 'good'));
+    await t.drain();
+    expect(t.sink.events.map((e) => e.object.metadata.name)).to.deep.equal(['good']);
+    expect(t.core.counters.dropped['plugin-error']).to.equal(1);
+    expect(errors).to.deep.equal(['test:thrower/transform: plugin test:thrower failed in hook transform: boom']);
+    await t.stop();
+  });
+
+  it('keeps delivering to a healthy sink while another sink fails', async () => {
+    const { memorySink } = await import('../../core/testing/index.ts');
+    const broken = memorySink('test:broken');
+    broken.handle.failing = true;
+    const t = createTestCore({ plugins: [broken.plugin] });
+    await t.start();
+    for (let i = 0; i < 20; i++) t.source.emit('ADDED', POD, makeObject(POD, `p${i}`));
+    await t.sink.waitFor(20);
+    expect(broken.handle.events).to.have.length(0);
+    broken.handle.failing = false;
+    await broken.handle.waitFor(20);
+    await t.stop();
+  });
+
+  it('counts a malformed object and skips it', async () => {
+    const t = createTestCore();
+    await t.start();
+    t.source.emit('ADDED', SECRET, { metadata: {} } as never);
+    t.source.emit('ADDED', SECRET, makeObject(SECRET, 's'));
+    await t.drain();
+    expect(t.core.counters.dropped.invalid).to.equal(1);
+    expect(t.sink.events).to.have.length(1);
+    await t.stop();
+  });
+
+  it('refuses a tap made after start', async () => {
+    const t = createTestCore();
+    await t.start();
+    expect(() => t.core.hooks.filter.tap('late', () => undefined)).to.throw(/tapped after start/);
+    await t.stop();
+  });
+
+  it('drains pending events to the sinks on stop', async () => {
+    const t = createTestCore({ batchMaxWaitMs: 10_000 });
+    await t.start();
+    t.source.emit('ADDED', POD, makeObject(POD, 'a'));
+    await t.stop();
+    expect(t.sink.events).to.have.length(1);
+  });
+
+  it('snapshots the sources through the filters and transforms', async () => {
+    const redact = definePlugin({
+      name: 'test:mark', description: '', options: z.object({}),
+      setup: () => (core) => void core.hooks.transform.tap('test:mark', (e) => ({ ...e, object: { ...e.object, marked: true } })),
+    });
+    const t = createTestCore({ plugins: [redact()] });
+    await t.start();
+    t.source.emit('ADDED', POD, makeObject(POD, 'a'));
+    t.source.emit('ADDED', POD, makeObject(POD, 'b'));
+    t.source.emit('DELETED', POD, makeObject(POD, 'a'));
+    const snapshot = t.core.snapshot();
+    expect(snapshot.map((e) => [e.type, e.object.metadata.name, e.object.marked])).to.deep.equal([['ADDED', 'b', true]]);
+    expect(t.core.state.resourceCounts()).to.deep.equal({ 'pods.v1.': 1 });
+    await t.stop();
+  });
+});
