@@ -1,3 +1,4 @@
+import { Registry } from 'prom-client';
 import { AsyncParallelHook, AsyncSeriesHook, AsyncSeriesWaterfallHook, SyncBailHook, SyncHook, SyncWaterfallHook } from 'tapable';
 import { asError, MeshSyncError, pluginError } from './errors.ts';
 import { Lane, type LaneOptions } from './lane.ts';
@@ -45,6 +46,7 @@ export class MeshSyncCore implements Core {
   readonly hooks: CoreHooks;
   readonly logger: Logger;
   readonly state: CoreState;
+  readonly metrics = new Registry();
   clusterId: string;
   readonly counters: CoreCounters = { received: 0, filtered: 0, dropped: { invalid: 0, 'plugin-error': 0 }, sinks: {} };
 

@@ -3,6 +3,7 @@
  * handed. Everything a plugin author needs is declared here and nowhere else.
  */
 import type { AsyncParallelHook, AsyncSeriesHook, AsyncSeriesWaterfallHook, SyncBailHook, SyncHook, SyncWaterfallHook } from 'tapable';
+import type { Registry } from 'prom-client';
 import type { Logger } from './log.ts';
 
 export type EventType = 'ADDED' | 'MODIFIED' | 'DELETED';
@@ -150,6 +151,8 @@ export interface Core {
   readonly counters: CoreCounters;
   /** The cluster id in force (resolved at start through the clusterId hook). */
   readonly clusterId: string;
+  /** Where plugins register their prom-client metrics; the metrics plugin serves it. */
+  readonly metrics: Registry;
   readonly logger: Logger;
   readonly state: CoreState;
   /** See SinkContext.snapshot. */
