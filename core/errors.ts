@@ -59,6 +59,10 @@ export const ERROR_CODES = {
     cause: 'A malformed object or event was received; it was skipped and counted.',
     remedy: 'Usually a proxy or API server fault; see the logged detail.',
   },
+  MESHSYNC_LISTEN_FAILED: {
+    cause: 'A plugin\'s HTTP server could not listen on its address (the port is in use, or a port below 1024 without privileges).',
+    remedy: 'Stop what holds the port (another meshsync?) or set another port in the plugin\'s options.',
+  },
   MESHSYNC_MESSAGE_TOO_LARGE: {
     cause: 'An object is larger than the broker accepts, even after stripping.',
     remedy: 'A metadata-only event marked truncated was sent instead; raise max_payload on the broker if the full object is needed.',
