@@ -51,6 +51,14 @@ export const ERROR_CODES = {
     cause: 'The Kubernetes API server could not be reached.',
     remedy: 'Check the server address and the network; meshsync keeps retrying with backoff.',
   },
+  MESHSYNC_KUBE_UNKNOWN_RESOURCE: {
+    cause: 'A configured resource id is not served by the API server (a typo, a wrong version or group, or a CRD not installed yet).',
+    remedy: 'Use an id the warning suggests, or install the CRD: meshsync starts watching it as soon as it is served.',
+  },
+  MESHSYNC_KUBE_REQUEST_FAILED: {
+    cause: 'A list or watch request failed with an unexpected status (not 403 or 410).',
+    remedy: 'meshsync retries with backoff; the message names the resource and the server\'s answer.',
+  },
   MESHSYNC_BROKER_UNREACHABLE: {
     cause: 'The NATS broker could not be reached.',
     remedy: 'Check BROKER_URL or the broker config; meshsync keeps retrying and holds events meanwhile.',
