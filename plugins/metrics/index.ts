@@ -1,0 +1,305 @@
+/**
+ * meshsync:metrics — serves the core's Prometheus registry, liveness, readiness and a JSON status
+ * page over plain HTTP. Everything it counts is read at scrape time from the core's plain counters,
+ * or once per sink batch: nothing here runs per event.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { z } from 'zod';
+import packageJson from '../../package.json' with { type: 'json' };
+import { MeshSyncError } from '../../core/errors.ts';
+import { definePlugin } from '../../core/plugin.ts';
+import type { BatchReport, Core, ErrorReport } from '../../core/types.ts';
+
+const NAME = 'meshsync:metrics';
+
+/** Seconds from the watch delivering a change to a sink accepting it; outages push it to minutes. */
+export const DEFAULT_LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
+
+const options = z.object({
+  port: z.number().int().min(0).max(65535).default(11000)
+    .describe('TCP port of the HTTP server. 11000 is the port MeshSync (Go) serves /healthz and /readyz on, so existing probes keep working.'),
+  host: z.string().min(1).default('0.0.0.0').describe('Address to listen on; `127.0.0.1` keeps the endpoints inside the pod.'),
+  path: z.string().regex(/^\/\S*$/, 'must start with /').default('/metrics').describe('Path of the Prometheus text exposition.'),
+  defaultMetrics: z.boolean().default(true)
+    .describe('Also expose prom-client\'s default process metrics (CPU, memory, file descriptors, event-loop lag, GC), unprefixed.'),
+  latencyBuckets: z.array(z.number().positive()).min(1).default(DEFAULT_LATENCY_BUCKETS)
+    .describe('Histogram buckets (seconds) of meshsync_event_latency_seconds.'),
+  liveness: z.object({
+    maxEventLoopDelayMs: z.number().positive().default(5000)
+      .describe('/healthz fails when the event loop was blocked longer than this.'),
+    windowMs: z.number().positive().default(10_000)
+      .describe('How long a blocked event loop keeps /healthz failing; a single stall then fails at most one or two probes.'),
+  }).prefault({}).describe('When /healthz reports the process as stuck.'),
+  readiness: z.object({
+    ignore: z.array(z.string()).default([])
+      .describe('Readiness checks /readyz and meshsync_ready do not wait for, e.g. `["broker"]` to be ready while NATS is down.'),
+  }).prefault({}).describe('What /readyz waits for: `synced` plus every check plugins register (the NATS sink registers `broker`).'),
+});
+
+export type MetricsOptions = z.output<typeof options>;
+
+/** The last error a plugin reported, as /status shows it. */
+export interface PluginErrorStatus {
+  readonly hook: string;
+  readonly code?: string;
+  readonly message: string;
+  readonly at: string;
+  readonly count: number;
+}
+
+export const metrics = definePlugin({
+  name: NAME,
+  description: 'Prometheus metrics, /healthz, /readyz and /status over HTTP.',
+  options,
+  setup: (opts) => (core) => {
+    const registry = core.metrics;
+    const ignored = new Set(opts.readiness.ignore);
+    const readiness = () => Object.entries(core.readiness()).filter(([name]) => !ignored.has(name));
+    const lastErrors = new Map<string, PluginErrorStatus>();
+    const pipeline = registerPipelineMetrics(registry, core, opts, () => readiness().every(([, ok]) => ok));
+    const eventLoop = new EventLoopWatch(opts.liveness.maxEventLoopDelayMs, opts.liveness.windowMs);
+    let server: Server | undefined;
+
+    core.hooks.batch.tap(NAME, (report) => pipeline.observeBatch(report));
+    core.hooks.error.tap(NAME, (report) => {
+      pipeline.pluginErrors.inc({ plugin: report.plugin, hook: report.hook });
+      lastErrors.set(report.plugin, describeError(report, lastErrors.get(report.plugin)));
+    });
+
+    const routes: Record<string, (response: ServerResponse) => void | Promise<void>> = {
+      [opts.path]: async (response) => send(response, 200, await registry.metrics(), registry.contentType),
+      '/healthz': (response) => {
+        const loop = eventLoop.check();
+        sendJson(response, loop.healthy ? 200 : 503, { status: loop.healthy ? 'ok' : 'event loop blocked', ...loop });
+      },
+      '/readyz': (response) => {
+        const checks = Object.fromEntries(readiness());
+        const failing = Object.keys(checks).filter((name) => !checks[name]);
+        sendJson(response, failing.length === 0 ? 200 : 503, { ready: failing.length === 0, failing, checks });
+      },
+      '/status': (response) => sendJson(response, 200, status(core, readiness, lastErrors)),
+    };
+
+    core.hooks.start.tapPromise(NAME, async () => {
+      if (opts.defaultMetrics) collectDefaultMetrics({ register: registry });
+      server = createServer((request, response) => {
+        handle(routes, request, response).catch((error: unknown) => {
+          core.logger.error({ plugin: NAME, err: error }, 'metrics endpoint failed');
+          if (!response.headersSent) send(response, 500, 'internal error\n');
+          else response.destroy();
+        });
+      });
+      await listen(server, opts.port, opts.host);
+      server.on('error', (error) => core.logger.error({ plugin: NAME, err: error }, 'metrics server error'));
+      eventLoop.start();
+      core.logger.info({ plugin: NAME, address: `${opts.host}:${opts.port}` }, `serving ${opts.path}, /healthz, /readyz and /status`);
+    });
+
+    core.hooks.stop.tapPromise(NAME, async () => {
+      eventLoop.stop();
+      if (!server?.listening) return;
+      const closing = new Promise<void>((resolve) => server!.close(() => resolve()));
+      server.closeAllConnections(); // keep-alive scrapers would otherwise hold stop() open
+      await closing;
+    });
+  },
+});
+
+export default metrics;
+
+/** The core's metrics: counters mirrored from core.counters at scrape time, latency per batch. */
+function registerPipelineMetrics(registry: Registry, core: Core, opts: MetricsOptions, isReady: () => boolean) {
+  const registers = [registry];
+  const mirror = (name: string, help: string, labelNames: string[], read: () => Iterable<[Record<string, string>, number]>) =>
+    new Counter({
+      name, help, labelNames, registers,
+      collect() {
+        this.reset();
+        for (const [labels, value] of read()) this.inc(labels, value);
+      },
+    });
+  const perLane = (name: string, help: string, value: (lane: ReturnType<Core['state']['lanes']>[number]) => number) =>
+    new Gauge({
+      name, help, labelNames: ['sink'], registers,
+      collect() {
+        this.reset();
+        for (const lane of core.state.lanes()) this.set({ sink: lane.sink }, value(lane));
+      },
+    });
+  const perSink = (field: 'delivered' | 'failedAttempts') => () =>
+    Object.entries(core.counters.sinks).map(([sink, counts]): [Record<string, string>, number] => [{ sink }, counts[field]]);
+
+  mirror('meshsync_events_received_total', 'Events sources emitted into the pipeline.', [], () => [[{}, core.counters.received]]);
+  mirror('meshsync_events_filtered_total', 'Events a filter plugin dropped on purpose.', [], () => [[{}, core.counters.filtered]]);
+  mirror('meshsync_events_dropped_total', 'Events dropped because they were malformed (invalid) or a filter/transform threw (plugin-error).', ['reason'],
+    () => Object.entries(core.counters.dropped).map(([reason, value]) => [{ reason }, value]));
+  mirror('meshsync_sink_events_delivered_total', 'Events a sink accepted.', ['sink'], perSink('delivered'));
+  mirror('meshsync_sink_batch_failures_total', 'Batch attempts a sink rejected (each is retried).', ['sink'], perSink('failedAttempts'));
+  perLane('meshsync_queue_depth', 'Events waiting for a sink, pending or in flight (coalesced: at most one per object, plus deletes).',
+    (lane) => lane.pending + lane.inFlight);
+  perLane('meshsync_queue_oldest_event_age_seconds', 'Age of the oldest event a sink has not accepted yet; 0 when its queue is empty.',
+    (lane) => lane.oldestAgeMs / 1000);
+  new Gauge({
+    name: 'meshsync_ready', help: '1 when /readyz would answer 200 (initial sync done and every readiness check passing), else 0.', registers,
+    collect() {
+      this.set(isReady() ? 1 : 0);
+    },
+  });
+  const latency = new Histogram({
+    name: 'meshsync_event_latency_seconds', help: 'Seconds from the watch delivering a change to a sink accepting it.',
+    labelNames: ['sink'], buckets: opts.latencyBuckets, registers,
+  });
+  const pluginErrors = new Counter({
+    name: 'meshsync_plugin_errors_total', help: 'Errors plugins reported, by plugin and hook (dropped events, failed batches, source errors).',
+    labelNames: ['plugin', 'hook'], registers,
+  });
+
+  return {
+    pluginErrors,
+    /** Called once per sink batch attempt, off the emit path. */
+    observeBatch(report: BatchReport): void {
+      if (!report.ok || report.events.length === 0) return;
+      const now = Date.now();
+      const histogram = latency.labels({ sink: report.sink });
+      for (const event of report.events) histogram.observe(Math.max(0, now - event.observedAt) / 1000);
+    },
+  };
+}
+
+async function handle(routes: Record<string, (response: ServerResponse) => void | Promise<void>>, request: IncomingMessage, response: ServerResponse): Promise<void> {
+  const path = (request.url ?? '/').split('?', 1)[0];
+  const route = Object.hasOwn(routes, path) ? routes[path] : undefined;
+  if (route === undefined) return send(response, 404, `not found; try ${Object.keys(routes).join(', ')}\n`);
+  if (request.method !== 'GET' && request.method !== 'HEAD') {
+    response.setHeader('allow', 'GET, HEAD');
+    return send(response, 405, 'method not allowed\n');
+  }
+  await route(response);
+}
+
+function send(response: ServerResponse, status: number, body: string, contentType = 'text/plain; charset=utf-8'): void {
+  response.writeHead(status, { 'content-type': contentType, 'cache-control': 'no-store' });
+  response.end(response.req.method === 'HEAD' ? undefined : body);
+}
+
+function sendJson(response: ServerResponse, status: number, body: unknown): void {
+  send(response, status, `${JSON.stringify(body, null, 2)}\n`, 'application/json; charset=utf-8');
+}
+
+function listen(server: Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (error: NodeJS.ErrnoException) => {
+      server.off('listening', onListening);
+      const why = error.code === 'EADDRINUSE' ? 'the port is already in use (another meshsync, or another server?)'
+        : error.code === 'EACCES' ? 'permission denied (ports below 1024 need privileges)'
+          : error.message;
+      reject(new MeshSyncError('MESHSYNC_LISTEN_FAILED', `${NAME} cannot listen on ${host}:${port}: ${why}; set another port in its options`, {
+        cause: error, details: { plugin: NAME, hook: 'start', host, port },
+      }));
+    };
+    const onListening = () => {
+      server.off('error', onError);
+      resolve();
+    };
+    server.once('error', onError);
+    server.once('listening', onListening);
+    server.listen(port, host);
+  });
+}
+
+function status(core: Core, readiness: () => [string, boolean][], lastErrors: ReadonlyMap<string, PluginErrorStatus>) {
+  const checks = Object.fromEntries(readiness());
+  const resources = core.state.resourceCounts();
+  return {
+    name: packageJson.name,
+    version: packageJson.version,
+    clusterId: core.clusterId,
+    started: core.state.started,
+    ready: Object.values(checks).every(Boolean),
+    readiness: checks,
+    resources,
+    objects: Object.values(resources).reduce((sum, count) => sum + count, 0),
+    lanes: core.state.lanes().map((lane) => ({
+      sink: lane.sink, pending: lane.pending, inFlight: lane.inFlight, oldestEventAgeSeconds: lane.oldestAgeMs / 1000,
+    })),
+    counters: core.counters,
+    errors: Object.fromEntries(lastErrors),
+  };
+}
+
+/** What /status keeps of an error: the message (credentials in URLs and key=value pairs masked), never the event. */
+function describeError(report: ErrorReport, previous: PluginErrorStatus | undefined): PluginErrorStatus {
+  const code = (report.error as Partial<MeshSyncError>).code;
+  return {
+    hook: report.hook,
+    ...(typeof code === 'string' ? { code } : {}),
+    message: maskSecrets(report.error.message),
+    at: new Date().toISOString(),
+    count: (previous?.count ?? 0) + 1,
+  };
+}
+
+const MAX_MESSAGE_LENGTH = 500;
+
+/** Masks credentials an error message may quote (a broker URL with user:password, `token=...`), and caps its length. */
+export function maskSecrets(message: string): string {
+  const masked = message
+    .replace(/(\/\/)[^\s/@]+@/g, '$1[redacted]@')
+    .replace(/\b(bearer|basic)\s+[\w.~+/=-]+/gi, '$1 [redacted]')
+    .replace(/\b(password|passwd|pass|token|secret|seed|nkey|key|authorization)(\s*[=:]\s*)("[^"]*"|'[^']*'|\S+)/gi, '$1$2[redacted]');
+  return masked.length > MAX_MESSAGE_LENGTH ? `${masked.slice(0, MAX_MESSAGE_LENGTH)}…` : masked;
+}
+
+/**
+ * Watches the event loop by timer drift: a loop blocked for N ms runs the next tick N ms late. A
+ * handler cannot answer while the loop is blocked, so /healthz reports stalls seen within a window.
+ */
+class EventLoopWatch {
+  private readonly intervalMs: number;
+  private timer: NodeJS.Timeout | undefined;
+  private lastTick = 0;
+  private lastDelayMs = 0;
+  private worstStallMs = 0;
+  private stalledAt = Number.NEGATIVE_INFINITY;
+
+  constructor(private readonly maxDelayMs: number, private readonly windowMs: number) {
+    this.intervalMs = Math.min(1000, Math.max(10, maxDelayMs / 2));
+  }
+
+  start(): void {
+    this.lastTick = performance.now();
+    this.timer = setInterval(() => {
+      const now = performance.now();
+      this.record(now - this.lastTick - this.intervalMs, now);
+      this.lastTick = now;
+    }, this.intervalMs).unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  check(): { healthy: boolean; eventLoopDelayMs: number; worstRecentStallMs: number; maxEventLoopDelayMs: number } {
+    const now = performance.now();
+    if (this.timer !== undefined) this.record(now - this.lastTick - this.intervalMs, now); // a tick overdue right now counts too
+    const recent = now - this.stalledAt <= this.windowMs;
+    if (!recent) this.worstStallMs = 0;
+    return {
+      healthy: !recent,
+      eventLoopDelayMs: Math.round(this.lastDelayMs),
+      worstRecentStallMs: Math.round(this.worstStallMs),
+      maxEventLoopDelayMs: this.maxDelayMs,
+    };
+  }
+
+  private record(delayMs: number, now: number): void {
+    this.lastDelayMs = Math.max(0, delayMs);
+    if (delayMs > this.maxDelayMs) {
+      this.stalledAt = now;
+      this.worstStallMs = Math.max(this.worstStallMs, delayMs);
+    }
+  }
+}
