@@ -1,0 +1,242 @@
+/**
+ * The HTTP side of the kubernetes source: `KubeConfig` from @kubernetes/client-node resolves the
+ * server and the credentials; requests go out through node:http(s) with a keep-alive agent, and
+ * watch responses are split into lines as they stream in.
+ */
+import { existsSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
+import { MeshSyncError } from '../../core/errors.ts';
+
+const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+
+export interface KubeConfigChoice {
+  /** Path of a kubeconfig file; otherwise KUBECONFIG, ~/.kube/config, then the in-cluster service account. */
+  readonly kubeconfig?: string;
+  readonly context?: string;
+}
+
+/**
+ * Loads the Kubernetes configuration the way kubectl finds it. Unlike `loadFromDefault`, it never
+ * falls back to http://localhost:8080: no configuration at all is a MESHSYNC_KUBE_CONFIG error.
+ */
+export function loadKubeConfig(choice: KubeConfigChoice = {}, env: NodeJS.ProcessEnv = process.env): KubeConfig {
+  const kc = new KubeConfig();
+  try {
+    if (choice.kubeconfig) kc.loadFromFile(choice.kubeconfig);
+    else if (env.KUBECONFIG) kc.loadFromDefault();
+    else if (existsSync(join(homedir(), '.kube', 'config'))) kc.loadFromFile(join(homedir(), '.kube', 'config'));
+    else if (env.KUBERNETES_SERVICE_HOST && existsSync(SERVICE_ACCOUNT_TOKEN)) kc.loadFromCluster();
+    else {
+      throw new MeshSyncError('MESHSYNC_KUBE_CONFIG',
+        'no Kubernetes configuration found: KUBECONFIG is unset, ~/.kube/config does not exist and no in-cluster service account is mounted');
+    }
+    if (choice.context) {
+      if (!kc.getContextObject(choice.context)) {
+        const known = kc.getContexts().map((c) => c.name).join(', ') || 'none';
+        throw new MeshSyncError('MESHSYNC_KUBE_CONFIG', `kubeconfig has no context "${choice.context}" (contexts: ${known})`);
+      }
+      kc.setCurrentContext(choice.context);
+    }
+  } catch (error) {
+    if (error instanceof MeshSyncError) throw error;
+    const where = choice.kubeconfig ?? env.KUBECONFIG ?? '~/.kube/config';
+    throw new MeshSyncError('MESHSYNC_KUBE_CONFIG', `cannot load the Kubernetes configuration from ${where}: ${(error as Error).message}`, { cause: error });
+  }
+  const cluster = kc.getCurrentCluster();
+  if (!cluster?.server) throw new MeshSyncError('MESHSYNC_KUBE_CONFIG', `the current context "${kc.getCurrentContext()}" names no cluster with a server address`);
+  return kc;
+}
+
+/** Why a request failed, as the reflector acts on it. */
+export type FailureReason = 'unreachable' | 'forbidden' | 'gone' | 'not-found' | 'http' | 'malformed' | 'stalled' | 'aborted';
+
+/** A failed request: the HTTP status (0 when the server was not reached) and the server's Status message. */
+export class KubeRequestError extends Error {
+  constructor(readonly reason: FailureReason, readonly status: number, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'KubeRequestError';
+  }
+}
+
+export interface RequestOptions {
+  readonly accept?: string;
+  readonly signal?: AbortSignal;
+}
+
+export interface WatchHandlers {
+  /** Called once per complete line; a throw ends the watch with that error. */
+  line(text: string): void;
+}
+
+/** Requests against one API server with the credentials of one KubeConfig context. */
+export class KubeClient {
+  readonly server: URL;
+  private readonly agent: http.Agent;
+  private readonly transport: typeof http | typeof https;
+  private readonly proxied: boolean;
+
+  constructor(private readonly kc: KubeConfig) {
+    const cluster = kc.getCurrentCluster()!;
+    this.server = new URL(cluster.server);
+    this.transport = this.server.protocol === 'http:' ? http : https;
+    this.proxied = Boolean(cluster.proxyUrl);
+    this.agent = new this.transport.Agent({ keepAlive: true, maxSockets: Infinity, scheduling: 'lifo' });
+  }
+
+  /** Resolves the request options (TLS material, auth headers) afresh, so rotating tokens keep working. */
+  private async requestOptions(path: string, accept: string, signal?: AbortSignal): Promise<https.RequestOptions> {
+    const opts: https.RequestOptions = {};
+    try {
+      await this.kc.applyToHTTPSOptions(opts);
+    } catch (error) {
+      throw new MeshSyncError('MESHSYNC_KUBE_CONFIG', `cannot use the Kubernetes configuration for ${this.server.origin}: ${(error as Error).message}`, { cause: error });
+    }
+    const base = this.server.pathname.replace(/\/$/, '');
+    const headers: http.OutgoingHttpHeaders = { ...(opts.headers as http.OutgoingHttpHeaders), Accept: accept, 'User-Agent': 'meshsync' };
+    if (opts.auth) headers.Authorization = `Basic ${Buffer.from(opts.auth).toString('base64')}`;
+    const agent = this.proxied ? opts.agent : this.agentFor(opts);
+    return {
+      protocol: this.server.protocol,
+      hostname: this.server.hostname.replace(/^\[|\]$/g, ''),
+      port: this.server.port || undefined,
+      path: base + path,
+      method: 'GET',
+      headers,
+      agent,
+      signal,
+    };
+  }
+
+  private tlsAgent?: https.Agent;
+  /** One keep-alive agent, built from the TLS material of the first request. */
+  private agentFor(opts: https.RequestOptions): http.Agent {
+    if (this.transport === http) return this.agent;
+    this.tlsAgent ??= new https.Agent({
+      keepAlive: true,
+      maxSockets: Infinity,
+      scheduling: 'lifo',
+      ca: opts.ca, cert: opts.cert, key: opts.key, pfx: opts.pfx, passphrase: opts.passphrase,
+      servername: opts.servername, rejectUnauthorized: opts.rejectUnauthorized,
+    });
+    return this.tlsAgent;
+  }
+
+  /** GET a JSON document (discovery, one list page). */
+  async get<T>(path: string, options: RequestOptions = {}): Promise<T> {
+    const request = await this.requestOptions(path, options.accept ?? 'application/json', options.signal);
+    const body = await new Promise<string>((resolve, reject) => {
+      const req = this.transport.request(request, (res) => {
+        res.setEncoding('utf8');
+        let text = '';
+        res.on('data', (chunk: string) => (text += chunk));
+        res.on('end', () => {
+          if (res.statusCode === 200) resolve(text);
+          else reject(statusError(res.statusCode ?? 0, text, path));
+        });
+        res.on('error', (error) => reject(networkError(error, this.server, path)));
+      });
+      req.on('error', (error) => reject(networkError(error, this.server, path)));
+      req.end();
+    });
+    try {
+      return JSON.parse(body) as T;
+    } catch (error) {
+      throw new KubeRequestError('malformed', 200, `GET ${path}: the server sent a body that is not JSON`, { cause: error });
+    }
+  }
+
+  /**
+   * Opens a watch and hands each line to `handlers.line` as it arrives. Resolves when the server
+   * ends the stream, rejects on a failure (or with the error `line` threw).
+   */
+  async watch(path: string, handlers: WatchHandlers, options: RequestOptions = {}): Promise<void> {
+    const request = await this.requestOptions(path, options.accept ?? 'application/json', options.signal);
+    await new Promise<void>((resolve, reject) => {
+      let settled = false;
+      const fail = (error: unknown) => {
+        if (settled) return;
+        settled = true;
+        req.destroy();
+        reject(error);
+      };
+      const req = this.transport.request(request, (res) => {
+        res.setEncoding('utf8');
+        if (res.statusCode !== 200) {
+          let text = '';
+          res.on('data', (chunk: string) => (text += chunk));
+          res.on('end', () => fail(statusError(res.statusCode ?? 0, text, path)));
+          return;
+        }
+        let rest = '';
+        res.on('data', (chunk: string) => {
+          if (settled) return;
+          let start = 0;
+          let end = chunk.indexOf('\n');
+          if (end < 0) {
+            rest += chunk;
+            return;
+          }
+          try {
+            let text = rest + chunk.slice(0, end);
+            rest = '';
+            for (;;) {
+              if (text.length > 0) handlers.line(text);
+              if (settled) return;
+              start = end + 1;
+              end = chunk.indexOf('\n', start);
+              if (end < 0) break;
+              text = chunk.slice(start, end);
+            }
+            rest = chunk.slice(start);
+          } catch (error) {
+            fail(error);
+          }
+        });
+        res.on('end', () => {
+          if (settled) return;
+          try {
+            if (rest.trim().length > 0) handlers.line(rest);
+          } catch (error) {
+            fail(error);
+            return;
+          }
+          settled = true;
+          resolve();
+        });
+        res.on('error', (error) => fail(networkError(error, this.server, path)));
+        res.on('aborted', () => fail(new KubeRequestError('unreachable', 0, `watch ${path}: the connection was cut`)));
+      });
+      req.on('error', (error) => fail(networkError(error, this.server, path)));
+      req.end();
+    });
+  }
+
+  close(): void {
+    this.agent.destroy();
+    this.tlsAgent?.destroy();
+  }
+}
+
+/** The message of a Kubernetes Status body, or the raw text. */
+function statusError(status: number, text: string, path: string): KubeRequestError {
+  let message = text.slice(0, 300);
+  let code = status;
+  try {
+    const body = JSON.parse(text) as { message?: string; code?: number };
+    if (body.message) message = body.message;
+    if (typeof body.code === 'number') code = body.code;
+  } catch {
+    // not a Status: keep the text
+  }
+  const reason: FailureReason = code === 403 ? 'forbidden' : code === 410 ? 'gone' : code === 404 ? 'not-found' : 'http';
+  return new KubeRequestError(reason, code, `GET ${path}: HTTP ${status}: ${message}`);
+}
+
+function networkError(error: Error, server: URL, path: string): KubeRequestError {
+  if (error.name === 'AbortError') return new KubeRequestError('aborted', 0, `GET ${path}: aborted`, { cause: error });
+  return new KubeRequestError('unreachable', 0, `cannot reach the Kubernetes API server at ${server.origin} (GET ${path}): ${error.message}`, { cause: error });
+}

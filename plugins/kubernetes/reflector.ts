@@ -1,0 +1,336 @@
+/**
+ * One reflector keeps one resource (in one namespace, or all) in step with the API server, as
+ * client-go's does: a paginated LIST, then a WATCH from the list's resourceVersion with bookmarks,
+ * resumed from the last resourceVersion seen; a relist diffed against the store on 410 Gone;
+ * backoff with jitter on any other failure, forever.
+ */
+import { setMaxListeners } from 'node:events';
+import type { EventType, KubeObject, ResourceRef } from '../../core/types.ts';
+import { KubeRequestError, type FailureReason, type KubeClient } from './client.ts';
+
+export interface ReflectorScope {
+  /** Watch only this namespace (namespaced path). */
+  readonly namespace?: string;
+  readonly labelSelector?: string;
+  readonly fieldSelector?: string;
+  /** Ask for PartialObjectMetadata: the store keeps metadata only. */
+  readonly metadataOnly?: boolean;
+}
+
+export interface ReflectorTiming {
+  /** Items per LIST page. */
+  readonly pageSize: number;
+  /** Each watch asks the server to end it after a random time in [min, 2*min) seconds. */
+  readonly minWatchTimeoutSeconds: number;
+  /** A watch that delivers nothing (no event, no bookmark) for this long is restarted; 0: its timeout + 30 s. */
+  readonly watchSilenceTimeoutMs: number;
+  readonly backoffInitialMs: number;
+  readonly backoffMaxMs: number;
+}
+
+/** What a reflector tells its owner; none of these may throw. */
+export interface ReflectorListener {
+  emit(type: EventType, object: KubeObject, observedAt: number): void;
+  /** Each time a LIST completed (the first one ends the initial sync). */
+  listed(initial: boolean): void;
+  /** A failed request; the reflector retries it. */
+  failed(error: KubeRequestError): void;
+  watchRestarted(): void;
+  relisted(): void;
+  malformedLine(line: string, error: unknown): void;
+}
+
+const PARTIAL_LIST = 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json';
+const PARTIAL_WATCH = 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json';
+
+/** Exponential backoff with jitter: initial, doubling, capped; `reset` after a success. */
+export class Backoff {
+  private attempt = 0;
+  constructor(private readonly initialMs: number, private readonly maxMs: number, private readonly random: () => number = Math.random) {}
+
+  /** The next delay: base * 2^attempt capped at max, then jittered into [0.5, 1.5) of it (never above max). */
+  next(): number {
+    const base = Math.min(this.maxMs, this.initialMs * 2 ** Math.min(this.attempt, 30));
+    this.attempt++;
+    return Math.min(this.maxMs, Math.round(base * (0.5 + this.random())));
+  }
+
+  reset(): void {
+    this.attempt = 0;
+  }
+}
+
+/** The path of a resource's collection, in a namespace or across all. */
+export function collectionPath(resource: Pick<ResourceRef, 'group' | 'version' | 'resource'>, namespace?: string): string {
+  const root = resource.group ? `/apis/${resource.group}/${resource.version}` : `/api/${resource.version}`;
+  return namespace ? `${root}/namespaces/${encodeURIComponent(namespace)}/${resource.resource}` : `${root}/${resource.resource}`;
+}
+
+/** The store key of an object: `namespace/name`, or `name` for cluster-scoped objects. */
+export const storeKey = (object: KubeObject): string => (object.metadata.namespace ? `${object.metadata.namespace}/${object.metadata.name}` : object.metadata.name);
+
+/** `apiVersion` of a resource: `v1` for the core group, `<group>/<version>` otherwise. */
+export const apiVersionOf = (resource: Pick<ResourceRef, 'group' | 'version'>) => (resource.group ? `${resource.group}/${resource.version}` : resource.version);
+
+export class Reflector {
+  /** The current state, keyed by namespace/name; objects without managedFields, with kind and apiVersion. */
+  readonly store = new Map<string, KubeObject>();
+  /** The last resourceVersion seen (list, event or bookmark); watches resume from it. */
+  resourceVersion = '';
+  private listedOnce = false;
+  private readonly abort = new AbortController();
+  private readonly backoff: Backoff;
+  private readonly apiVersion: string;
+  private running?: Promise<void>;
+
+  constructor(
+    private readonly client: KubeClient,
+    readonly resource: ResourceRef,
+    readonly scope: ReflectorScope,
+    private readonly timing: ReflectorTiming,
+    private readonly listener: ReflectorListener,
+  ) {
+    this.backoff = new Backoff(timing.backoffInitialMs, timing.backoffMaxMs);
+    setMaxListeners(0, this.abort.signal);
+    this.apiVersion = apiVersionOf(resource);
+  }
+
+  get synced(): boolean {
+    return this.listedOnce;
+  }
+
+  /** Starts the list/watch loop; it runs until `stop()` or `signal` aborts. */
+  start(signal: AbortSignal): void {
+    if (this.running) return;
+    if (signal.aborted) this.abort.abort();
+    else signal.addEventListener('abort', () => this.abort.abort(), { once: true });
+    this.running = this.loop();
+  }
+
+  /** Stops the loop and aborts the request in flight; resolves once the loop has ended. */
+  async stop(): Promise<void> {
+    this.abort.abort();
+    await this.running;
+  }
+
+  private async loop(): Promise<void> {
+    const signal = this.abort.signal;
+    let needList = true;
+    while (!signal.aborted) {
+      try {
+        if (needList) {
+          await this.list(signal);
+          needList = false;
+          this.backoff.reset();
+        }
+        const delivered = await this.watch(signal);
+        if (signal.aborted) break;
+        this.listener.watchRestarted();
+        // A server that closes watches at once, again and again, must not make us spin.
+        if (!delivered) await sleep(this.backoff.next(), signal);
+      } catch (error) {
+        if (signal.aborted) break;
+        const failure = error instanceof KubeRequestError ? error : new KubeRequestError('http', 0, String((error as Error)?.message ?? error), { cause: error });
+        if (failure.reason === 'gone') {
+          // Our resourceVersion is too old: relist and diff, so deletions in the gap are not lost.
+          this.listener.failed(failure);
+          this.listener.relisted();
+          needList = true;
+          continue;
+        }
+        this.listener.failed(failure);
+        if (failure.reason === 'stalled') {
+          this.listener.watchRestarted();
+          continue;
+        }
+        if (!this.listedOnce || !this.resourceVersion) needList = true;
+        await sleep(this.backoff.next(), signal);
+      }
+    }
+  }
+
+  private query(params: Record<string, string | number | undefined>): string {
+    const search = new URLSearchParams();
+    for (const [key, value] of Object.entries(params)) if (value !== undefined && value !== '') search.set(key, String(value));
+    if (this.scope.labelSelector) search.set('labelSelector', this.scope.labelSelector);
+    if (this.scope.fieldSelector) search.set('fieldSelector', this.scope.fieldSelector);
+    return `${collectionPath(this.resource, this.scope.namespace)}?${search}`;
+  }
+
+  /**
+   * Lists page by page, emitting each page's changes as it arrives; objects absent from the
+   * complete list are then deleted from the store (DELETED). On a first list everything is ADDED.
+   */
+  private async list(signal: AbortSignal): Promise<void> {
+    const accept = this.scope.metadataOnly ? PARTIAL_LIST : 'application/json';
+    const seen = new Set<string>();
+    let continueToken: string | undefined;
+    let resourceVersion = '';
+    do {
+      let page: { metadata?: { resourceVersion?: string; continue?: string }; items?: unknown[] };
+      try {
+        page = await this.client.get(this.query({ limit: this.timing.pageSize, continue: continueToken }), { accept, signal });
+      } catch (error) {
+        if (continueToken && error instanceof KubeRequestError && error.reason === 'gone') {
+          // The continue token expired mid-list: start the list over (what was seen stays valid).
+          continueToken = undefined;
+          seen.clear();
+          continue;
+        }
+        throw error;
+      }
+      const observedAt = Date.now();
+      for (const item of page.items ?? []) {
+        const object = this.normalize(item);
+        if (object === undefined) {
+          this.listener.malformedLine(JSON.stringify(item)?.slice(0, 200) ?? '', new Error('list item without metadata.name'));
+          continue;
+        }
+        const key = storeKey(object);
+        seen.add(key);
+        this.upsert(key, object, observedAt);
+      }
+      continueToken = page.metadata?.continue || undefined;
+      resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
+    } while (continueToken);
+    const observedAt = Date.now();
+    for (const [key, object] of this.store) {
+      if (seen.has(key)) continue;
+      this.store.delete(key);
+      this.listener.emit('DELETED', object, observedAt);
+    }
+    this.resourceVersion = resourceVersion;
+    const initial = !this.listedOnce;
+    this.listedOnce = true;
+    this.listener.listed(initial);
+  }
+
+  /** Watches from the last resourceVersion until the server ends the watch. Resolves true when something arrived. */
+  private async watch(signal: AbortSignal): Promise<boolean> {
+    const timeoutSeconds = Math.floor(this.timing.minWatchTimeoutSeconds * (1 + Math.random())) || 1;
+    const silenceMs = this.timing.watchSilenceTimeoutMs > 0 ? this.timing.watchSilenceTimeoutMs : (timeoutSeconds + 30) * 1000;
+    const stall = new AbortController();
+    let lastLineAt = Date.now();
+    let delivered = false;
+    const watchdog = setInterval(() => {
+      if (Date.now() - lastLineAt > silenceMs) stall.abort();
+    }, Math.max(10, Math.min(1000, silenceMs / 4)));
+    const path = this.query({ watch: 1, resourceVersion: this.resourceVersion, allowWatchBookmarks: 'true', timeoutSeconds });
+    try {
+      await this.client.watch(path, {
+        line: (text) => {
+          lastLineAt = Date.now();
+          delivered = true;
+          this.backoff.reset();
+          this.onLine(text, lastLineAt);
+        },
+      }, { accept: this.scope.metadataOnly ? PARTIAL_WATCH : 'application/json', signal: AbortSignal.any([signal, stall.signal]) });
+    } catch (error) {
+      if (stall.signal.aborted && !signal.aborted) {
+        throw new KubeRequestError('stalled', 0, `watch of ${this.describe()} was silent for ${silenceMs} ms (no event, no bookmark); restarted`);
+      }
+      throw error;
+    } finally {
+      clearInterval(watchdog);
+    }
+    return delivered;
+  }
+
+  private onLine(text: string, observedAt: number): void {
+    let event: { type?: unknown; object?: any };
+    try {
+      event = JSON.parse(text);
+    } catch (error) {
+      this.listener.malformedLine(text, error);
+      return;
+    }
+    const type = event?.type;
+    const raw = event?.object;
+    if (typeof raw !== 'object' || raw === null) {
+      this.listener.malformedLine(text, new Error('watch event without an object'));
+      return;
+    }
+    switch (type) {
+      case 'BOOKMARK': {
+        const rv = raw.metadata?.resourceVersion;
+        if (typeof rv === 'string' && rv) this.resourceVersion = rv;
+        return;
+      }
+      case 'ERROR': {
+        const code = typeof raw.code === 'number' ? raw.code : 0;
+        const message = `watch of ${this.describe()}: ${raw.message ?? 'ERROR event'}`;
+        if (code === 410) throw new KubeRequestError('gone', 410, message);
+        throw new KubeRequestError(code === 403 ? 'forbidden' : 'http', code, message);
+      }
+      case 'ADDED':
+      case 'MODIFIED':
+      case 'DELETED': {
+        const object = this.normalize(raw);
+        if (object === undefined) {
+          this.listener.malformedLine(text, new Error('watch event object without metadata.name'));
+          return;
+        }
+        const rv = object.metadata.resourceVersion;
+        if (rv) this.resourceVersion = rv;
+        const key = storeKey(object);
+        if (type === 'DELETED') {
+          this.store.delete(key);
+          this.listener.emit('DELETED', object, observedAt);
+        } else {
+          this.upsert(key, object, observedAt);
+        }
+        return;
+      }
+      default:
+        this.listener.malformedLine(text, new Error(`unknown watch event type ${String(type)}`));
+    }
+  }
+
+  /** Stores and emits an object unless the stored one has the same resourceVersion (nothing changed). */
+  private upsert(key: string, object: KubeObject, observedAt: number): void {
+    const previous = this.store.get(key);
+    if (previous !== undefined && previous.metadata.resourceVersion === object.metadata.resourceVersion) return;
+    this.store.set(key, object);
+    this.listener.emit(previous === undefined ? 'ADDED' : 'MODIFIED', object, observedAt);
+  }
+
+  /**
+   * Makes a received object what we store and emit: managedFields dropped (rebuilt rather than
+   * deleted, which would turn the object slow and large), kind and apiVersion set to the resource's.
+   */
+  private normalize(raw: any): KubeObject | undefined {
+    const meta = raw?.metadata;
+    if (typeof meta !== 'object' || meta === null || typeof meta.name !== 'string') return undefined;
+    if (this.scope.metadataOnly) {
+      const { managedFields: _dropped, ...metadata } = meta;
+      return { apiVersion: this.apiVersion, kind: this.resource.kind, metadata };
+    }
+    if (meta.managedFields !== undefined) {
+      const { managedFields: _dropped, ...metadata } = meta;
+      raw.metadata = metadata;
+    }
+    if (raw.kind !== this.resource.kind) raw.kind = this.resource.kind;
+    if (raw.apiVersion !== this.apiVersion) raw.apiVersion = this.apiVersion;
+    return raw as KubeObject;
+  }
+
+  describe(): string {
+    return `${this.resource.resource}.${this.resource.version}.${this.resource.group}${this.scope.namespace ? ` in namespace ${this.scope.namespace}` : ''}`;
+  }
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+export function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+export type { FailureReason };
