@@ -1,0 +1,158 @@
+/**
+ * meshsync:redact-secrets — Secret values never leave in clear; managedFields never leave at all.
+ * Copy on write: the event it was given is never changed, and an event with nothing to change is
+ * passed on as is (the hot path: a non-Secret without managedFields costs two property reads).
+ */
+import { createHmac } from 'node:crypto';
+import { z } from 'zod';
+import { definePlugin } from '../../core/plugin.ts';
+import { ConfigError } from '../../core/errors.ts';
+import type { KubeObject, ObjectMeta, SyncEvent } from '../../core/types.ts';
+
+/** What replaces a Secret value when no fingerprint key is set. */
+export const REDACTED = '<redacted>';
+export const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
+const FINGERPRINT_BYTES = 16;
+const MIN_KEY_LENGTH = 16;
+
+const fingerprintOptions = z.object({
+  key: z.string().min(MIN_KEY_LENGTH, `the fingerprint key must be at least ${MIN_KEY_LENGTH} characters`)
+    .optional().describe('HMAC key for fingerprints. Prefer `keyEnv`, so the key stays out of config files.'),
+  keyEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'not an environment variable name')
+    .optional().describe('Name of the environment variable holding the HMAC key (read once, when the plugin is built).'),
+}).strict().refine((value) => (value.key === undefined) !== (value.keyEnv === undefined), {
+  message: 'set exactly one of `key` and `keyEnv`',
+});
+
+export const redactSecretsOptions = z.object({
+  enabled: z.boolean().default(true)
+    .describe('Redact Secret values. `false` is the explicit opt-out: Secret data then leaves in clear (a warning is logged at start).'),
+  fingerprint: fingerprintOptions.optional()
+    .describe('Adds a keyed HMAC-SHA256 of each value to its marker, so a consumer sees that a value changed without learning it.'),
+  stripManagedFields: z.boolean().default(true)
+    .describe('Remove metadata.managedFields from every object (any kind): server-side apply bookkeeping, large and of no use downstream.'),
+}).strict();
+
+export type RedactSecretsOptions = z.input<typeof redactSecretsOptions>;
+
+export interface Redactor {
+  /** The event to pass on: the same object when nothing changes, otherwise a copy. */
+  (event: SyncEvent): SyncEvent;
+}
+
+/** True for core-group Secrets (`secrets.v1.`). */
+export function isSecret(event: SyncEvent): boolean {
+  return event.resource.resource === 'secrets' && event.resource.group === '';
+}
+
+/**
+ * Builds the redaction function. `key` (when given) makes markers `<redacted:hmac-sha256:<32 hex>>`;
+ * the HMAC covers namespace, name and entry key as well as the value, so equal values in two
+ * Secrets do not show as equal, while a change of one value shows as a change of its marker.
+ */
+export function createRedactor(options: { redactSecrets: boolean; stripManagedFields: boolean; key?: string }): Redactor {
+  const { redactSecrets, stripManagedFields, key } = options;
+  const marker = key === undefined
+    ? () => REDACTED
+    : (meta: ObjectMeta, entry: string, value: unknown, encoding: 'base64' | 'utf8') => {
+      const hmac = createHmac('sha256', key);
+      hmac.update(`${meta.namespace ?? ''}\0${meta.name}\0${entry}\0`);
+      // data holds base64 and stringData plain text: the decoded bytes are fingerprinted, so the
+      // same value gets the same marker in either field (as in last-applied vs live object).
+      hmac.update(typeof value === 'string' ? Buffer.from(value, encoding) : Buffer.from(JSON.stringify(value) ?? ''));
+      return `<redacted:hmac-sha256:${hmac.digest().subarray(0, FINGERPRINT_BYTES).toString('hex')}>`;
+    };
+
+  const redactValues = (values: unknown, meta: ObjectMeta, encoding: 'base64' | 'utf8'): unknown => {
+    if (typeof values !== 'object' || values === null) return values;
+    const out: Record<string, string> = {};
+    for (const [entry, value] of Object.entries(values)) out[entry] = marker(meta, entry, value, encoding);
+    return out;
+  };
+
+  /** A copy of a Secret-shaped object with data and stringData redacted (other fields shared). */
+  const redactSecretBody = (object: Record<string, unknown>, meta: ObjectMeta): Record<string, unknown> => {
+    const out = { ...object };
+    if ('data' in out) out.data = redactValues(out.data, meta, 'base64');
+    if ('stringData' in out) out.stringData = redactValues(out.stringData, meta, 'utf8');
+    return out;
+  };
+
+  const redactLastApplied = (text: string, meta: ObjectMeta): string => {
+    let applied: unknown;
+    try {
+      applied = JSON.parse(text);
+    } catch {
+      return REDACTED;
+    }
+    if (typeof applied !== 'object' || applied === null || Array.isArray(applied)) return REDACTED;
+    // kubectl writes the annotation with a trailing newline; keep the shape it had.
+    return JSON.stringify(redactSecretBody(applied as Record<string, unknown>, meta)) + (text.endsWith('\n') ? '\n' : '');
+  };
+
+  return (event) => {
+    const object = event.object;
+    const meta = object.metadata;
+    const secret = redactSecrets && isSecret(event);
+    const strip = stripManagedFields && meta.managedFields !== undefined;
+    if (!secret && !strip) return event;
+
+    let metadata: ObjectMeta = meta;
+    if (strip) {
+      const { managedFields: _dropped, ...rest } = meta;
+      metadata = rest as ObjectMeta;
+    }
+    if (!secret) return { ...event, object: { ...object, metadata } };
+
+    const lastApplied = meta.annotations?.[LAST_APPLIED];
+    if (lastApplied !== undefined) {
+      metadata = { ...metadata, annotations: { ...meta.annotations, [LAST_APPLIED]: typeof lastApplied === 'string' ? redactLastApplied(lastApplied, meta) : REDACTED } };
+    }
+    const redacted = redactSecretBody(object, meta) as KubeObject;
+    redacted.metadata = metadata;
+    return { ...event, object: redacted };
+  };
+}
+
+/** Reads the fingerprint key from the options or the environment; never puts the key in an error. */
+function fingerprintKey(fingerprint: z.output<typeof fingerprintOptions> | undefined): string | undefined {
+  if (fingerprint === undefined) return undefined;
+  if (fingerprint.key !== undefined) return fingerprint.key;
+  const name = fingerprint.keyEnv as string;
+  const value = process.env[name];
+  const path = 'meshsync:redact-secrets options.fingerprint.keyEnv';
+  if (value === undefined || value === '') throw new ConfigError([{ path, message: `environment variable ${name} is not set or empty` }], 'MESHSYNC_PLUGIN_OPTIONS');
+  if (value.length < MIN_KEY_LENGTH) throw new ConfigError([{ path, message: `environment variable ${name} holds a key shorter than ${MIN_KEY_LENGTH} characters` }], 'MESHSYNC_PLUGIN_OPTIONS');
+  return value;
+}
+
+const redactSecretsPlugin = definePlugin({
+  name: 'meshsync:redact-secrets',
+  description: 'Replaces Secret values (data, stringData, last-applied annotation) by markers, optionally keyed fingerprints; strips managedFields.',
+  options: redactSecretsOptions,
+  setup: (options) => {
+    const key = options.enabled ? fingerprintKey(options.fingerprint) : undefined;
+    const redact = createRedactor({ redactSecrets: options.enabled, stripManagedFields: options.stripManagedFields, key });
+    return (core) => {
+      if (options.enabled || options.stripManagedFields) core.hooks.transform.tap('meshsync:redact-secrets', redact);
+      core.hooks.start.tap('meshsync:redact-secrets', () => {
+        const logger = core.logger.child({ plugin: 'meshsync:redact-secrets' });
+        if (!options.enabled) logger.warn('Secret redaction is disabled (enabled: false): Secret data leaves in clear');
+        else logger.info({ fingerprints: key !== undefined, stripManagedFields: options.stripManagedFields }, 'Secret values are redacted');
+      });
+    };
+  },
+});
+
+/** The factory, with the fingerprint key masked in the options it keeps (`meshsync print-config` shows them). */
+export const redactSecrets: typeof redactSecretsPlugin = Object.assign(
+  (input?: RedactSecretsOptions) => {
+    const plugin = redactSecretsPlugin(input);
+    const options = plugin.options as z.output<typeof redactSecretsOptions>;
+    if (options.fingerprint?.key === undefined) return plugin;
+    return { ...plugin, options: { ...options, fingerprint: { ...options.fingerprint, key: '[redacted]' } } };
+  },
+  { pluginName: redactSecretsPlugin.pluginName, description: redactSecretsPlugin.description, optionsSchema: redactSecretsPlugin.optionsSchema },
+);
+
+export default redactSecrets;
