@@ -1,0 +1,8 @@
+#!/usr/bin/env node
+// Launcher for the built package: the CLI is compiled to dist/ (npm run build).
+import { exit, formatError, main } from '../dist/core/cli.js';
+
+main(process.argv.slice(2)).then(exit, (error) => {
+  process.stderr.write(formatError(error));
+  return exit(1);
+});

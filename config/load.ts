@@ -1,0 +1,308 @@
+/**
+ * Finds, reads, checks and resolves the meshsync config: schema problems and every plugin's option
+ * problems are collected and thrown together, as one ConfigError naming the file and each path.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { cosmiconfig, defaultLoaders, type Loader } from 'cosmiconfig';
+import { parseDocument } from 'yaml';
+import type { z } from 'zod';
+import { ConfigError, type ConfigProblem, type ErrorCode } from '../core/errors.ts';
+import type { Logger } from '../core/log.ts';
+import { isPlugin, joinPath } from '../core/plugin.ts';
+import type { Plugin } from '../core/types.ts';
+import { BUILTIN_PLUGIN_NAMES, isBuiltinPluginName, isPluginFactory, loadBuiltinPlugin } from '../plugins/index.ts';
+import type { ConfigEnv } from './define.ts';
+import { configSchema, LOG_LEVELS, pluginEntrySchema, type LogLevel, type PluginSummary, type ResolvedConfig } from './schema.ts';
+
+export const REDACT_SECRETS = 'meshsync:redact-secrets';
+
+/** Where a config is looked for, in each directory from the working directory up to the project root. */
+export const SEARCH_PLACES: readonly string[] = Object.freeze([
+  'package.json',
+  '.meshsyncrc', '.meshsyncrc.json', '.meshsyncrc.yaml', '.meshsyncrc.yml',
+  '.meshsyncrc.ts', '.meshsyncrc.mts', '.meshsyncrc.js', '.meshsyncrc.mjs', '.meshsyncrc.cjs',
+  'meshsync.config.ts', 'meshsync.config.mts', 'meshsync.config.js', 'meshsync.config.mjs', 'meshsync.config.cjs',
+  'meshsync.config.json', 'meshsync.config.yaml', 'meshsync.config.yml',
+]);
+
+export interface LoadConfigOptions {
+  /** `--config PATH`: skips the search. Relative to `cwd`. */
+  readonly configFile?: string;
+  /** Where the search starts; default process.cwd(). */
+  readonly cwd?: string;
+  /** Default process.env. */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  readonly logger?: Logger;
+  /** Handed to a config that exports a function. Default `run`. */
+  readonly command?: string;
+}
+
+export interface LoadedConfig {
+  /** The config file, absolute; absent when none was found (MeshSync defaults). */
+  readonly file?: string;
+  readonly config: ResolvedConfig;
+  readonly plugins: readonly Plugin[];
+}
+
+/** A config problem with the error code it belongs to. */
+export interface LoadProblem extends ConfigProblem {
+  readonly code: ErrorCode;
+}
+
+type Raw = Record<string, unknown>;
+
+export async function loadConfig(options: LoadConfigOptions = {}): Promise<LoadedConfig> {
+  const cwd = options.cwd ?? process.cwd();
+  const env = options.env ?? process.env;
+  const { file, raw } = await readConfigFile(cwd, options.configFile, { command: options.command ?? 'run' });
+  const baseDir = file === undefined ? cwd : dirname(file);
+  const problems: LoadProblem[] = [];
+
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) problems.push(...schemaProblems(parsed.error, file));
+
+  const entries = Array.isArray(raw.plugins) ? (raw.plugins as unknown[]) : undefined;
+  const plugins: Plugin[] = [];
+  if (entries === undefined) {
+    if (raw.plugins === undefined) plugins.push(...await resolveAll(defaultPluginEntries(env), 'default plugins', baseDir, undefined, problems));
+  } else {
+    const valid = entries.map((entry) => (pluginEntrySchema.safeParse(entry).success ? entry : undefined));
+    plugins.push(...await resolveAll(valid, 'plugins', baseDir, file, problems));
+  }
+
+  if (!plugins.some((plugin) => plugin.name === REDACT_SECRETS) && problems.length === 0) {
+    plugins.push(...await resolveAll([REDACT_SECRETS], 'added plugins', baseDir, undefined, problems));
+    options.logger?.info({ plugin: REDACT_SECRETS }, `${REDACT_SECRETS} added: the config lists none, and secrets never leave in clear by accident (opt out with redactSecrets({ enabled: false }))`);
+  }
+
+  const envLogLevel = env.LOG_LEVEL?.trim();
+  if (envLogLevel && !(LOG_LEVELS as readonly string[]).includes(envLogLevel)) {
+    problems.push({ code: 'MESHSYNC_CONFIG_INVALID', path: 'LOG_LEVEL (environment)', message: `expected one of ${LOG_LEVELS.join(', ')}, got "${envLogLevel}"` });
+  }
+  if (problems.length > 0 || !parsed.success) throw configError(problems);
+
+  const data = parsed.data;
+  const clusterId = env.CLUSTER_ID?.trim() || data.clusterId;
+  const config: ResolvedConfig = Object.freeze({
+    ...(clusterId ? { clusterId } : {}),
+    plugins: Object.freeze(plugins.map((plugin): PluginSummary => Object.freeze({ name: plugin.name, options: plugin.options }))),
+    pipeline: Object.freeze({ ...data.pipeline }),
+    stopTimeoutMs: data.stopTimeoutMs,
+    logLevel: (envLogLevel as LogLevel | undefined) || data.logLevel,
+  });
+  return Object.freeze({ ...(file === undefined ? {} : { file }), config, plugins: Object.freeze(plugins) });
+}
+
+/** The plugins MeshSync runs with no config file: watch the default resources, redact, publish, serve metrics. */
+export function defaultPluginEntries(env: Readonly<Record<string, string | undefined>>): string[] {
+  return ['meshsync:kubernetes', REDACT_SECRETS, env.BROKER_URL ? 'meshsync:nats' : 'meshsync:stdout', 'meshsync:metrics'];
+}
+
+/** One ConfigError for all problems; its code is theirs when they share one. */
+export function configError(problems: readonly LoadProblem[]): ConfigError {
+  const codes = new Set(problems.map((problem) => problem.code));
+  return new ConfigError(problems, codes.size === 1 ? [...codes][0] : 'MESHSYNC_CONFIG_INVALID');
+}
+
+async function readConfigFile(cwd: string, configFile: string | undefined, configEnv: ConfigEnv): Promise<{ file?: string; raw: Raw }> {
+  const explorer = cosmiconfig('meshsync', {
+    searchPlaces: [...SEARCH_PLACES],
+    searchStrategy: 'project',
+    cache: false,
+    loaders: { '.ts': loadTypeScript, '.mts': loadTypeScript, '.yaml': loadYaml, '.yml': loadYaml, noExt: loadYaml },
+  });
+  let file: string | undefined = configFile === undefined ? undefined : resolve(cwd, configFile);
+  let value: unknown;
+  try {
+    if (file !== undefined && !existsSync(file)) {
+      throw new ConfigError([{ code: 'MESHSYNC_CONFIG_LOAD', file, path: '', message: 'config file not found' } as LoadProblem], 'MESHSYNC_CONFIG_LOAD');
+    }
+    const result = file === undefined ? await explorer.search(cwd) : await explorer.load(file);
+    if (result === null) return { raw: {} };
+    file = result.filepath;
+    value = result.isEmpty ? {} : result.config;
+    if (typeof value === 'function') value = await (value as (env: ConfigEnv) => unknown)(configEnv);
+    value = await value;
+  } catch (error) {
+    throw loadError(error, file ?? (error as { filepath?: string }).filepath);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw configError([{ code: 'MESHSYNC_CONFIG_INVALID', file, path: '', message: `expected the config to be an object (export default defineConfig({...})), got ${describe(value)}` }]);
+  }
+  return { file, raw: value as Raw };
+}
+
+/** A config that throws while it is read: a parse error, or a plugin factory rejecting its options in a TS config. */
+function loadError(error: unknown, file: string | undefined): ConfigError {
+  if (error instanceof ConfigError || (error as ConfigError)?.name === 'ConfigError') {
+    const config = error as ConfigError;
+    return new ConfigError(config.problems.map((problem) => ({ ...problem, file: problem.file ?? file, code: config.code })), config.code);
+  }
+  const message = error instanceof Error ? error.message.replace(/^(JSON|YAML|TypeScript) Error in [^\n]*:\n/, '') : String(error);
+  return configError([{ code: 'MESHSYNC_CONFIG_LOAD', file, path: '', message }]);
+}
+
+/** Imports TS directly when this process can (tsx, or a Node that strips types); else transpiles it with typescript. */
+const loadTypeScript: Loader = async (filepath, content) => {
+  try {
+    const module = await import(pathToFileURL(filepath).href);
+    return module.default;
+  } catch (error) {
+    if ((error as { code?: string }).code !== 'ERR_UNKNOWN_FILE_EXTENSION') throw error;
+    return defaultLoaders['.ts'](filepath, content);
+  }
+};
+
+/** YAML with line and column in its errors. */
+const loadYaml: Loader = (filepath, content) => {
+  const document = parseDocument(content, { prettyErrors: true });
+  if (document.errors.length > 0) throw new Error(`YAML: ${document.errors.map((error) => error.message).join('\n')}`);
+  return document.toJS();
+};
+
+function schemaProblems(error: z.ZodError, file: string | undefined): LoadProblem[] {
+  const problems: LoadProblem[] = [];
+  for (const issue of error.issues) {
+    if (issue.code === 'unrecognized_keys') {
+      const allowed = issue.path.length === 0 ? Object.keys(configSchema.shape).join(', ') : undefined;
+      for (const key of issue.keys) {
+        problems.push({ code: 'MESHSYNC_CONFIG_INVALID', file, path: joinPath('', [...issue.path, key]), message: `unknown key${allowed ? ` (allowed: ${allowed})` : ''}` });
+      }
+    } else {
+      problems.push({ code: 'MESHSYNC_CONFIG_INVALID', file, path: joinPath('', issue.path), message: issue.message });
+    }
+  }
+  return problems;
+}
+
+async function resolveAll(entries: readonly unknown[], label: string, baseDir: string, file: string | undefined, problems: LoadProblem[]): Promise<Plugin[]> {
+  const results = await Promise.all(entries.map((entry, index) => (entry === undefined ? undefined : resolvePlugin(entry, `${label}[${index}]`, baseDir, file))));
+  const plugins: Plugin[] = [];
+  for (const result of results) {
+    if (result === undefined) continue;
+    if (Array.isArray(result)) problems.push(...result);
+    else plugins.push(result);
+  }
+  return plugins;
+}
+
+/** An entry (instance, name or [name, options]) to a plugin, or the problems that prevent it. */
+async function resolvePlugin(entry: unknown, path: string, baseDir: string, file: string | undefined): Promise<Plugin | LoadProblem[]> {
+  if (isPlugin(entry)) return entry;
+  const [name, options] = typeof entry === 'string' ? [entry, undefined] : (entry as [string, unknown]);
+  const problem = (code: ErrorCode, message: string, at = path): LoadProblem[] => [{ code, file, path: at, message }];
+
+  let factory: unknown;
+  if (name.startsWith('meshsync:')) {
+    if (!isBuiltinPluginName(name)) {
+      return problem('MESHSYNC_CONFIG_INVALID', `unknown built-in plugin "${name}" (built-ins: ${BUILTIN_PLUGIN_NAMES.join(', ')})`);
+    }
+    try {
+      factory = await loadBuiltinPlugin(name);
+    } catch (error) {
+      return problem('MESHSYNC_PLUGIN_NOT_FOUND', `built-in plugin "${name}" could not be loaded: ${messageOf(error)}`);
+    }
+  } else {
+    const loaded = await importPackage(name, baseDir);
+    if ('error' in loaded) {
+      return problem('MESHSYNC_PLUGIN_NOT_FOUND', loaded.notInstalled
+        ? `plugin package "${name}" is not installed (looked from ${baseDir}); install it: npm install ${name}`
+        : `plugin package "${name}" could not be loaded: ${loaded.error}; reinstall it (npm install ${name}) or report it to its authors`);
+    }
+    factory = loaded.module.default;
+    if (!isPluginFactory(factory) && isPluginFactory((factory as { default?: unknown } | undefined)?.default)) factory = (factory as { default: unknown }).default;
+    if (!isPluginFactory(factory)) {
+      return problem('MESHSYNC_PLUGIN_INVALID', `plugin package "${name}" does not export a plugin factory as its default export (got ${describe(factory)})`);
+    }
+  }
+  if (!isPluginFactory(factory)) return problem('MESHSYNC_PLUGIN_INVALID', `"${name}" does not export a plugin factory`);
+
+  const schema = factory.optionsSchema as z.ZodType | undefined;
+  if (schema && typeof schema.safeParse === 'function') {
+    const checked = schema.safeParse(options ?? {});
+    if (!checked.success) {
+      return checked.error.issues.map((issue) => ({ code: 'MESHSYNC_PLUGIN_OPTIONS' as const, file, path: joinPath(`${path}.options`, issue.path), message: issue.message }));
+    }
+  }
+  let plugin: unknown;
+  try {
+    plugin = factory(options as never);
+  } catch (error) {
+    if ((error as ConfigError)?.name === 'ConfigError') {
+      return (error as ConfigError).problems.map((p) => ({ code: (error as ConfigError).code, file, path: `${path}.options${p.path.replace(/^.*? options/, '')}`, message: p.message }));
+    }
+    return problem('MESHSYNC_PLUGIN_INVALID', `plugin "${name}" threw when created: ${messageOf(error)}`);
+  }
+  if (!isPlugin(plugin)) return problem('MESHSYNC_PLUGIN_INVALID', `plugin "${name}"'s factory did not return { name, apply(core) } (got ${describe(plugin)})`);
+  return plugin;
+}
+
+/** Imports a package as the config's directory sees it (its node_modules, then the parents'). */
+async function importPackage(name: string, baseDir: string): Promise<{ module: { default?: unknown } } | { error: string; notInstalled: boolean }> {
+  let entry: string | undefined;
+  try {
+    entry = createRequire(join(baseDir, 'meshsync.config.js')).resolve(name);
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (code === 'ERR_PACKAGE_PATH_NOT_EXPORTED') entry = resolveImportEntry(name, baseDir);
+    if (entry === undefined) return { error: messageOf(error), notInstalled: code === 'MODULE_NOT_FOUND' };
+  }
+  try {
+    return { module: await import(pathToFileURL(entry).href) };
+  } catch (error) {
+    return { error: messageOf(error), notInstalled: false };
+  }
+}
+
+/** The `import` entry of an ESM-only package (require.resolve refuses those): exports['.'] under import/node/default. */
+function resolveImportEntry(name: string, baseDir: string): string | undefined {
+  for (let dir = baseDir; ; dir = dirname(dir)) {
+    const packageDir = join(dir, 'node_modules', name);
+    if (existsSync(join(packageDir, 'package.json'))) {
+      const manifest = JSON.parse(readFileSync(join(packageDir, 'package.json'), 'utf8')) as { exports?: unknown };
+      const exports = manifest.exports as Record<string, unknown> | string | undefined;
+      const root = typeof exports === 'object' && exports !== null && '.' in exports ? exports['.'] : exports;
+      const target = pickCondition(root, [...userConditions(), 'import', 'node', 'default']);
+      return target === undefined ? undefined : join(packageDir, target);
+    }
+    if (dirname(dir) === dir) return undefined;
+  }
+}
+
+function pickCondition(target: unknown, conditions: readonly string[]): string | undefined {
+  if (typeof target === 'string') return target;
+  if (Array.isArray(target)) return target.map((item) => pickCondition(item, conditions)).find((item) => item !== undefined);
+  if (typeof target !== 'object' || target === null) return undefined;
+  for (const [condition, next] of Object.entries(target)) {
+    if (conditions.includes(condition)) {
+      const picked = pickCondition(next, conditions);
+      if (picked !== undefined) return picked;
+    }
+  }
+  return undefined;
+}
+
+/** `--conditions` given to this process (e.g. `source` in development). */
+function userConditions(): string[] {
+  const args = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)];
+  const out: string[] = [];
+  args.forEach((arg, index) => {
+    const inline = /^(?:--conditions|-C)=(.+)$/.exec(arg);
+    if (inline) out.push(inline[1]);
+    else if ((arg === '--conditions' || arg === '-C') && args[index + 1]) out.push(args[index + 1]);
+  });
+  return out;
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message.split('\n')[0] : String(error);
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'object' ? 'an object' : typeof value;
+}

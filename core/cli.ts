@@ -1,0 +1,308 @@
+/**
+ * The `meshsync` command: run (default), validate, print-config, snapshot. Logs go to stderr;
+ * stdout belongs to the stdout sink and to print-config.
+ */
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { homedir, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { loadConfig, type LoadedConfig, type LoadProblem } from '../config/load.ts';
+import { maskSecrets } from '../config/mask.ts';
+import { LOG_LEVELS } from '../config/schema.ts';
+import { createCore, type MeshSyncCore } from './core.ts';
+import { ERROR_CODES, MeshSyncError, type ErrorCode } from './errors.ts';
+import { createLogger, type Logger } from './log.ts';
+import type { SyncEvent } from './types.ts';
+
+const COMMANDS = ['run', 'validate', 'print-config', 'snapshot'] as const;
+type Command = (typeof COMMANDS)[number];
+
+const HELP = `Usage: meshsync [command] [options]
+
+Keeps an outside system (NATS, by default) in sync with one Kubernetes cluster.
+
+Commands:
+  run             watch the cluster and deliver every change (default)
+  validate        check the config and exit: 0 when valid, 1 with every problem
+  print-config    print the resolved config as JSON, secrets masked
+  snapshot        sync once, write the current state to --out, exit
+
+Options:
+  -c, --config <file>      config file (default: search for meshsync.config.*, .meshsyncrc*, package.json "meshsync")
+      --log-level <level>  ${LOG_LEVELS.join(' | ')} (beats LOG_LEVEL and the config)
+      --simulator [auto]   run against a built-in simulated cluster (demo mode);
+                           "auto": only when no kubeconfig or service account is found
+  -o, --out <file>         snapshot: where to write the state
+      --timeout <ms>       snapshot: how long to wait for the initial sync (default 120000)
+  -h, --help               show this help
+  -v, --version            show the version
+
+Environment: CLUSTER_ID, BROKER_URL, LOG_LEVEL, KUBECONFIG (see config/README.md for precedence).`;
+
+export interface CliIo {
+  readonly stdout: NodeJS.WritableStream;
+  readonly stderr: NodeJS.WritableStream;
+  readonly env: NodeJS.ProcessEnv;
+  readonly cwd: string;
+}
+
+interface CliOptions {
+  command: Command;
+  config?: string;
+  logLevel?: string;
+  simulator: 'off' | 'on' | 'auto';
+  out?: string;
+  timeoutMs: number;
+}
+
+/** Runs the CLI; resolves with the exit code (run resolves only when stopped by a signal). */
+export async function main(argv: readonly string[], io: CliIo = { stdout: process.stdout, stderr: process.stderr, env: process.env, cwd: process.cwd() }): Promise<number> {
+  let options: CliOptions;
+  try {
+    const parsed = parseCommandLine(argv);
+    if (parsed === 'help') return write(io.stdout, `${HELP}\n`), 0;
+    if (parsed === 'version') return write(io.stdout, `${readVersion()}\n`), 0;
+    options = parsed;
+  } catch (error) {
+    write(io.stderr, `meshsync: ${(error as Error).message} (see meshsync --help)\n`);
+    return 2;
+  }
+
+  const logger = createLogger({ level: options.logLevel ?? io.env.LOG_LEVEL ?? 'info' });
+  let simulator: DemoCluster | undefined;
+  try {
+    if (options.command === 'run' || options.command === 'snapshot') {
+      if (options.simulator === 'on' || (options.simulator === 'auto' && !hasKubeConfig(io.env))) {
+        simulator = await startDemoCluster(io, logger);
+      }
+    }
+    const loaded = await loadConfig({ configFile: options.config, cwd: io.cwd, env: io.env, logger, command: options.command });
+    if (options.logLevel === undefined && io.env.LOG_LEVEL === undefined) logger.level = loaded.config.logLevel;
+    switch (options.command) {
+      case 'validate':
+        createCoreFrom(loaded, logger); // apply() of every plugin runs too: taps only, no I/O
+        write(io.stdout, `valid: ${loaded.file ?? 'no config file (MeshSync defaults)'}\n`);
+        return 0;
+      case 'print-config':
+        write(io.stdout, `${JSON.stringify(maskSecrets({ file: loaded.file ?? null, ...loaded.config }), null, 2)}\n`);
+        return 0;
+      case 'snapshot':
+        return await snapshot(loaded, logger, options, io);
+      case 'run':
+        return await run(loaded, logger);
+    }
+    return 2;
+  } catch (error) {
+    write(io.stderr, formatError(error));
+    return 1;
+  } finally {
+    await simulator?.stop();
+    logger.flush?.();
+  }
+}
+
+function createCoreFrom(loaded: LoadedConfig, logger: Logger): MeshSyncCore {
+  const { config } = loaded;
+  return createCore({ plugins: loaded.plugins, clusterId: config.clusterId, logger, ...config.pipeline, stopTimeoutMs: config.stopTimeoutMs });
+}
+
+async function run(loaded: LoadedConfig, logger: Logger): Promise<number> {
+  const core = createCoreFrom(loaded, logger);
+  const stopped = new Promise<number>((resolveStopped) => {
+    let stopping = false;
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        logger.warn({ signal }, 'second signal: exiting without draining');
+        resolveStopped(1);
+        return;
+      }
+      stopping = true;
+      logger.info({ signal }, 'stopping: draining sinks');
+      core.stop().then(() => resolveStopped(0), (error) => {
+        logger.error({ err: error }, 'stop failed');
+        resolveStopped(1);
+      });
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+  logger.info({ file: loaded.file ?? null, plugins: loaded.plugins.map((plugin) => plugin.name) }, 'meshsync starting');
+  try {
+    await core.start();
+  } catch (error) {
+    await core.stop().catch(() => undefined);
+    throw error;
+  }
+  logger.info({ clusterId: core.clusterId }, 'meshsync started');
+  core.whenReady().then(() => logger.info({ readiness: core.readiness() }, 'meshsync ready: every source synced'), () => undefined);
+  const code = await stopped;
+  logger.info('meshsync stopped');
+  return code;
+}
+
+async function snapshot(loaded: LoadedConfig, logger: Logger, options: CliOptions, io: CliIo): Promise<number> {
+  if (!options.out) throw new MeshSyncError('MESHSYNC_CONFIG_INVALID', 'snapshot needs --out <file>');
+  const out = resolve(io.cwd, options.out);
+  const { writeSnapshot } = await import('../plugins/file/index.ts') as { writeSnapshot?: (path: string, events: SyncEvent[]) => Promise<void> };
+  if (typeof writeSnapshot !== 'function') throw new Error('the file plugin does not export writeSnapshot(path, events)');
+  const core = createCoreFrom(loaded, logger);
+  try {
+    await core.start();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`the sources did not finish their initial sync within ${options.timeoutMs} ms`)), options.timeoutMs);
+    });
+    await Promise.race([core.whenReady(), timeout]).finally(() => clearTimeout(timer));
+    const events = core.snapshot();
+    await writeSnapshot(out, events);
+    logger.info({ file: out, events: events.length }, 'snapshot written');
+  } finally {
+    await core.stop();
+  }
+  return 0;
+}
+
+function parseCommandLine(argv: readonly string[]): CliOptions | 'help' | 'version' {
+  // `--simulator` takes an optional value: `--simulator`, `--simulator auto`, `--simulator=auto`.
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] !== '--simulator') args.push(argv[i]);
+    else if (argv[i + 1] === 'auto' || argv[i + 1] === 'on' || argv[i + 1] === 'off') args.push(`--simulator=${argv[++i]}`);
+    else args.push('--simulator=on');
+  }
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      config: { type: 'string', short: 'c' },
+      'log-level': { type: 'string' },
+      simulator: { type: 'string' },
+      out: { type: 'string', short: 'o' },
+      timeout: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+      version: { type: 'boolean', short: 'v' },
+    },
+  });
+  if (values.help) return 'help';
+  if (values.version) return 'version';
+  if (positionals.length > 1) throw new Error(`unexpected arguments: ${positionals.slice(1).join(' ')}`);
+  const command = (positionals[0] ?? 'run') as Command;
+  if (!COMMANDS.includes(command)) throw new Error(`unknown command "${command}"`);
+  const logLevel = values['log-level'];
+  if (logLevel !== undefined && !(LOG_LEVELS as readonly string[]).includes(logLevel)) throw new Error(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
+  const simulator = values.simulator ?? 'off';
+  if (simulator !== 'off' && simulator !== 'on' && simulator !== 'auto') throw new Error('--simulator takes no value, or "auto"');
+  const timeoutMs = values.timeout === undefined ? 120_000 : Number(values.timeout);
+  if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) throw new Error('--timeout must be a positive number of milliseconds');
+  return { command, config: values.config, logLevel, simulator, out: values.out, timeoutMs };
+}
+
+/** The code, the message, and the remedy of each code involved: what a user needs to fix a start-up error. */
+export function formatError(error: unknown): string {
+  if (!(error instanceof MeshSyncError)) {
+    return `meshsync: error: ${error instanceof Error ? error.message : String(error)}\n`;
+  }
+  const codes = new Set<ErrorCode>([error.code]);
+  const problems = (error.details?.problems ?? []) as readonly Partial<LoadProblem>[];
+  for (const problem of problems) if (problem.code) codes.add(problem.code);
+  for (let cause = error.cause; cause instanceof MeshSyncError; cause = cause.cause) codes.add(cause.code);
+  let text = `meshsync: error ${error.code}: ${error.message}\n`;
+  if (error.cause instanceof MeshSyncError) text += `  caused by ${error.cause.code}: ${error.cause.message}\n`;
+  for (const code of codes) text += `  remedy${codes.size > 1 ? ` (${code})` : ''}: ${ERROR_CODES[code].remedy}\n`;
+  return text;
+}
+
+/** True when a real cluster is configured: KUBECONFIG, ~/.kube/config, or an in-cluster service account. */
+export function hasKubeConfig(env: NodeJS.ProcessEnv): boolean {
+  if (env.KUBECONFIG) return true;
+  if (existsSync(join(env.HOME ?? homedir(), '.kube', 'config'))) return true;
+  return Boolean(env.KUBERNETES_SERVICE_HOST) && existsSync('/var/run/secrets/kubernetes.io/serviceaccount/token');
+}
+
+interface DemoCluster {
+  stop(): Promise<void>;
+}
+
+/** Starts the Kubernetes API simulator with a demo cluster and points KUBECONFIG at it. */
+async function startDemoCluster(io: CliIo, logger: Logger): Promise<DemoCluster> {
+  const { startSimulator } = await import('../plugins/kubernetes/simulator/index.ts');
+  const sim = await startSimulator();
+  let churn: unknown;
+  try {
+    const demo = await import('../plugins/kubernetes/simulator/demo.ts') as {
+      seedDemoCluster?: (sim: unknown) => unknown;
+      startChurn?: (sim: unknown, options: { intervalMs: number }) => unknown;
+    };
+    await demo.seedDemoCluster?.(sim);
+    churn = demo.startChurn?.(sim, { intervalMs: 2000 });
+  } catch (error) {
+    logger.warn({ err: error }, 'demo data unavailable; the simulated cluster starts empty');
+  }
+  const dir = await mkdtemp(join(tmpdir(), 'meshsync-simulator-'));
+  const kubeconfig = join(dir, 'kubeconfig');
+  await sim.writeKubeconfig(kubeconfig);
+  io.env.KUBECONFIG = kubeconfig;
+  write(io.stderr, [
+    '',
+    '  ================================================================',
+    '   DEMO MODE: meshsync is watching a SIMULATED Kubernetes cluster',
+    `   API server: ${sim.url}   kubeconfig: ${kubeconfig}`,
+    '   Objects are created, changed and deleted by a demo generator.',
+    '   To watch a real cluster, set KUBECONFIG (or run in a pod) and',
+    '   leave out --simulator.',
+    '  ================================================================',
+    '', '',
+  ].join('\n'));
+  return {
+    async stop() {
+      await stopChurn(churn);
+      await sim.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function stopChurn(churn: unknown): Promise<void> {
+  if (typeof churn === 'function') await churn();
+  else if (churn && typeof (churn as { stop?: unknown }).stop === 'function') await (churn as { stop: () => unknown }).stop();
+}
+
+function readVersion(): string {
+  for (let dir = dirname(fileURLToPath(import.meta.url)); ; dir = dirname(dir)) {
+    const file = join(dir, 'package.json');
+    if (existsSync(file)) {
+      const manifest = JSON.parse(readFileSync(file, 'utf8')) as { name?: string; version?: string };
+      if (manifest.name === 'meshsync') return manifest.version ?? '0.0.0';
+    }
+    if (dirname(dir) === dir) return '0.0.0';
+  }
+}
+
+function write(stream: NodeJS.WritableStream, text: string): void {
+  stream.write(text);
+}
+
+/** Exits once stdout and stderr are flushed (a pipe may still hold the last lines). */
+export async function exit(code: number): Promise<never> {
+  await Promise.all([process.stdout, process.stderr].map((stream) => new Promise<void>((done) => stream.write('', () => done()))));
+  process.exit(code);
+}
+
+function isMainModule(): boolean {
+  if (!process.argv[1]) return false;
+  try {
+    return realpathSync(process.argv[1]) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return pathToFileURL(process.argv[1]).href === import.meta.url;
+  }
+}
+
+if (isMainModule()) {
+  main(process.argv.slice(2)).then(exit, (error) => {
+    process.stderr.write(formatError(error));
+    return exit(1);
+  });
+}

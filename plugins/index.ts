@@ -1,0 +1,38 @@
+/**
+ * The built-in plugins by name. Loaders are lazy so a config pays only for the plugins it uses
+ * (the NATS client is not loaded for a stdout-only config).
+ */
+import type { PluginFactory } from '../core/plugin.ts';
+
+export type PluginModule = { readonly default: unknown };
+export type PluginLoader = () => Promise<PluginModule>;
+
+export const BUILTIN_PLUGINS: Readonly<Record<string, PluginLoader>> = Object.freeze({
+  'meshsync:kubernetes': () => import('./kubernetes/index.ts'),
+  'meshsync:watch-list': () => import('./watch-list/index.ts'),
+  'meshsync:redact-secrets': () => import('./redact-secrets/index.ts'),
+  'meshsync:stdout': () => import('./stdout/index.ts'),
+  'meshsync:file': () => import('./file/index.ts'),
+  'meshsync:nats': () => import('./nats/index.ts'),
+  'meshsync:metrics': () => import('./metrics/index.ts'),
+});
+
+export const BUILTIN_PLUGIN_NAMES: readonly string[] = Object.freeze(Object.keys(BUILTIN_PLUGINS));
+
+export function isBuiltinPluginName(name: string): boolean {
+  return Object.hasOwn(BUILTIN_PLUGINS, name);
+}
+
+/** True when a module's default export is a plugin factory (a function; definePlugin adds pluginName). */
+export function isPluginFactory(value: unknown): value is PluginFactory {
+  return typeof value === 'function';
+}
+
+/** Imports a built-in plugin's factory; throws (the import error) when its module cannot load. */
+export async function loadBuiltinPlugin(name: string): Promise<PluginFactory> {
+  const loader = BUILTIN_PLUGINS[name];
+  if (loader === undefined) throw new Error(`unknown built-in plugin ${name}`);
+  const module = await loader();
+  if (!isPluginFactory(module.default)) throw new TypeError(`built-in plugin ${name} has no default export factory`);
+  return module.default;
+}
