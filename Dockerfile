@@ -1,0 +1,56 @@
+# meshsync container image.
+# Any official Node LTS image works as the base; CI builds with a local base made from the host's
+# node (scripts/image-build.sh), passed as --build-arg BASE_IMAGE/BUILD_IMAGE. Every RUN is in
+# exec form with node, so the build also works on a base without a shell.
+ARG BASE_IMAGE=node:22-alpine
+ARG BUILD_IMAGE=${BASE_IMAGE}
+
+FROM ${BUILD_IMAGE} AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+# npm workspaces (examples/*) must exist for `npm ci` to accept the lockfile.
+COPY examples/ examples/
+RUN ["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=warn"]
+COPY tsconfig.json tsconfig.build.json ./
+COPY core/ core/
+COPY config/ config/
+COPY plugins/ plugins/
+RUN ["node", "node_modules/typescript/bin/tsc", "-p", "tsconfig.build.json"]
+
+# Production dependencies alone, in a clean tree (typescript stays: cosmiconfig loads .ts configs with it).
+FROM ${BUILD_IMAGE} AS deps
+WORKDIR /src
+COPY package.json package-lock.json ./
+COPY examples/ examples/
+RUN ["npm", "ci", "--omit=dev", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=warn"]
+
+FROM ${BASE_IMAGE}
+ARG VERSION=0.0.0-dev
+ARG REVISION=unknown
+ARG CREATED=1970-01-01T00:00:00Z
+LABEL org.opencontainers.image.title="meshsync" \
+      org.opencontainers.image.description="Watches a Kubernetes cluster and publishes every change to NATS, through plugins." \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.vendor="Meshery" \
+      org.opencontainers.image.source="https://github.com/meshery/meshsync" \
+      org.opencontainers.image.documentation="https://github.com/meshery/meshsync#readme" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.created="${CREATED}"
+ENV NODE_ENV=production \
+    NODE_OPTIONS=--enable-source-maps \
+    HOME=/tmp
+WORKDIR /app
+COPY package.json ./
+COPY bin/ bin/
+COPY --from=deps /src/node_modules/ node_modules/
+COPY --from=build /src/dist/ dist/
+# Files stay root-owned: the process (uid 65532) can read but not change them, and needs no
+# writable path but /tmp, so the root filesystem can be mounted read-only.
+USER 65532:65532
+# The config volume: meshsync.config.(yaml|json|ts|...) found here by discovery, or
+# `run --config /config/<file>`. BROKER_URL and CLUSTER_ID come from the environment.
+WORKDIR /config
+VOLUME ["/config"]
+ENTRYPOINT ["node", "/app/bin/meshsync.js"]
+CMD ["run"]

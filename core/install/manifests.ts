@@ -1,0 +1,150 @@
+// Everything `kubectl apply` needs to run meshsync in a cluster, from one set of options.
+import { createHash } from 'node:crypto';
+import { stringify } from 'yaml';
+import { DEFAULT_RESOURCES } from '../../config/defaults.ts';
+import { meshSyncCrd } from './crd.ts';
+import type { KubeObject } from './objects.ts';
+import { APP_NAME, labels, toYaml } from './objects.ts';
+import { rbacObjects } from './rbac.ts';
+import type { RbacOptions } from './rbac.ts';
+
+export const INSTALL_DEFAULTS = Object.freeze({
+  namespace: 'meshery',
+  name: APP_NAME,
+  image: 'meshery/meshsync:latest',
+  replicas: 1,
+  /** The metrics plugin's default port (/metrics, /healthz, /readyz). */
+  metricsPort: 11000,
+  configFile: 'meshsync.config.yaml',
+  /** uid/gid of `nonroot`, the user the image runs as. */
+  uid: 65532,
+});
+
+/** Config written to the ConfigMap when none is given: the defaults, with broker and cluster id from the env. */
+export const DEFAULT_INSTALL_CONFIG = Object.freeze({ logLevel: 'info' });
+
+export interface InstallOptions extends Partial<Omit<RbacOptions, 'namespace' | 'serviceAccount' | 'name' | 'configMap'>> {
+  /** Namespace to install into (created): default `meshery`. */
+  readonly namespace?: string;
+  /** Name of the Deployment, ServiceAccount, ConfigMap, Service and RBAC objects: default `meshsync`. */
+  readonly name?: string;
+  /** NATS URL (BROKER_URL): default the Meshery broker in the same namespace. */
+  readonly brokerUrl?: string;
+  /** CLUSTER_ID; left out, meshsync uses the kube-system namespace's uid. */
+  readonly clusterId?: string;
+  readonly image?: string;
+  readonly replicas?: number;
+  /** The meshsync config for the ConfigMap: an object (written as YAML) or the file's text. */
+  readonly config?: object | string;
+  readonly metricsPort?: number;
+  /** Include the MeshSync CRD: default true. */
+  readonly crd?: boolean;
+}
+
+export function defaultBrokerUrl(namespace: string): string {
+  return `nats://meshery-broker.${namespace}.svc:4222`;
+}
+
+/** The objects of a complete install, in the order they can be applied. */
+export function installObjects(options: InstallOptions = {}): KubeObject[] {
+  const d = INSTALL_DEFAULTS;
+  const namespace = options.namespace ?? d.namespace;
+  const name = options.name ?? d.name;
+  const port = options.metricsPort ?? d.metricsPort;
+  const replicas = options.replicas ?? d.replicas;
+  const configText = typeof options.config === 'string' ? options.config : stringify(options.config ?? DEFAULT_INSTALL_CONFIG);
+  const selector = { 'app.kubernetes.io/name': APP_NAME, 'app.kubernetes.io/instance': name };
+  const meta = (extra: object = {}) => ({ name, namespace, labels: labels({ 'app.kubernetes.io/instance': name }), ...extra });
+
+  const env = [
+    { name: 'BROKER_URL', value: options.brokerUrl ?? defaultBrokerUrl(namespace) },
+    ...(options.clusterId ? [{ name: 'CLUSTER_ID', value: options.clusterId }] : []),
+  ];
+  const securityContext = {
+    runAsNonRoot: true,
+    runAsUser: d.uid,
+    runAsGroup: d.uid,
+    allowPrivilegeEscalation: false,
+    readOnlyRootFilesystem: true,
+    capabilities: { drop: ['ALL'] },
+    seccompProfile: { type: 'RuntimeDefault' },
+  };
+  const probe = (path: string, periodSeconds: number) => ({
+    httpGet: { path, port: 'metrics' }, periodSeconds, timeoutSeconds: 2, failureThreshold: 3,
+  });
+
+  const deployment: KubeObject = {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: meta(),
+    spec: {
+      replicas,
+      selector: { matchLabels: selector },
+      template: {
+        metadata: {
+          labels: { ...labels(), ...selector },
+          // A changed config rolls the pods (a mounted ConfigMap alone would not restart the process).
+          annotations: { 'meshery.io/config-sha256': createHash('sha256').update(configText).digest('hex') },
+        },
+        spec: {
+          serviceAccountName: name,
+          securityContext: { runAsNonRoot: true, runAsUser: d.uid, runAsGroup: d.uid, seccompProfile: { type: 'RuntimeDefault' } },
+          terminationGracePeriodSeconds: 30,
+          containers: [
+            {
+              name: APP_NAME,
+              image: options.image ?? d.image,
+              imagePullPolicy: 'IfNotPresent',
+              args: ['run', '--config', `/config/${d.configFile}`],
+              env,
+              ports: [{ name: 'metrics', containerPort: port, protocol: 'TCP' }],
+              livenessProbe: probe('/healthz', 10),
+              readinessProbe: probe('/readyz', 5),
+              resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '1', memory: '512Mi' } },
+              securityContext,
+              volumeMounts: [
+                { name: 'config', mountPath: '/config', readOnly: true },
+                { name: 'tmp', mountPath: '/tmp' },
+              ],
+            },
+          ],
+          volumes: [
+            { name: 'config', configMap: { name } },
+            { name: 'tmp', emptyDir: { sizeLimit: '64Mi' } },
+          ],
+        },
+      },
+    },
+  };
+
+  return [
+    ...(options.crd === false ? [] : [meshSyncCrd()]),
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace, labels: labels() } },
+    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta() },
+    ...rbacObjects({
+      resources: options.resources ?? DEFAULT_RESOURCES,
+      namespaces: options.namespaces,
+      crds: options.crds,
+      ha: options.ha ?? replicas > 1,
+      crStatus: options.crStatus,
+      clusterScoped: options.clusterScoped,
+      namespace,
+      serviceAccount: name,
+      name,
+      configMap: name,
+    }),
+    { apiVersion: 'v1', kind: 'ConfigMap', metadata: meta(), data: { [d.configFile]: configText } },
+    deployment,
+    {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: meta(),
+      spec: { type: 'ClusterIP', selector, ports: [{ name: 'metrics', port, targetPort: 'metrics', protocol: 'TCP' }] },
+    },
+  ];
+}
+
+/** A complete install as multi-document YAML. */
+export function renderInstall(options: InstallOptions = {}): string {
+  return toYaml(installObjects(options));
+}

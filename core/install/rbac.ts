@@ -1,0 +1,138 @@
+// Least-privilege RBAC for one meshsync instance, derived from what it is configured to watch.
+import { MeshSyncError } from '../errors.ts';
+import { parseResourceId } from '../resource.ts';
+import type { KubeObject } from './objects.ts';
+import { MESHSYNC_GROUP, labels, toYaml } from './objects.ts';
+
+export interface RbacOptions {
+  /** Resource ids meshsync lists and watches (`pods.v1.`, `deployments.v1.apps`). */
+  readonly resources: readonly string[];
+  /** Watch only these namespaces: namespaced resources then get a Role in each instead of cluster-wide access. */
+  readonly namespaces?: readonly string[];
+  /** Dynamic CRD discovery is on: list/watch customresourcedefinitions. */
+  readonly crds?: boolean;
+  /** Leader election is on: get/create/update leases in meshsync's namespace. */
+  readonly ha?: boolean;
+  /** meshsync reports its state on the MeshSync CR's status subresource. */
+  readonly crStatus?: boolean;
+  /** Namespace meshsync runs in (its CR, ConfigMap and leases live there). */
+  readonly namespace: string;
+  readonly serviceAccount: string;
+  /** Name of the RBAC objects (default `meshsync`). */
+  readonly name?: string;
+  /** ConfigMap meshsync reads its config from (default: `name`). */
+  readonly configMap?: string;
+  /** Resource ids to treat as cluster-scoped on top of the built-in ones (cluster-scoped CRDs). */
+  readonly clusterScoped?: readonly string[];
+}
+
+export interface PolicyRule {
+  apiGroups: string[];
+  resources: string[];
+  verbs: string[];
+  resourceNames?: string[];
+}
+
+/** Built-in cluster-scoped resources by `<plural>.<group>`: a Role cannot grant them. */
+const CLUSTER_SCOPED = new Set([
+  'namespaces.', 'nodes.', 'persistentvolumes.', 'componentstatuses.',
+  'storageclasses.storage.k8s.io', 'csidrivers.storage.k8s.io', 'csinodes.storage.k8s.io',
+  'volumeattachments.storage.k8s.io', 'volumeattributesclasses.storage.k8s.io',
+  'customresourcedefinitions.apiextensions.k8s.io', 'apiservices.apiregistration.k8s.io',
+  'clusterroles.rbac.authorization.k8s.io', 'clusterrolebindings.rbac.authorization.k8s.io',
+  'ingressclasses.networking.k8s.io', 'ipaddresses.networking.k8s.io', 'servicecidrs.networking.k8s.io',
+  'priorityclasses.scheduling.k8s.io', 'runtimeclasses.node.k8s.io',
+  'certificatesigningrequests.certificates.k8s.io',
+  'mutatingwebhookconfigurations.admissionregistration.k8s.io',
+  'validatingwebhookconfigurations.admissionregistration.k8s.io',
+  'validatingadmissionpolicies.admissionregistration.k8s.io',
+  'validatingadmissionpolicybindings.admissionregistration.k8s.io',
+  'flowschemas.flowcontrol.apiserver.k8s.io', 'prioritylevelconfigurations.flowcontrol.apiserver.k8s.io',
+]);
+
+const WATCH_VERBS = ['list', 'watch'];
+
+/** One rule per API group, resources sorted and deduplicated (RBAC ignores versions). */
+export function watchRules(resourceIds: Iterable<string>): PolicyRule[] {
+  const byGroup = new Map<string, Set<string>>();
+  for (const id of resourceIds) {
+    const ref = parse(id);
+    let set = byGroup.get(ref.group);
+    if (!set) byGroup.set(ref.group, (set = new Set()));
+    set.add(ref.resource);
+  }
+  return [...byGroup.keys()].sort().map((group) => ({
+    apiGroups: [group],
+    resources: [...byGroup.get(group)!].sort(),
+    verbs: [...WATCH_VERBS],
+  }));
+}
+
+function parse(id: string): { resource: string; group: string } {
+  const ref = parseResourceId(id);
+  if (!ref || ref.resource.includes('/') || ref.resource === '*' || ref.group === '*') {
+    throw new MeshSyncError('MESHSYNC_CONFIG_INVALID', `not a resource id: "${id}" (expected <plural>.<version>.<group>, core group empty: pods.v1.)`);
+  }
+  return ref;
+}
+
+function isClusterScoped(id: string, extra: ReadonlySet<string>): boolean {
+  const { resource, group } = parse(id);
+  return CLUSTER_SCOPED.has(`${resource}.${group}`) || extra.has(id);
+}
+
+/** The RBAC objects (ClusterRole, Roles and their bindings) that let meshsync do exactly what it is configured to. */
+export function rbacObjects(options: RbacOptions): KubeObject[] {
+  const name = options.name ?? 'meshsync';
+  const ns = options.namespace;
+  const extraClusterScoped = new Set(options.clusterScoped ?? []);
+  const watched = options.namespaces?.length ? [...new Set(options.namespaces)].sort() : undefined;
+  const resources = [...new Set(options.resources)];
+  const clusterWide = watched ? resources.filter((id) => isClusterScoped(id, extraClusterScoped)) : resources;
+  const perNamespace = watched ? resources.filter((id) => !isClusterScoped(id, extraClusterScoped)) : [];
+
+  const clusterRules: PolicyRule[] = [
+    ...watchRules(clusterWide),
+    // The cluster id is kube-system's uid.
+    { apiGroups: [''], resources: ['namespaces'], verbs: ['get'], resourceNames: ['kube-system'] },
+  ];
+  if (options.crds) clusterRules.push({ apiGroups: ['apiextensions.k8s.io'], resources: ['customresourcedefinitions'], verbs: [...WATCH_VERBS] });
+
+  const ownRules: PolicyRule[] = [
+    { apiGroups: [MESHSYNC_GROUP], resources: ['meshsyncs'], verbs: ['get'] },
+    { apiGroups: [''], resources: ['configmaps'], verbs: ['get'], resourceNames: [options.configMap ?? name] },
+  ];
+  if (options.crStatus) ownRules.push({ apiGroups: [MESHSYNC_GROUP], resources: ['meshsyncs/status'], verbs: ['get', 'update', 'patch'] });
+  // create cannot be limited by resourceNames; the Role keeps leases to meshsync's own namespace.
+  if (options.ha) ownRules.push({ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] });
+
+  const subject = { kind: 'ServiceAccount', name: options.serviceAccount, namespace: ns };
+  const objects: KubeObject[] = [
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name, labels: labels() }, rules: clusterRules },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: { name, labels: labels() },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name }, subjects: [subject],
+    },
+    ...roleWithBinding(name, ns, ownRules, subject),
+  ];
+  if (watched && perNamespace.length) {
+    const rules = watchRules(perNamespace);
+    for (const watchedNs of watched) objects.push(...roleWithBinding(`${name}-watch`, watchedNs, rules, subject));
+  }
+  return objects;
+}
+
+function roleWithBinding(name: string, namespace: string, rules: PolicyRule[], subject: object): KubeObject[] {
+  return [
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name, namespace, labels: labels() }, rules: structuredClone(rules) },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name, namespace, labels: labels() },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name }, subjects: [{ ...subject }],
+    },
+  ];
+}
+
+/** The RBAC objects as multi-document YAML. */
+export function renderRbac(options: RbacOptions): string {
+  return toYaml(rbacObjects(options));
+}
