@@ -41,6 +41,14 @@ export const CRD_GR = 'customresourcedefinitions.apiextensions.k8s.io';
 /** kube-system's uid is what tools (and meshsync) use as the cluster id, so it is stable. */
 export const KUBE_SYSTEM_UID = '5f1b7c3e-2d4a-4c8e-9b6f-0a1d2e3f4c5b';
 
+// metadata.generation exists only where a spec is tracked by a controller.
+const GENERATION_GRS = new Set([
+  'pods', 'replicationcontrollers', 'deployments.apps', 'replicasets.apps', 'statefulsets.apps', 'daemonsets.apps',
+  'jobs.batch', 'cronjobs.batch', 'horizontalpodautoscalers.autoscaling', 'poddisruptionbudgets.policy',
+  'ingresses.networking.k8s.io', 'networkpolicies.networking.k8s.io', CRD_GR,
+]);
+const hasGeneration = (info: ResourceInfo) => !!info.crd || GENERATION_GRS.has(info.gr);
+
 export const entryJson = (e: Entry): string => (e.json ??= JSON.stringify(e.body));
 
 /** The object as the real server renders it outside lists: kind and apiVersion first. */
@@ -49,9 +57,12 @@ export function fullJson(info: ResourceInfo, e: Entry): string {
   return `{"kind":${JSON.stringify(info.kind)},"apiVersion":${JSON.stringify(info.apiVersion)},${rest.slice(1)}`;
 }
 
+/** A private copy for callers. JSON round-trips beat structuredClone for plain data and prime the cache. */
 export function fullObject(info: ResourceInfo, e: Entry): KubeObject {
-  return { kind: info.kind, apiVersion: info.apiVersion, ...structuredClone(e.body) };
+  return JSON.parse(fullJson(info, e));
 }
+
+export const clone = <T>(v: T): T => JSON.parse(JSON.stringify(v));
 
 const keyOf = (namespace: string | undefined, name: string) => (namespace ? `${namespace}/${name}` : name);
 const now = () => new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
@@ -319,9 +330,10 @@ export class Cluster {
       ...meta,
       uid: opts.keepUid && meta.uid ? meta.uid : randomUUID(),
       resourceVersion: String(rv),
-      generation: 1,
       creationTimestamp: now(),
     };
+    if (hasGeneration(info)) fresh.generation = 1;
+    else delete fresh.generation;
     delete fresh.deletionTimestamp;
     delete fresh.deletionGracePeriodSeconds;
     delete fresh.selfLink;
@@ -389,7 +401,7 @@ export class Cluster {
           ...(namespace ? { namespace } : {}),
           uid: old.body.metadata.uid,
           creationTimestamp: old.body.metadata.creationTimestamp,
-          generation: old.body.metadata.generation,
+          ...(old.body.metadata.generation !== undefined ? { generation: old.body.metadata.generation } : {}),
           resourceVersion: String(old.rv),
           ...(old.body.metadata.deletionTimestamp
             ? { deletionTimestamp: old.body.metadata.deletionTimestamp, deletionGracePeriodSeconds: old.body.metadata.deletionGracePeriodSeconds ?? 0 }
@@ -401,7 +413,7 @@ export class Cluster {
       delete next.metadata.selfLink;
     }
     if (deepEqual(next, old.body)) return old;
-    if (specChanged(next, old.body)) next.metadata.generation = (old.body.metadata.generation ?? 1) + 1;
+    if (hasGeneration(info) && specChanged(next, old.body)) next.metadata.generation = (old.body.metadata.generation ?? 1) + 1;
     if (info.gr === CRD_GR) this.registerCrd(next);
     // the last finalizer removed from an object being deleted completes the deletion
     if (next.metadata.deletionTimestamp && !(next.metadata.finalizers?.length)) {

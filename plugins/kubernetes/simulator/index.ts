@@ -5,7 +5,7 @@ import { writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Cluster, fullObject, KUBE_SYSTEM_UID } from './cluster.ts';
+import { clone, Cluster, fullObject, KUBE_SYSTEM_UID } from './cluster.ts';
 import type { KubeObject } from './cluster.ts';
 import { errors } from './errors.ts';
 import { mergePatch } from './patch.ts';
@@ -164,12 +164,12 @@ class Simulator implements KubeSimulator {
 
   create(resourceId: string, obj: object): KubeObject {
     const info = this.info(resourceId);
-    return fullObject(info, this.cluster.create(info, structuredClone(obj) as KubeObject));
+    return fullObject(info, this.cluster.create(info, clone(obj) as KubeObject));
   }
 
   update(resourceId: string, obj: object): KubeObject {
     const info = this.info(resourceId);
-    return fullObject(info, this.cluster.update(info, structuredClone(obj) as KubeObject));
+    return fullObject(info, this.cluster.update(info, clone(obj) as KubeObject));
   }
 
   patch(resourceId: string, namespace: string | undefined, name: string, patch: object): KubeObject {

@@ -24,10 +24,11 @@ const FIELDS_V1 = `${META}FieldsV1`;
 // Without pointer information we drop zero scalars except on fields that are
 // pointers in the Go types and where 0/false means something.
 const KEEP_ZERO = new Set([
-  'replicas', 'runAsUser', 'runAsGroup', 'fsGroup', 'runAsNonRoot', 'readOnlyRootFilesystem', 'privileged',
-  'allowPrivilegeEscalation', 'automountServiceAccountToken', 'terminationGracePeriodSeconds', 'activeDeadlineSeconds',
-  'parallelism', 'completions', 'backoffLimit', 'suspend', 'immutable', 'optional', 'revisionHistoryLimit',
-  'progressDeadlineSeconds', 'enableServiceLinks', 'hostNetwork', 'stdin', 'tty',
+  'DeploymentSpec.replicas', 'ReplicaSetSpec.replicas', 'StatefulSetSpec.replicas', 'ReplicationControllerSpec.replicas',
+  '*.runAsUser', '*.runAsGroup', '*.fsGroup', '*.runAsNonRoot', '*.readOnlyRootFilesystem', '*.privileged',
+  '*.allowPrivilegeEscalation', '*.automountServiceAccountToken', '*.terminationGracePeriodSeconds', '*.activeDeadlineSeconds',
+  'JobSpec.parallelism', 'JobSpec.completions', 'JobSpec.backoffLimit', '*.suspend', '*.immutable', '*.optional',
+  '*.revisionHistoryLimit', '*.progressDeadlineSeconds',
 ]);
 
 class Reader {
@@ -134,7 +135,7 @@ export class ProtobufDecoder {
         }
       }
     }
-    return prune(this.plain(buf, type));
+    return prune(this.plain(buf, type), type.slice(type.lastIndexOf('.') + 1));
   }
 
   private rawBytes(buf: Buffer): Buffer {
@@ -226,7 +227,7 @@ const isScalar = (t: string) => t === 'string' || t === 'bytes' || t === 'bool' 
 const isPackable = (t: string) => t === 'bool' || t === 'int32' || t === 'int64';
 
 /** Drop what Go's JSON encoding would omit (see KEEP_ZERO). */
-function prune(obj: Record<string, any>): Record<string, any> {
+function prune(obj: Record<string, any>, message: string): Record<string, any> {
   for (const [k, v] of Object.entries(obj)) {
     const empty =
       v === null ||
@@ -234,7 +235,7 @@ function prune(obj: Record<string, any>): Record<string, any> {
       v === '' ||
       (Array.isArray(v) && v.length === 0) ||
       (typeof v === 'object' && v !== null && !Array.isArray(v) && Object.keys(v).length === 0 && k !== 'emptyDir') ||
-      ((v === 0 || v === false) && !KEEP_ZERO.has(k));
+      ((v === 0 || v === false) && !KEEP_ZERO.has(`${message}.${k}`) && !KEEP_ZERO.has(`*.${k}`));
     if (empty) delete obj[k];
   }
   return obj;

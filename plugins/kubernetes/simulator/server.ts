@@ -7,6 +7,7 @@ import { errors, KubeApiError } from './errors.ts';
 import { negotiate, readBody, sendError, sendJson, streamList } from './http.ts';
 import { applyPatch, PATCH_TYPES } from './patch.ts';
 import type { PatchType } from './patch.ts';
+import { openapiV3 } from './openapi.ts';
 import { PROTOBUF_MEDIA_TYPE } from './protobuf.ts';
 import type { ProtobufDecoder } from './protobuf.ts';
 import type { Registry, ResourceInfo } from './registry.ts';
@@ -85,7 +86,6 @@ export class ApiServer {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const path = url.pathname.replace(/\/+$/, '') || '/';
     const segs = path.split('/').filter(Boolean);
-    const accept = req.headers.accept;
 
     if (segs[0] === 'api' && segs.length <= 2) return this.discovery(req, res, url, segs.length === 1 ? 'api' : segs[1] === 'v1' ? 'core' : 'none');
     if (segs[0] === 'apis' && segs.length <= 3) return this.discovery(req, res, url, segs.length === 1 ? 'apis' : 'group', segs[1], segs[2]);
@@ -98,8 +98,11 @@ export class ApiServer {
       res.writeHead(200, { 'Content-Type': 'text/plain' });
       return void res.end('ok');
     }
-    // No OpenAPI: kubectl copes (validation falls back to the server, apply works without it).
-    void accept;
+    if (segs[0] === 'openapi' && segs[1] === 'v3') {
+      const doc = openapiV3(this.registry, segs.slice(2).join('/'));
+      if (doc) return sendJson(res, 200, doc);
+    }
+    // No /openapi/v2: kubectl only needs v3 (see openapi.ts).
     throw errors.pathNotFound();
   }
 
