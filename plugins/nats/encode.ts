@@ -1,0 +1,127 @@
+/**
+ * The wire format: payload and headers of each message. Every object is serialised once; only an
+ * object too large for the server is serialised again, stripped.
+ */
+import { headers as natsHeaders, type MsgHdrs, type MsgHdrsImpl } from '@nats-io/transport-node';
+import { resourceId } from '../../core/resource.ts';
+import type { KubeObject, ObjectMeta, SyncEvent } from '../../core/types.ts';
+
+/** Bumped when the payload or headers change incompatibly; sent in Meshsync-Format-Version. */
+export const FORMAT_VERSION = 1;
+
+export const HEADER = {
+  type: 'Meshsync-Type',
+  resource: 'Meshsync-Resource',
+  cluster: 'Meshsync-Cluster',
+  formatVersion: 'Meshsync-Format-Version',
+  truncated: 'Meshsync-Truncated',
+  resyncId: 'Meshsync-Resync-Id',
+} as const;
+
+export const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
+
+export type Truncation = 'none' | 'stripped' | 'metadata-only' | 'dropped';
+
+export interface EncodedMessage {
+  readonly payload: string;
+  readonly headers?: MsgHdrs;
+  /** What had to be cut to fit max_payload. */
+  readonly truncation: Truncation;
+}
+
+export interface EncodeOptions {
+  readonly withHeaders: boolean;
+  /** The server's max_payload (payload + headers). */
+  readonly maxPayload: number;
+  readonly resyncId?: string;
+}
+
+/** Room kept for the headers when the exact size is not computed (they are well under 1 KiB). */
+const HEADER_ALLOWANCE = 1024;
+
+/**
+ * `{"object":{...},"type":"ADDED","cluster_id":"..."}` (MeshSync's order), plus `"resync_id"` in a
+ * resync and `"truncated":true` when the object had to be cut down.
+ */
+export function encodeEvent(event: SyncEvent, options: EncodeOptions): EncodedMessage {
+  const tail = payloadTail(event, options.resyncId);
+  const headers = options.withHeaders ? eventHeaders(event, options.resyncId) : undefined;
+  const full = `{"object":${JSON.stringify(event.object)}${tail}}`;
+  if (fits(full, headers, options.maxPayload)) return { payload: full, headers, truncation: 'none' };
+
+  const truncatedTail = `${tail},"truncated":true`;
+  headers?.set(HEADER.truncated, 'true');
+  const stripped = `{"object":${JSON.stringify(stripObject(event.object))}${truncatedTail}}`;
+  if (fits(stripped, headers, options.maxPayload)) return { payload: stripped, headers, truncation: 'stripped' };
+  const metaOnly = `{"object":${JSON.stringify(metadataOnly(event.object))}${truncatedTail}}`;
+  if (fits(metaOnly, headers, options.maxPayload)) return { payload: metaOnly, headers, truncation: 'metadata-only' };
+  const identity = `{"object":${JSON.stringify(identityOnly(event.object))}${truncatedTail}}`;
+  if (fits(identity, headers, options.maxPayload)) return { payload: identity, headers, truncation: 'metadata-only' };
+  return { payload: '', headers, truncation: 'dropped' };
+}
+
+function payloadTail(event: SyncEvent, resyncId: string | undefined): string {
+  const resync = resyncId === undefined ? '' : `,"resync_id":${JSON.stringify(resyncId)}`;
+  return `,"type":"${event.type}","cluster_id":${JSON.stringify(event.clusterId)}${resync}`;
+}
+
+export function eventHeaders(event: SyncEvent, resyncId?: string): MsgHdrs {
+  const h = natsHeaders();
+  h.set(HEADER.type, event.type);
+  h.set(HEADER.resource, resourceId(event.resource));
+  h.set(HEADER.cluster, event.clusterId);
+  h.set(HEADER.formatVersion, String(FORMAT_VERSION));
+  if (resyncId !== undefined) h.set(HEADER.resyncId, resyncId);
+  return h;
+}
+
+/** Headers of a resync marker or a request reply (no resource). */
+export function markerHeaders(type: string, clusterId: string, resyncId?: string): MsgHdrs {
+  const h = natsHeaders();
+  h.set(HEADER.type, type);
+  h.set(HEADER.cluster, clusterId);
+  h.set(HEADER.formatVersion, String(FORMAT_VERSION));
+  if (resyncId !== undefined) h.set(HEADER.resyncId, resyncId);
+  return h;
+}
+
+/** True when payload + headers fit; the exact byte count is only computed near the limit. */
+export function fits(payload: string, headers: MsgHdrs | undefined, maxPayload: number): boolean {
+  // A UTF-16 code unit is at most 3 UTF-8 bytes.
+  if (payload.length * 3 + HEADER_ALLOWANCE <= maxPayload) return true;
+  const headerBytes = headers ? (headers as MsgHdrsImpl).encode().length : 0;
+  return Buffer.byteLength(payload) + headerBytes <= maxPayload;
+}
+
+/** A copy without managedFields and the last-applied-configuration annotation (often half the size). */
+export function stripObject(object: KubeObject): KubeObject {
+  return { ...object, metadata: stripMeta(object.metadata) };
+}
+
+function stripMeta(meta: ObjectMeta): ObjectMeta {
+  const { managedFields: _managedFields, ...rest } = meta;
+  if (rest.annotations && LAST_APPLIED in rest.annotations) {
+    const { [LAST_APPLIED]: _lastApplied, ...annotations } = rest.annotations;
+    rest.annotations = annotations;
+  }
+  return rest;
+}
+
+/** apiVersion, kind and metadata only: enough for a consumer to know the object exists. */
+export function metadataOnly(object: KubeObject): KubeObject {
+  return { apiVersion: object.apiVersion, kind: object.kind, metadata: stripMeta(object.metadata) };
+}
+
+/** The last resort when even the metadata is too large (huge labels or annotations). */
+function identityOnly(object: KubeObject): KubeObject {
+  const { name, namespace, uid, resourceVersion } = object.metadata;
+  return { apiVersion: object.apiVersion, kind: object.kind, metadata: { name, namespace, uid, resourceVersion } };
+}
+
+/** `<uid>:<resourceVersion>:<type>`: the same change published twice gets the same id. */
+export function messageId(event: SyncEvent, resyncId?: string): string {
+  const meta = event.object.metadata;
+  const id = `${meta.uid ?? `${meta.namespace ?? ''}/${meta.name}`}:${meta.resourceVersion ?? ''}:${event.type}`;
+  // A resync republishes unchanged objects: its own id keeps them from being dropped as duplicates.
+  return resyncId === undefined ? id : `${id}:${resyncId}`;
+}

@@ -1,0 +1,34 @@
+/**
+ * meshsync:nats — the broker sink that loses nothing. Publishes every event to NATS (core NATS,
+ * or JetStream) in MeshSync's wire format, accepts a batch only once the server confirmed it,
+ * and republishes the whole state, framed, after a reconnect or on request.
+ */
+import { definePlugin } from '../../core/plugin.ts';
+import { natsOptionsSchema } from './options.ts';
+import { NatsSink } from './sink.ts';
+
+export const PLUGIN_NAME = 'meshsync:nats';
+
+export const nats = definePlugin({
+  name: PLUGIN_NAME,
+  description: 'Publishes every change to a NATS broker (MeshSync wire format), with no loss across broker outages.',
+  options: natsOptionsSchema,
+  setup: (options) => (core) => {
+    const sink = new NatsSink(core, options, core.logger.child({ plugin: PLUGIN_NAME }));
+    core.addReadinessCheck('broker', () => sink.connection.connected);
+    core.hooks.start.tapPromise(PLUGIN_NAME, () => sink.start());
+    // Last in the waterfall, so it sees the cluster id every other tap agreed on.
+    core.hooks.clusterId.tap({ name: PLUGIN_NAME, stage: 1000 }, (clusterId) => {
+      sink.clusterResolved(clusterId);
+      return clusterId;
+    });
+    core.hooks.ready.tap(PLUGIN_NAME, () => sink.ready());
+    core.hooks.sink.tapPromise(PLUGIN_NAME, (batch) => sink.deliver(batch));
+    core.hooks.stop.tapPromise(PLUGIN_NAME, () => sink.stop());
+  },
+});
+
+export default nats;
+export { natsOptionsSchema, resolveServers, type NatsOptions, type NatsOptionsInput } from './options.ts';
+export { FORMAT_VERSION, HEADER } from './encode.ts';
+export { compileSubject, subjectToken } from './subject.ts';

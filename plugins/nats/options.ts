@@ -1,0 +1,100 @@
+import { z } from 'zod';
+import { DEFAULT_SUBJECT } from '../../config/defaults.ts';
+import { validateSubjectTemplate } from './subject.ts';
+
+export const DEFAULT_URL = 'nats://localhost:4222';
+export const DEFAULT_REQUEST_SUBJECT = 'meshery.meshsync.control';
+
+const authSchema = z.object({
+  user: z.string().min(1).optional().describe('User name (with `password`).'),
+  password: z.string().optional().describe('Password for `user`. Never logged.'),
+  token: z.string().min(1).optional().describe('Authentication token. Never logged.'),
+  nkeySeed: z.string().min(1).optional().describe('NKey user seed (`SU...`). Never logged.'),
+  nkeySeedFile: z.string().min(1).optional().describe('File holding the NKey user seed (a mounted Secret).'),
+  credsFile: z.string().min(1).optional().describe('NATS credentials file (user JWT + seed), as `nsc` writes it.'),
+}).strict().refine((auth) => [auth.user !== undefined, auth.token !== undefined, auth.nkeySeed !== undefined || auth.nkeySeedFile !== undefined, auth.credsFile !== undefined].filter(Boolean).length <= 1, {
+  message: 'choose one of user/password, token, nkeySeed(File), credsFile',
+}).describe('How to authenticate; at most one method.');
+
+const tlsSchema = z.object({
+  caFile: z.string().min(1).optional().describe('CA certificate (PEM) that signed the server certificate.'),
+  certFile: z.string().min(1).optional().describe('Client certificate (PEM), when the server verifies clients.'),
+  keyFile: z.string().min(1).optional().describe('Client private key (PEM) for `certFile`.'),
+  rejectUnauthorized: z.boolean().default(true).describe('Verify the server certificate; turn off only for testing.'),
+}).strict().refine((tls) => (tls.certFile === undefined) === (tls.keyFile === undefined), {
+  message: 'certFile and keyFile go together',
+}).describe('TLS; when set, the connection must be encrypted.');
+
+const jetstreamSchema = z.object({
+  stream: z.string().regex(/^[^.\s*>]+$/, 'a stream name has no dots, spaces or wildcards').describe('JetStream stream the events are stored in.'),
+  subjects: z.array(z.string().min(1)).optional().describe('Subjects of the stream when it is created; default: the event subject (placeholders become `*`).'),
+  create: z.boolean().default(false).describe('Create the stream if it does not exist (an existing stream is left as it is).'),
+  maxAge: z.number().int().positive().default(24 * 3600_000).describe('Created stream: how long messages are kept (ms).'),
+  maxBytes: z.number().int().positive().default(1024 ** 3).describe('Created stream: size limit in bytes; the oldest messages go first.'),
+  duplicateWindow: z.number().int().positive().default(120_000).describe('Created stream: how long message ids are remembered for deduplication (ms).'),
+  replicas: z.number().int().min(1).max(5).default(1).describe('Created stream: replicas (clustered JetStream).'),
+  storage: z.enum(['file', 'memory']).default('file').describe('Created stream: storage type.'),
+  ackTimeoutMs: z.number().int().positive().default(5000).describe('How long to wait for each publish acknowledgement.'),
+  retries: z.number().int().min(0).default(3).describe('Retries of a publish that timed out, with the same message id (then the batch fails and the core retries it).'),
+}).strict().describe('Publish to JetStream (stored, acknowledged, deduplicated) instead of core NATS.');
+
+const brokerSchema = z.union([
+  z.object({ native: z.object({ name: z.string().min(1), namespace: z.string().min(1) }) }),
+  z.object({ custom: z.object({ url: z.string().min(1) }) }),
+]).describe('MeshSync-style broker reference: `{ native: { name, namespace } }` (an in-cluster NATS service) or `{ custom: { url } }`.');
+
+export const natsOptionsSchema = z.object({
+  url: z.string().min(1).optional().describe('Server URL (`nats://host:4222`); BROKER_URL in the environment wins over it.'),
+  servers: z.array(z.string().min(1)).min(1).optional().describe('Several server URLs of one cluster (instead of `url`).'),
+  broker: brokerSchema.optional(),
+  name: z.string().default('meshsync').describe('Connection name shown by the server\'s monitoring.'),
+  subject: z.string().default(DEFAULT_SUBJECT)
+    .superRefine((subject, ctx) => {
+      const problem = validateSubjectTemplate(subject);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    })
+    .describe('Event subject, or a template with {cluster} {resource} {type} {namespace} {kind} {group} {version} (tokens sanitised: dots become `_`).'),
+  requestSubject: z.string().default(DEFAULT_REQUEST_SUBJECT)
+    .superRefine((subject, ctx) => {
+      const problem = subject === '' ? undefined : validateSubjectTemplate(subject, ['cluster']);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    })
+    .describe('Subject this sink answers requests on (`resync`, `snapshot`, `meta`); may contain {cluster}. Empty string turns requests off.'),
+  headers: z.boolean().default(true).describe('Send Meshsync-* headers (needs a server with header support, 2.2+).'),
+  resyncOnReconnect: z.boolean().default(true).describe('After a reconnect, republish the current state framed by RESYNC_BEGIN/RESYNC_END.'),
+  resyncChunkSize: z.number().int().positive().default(500).describe('Objects published per flush during a resync.'),
+  auth: authSchema.optional(),
+  tls: tlsSchema.optional(),
+  jetstream: jetstreamSchema.optional(),
+  connectTimeoutMs: z.number().int().positive().default(5000).describe('Handshake timeout of one connection attempt.'),
+  flushTimeoutMs: z.number().int().positive().default(10_000).describe('How long a batch waits for the server to confirm it (PING/PONG) before it is retried.'),
+  reconnectInitialMs: z.number().int().positive().default(250).describe('First reconnect delay; doubles up to reconnectMaxMs, with jitter. Retries forever.'),
+  reconnectMaxMs: z.number().int().positive().default(10_000).describe('Longest reconnect delay.'),
+  pingIntervalMs: z.number().int().positive().default(20_000).describe('Client PING interval; a dead connection is noticed after 3 unanswered PINGs.'),
+}).strict().refine((o) => o.requestSubject === '' || o.requestSubject !== o.subject, {
+  message: 'requestSubject must differ from subject',
+  path: ['requestSubject'],
+});
+
+export type NatsOptions = z.output<typeof natsOptionsSchema>;
+export type NatsOptionsInput = z.input<typeof natsOptionsSchema>;
+
+/**
+ * The server URLs to dial. Precedence: BROKER_URL (environment; may list several, comma-separated)
+ * > `servers` > `url` > `broker.custom.url` > `broker.native` (the in-cluster service) > default.
+ */
+export function resolveServers(options: Pick<NatsOptions, 'url' | 'servers' | 'broker'>, env: NodeJS.ProcessEnv = process.env): string[] {
+  const fromEnv = env.BROKER_URL?.trim();
+  if (fromEnv) return fromEnv.split(',').map((s) => s.trim()).filter(Boolean);
+  if (options.servers?.length) return [...options.servers];
+  if (options.url) return [options.url];
+  const broker = options.broker;
+  if (broker && 'custom' in broker) return [broker.custom.url];
+  if (broker && 'native' in broker) return [`nats://${broker.native.name}.${broker.native.namespace}.svc.cluster.local:4222`];
+  return [DEFAULT_URL];
+}
+
+/** A URL fit for logs: credentials in it replaced. */
+export function redactUrl(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//[redacted]@');
+}
