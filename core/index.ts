@@ -6,3 +6,5 @@ export { ERROR_CODES, MeshSyncError, ConfigError, type ConfigProblem, type Error
 export { createLogger, type Logger } from './log.ts';
 export { objectKey, coalesce } from './lane.ts';
 export { resourceId, parseResourceId } from './resource.ts';
+export { defineConfig, type ConfigEnv, type ConfigExport } from '../config/define.ts';
+export type { MeshSyncConfig, ResolvedConfig } from '../config/schema.ts';

@@ -1,0 +1,166 @@
+import { expect } from 'chai';
+import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+import { defineConfig } from '../../config/define.ts';
+import { loadConfig, type LoadConfigOptions } from '../../config/load.ts';
+import { maskSecrets, MASK } from '../../config/mask.ts';
+import { configSchema } from '../../config/schema.ts';
+import { ConfigError } from '../../core/errors.ts';
+import { createLogger } from '../../core/log.ts';
+
+const CASES = fileURLToPath(new URL('../fixtures/configs/', import.meta.url));
+
+interface ExpectedProblem { file?: string; path: string; message: string }
+interface Expected {
+  description: string;
+  options?: Pick<LoadConfigOptions, 'configFile'>;
+  env?: Record<string, string>;
+  error?: { code: string; problems: ExpectedProblem[] };
+  result?: {
+    file?: string;
+    clusterId?: string;
+    logLevel?: string;
+    plugins?: string[];
+    pipeline?: Record<string, number>;
+    stopTimeoutMs?: number;
+    pluginOptions?: Record<string, Record<string, unknown>>;
+  };
+}
+
+const caseNames = readdirSync(CASES, { withFileTypes: true }).filter((entry) => entry.isDirectory()).map((entry) => entry.name).sort();
+
+describe('config loader: case folders (test/fixtures/configs/<case>)', () => {
+  for (const name of caseNames) {
+    const dir = join(CASES, name);
+    const expected = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')) as Expected;
+
+    it(`${name}: ${expected.description}`, async () => {
+      const load = loadConfig({ cwd: dir, env: expected.env ?? {}, ...expected.options });
+      if (expected.error) {
+        const error = await load.then(() => undefined, (thrown: unknown) => thrown);
+        expect(error, 'the config should have been rejected').to.be.instanceOf(ConfigError);
+        const { code, problems } = error as ConfigError;
+        expect(code).to.equal(expected.error.code);
+        expect(problems.map((p) => p.path), `problems: ${JSON.stringify(problems)}`).to.have.members(expected.error.problems.map((p) => p.path));
+        for (const want of expected.error.problems) {
+          const got = problems.find((p) => p.path === want.path)!;
+          expect(got.message).to.match(new RegExp(want.message));
+          if (want.file !== undefined) expect(got.file && relative(dir, got.file)).to.equal(want.file);
+        }
+        return;
+      }
+      const { file, config, plugins } = await load;
+      const want = expected.result!;
+      if (want.file !== undefined) expect(file && relative(dir, file)).to.equal(want.file);
+      if (want.clusterId !== undefined) expect(config.clusterId).to.equal(want.clusterId);
+      if (want.logLevel !== undefined) expect(config.logLevel).to.equal(want.logLevel);
+      if (want.stopTimeoutMs !== undefined) expect(config.stopTimeoutMs).to.equal(want.stopTimeoutMs);
+      if (want.plugins !== undefined) expect(plugins.map((p) => p.name)).to.deep.equal(want.plugins);
+      if (want.pipeline !== undefined) expect(config.pipeline).to.include(want.pipeline);
+      for (const [plugin, options] of Object.entries(want.pluginOptions ?? {})) {
+        expect(config.plugins.find((p) => p.name === plugin)?.options).to.deep.include(options);
+      }
+      expect(Object.isFrozen(config)).to.equal(true);
+      expect(Object.isFrozen(config.pipeline)).to.equal(true);
+    });
+  }
+});
+
+describe('config loader', () => {
+  let empty: string;
+  beforeEach(async () => {
+    empty = await mkdtemp(join(tmpdir(), 'meshsync-config-'));
+  });
+  afterEach(() => rm(empty, { recursive: true, force: true }));
+
+  it('runs the MeshSync defaults when there is no config file, stdout without BROKER_URL', async () => {
+    const { file, plugins, config } = await loadConfig({ cwd: empty, env: {} });
+    expect(file).to.equal(undefined);
+    expect(plugins.map((p) => p.name)).to.deep.equal(['meshsync:kubernetes', 'meshsync:redact-secrets', 'meshsync:stdout', 'meshsync:metrics']);
+    expect(config.pipeline.batchSize).to.equal(500);
+    expect(config.clusterId).to.equal(undefined);
+  });
+
+  it('publishes to NATS by default when BROKER_URL is set', async () => {
+    const { plugins } = await loadConfig({ cwd: empty, env: { BROKER_URL: 'nats://localhost:4222' } });
+    expect(plugins.map((p) => p.name)).to.deep.equal(['meshsync:kubernetes', 'meshsync:redact-secrets', 'meshsync:nats', 'meshsync:metrics']);
+  });
+
+  it('watches the fifteen default resources when there is no config file', async () => {
+    const { config } = await loadConfig({ cwd: empty, env: {} });
+    const kubernetes = config.plugins.find((p) => p.name === 'meshsync:kubernetes');
+    expect((kubernetes?.options as { resources: string[] }).resources).to.have.length(15);
+  });
+
+  it('logs at info when it adds redact-secrets to a config that lists none', async () => {
+    const lines: string[] = [];
+    const logger = createLogger({ level: 'info', pretty: false, destination: { write: (line: string) => lines.push(line) } as never });
+    const { plugins } = await loadConfig({ cwd: join(CASES, 'good-package-json'), env: {}, logger });
+    expect(plugins.at(-1)?.name).to.equal('meshsync:redact-secrets');
+    const record = lines.map((line) => JSON.parse(line)).find((r) => r.plugin === 'meshsync:redact-secrets');
+    expect(record?.level).to.equal(30);
+    expect(record?.msg).to.match(/enabled: false/);
+  });
+
+  it('rejects a LOG_LEVEL that is not a level', async () => {
+    const error = await loadConfig({ cwd: empty, env: { LOG_LEVEL: 'chatty' } }).catch((e: unknown) => e);
+    expect((error as ConfigError).problems.map((p) => p.path)).to.deep.equal(['LOG_LEVEL (environment)']);
+  });
+});
+
+describe('defineConfig', () => {
+  it('returns the config, function or promise it was given', async () => {
+    const object = { clusterId: 'a' };
+    const fn = () => object;
+    const promise = Promise.resolve(object);
+    expect(defineConfig(object)).to.equal(object);
+    expect(defineConfig(fn)).to.equal(fn);
+    expect(await defineConfig(promise)).to.equal(object);
+  });
+});
+
+describe('config schema', () => {
+  it('fills every default from an empty config', () => {
+    const parsed = configSchema.parse({});
+    expect(parsed).to.deep.equal({
+      pipeline: { batchSize: 500, batchMaxWaitMs: 50, retryInitialMs: 200, retryMaxMs: 30_000, highWaterMark: 100_000 },
+      stopTimeoutMs: 10_000,
+      logLevel: 'info',
+    });
+  });
+
+  it('yields a JSON Schema with a description on every field, for the website', () => {
+    const schema = z.toJSONSchema(configSchema, { unrepresentable: 'any', io: 'input' }) as { properties: Record<string, { description?: string; properties?: Record<string, { description?: string }> }> };
+    for (const [key, property] of Object.entries(schema.properties)) {
+      expect(property.description, key).to.be.a('string');
+      for (const [inner, value] of Object.entries(property.properties ?? {})) expect(value.description, `${key}.${inner}`).to.be.a('string');
+    }
+  });
+});
+
+describe('maskSecrets', () => {
+  it('masks secret-looking keys at any depth and passwords in URLs', () => {
+    const masked = maskSecrets({
+      servers: ['nats://app:hunter2@nats:4222', 'nats://s3cr3t-token@nats:4222', 'nats://nats:4222'],
+      auth: { password: 'p', token: 't', nkeySeed: 'SUA...', credsFile: '/etc/creds', user: 'app' },
+      fingerprint: { key: 'k' },
+      hmac_key: 'h',
+      enabled: false,
+    });
+    expect(masked).to.deep.equal({
+      servers: [`nats://app:${MASK}@nats:4222`, `nats://${MASK}@nats:4222`, 'nats://nats:4222'],
+      auth: { password: MASK, token: MASK, nkeySeed: MASK, credsFile: '/etc/creds', user: 'app' },
+      fingerprint: { key: MASK },
+      hmac_key: MASK,
+      enabled: false,
+    });
+  });
+
+  it('leaves empty secret fields visible as empty, so a missing secret can be seen', () => {
+    expect(maskSecrets({ password: '', token: undefined })).to.deep.equal({ password: '', token: undefined });
+  });
+});
