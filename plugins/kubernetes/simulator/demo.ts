@@ -9,7 +9,7 @@ const fixtureCache = new Map<string, string>();
 function fixture(name: string, fixturesDir = DEFAULT_FIXTURES_DIR): any {
   const path = join(fixturesDir, 'objects', name);
   if (!fixtureCache.has(path)) fixtureCache.set(path, readFileSync(path, 'utf8'));
-  return JSON.parse(fixtureCache.get(path));
+  return JSON.parse(fixtureCache.get(path)!);
 }
 
 const POD = 'pods.v1.';
