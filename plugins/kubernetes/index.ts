@@ -290,13 +290,17 @@ class KubernetesSource {
     let warned = false;
     this.crdWatch = new Reflector(this.client, ref, { metadataOnly: true }, this.timing, {
       emit: (_type, object) => {
-        if (!listed) return; // the initial list only describes what discovery already saw
+        // A CRD is named <plural>.<group>. During the first list, only CRDs that discovery did not
+        // see (installed between discovery and this list) need a look.
         const name = object.metadata.name;
-        this.rediscover(name.slice(name.indexOf('.') + 1));
+        const dot = name.indexOf('.');
+        const plural = name.slice(0, dot);
+        const group = name.slice(dot + 1);
+        if (!listed && [...this.catalog.values()].some((r) => r.group === group && r.resource === plural)) return;
+        this.rediscover(group);
       },
-      listed: (initial) => {
-        listed = true;
-        if (!initial) for (const group of new Set([...this.catalog.values()].map((r) => r.group))) if (group.includes('.')) this.rediscover(group);
+      listed: () => {
+        listed = true; // a relist emits what changed in the gap, which triggers the rediscoveries needed
       },
       failed: (error) => {
         if (error.reason === 'gone' || error.reason === 'stalled' || warned) return;

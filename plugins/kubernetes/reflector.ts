@@ -117,12 +117,14 @@ export class Reflector {
     const signal = this.abort.signal;
     let needList = true;
     while (!signal.aborted) {
+      let watching = false;
       try {
         if (needList) {
           await this.list(signal);
           needList = false;
           this.backoff.reset();
         }
+        watching = true;
         const delivered = await this.watch(signal);
         if (signal.aborted) break;
         this.listener.watchRestarted();
@@ -131,19 +133,15 @@ export class Reflector {
       } catch (error) {
         if (signal.aborted) break;
         const failure = error instanceof KubeRequestError ? error : new KubeRequestError('http', 0, String((error as Error)?.message ?? error), { cause: error });
+        this.listener.failed(failure);
         if (failure.reason === 'gone') {
           // Our resourceVersion is too old: relist and diff, so deletions in the gap are not lost.
-          this.listener.failed(failure);
           this.listener.relisted();
           needList = true;
           continue;
         }
-        this.listener.failed(failure);
-        if (failure.reason === 'stalled') {
-          this.listener.watchRestarted();
-          continue;
-        }
-        if (!this.listedOnce || !this.resourceVersion) needList = true;
+        if (watching) this.listener.watchRestarted();
+        if (failure.reason === 'stalled') continue;
         await sleep(this.backoff.next(), signal);
       }
     }

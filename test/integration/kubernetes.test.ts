@@ -1,0 +1,319 @@
+import { expect } from 'chai';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DEFAULT_RESOURCES } from '../../config/defaults.ts';
+import { createTestCore, type TestCore } from '../../core/testing/index.ts';
+import type { ErrorReport, SyncEvent } from '../../core/types.ts';
+import kubernetes from '../../plugins/kubernetes/index.ts';
+import { startSimulator, type KubeSimulator } from '../../plugins/kubernetes/simulator/index.ts';
+
+type KubeOptions = NonNullable<Parameters<typeof kubernetes>[0]>;
+
+const POD_ID = 'pods.v1.';
+const CRD_ID = 'customresourcedefinitions.v1.apiextensions.k8s.io';
+
+const pod = (name: string, namespace = 'default', labels: Record<string, string> = {}) => ({
+  metadata: { name, namespace, labels },
+  spec: { containers: [{ name: 'app', image: 'nginx:1.27', ports: [{ containerPort: 80 }] }] },
+});
+
+const widgetCrd = {
+  metadata: { name: 'widgets.example.com' },
+  spec: {
+    group: 'example.com',
+    scope: 'Namespaced',
+    names: { plural: 'widgets', singular: 'widget', kind: 'Widget', listKind: 'WidgetList' },
+    versions: [{ name: 'v1', served: true, storage: true, schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } } }],
+  },
+};
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Polls until `check` holds (the events flow asynchronously through the core). */
+async function until(check: () => boolean | Promise<boolean>, timeoutMs = 8000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+async function metricValue(t: TestCore, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const metric = t.core.metrics.getSingleMetric(name);
+  if (!metric) return 0;
+  const { values } = await metric.get();
+  return values
+    .filter((v) => Object.entries(labels).every(([key, value]) => (v.labels as Record<string, unknown>)[key] === value))
+    .reduce((sum, v) => sum + v.value, 0);
+}
+
+const named = (events: SyncEvent[], resource: string, type?: string) =>
+  events.filter((e) => e.resource.resource === resource && (type === undefined || e.type === type)).map((e) => e.object.metadata.name);
+
+describe('kubernetes source (against the API simulator)', function () {
+  this.timeout(30_000);
+  let sim: KubeSimulator;
+  let dir: string;
+  let kubeconfig: string;
+  let t: TestCore | undefined;
+  let errors: ErrorReport[];
+
+  beforeEach(async () => {
+    sim = await startSimulator({ bookmarkIntervalMs: 100 });
+    dir = mkdtempSync(join(tmpdir(), 'meshsync-kube-'));
+    kubeconfig = join(dir, 'kubeconfig');
+    await sim.writeKubeconfig(kubeconfig);
+    errors = [];
+  });
+
+  afterEach(async () => {
+    await t?.stop();
+    t = undefined;
+    await sim.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** A test core with the kubernetes source, quick retries and error capture. */
+  async function start(options: Partial<KubeOptions> = {}, coreOptions: { clusterId?: string } = {}): Promise<TestCore> {
+    t = createTestCore({
+      ...coreOptions,
+      plugins: [kubernetes({ kubeconfig, backoffInitialMs: 20, backoffMaxMs: 200, minWatchTimeoutSeconds: 60, ...options } as KubeOptions)],
+    });
+    t.core.hooks.error.tap('test:errors', (report) => {
+      errors.push(report);
+    });
+    await t.start();
+    await t.core.whenReady();
+    return t;
+  }
+
+  const requestsFor = (resource: string, verb: string) => sim.requests().filter((r) => r.resource === resource && r.verb === verb);
+
+  it('lists and watches the 15 default resources and streams later changes', async () => {
+    sim.create(POD_ID, pod('before'));
+    const core = await start({}, { clusterId: '' });
+    for (const id of DEFAULT_RESOURCES) {
+      expect(requestsFor(id, 'list'), `list of ${id}`).to.have.length.greaterThan(0);
+      await until(() => requestsFor(id, 'watch').length > 0, 5000, `watch of ${id}`);
+    }
+    expect(core.core.clusterId).to.equal(sim.get('namespaces.v1.', undefined, 'kube-system')!.metadata.uid, 'cluster id is the kube-system uid');
+    sim.create('deployments.v1.apps', { metadata: { name: 'web', namespace: 'default' }, spec: { replicas: 1, selector: { matchLabels: { app: 'web' } }, template: { metadata: { labels: { app: 'web' } }, spec: { containers: [{ name: 'a', image: 'nginx' }] } } } });
+    sim.create('configmaps.v1.', { metadata: { name: 'settings', namespace: 'default' }, data: { a: '1' } });
+    sim.patch(POD_ID, 'default', 'before', { metadata: { labels: { touched: 'yes' } } });
+    await core.sink.waitFor((events) => named(events, 'deployments').includes('web') && named(events, 'configmaps').includes('settings')
+      && named(events, 'pods', 'MODIFIED').includes('before'));
+    await core.drain();
+    for (const event of core.sink.events) {
+      expect(event.object.kind, `kind of ${event.resource.resource}`).to.equal(event.resource.kind);
+      expect(event.object.apiVersion).to.equal(event.resource.group ? `${event.resource.group}/${event.resource.version}` : event.resource.version);
+      expect(event.object.metadata.managedFields).to.equal(undefined);
+    }
+    expect(named(core.sink.events, 'namespaces', 'ADDED')).to.include.members(['default', 'kube-system']);
+    const counts = core.core.state.resourceCounts();
+    expect(counts[POD_ID]).to.equal(1);
+    expect(Object.keys(counts)).to.have.members([...DEFAULT_RESOURCES]);
+  });
+
+  it('picks up a CRD installed at runtime, sees its objects, and deletes them when the CRD goes', async () => {
+    const core = await start({ resources: [POD_ID, '*.*.example.com', 'volumegroupsnapshotclasses.v1beta1.groupsnapshot.storage.k8s.io'] });
+    const unknown = errors.find((e) => (e.error as { code?: string }).code === 'MESHSYNC_KUBE_UNKNOWN_RESOURCE');
+    expect(unknown?.error.message).to.contain('volumegroupsnapshotclasses.v1beta1.groupsnapshot.storage.k8s.io');
+    sim.create(CRD_ID, widgetCrd);
+    await until(() => requestsFor('widgets.v1.example.com', 'watch').length > 0, 5000, 'a watch of widgets');
+    sim.create('widgets.v1.example.com', { metadata: { name: 'w1', namespace: 'default' }, spec: { size: 3 } });
+    await core.sink.waitFor((events) => named(events, 'widgets', 'ADDED').includes('w1'));
+    const added = core.sink.events.find((e) => e.object.metadata.name === 'w1')!;
+    expect(added.object.kind).to.equal('Widget');
+    expect(added.object.apiVersion).to.equal('example.com/v1');
+    sim.delete(CRD_ID, undefined, 'widgets.example.com');
+    await core.sink.waitFor((events) => named(events, 'widgets', 'DELETED').includes('w1'));
+    await until(() => !('widgets.v1.example.com' in core.core.state.resourceCounts()), 5000, 'widgets to be unwatched');
+  });
+
+  it('sends label and field selectors and namespace choices to the API server', async () => {
+    for (const ns of ['a', 'b', 'c']) sim.create('namespaces.v1.', { metadata: { name: ns } });
+    for (const ns of ['a', 'b', 'c']) {
+      sim.create(POD_ID, pod('web-1', ns, { app: 'web' }));
+      sim.create(POD_ID, pod('web-2', ns, { app: 'web' }));
+      sim.create(POD_ID, pod('db-1', ns, { app: 'db' }));
+    }
+    const core = await start({
+      resources: [{ id: POD_ID, fieldSelector: 'metadata.name!=web-2' }, 'namespaces.v1.'],
+      labelSelector: 'app!=db',
+      namespaces: { include: ['a', 'b'], exclude: [] },
+    });
+    await core.drain();
+    const pods = core.sink.events.filter((e) => e.resource.resource === 'pods').map((e) => `${e.object.metadata.namespace}/${e.object.metadata.name}`);
+    expect(pods).to.have.members(['a/web-1', 'b/web-1']);
+    const lists = requestsFor(POD_ID, 'list');
+    expect(lists.map((r) => r.path)).to.have.members(['/api/v1/namespaces/a/pods', '/api/v1/namespaces/b/pods']);
+    for (const r of lists) {
+      expect(r.query.labelSelector).to.equal('app!=db');
+      expect(r.query.fieldSelector).to.equal('metadata.name!=web-2');
+      expect(r.query.limit).to.equal('500');
+    }
+    expect(named(core.sink.events, 'namespaces')).to.have.members(['a', 'b']);
+  });
+
+  it('excludes namespaces with a field selector sent to the server', async () => {
+    sim.create('namespaces.v1.', { metadata: { name: 'noisy' } });
+    sim.create(POD_ID, pod('keep', 'default'));
+    sim.create(POD_ID, pod('drop', 'noisy'));
+    const core = await start({ resources: [POD_ID], namespaces: { include: [], exclude: ['noisy', 'kube-system'] } });
+    await core.drain();
+    expect(named(core.sink.events, 'pods')).to.deep.equal(['keep']);
+    expect(requestsFor(POD_ID, 'list')[0].query.fieldSelector).to.equal('metadata.namespace!=noisy,metadata.namespace!=kube-system');
+  });
+
+  it('relists after 410 Gone and emits DELETED for objects removed during the gap, nothing for unchanged ones', async () => {
+    for (const name of ['stay', 'change', 'vanish']) sim.create(POD_ID, pod(name));
+    const core = await start({ resources: [POD_ID] });
+    await core.drain();
+    core.sink.clear();
+    sim.stallWatches(true);
+    sim.delete(POD_ID, 'default', 'vanish');
+    sim.patch(POD_ID, 'default', 'change', { metadata: { labels: { v: '2' } } });
+    sim.create(POD_ID, pod('fresh'));
+    sim.dropWatches();
+    sim.compact();
+    sim.stallWatches(false);
+    await core.sink.waitFor((events) => events.length >= 3);
+    await until(async () => (await metricValue(core, 'meshsync_relists_total', { resource: POD_ID })) >= 1, 5000, 'a relist');
+    await sleep(200);
+    await core.drain();
+    const seen = core.sink.events.map((e) => `${e.type} ${e.object.metadata.name}`);
+    expect(seen).to.have.members(['DELETED vanish', 'MODIFIED change', 'ADDED fresh']);
+    expect(requestsFor(POD_ID, 'list').length).to.be.greaterThanOrEqual(2);
+  });
+
+  it('resumes dropped watches with no duplicate and no missed event', async () => {
+    const core = await start({ resources: [POD_ID] });
+    for (let i = 0; i < 200; i++) {
+      sim.create(POD_ID, pod(`p${i}`));
+      if (i % 20 === 10) {
+        sim.dropWatches();
+        await sleep(5);
+      }
+    }
+    await core.sink.waitFor((events) => named(events, 'pods').length >= 200, 10_000);
+    await sleep(200);
+    await core.drain();
+    const names = named(core.sink.events, 'pods', 'ADDED');
+    expect(names).to.have.length(200);
+    expect(new Set(names).size).to.equal(200);
+    expect(named(core.sink.events, 'pods', 'MODIFIED')).to.deep.equal([]);
+    expect(requestsFor(POD_ID, 'list')).to.have.length(1, 'resumed from the resourceVersion, no relist');
+    const watches = requestsFor(POD_ID, 'watch');
+    expect(watches.length).to.be.greaterThan(1);
+    for (const w of watches) expect(w.query.resourceVersion).to.match(/^\d+$/);
+    expect(await metricValue(core, 'meshsync_watch_restarts_total', { resource: POD_ID })).to.be.greaterThan(0);
+  });
+
+  it('advances the resourceVersion with bookmarks, so a resumed watch does not replay', async () => {
+    sim.create(POD_ID, pod('only'));
+    const core = await start({ resources: [POD_ID] });
+    await until(() => requestsFor(POD_ID, 'watch').length === 1, 5000, 'the first watch');
+    const firstWatchRv = Number(requestsFor(POD_ID, 'watch')[0].query.resourceVersion);
+    for (let i = 0; i < 5; i++) sim.create('configmaps.v1.', { metadata: { name: `cm${i}`, namespace: 'default' } });
+    const latest = Number(sim.resourceVersion());
+    await sleep(350); // a few bookmark intervals
+    sim.dropWatches();
+    await until(() => requestsFor(POD_ID, 'watch').length >= 2, 5000, 'a resumed watch');
+    const resumedRv = Number(requestsFor(POD_ID, 'watch')[1].query.resourceVersion);
+    expect(resumedRv).to.be.greaterThan(firstWatchRv);
+    expect(resumedRv).to.equal(latest);
+    await sleep(100);
+    await core.drain();
+    expect(core.sink.events.map((e) => `${e.type} ${e.object.metadata.name}`)).to.deep.equal(['ADDED only']);
+  });
+
+  it('skips and counts a malformed watch line and goes on', async () => {
+    const core = await start({ resources: [POD_ID] });
+    sim.injectMalformedLine(POD_ID);
+    sim.create(POD_ID, pod('after-garbage'));
+    await core.sink.waitFor((events) => named(events, 'pods').includes('after-garbage'));
+    expect(await metricValue(core, 'meshsync_malformed_lines_total', { resource: POD_ID })).to.equal(1);
+    expect(errors.some((e) => (e.error as { code?: string }).code === 'MESHSYNC_EVENT_INVALID' && e.error.message.includes('pods.v1.'))).to.equal(true);
+  });
+
+  it('keeps the other resources flowing when one is forbidden, names the RBAC rule, and picks it up once allowed', async () => {
+    sim.forbid('secrets.v1.');
+    sim.create('secrets.v1.', { metadata: { name: 'hidden', namespace: 'default' }, type: 'Opaque', data: { k: 'dg==' } });
+    sim.create(POD_ID, pod('visible'));
+    const core = await start({ resources: [POD_ID, 'secrets.v1.'] });
+    await core.sink.waitFor((events) => named(events, 'pods').includes('visible'));
+    const forbidden = errors.find((e) => (e.error as { code?: string }).code === 'MESHSYNC_KUBE_FORBIDDEN');
+    expect(forbidden?.error.message).to.contain('list and watch on resource "secrets" in API group ""');
+    sim.create(POD_ID, pod('still-flowing'));
+    await core.sink.waitFor((events) => named(events, 'pods').includes('still-flowing'));
+    sim.unforbid('secrets.v1.');
+    await core.sink.waitFor((events) => named(events, 'secrets').includes('hidden'));
+    expect(await metricValue(core, 'meshsync_watch_errors_total', { resource: 'secrets.v1.', reason: 'forbidden' })).to.be.greaterThan(0);
+  });
+
+  it('syncs 20k objects page by page, all ADDED', async () => {
+    for (let i = 0; i < 20_000; i++) sim.create(POD_ID, pod(`bulk-${i}`, i % 2 ? 'default' : 'kube-system'));
+    const core = await start({ resources: [POD_ID], pageSize: 500 });
+    await core.drain();
+    const added = core.sink.events.filter((e) => e.type === 'ADDED');
+    expect(added).to.have.length(20_000);
+    expect(core.sink.events).to.have.length(20_000);
+    expect(new Set(added.map((e) => `${e.object.metadata.namespace}/${e.object.metadata.name}`)).size).to.equal(20_000);
+    expect(added.every((e) => e.object.kind === 'Pod' && e.object.apiVersion === 'v1')).to.equal(true);
+    const lists = requestsFor(POD_ID, 'list');
+    expect(lists).to.have.length(40);
+    expect(lists.filter((r) => r.query.continue)).to.have.length(39);
+    expect(core.core.state.resourceCounts()[POD_ID]).to.equal(20_000);
+  });
+
+  it('emits nothing for an update that changes nothing', async () => {
+    sim.create(POD_ID, pod('same'));
+    const core = await start({ resources: [POD_ID] });
+    await core.drain(); // so the core does not coalesce ADDED and MODIFIED into one event
+    const current = sim.get(POD_ID, 'default', 'same')!;
+    sim.update(POD_ID, { ...current, metadata: { ...current.metadata, resourceVersion: undefined } });
+    sim.patch(POD_ID, 'default', 'same', { metadata: { labels: { real: 'change' } } });
+    await core.sink.waitFor((events) => events.some((e) => e.type === 'MODIFIED'));
+    await sleep(100);
+    await core.drain();
+    expect(core.sink.events.map((e) => e.type)).to.deep.equal(['ADDED', 'MODIFIED']);
+  });
+
+  it('keeps metadata only when asked, with the real kind and apiVersion', async () => {
+    sim.create(POD_ID, pod('slim'));
+    const core = await start({ resources: [{ id: POD_ID, metadataOnly: true }] });
+    sim.create(POD_ID, pod('slim-2'));
+    await core.sink.waitFor((events) => named(events, 'pods').includes('slim-2'));
+    for (const event of core.sink.events) {
+      expect(event.object.kind).to.equal('Pod');
+      expect(event.object.apiVersion).to.equal('v1');
+      expect(event.object.spec).to.equal(undefined);
+      expect(event.object.metadata.uid).to.be.a('string');
+    }
+    expect(requestsFor(POD_ID, 'list')[0].accept).to.contain('as=PartialObjectMetadataList');
+    expect(requestsFor(POD_ID, 'watch')[0].accept).to.contain('as=PartialObjectMetadata');
+  });
+
+  it('restarts a watch that stays silent past the deadline', async () => {
+    const core = await start({ resources: [POD_ID], watchSilenceTimeoutMs: 400 });
+    await sleep(600); // bookmarks every 100 ms keep a healthy watch alive
+    expect(requestsFor(POD_ID, 'watch')).to.have.length(1, 'no restart while bookmarks arrive');
+    sim.stallWatches(true);
+    await until(async () => (await metricValue(core, 'meshsync_watch_errors_total', { resource: POD_ID, reason: 'stalled' })) >= 1, 5000, 'a stall restart');
+    sim.stallWatches(false);
+    sim.create(POD_ID, pod('after-stall'));
+    await core.sink.waitFor((events) => named(events, 'pods').includes('after-stall'));
+    expect(requestsFor(POD_ID, 'watch').length).to.be.greaterThanOrEqual(2);
+    await sleep(100);
+    expect(named(core.sink.events, 'pods')).to.deep.equal(['after-stall']);
+  });
+
+  it('stops cleanly: no request stays open after stop', async () => {
+    const core = await start({ resources: [POD_ID, 'configmaps.v1.'] });
+    expect(sim.openWatchCount()).to.be.greaterThan(0);
+    await core.stop();
+    t = undefined;
+    await until(() => sim.openWatchCount() === 0, 2000, 'watches to close');
+  });
+});
