@@ -67,7 +67,8 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Loade
   const entries = Array.isArray(raw.plugins) ? (raw.plugins as unknown[]) : undefined;
   const plugins: Plugin[] = [];
   if (entries === undefined) {
-    if (raw.plugins === undefined) plugins.push(...await resolveAll(defaultPluginEntries(env), 'default plugins', baseDir, undefined, problems));
+    // Defaults are only resolved for an otherwise valid config: importing them costs seconds (the Kubernetes client).
+    if (raw.plugins === undefined && parsed.success) plugins.push(...await resolveAll(defaultPluginEntries(env), 'default plugins', baseDir, undefined, problems));
   } else {
     const valid = entries.map((entry) => (pluginEntrySchema.safeParse(entry).success ? entry : undefined));
     plugins.push(...await resolveAll(valid, 'plugins', baseDir, file, problems));

@@ -143,8 +143,7 @@ async function run(loaded: LoadedConfig, logger: Logger): Promise<number> {
 }
 
 async function snapshot(loaded: LoadedConfig, logger: Logger, options: CliOptions, io: CliIo): Promise<number> {
-  if (!options.out) throw new MeshSyncError('MESHSYNC_CONFIG_INVALID', 'snapshot needs --out <file>');
-  const out = resolve(io.cwd, options.out);
+  const out = resolve(io.cwd, options.out!);
   const { writeSnapshot } = await import('../plugins/file/index.ts') as { writeSnapshot?: (path: string, events: SyncEvent[]) => Promise<void> };
   if (typeof writeSnapshot !== 'function') throw new Error('the file plugin does not export writeSnapshot(path, events)');
   const core = createCoreFrom(loaded, logger);
@@ -197,6 +196,7 @@ function parseCommandLine(argv: readonly string[]): CliOptions | 'help' | 'versi
   if (simulator !== 'off' && simulator !== 'on' && simulator !== 'auto') throw new Error('--simulator takes no value, or "auto"');
   const timeoutMs = values.timeout === undefined ? 120_000 : Number(values.timeout);
   if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) throw new Error('--timeout must be a positive number of milliseconds');
+  if (command === 'snapshot' && !values.out) throw new Error('snapshot needs --out <file>');
   return { command, config: values.config, logLevel, simulator, out: values.out, timeoutMs };
 }
 

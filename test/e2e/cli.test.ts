@@ -1,0 +1,146 @@
+import { expect } from 'chai';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const CLI = join(ROOT, 'core', 'cli.ts');
+const CASES = join(ROOT, 'test', 'fixtures', 'configs');
+const TSX = import.meta.resolve('tsx');
+
+interface Cli {
+  readonly child: ChildProcess;
+  stdout: string;
+  stderr: string;
+  readonly exited: Promise<number | null>;
+}
+
+/** Spawns the CLI from TS, as `npm run meshsync` does; no kubeconfig unless the test gives one. */
+function startCli(args: string[], options: { cwd?: string; env?: Record<string, string> } = {}): Cli {
+  const child = spawn(process.execPath, ['--conditions=source', '--import', TSX, CLI, ...args], {
+    cwd: options.cwd ?? ROOT,
+    env: { PATH: process.env.PATH ?? '', HOME: options.cwd ?? tmpdir(), ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const cli: Cli = {
+    child,
+    stdout: '',
+    stderr: '',
+    exited: new Promise((resolve) => child.on('exit', (code) => resolve(code))),
+  };
+  child.stdout!.on('data', (chunk: Buffer) => (cli.stdout += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (cli.stderr += chunk.toString()));
+  return cli;
+}
+
+async function runCli(args: string[], options: { cwd?: string; env?: Record<string, string> } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const cli = startCli(args, options);
+  const code = await cli.exited;
+  return { code, stdout: cli.stdout, stderr: cli.stderr };
+}
+
+async function waitFor(condition: () => boolean, what: string, cli: Cli, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (cli.child.exitCode !== null) throw new Error(`the CLI exited (${cli.child.exitCode}) before ${what}:\n${cli.stderr}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}:\n${cli.stderr}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+describe('meshsync CLI', function () {
+  this.timeout(90_000);
+  let dir: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'meshsync-cli-'));
+  });
+  afterEach(() => rm(dir, { recursive: true, force: true }));
+
+  it('prints the package version with --version', async () => {
+    const manifest = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+    const { code, stdout } = await runCli(['--version']);
+    expect(code).to.equal(0);
+    expect(stdout.trim()).to.equal(manifest.version);
+  });
+
+  it('prints usage with --help', async () => {
+    const { code, stdout } = await runCli(['--help']);
+    expect(code).to.equal(0);
+    expect(stdout).to.match(/^Usage: meshsync/).and.to.contain('validate').and.to.contain('--simulator');
+  });
+
+  it('exits 2 with a hint on an unknown command', async () => {
+    const { code, stderr } = await runCli(['frobnicate']);
+    expect(code).to.equal(2);
+    expect(stderr).to.contain('unknown command "frobnicate"').and.to.contain('--help');
+  });
+
+  it('validate: exits 0 and says valid for a good config', async () => {
+    const { code, stdout } = await runCli(['validate', '--config', join(CASES, 'good-yaml', '.meshsyncrc.yml')]);
+    expect(code).to.equal(0);
+    expect(stdout).to.match(/^valid: .*\.meshsyncrc\.yml$/m);
+  });
+
+  it('validate: exits 1 listing every problem with its path, code and remedy', async () => {
+    const { code, stdout, stderr } = await runCli(['validate'], { cwd: join(CASES, 'bad-options-two-plugins') });
+    expect(code).to.equal(1);
+    expect(stdout).to.equal('');
+    expect(stderr).to.contain('MESHSYNC_PLUGIN_OPTIONS').and.to.contain('2 problems');
+    expect(stderr).to.contain('plugins[0].options.include').and.to.contain('plugins[2].options.port');
+    expect(stderr).to.match(/remedy: .*option paths/);
+  });
+
+  it('print-config: prints the resolved config as JSON with secrets masked', async () => {
+    const key = 'hmac-key-that-must-not-leak-0123456789';
+    await writeFile(join(dir, 'meshsync.config.json'), JSON.stringify({
+      clusterId: 'c1',
+      plugins: [['meshsync:redact-secrets', { fingerprint: { key } }], ['meshsync:metrics', { port: 0 }]],
+    }));
+    const { code, stdout } = await runCli(['print-config'], { cwd: dir });
+    expect(code).to.equal(0);
+    expect(stdout).not.to.contain(key);
+    const printed = JSON.parse(stdout) as { file: string; clusterId: string; plugins: { name: string; options: Record<string, any> }[]; pipeline: object };
+    expect(printed.file).to.equal(join(dir, 'meshsync.config.json'));
+    expect(printed.clusterId).to.equal('c1');
+    expect(printed.plugins.map((p) => p.name)).to.deep.equal(['meshsync:redact-secrets', 'meshsync:metrics']);
+    expect(printed.plugins[0].options.fingerprint.key).to.equal('[redacted]');
+    expect(printed.pipeline).to.include({ batchSize: 500 });
+  });
+
+  it('run: a bad config stops start-up with exit 1, the code and the remedy', async () => {
+    const { code, stderr } = await runCli(['run', '--config', join(CASES, 'unknown-key', 'meshsync.config.yaml')]);
+    expect(code).to.equal(1);
+    expect(stderr).to.contain('MESHSYNC_CONFIG_INVALID').and.to.contain('clusterid: unknown key').and.to.contain('remedy:');
+  });
+
+  it('run --simulator: prints ADDED events from the simulated cluster, then exits 0 on SIGTERM', async () => {
+    await writeFile(join(dir, 'meshsync.config.json'), JSON.stringify({
+      plugins: ['meshsync:kubernetes', ['meshsync:stdout', { format: 'json' }]],
+    }));
+    const cli = startCli(['run', '--simulator'], { cwd: dir });
+    try {
+      await waitFor(() => cli.stderr.includes('SIMULATED Kubernetes cluster'), 'the demo banner', cli);
+      await waitFor(() => cli.stdout.includes('"type":"ADDED"'), 'an ADDED event on stdout', cli);
+      await waitFor(() => cli.stderr.includes('meshsync ready'), 'readiness', cli);
+    } finally {
+      cli.child.kill('SIGTERM');
+    }
+    expect(await cli.exited).to.equal(0);
+    const first = JSON.parse(cli.stdout.split('\n')[0]) as { type: string; object: { kind: string } };
+    expect(first.type).to.equal('ADDED');
+    expect(first.object.kind).to.be.a('string');
+    expect(cli.stderr).to.contain('meshsync stopped');
+  });
+
+  it('run --simulator auto: starts no simulator when KUBECONFIG is set', async () => {
+    // The config watches nothing, so the run is ready at once; what matters is that no simulator started.
+    await writeFile(join(dir, 'meshsync.config.json'), JSON.stringify({ plugins: [['meshsync:metrics', { port: 0 }]] }));
+    const cli = startCli(['run', '--simulator', 'auto'], { cwd: dir, env: { KUBECONFIG: join(dir, 'kubeconfig') } });
+    await waitFor(() => cli.stderr.includes('meshsync ready'), 'readiness', cli);
+    cli.child.kill('SIGTERM');
+    expect(await cli.exited).to.equal(0);
+    expect(cli.stderr).not.to.contain('SIMULATED');
+  });
+});

@@ -1,0 +1,98 @@
+import { expect } from 'chai';
+import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { formatError, hasKubeConfig, main } from '../../core/cli.ts';
+import { ConfigError, MeshSyncError, pluginError } from '../../core/errors.ts';
+
+function capture() {
+  const stream = new PassThrough();
+  let text = '';
+  stream.on('data', (chunk: Buffer) => (text += chunk.toString()));
+  return { stream, text: () => text };
+}
+
+describe('meshsync CLI (in process)', () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'meshsync-cli-unit-'));
+  });
+  afterEach(() => rm(dir, { recursive: true, force: true }));
+
+  async function cli(args: string[], env: NodeJS.ProcessEnv = {}) {
+    const stdout = capture();
+    const stderr = capture();
+    const code = await main(args, { stdout: stdout.stream, stderr: stderr.stream, env: { LOG_LEVEL: 'silent', ...env }, cwd: dir });
+    return { code, stdout: stdout.text(), stderr: stderr.text() };
+  }
+
+  it('rejects a --log-level that is not a level, with exit code 2', async () => {
+    const { code, stderr } = await cli(['validate', '--log-level', 'loud']);
+    expect(code).to.equal(2);
+    expect(stderr).to.contain('--log-level must be one of');
+  });
+
+  it('rejects a --simulator value other than auto', async () => {
+    const { code, stderr } = await cli(['run', '--simulator', 'maybe']);
+    expect(code).to.equal(2);
+    expect(stderr).to.contain('unexpected arguments: maybe');
+  });
+
+  it('snapshot without --out says what is missing, with exit code 2', async () => {
+    const { code, stderr } = await cli(['snapshot']);
+    expect(code).to.equal(2);
+    expect(stderr).to.contain('snapshot needs --out');
+  });
+
+  it('print-config shows the file it loaded', async () => {
+    await writeFile(join(dir, 'meshsync.config.yaml'), 'plugins: []\nclusterId: unit\n');
+    const { code, stdout } = await cli(['print-config']);
+    expect(code).to.equal(0);
+    expect(JSON.parse(stdout)).to.deep.include({ clusterId: 'unit', file: join(dir, 'meshsync.config.yaml') });
+  });
+
+  it('CLUSTER_ID from the environment shows in print-config', async () => {
+    await writeFile(join(dir, 'meshsync.config.json'), JSON.stringify({ clusterId: 'file', plugins: [] }));
+    const { stdout } = await cli(['print-config'], { CLUSTER_ID: 'env' });
+    expect(JSON.parse(stdout).clusterId).to.equal('env');
+  });
+});
+
+describe('formatError', () => {
+  it('gives the code, the message and the remedy of every code involved', () => {
+    const error = new ConfigError([
+      { path: 'plugins[0]', message: 'not installed', code: 'MESHSYNC_PLUGIN_NOT_FOUND' } as never,
+      { path: 'clusterId', message: 'expected string', code: 'MESHSYNC_CONFIG_INVALID' } as never,
+    ]);
+    const text = formatError(error);
+    expect(text).to.match(/^meshsync: error MESHSYNC_CONFIG_INVALID: invalid configuration \(2 problems\)/);
+    expect(text).to.contain('remedy (MESHSYNC_PLUGIN_NOT_FOUND): Install the package');
+    expect(text).to.contain('remedy (MESHSYNC_CONFIG_INVALID): Fix every listed problem');
+  });
+
+  it('names the cause of a plugin failure and its remedy', () => {
+    const text = formatError(pluginError('meshsync:kubernetes', 'start', new MeshSyncError('MESHSYNC_KUBE_CONFIG', 'no kubeconfig')));
+    expect(text).to.contain('MESHSYNC_PLUGIN_FAILED').and.to.contain('caused by MESHSYNC_KUBE_CONFIG: no kubeconfig');
+    expect(text).to.contain('Set KUBECONFIG');
+  });
+});
+
+describe('hasKubeConfig', () => {
+  let home: string;
+  beforeEach(async () => {
+    home = await mkdtemp(join(tmpdir(), 'meshsync-home-'));
+  });
+  afterEach(() => rm(home, { recursive: true, force: true }));
+
+  it('is false with no KUBECONFIG, no ~/.kube/config and no service account', () => {
+    expect(hasKubeConfig({ HOME: home })).to.equal(false);
+  });
+
+  it('is true with KUBECONFIG set, or with ~/.kube/config', async () => {
+    expect(hasKubeConfig({ HOME: home, KUBECONFIG: '/somewhere' })).to.equal(true);
+    await mkdir(join(home, '.kube'));
+    await writeFile(join(home, '.kube', 'config'), 'apiVersion: v1\n');
+    expect(hasKubeConfig({ HOME: home })).to.equal(true);
+  });
+});
