@@ -184,6 +184,29 @@ describe('meshsync:metrics', () => {
       expect(value(after, 'meshsync_event_latency_seconds_count', sink)).to.equal(2);
     });
 
+    it('puts each delivered event in the latency bucket of its age since the watch delivered it', async () => {
+      const port = await freePort();
+      const now = Date.now();
+      const ages = [0, 5, 5, 50, 400]; // seconds before emit; delivery adds well under a second
+      const agedSource = definePlugin({
+        name: 'test:aged-source', description: '', options: z.object({}),
+        setup: () => (core) => core.hooks.source.tap('test:aged-source', (ctx) => {
+          ages.forEach((age, i) => ctx.emit('ADDED', POD, makeObject(POD, `p${i}`), now - age * 1000));
+          ctx.synced();
+        }),
+      })();
+      const sink = memorySink();
+      const core = createCore({ batchMaxWaitMs: 5, plugins: [agedSource, metrics({ port, host: '127.0.0.1', latencyBuckets: [10, 1, 100] }), sink.plugin] });
+      running.push(core);
+      await core.start();
+      await core.drain();
+      const { samples } = await scrape(port);
+      const bucket = (le: string) => value(samples, 'meshsync_event_latency_seconds_bucket', { sink: 'test:memory-sink', le });
+      expect([bucket('1'), bucket('10'), bucket('100'), bucket('+Inf')], 'cumulative counts, buckets sorted').to.deep.equal([1, 3, 4, 5]);
+      expect(value(samples, 'meshsync_event_latency_seconds_count', { sink: 'test:memory-sink' })).to.equal(5);
+      expect(value(samples, 'meshsync_event_latency_seconds_sum', { sink: 'test:memory-sink' })).to.be.within(460, 465);
+    });
+
     it('serves the registry other plugins register their metrics in, on the configured path', async () => {
       const port = await freePort();
       const extra: Plugin = {
