@@ -14,7 +14,7 @@ import { LOG_LEVELS } from '../config/schema.ts';
 import { createCore, type MeshSyncCore } from './core.ts';
 import { ERROR_CODES, MeshSyncError, type ErrorCode } from './errors.ts';
 import { createLogger, type Logger } from './log.ts';
-import type { SyncEvent } from './types.ts';
+import { writeSnapshot } from '../plugins/file/index.ts';
 
 const COMMANDS = ['run', 'validate', 'print-config', 'snapshot'] as const;
 type Command = (typeof COMMANDS)[number];
@@ -144,8 +144,6 @@ async function run(loaded: LoadedConfig, logger: Logger): Promise<number> {
 
 async function snapshot(loaded: LoadedConfig, logger: Logger, options: CliOptions, io: CliIo): Promise<number> {
   const out = resolve(io.cwd, options.out!);
-  const { writeSnapshot } = await import('../plugins/file/index.ts') as { writeSnapshot?: (path: string, events: SyncEvent[]) => Promise<void> };
-  if (typeof writeSnapshot !== 'function') throw new Error('the file plugin does not export writeSnapshot(path, events)');
   const core = createCoreFrom(loaded, logger);
   try {
     await core.start();

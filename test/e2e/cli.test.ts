@@ -134,6 +134,20 @@ describe('meshsync CLI', function () {
     expect(cli.stderr).to.contain('meshsync stopped');
   });
 
+  it('snapshot --simulator: writes the synced state as JSON lines and exits 0', async () => {
+    await writeFile(join(dir, 'meshsync.config.json'), JSON.stringify({
+      plugins: [['meshsync:kubernetes', { resources: ['namespaces.v1.', 'pods.v1.'] }]],
+    }));
+    const out = join(dir, 'state', 'snapshot.jsonl');
+    const { code, stderr } = await runCli(['snapshot', '--simulator', '--out', out], { cwd: dir });
+    expect(code, stderr).to.equal(0);
+    const lines = (await readFile(out, 'utf8')).trim().split('\n').map((line) => JSON.parse(line) as { type: string; resource: string; object: { metadata: { name: string } } });
+    expect(lines.map((line) => line.resource)).to.include.members(['namespaces.v1.', 'pods.v1.']);
+    expect(lines.every((line) => line.type === 'ADDED')).to.equal(true);
+    expect(lines.map((line) => line.object.metadata.name)).to.include('kube-system');
+    expect(stderr).to.contain('snapshot written');
+  });
+
   it('run --simulator auto: starts no simulator when KUBECONFIG is set', async () => {
     // The config watches nothing, so the run is ready at once; what matters is that no simulator started.
     await writeFile(join(dir, 'meshsync.config.json'), JSON.stringify({ plugins: [['meshsync:metrics', { port: 0 }]] }));
