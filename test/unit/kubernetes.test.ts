@@ -1,0 +1,194 @@
+import { expect } from 'chai';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DEFAULT_RESOURCES } from '../../config/defaults.ts';
+import { MeshSyncError } from '../../core/errors.ts';
+import { loadKubeConfig } from '../../plugins/kubernetes/client.ts';
+import { addAggregated, addResourceList, closeMatches, editDistance, resolveResources, type Catalog } from '../../plugins/kubernetes/discovery.ts';
+import { forbiddenMessage, kubernetes, scopesFor } from '../../plugins/kubernetes/index.ts';
+import { Backoff, collectionPath } from '../../plugins/kubernetes/reflector.ts';
+import { DEFAULT_FIXTURES_DIR } from '../../plugins/kubernetes/simulator/index.ts';
+
+const FIXTURES = join(DEFAULT_FIXTURES_DIR, 'discovery');
+const fixture = (name: string) => JSON.parse(readFileSync(join(FIXTURES, name), 'utf8'));
+
+/** The catalog a server with these discovery documents serves: core from /api/v1, named groups either aggregated or per group-version. */
+function catalogFromFixtures(aggregated: boolean): Catalog {
+  const catalog: Catalog = new Map();
+  addResourceList(catalog, fixture('api__v1.json'), true);
+  if (aggregated) addAggregated(catalog, fixture('aggregated_v2.json'));
+  else {
+    for (const group of fixture('apis.json').groups as { name: string; preferredVersion: { version: string }; versions: { version: string }[] }[]) {
+      for (const { version } of group.versions) {
+        try {
+          addResourceList(catalog, fixture(`apis__${group.name}__${version}.json`), version === group.preferredVersion.version);
+        } catch {
+          // only some group-versions are stored as fixtures
+        }
+      }
+    }
+  }
+  return catalog;
+}
+
+describe('kubernetes discovery', () => {
+  for (const aggregated of [true, false]) {
+    describe(aggregated ? 'from aggregated discovery (v2)' : 'from the per group-version documents', () => {
+      const catalog = catalogFromFixtures(aggregated);
+
+      it('resolves every default resource with its kind and scope', () => {
+        const { resources, unknown } = resolveResources(catalog, DEFAULT_RESOURCES);
+        expect(unknown).to.deep.equal([]);
+        expect(resources.map((r) => r.id)).to.deep.equal([...DEFAULT_RESOURCES]);
+        const byId = new Map(resources.map((r) => [r.id, r]));
+        expect(byId.get('pods.v1.')).to.include({ kind: 'Pod', namespaced: true, group: '' });
+        expect(byId.get('deployments.v1.apps')).to.include({ kind: 'Deployment', namespaced: true, group: 'apps' });
+        expect(byId.get('nodes.v1.')).to.include({ kind: 'Node', namespaced: false });
+        expect(byId.get('storageclasses.v1.storage.k8s.io')).to.include({ kind: 'StorageClass', namespaced: false });
+        expect(byId.get('ingresses.v1.networking.k8s.io')).to.include({ kind: 'Ingress' });
+      });
+
+      it('leaves out subresources and resources that cannot be listed and watched', () => {
+        expect(catalog.has('bindings.v1.')).to.equal(false, 'bindings only supports create');
+        expect([...catalog.keys()].some((id) => id.includes('/'))).to.equal(false);
+        expect(catalog.has('componentstatuses.v1.')).to.equal(false, 'componentstatuses cannot be watched');
+      });
+
+      it('expands a wildcard over a group-version', () => {
+        const ids = resolveResources(catalog, ['*.v1.apps']).resources.map((r) => r.id);
+        expect(ids).to.have.members(['deployments.v1.apps', 'statefulsets.v1.apps', 'daemonsets.v1.apps', 'replicasets.v1.apps', 'controllerrevisions.v1.apps']);
+      });
+    });
+  }
+
+  it('takes the preferred version when the version is a wildcard', () => {
+    const catalog = catalogFromFixtures(true);
+    const ids = resolveResources(catalog, ['*.*.coordination.k8s.io']).resources.map((r) => r.id);
+    expect(ids).to.include('leases.v1.coordination.k8s.io');
+    expect(ids.every((id) => id.includes('.v1.'))).to.equal(true, `only the preferred version: ${ids.join(', ')}`);
+  });
+
+  it('resolves each resource once when ids and patterns overlap', () => {
+    const catalog = catalogFromFixtures(true);
+    const ids = resolveResources(catalog, ['deployments.v1.apps', '*.v1.apps']).resources.map((r) => r.id);
+    expect(ids.filter((id) => id === 'deployments.v1.apps')).to.have.length(1);
+    expect(ids[0]).to.equal('deployments.v1.apps');
+  });
+
+  it('names close matches for an id the server does not serve', () => {
+    const catalog = catalogFromFixtures(true);
+    const { unknown } = resolveResources(catalog, ['deployment.v1.apps', 'deployments.v1beta1.apps', 'ingresses.v1.extensions', 'widgets.v1.example.com']);
+    expect(unknown.map((u) => u.id)).to.deep.equal(['deployment.v1.apps', 'deployments.v1beta1.apps', 'ingresses.v1.extensions', 'widgets.v1.example.com']);
+    expect(unknown[0].suggestions[0]).to.equal('deployments.v1.apps');
+    expect(unknown[1].suggestions).to.include('deployments.v1.apps');
+    expect(unknown[2].suggestions).to.include('ingresses.v1.networking.k8s.io');
+    expect(unknown[3].suggestions).to.deep.equal([]);
+  });
+
+  it('does not warn about a pattern that matches nothing yet (a CRD may come)', () => {
+    expect(resolveResources(catalogFromFixtures(true), ['*.*.example.com']).unknown).to.deep.equal([]);
+  });
+
+  it('computes edit distances', () => {
+    expect(editDistance('pods', 'pods')).to.equal(0);
+    expect(editDistance('pod', 'pods')).to.equal(1);
+    expect(editDistance('kitten', 'sitting')).to.equal(3);
+    expect(closeMatches('secret.v1.', ['secrets.v1.', 'services.v1.', 'nodes.v1.'])).to.deep.equal(['secrets.v1.']);
+  });
+});
+
+describe('kubernetes reflector helpers', () => {
+  it('builds collection paths for core and named groups, namespaced or not', () => {
+    expect(collectionPath({ group: '', version: 'v1', resource: 'pods' })).to.equal('/api/v1/pods');
+    expect(collectionPath({ group: '', version: 'v1', resource: 'pods' }, 'shop')).to.equal('/api/v1/namespaces/shop/pods');
+    expect(collectionPath({ group: 'apps', version: 'v1', resource: 'deployments' }, 'a b')).to.equal('/apis/apps/v1/namespaces/a%20b/deployments');
+  });
+
+  it('backs off exponentially from the initial delay up to the cap, with jitter, and resets', () => {
+    const mid = new Backoff(800, 30_000, () => 0.5);
+    expect([1, 2, 3, 4, 5, 6, 7].map(() => mid.next())).to.deep.equal([800, 1600, 3200, 6400, 12_800, 25_600, 30_000]);
+    mid.reset();
+    expect(mid.next()).to.equal(800);
+    const low = new Backoff(800, 30_000, () => 0);
+    expect(low.next()).to.equal(400);
+    const high = new Backoff(800, 30_000, () => 0.999);
+    for (let i = 0; i < 10; i++) high.next();
+    expect(high.next()).to.equal(30_000, 'jitter never goes above the cap');
+  });
+});
+
+describe('kubernetes selection scopes', () => {
+  const pods = { group: '', version: 'v1', resource: 'pods', kind: 'Pod', namespaced: true };
+  const nodes = { group: '', version: 'v1', resource: 'nodes', kind: 'Node', namespaced: false };
+  const namespaces = { group: '', version: 'v1', resource: 'namespaces', kind: 'Namespace', namespaced: false };
+  const base = { namespaces: { include: [], exclude: [] }, metadataOnly: false } as const;
+
+  it('combines global and per-resource selectors', () => {
+    expect(scopesFor(pods, { ...base, labelSelector: 'team=a', fieldSelector: 'status.phase=Running' }, { labelSelector: 'app=web', metadataOnly: true }))
+      .to.deep.equal([{ labelSelector: 'team=a,app=web', fieldSelector: 'status.phase=Running', metadataOnly: true }]);
+  });
+
+  it('runs one scope per included namespace, minus excluded ones', () => {
+    const scopes = scopesFor(pods, { ...base, namespaces: { include: ['a', 'b', 'c'], exclude: ['c'] } });
+    expect(scopes.map((s) => s.namespace)).to.deep.equal(['a', 'b']);
+    expect(scopesFor(nodes, { ...base, namespaces: { include: ['a'], exclude: [] } })).to.deep.equal([{ labelSelector: undefined, fieldSelector: undefined, metadataOnly: false }]);
+    expect(scopesFor(namespaces, { ...base, namespaces: { include: ['a', 'b'], exclude: [] } }).map((s) => s.fieldSelector)).to.deep.equal(['metadata.name=a', 'metadata.name=b']);
+  });
+
+  it('excludes namespaces with a field selector', () => {
+    expect(scopesFor(pods, { ...base, fieldSelector: 'spec.nodeName=n1', namespaces: { include: [], exclude: ['x', 'y'] } })[0].fieldSelector)
+      .to.equal('spec.nodeName=n1,metadata.namespace!=x,metadata.namespace!=y');
+    expect(scopesFor(namespaces, { ...base, namespaces: { include: [], exclude: ['x'] } })[0].fieldSelector).to.equal('metadata.name!=x');
+  });
+
+  it('names the missing RBAC rule in a 403', () => {
+    const message = forbiddenMessage({ group: 'apps', version: 'v1', resource: 'deployments', kind: 'Deployment', namespaced: true }, 'shop', 'nope');
+    expect(message).to.contain('list and watch on resource "deployments" in API group "apps"');
+    expect(message).to.contain('in namespace shop');
+  });
+});
+
+describe('kubernetes options and configuration', () => {
+  let dir: string;
+  const savedEnv = { ...process.env };
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'meshsync-kubecfg-'));
+  });
+  afterEach(() => {
+    process.env = { ...savedEnv };
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('defaults to the fifteen MeshSync resources and accepts per-resource options', () => {
+    expect(kubernetes().options).to.deep.include({ resources: [...DEFAULT_RESOURCES], pageSize: 500 });
+    expect(() => kubernetes({ resources: ['pods.v1.', { id: 'deployments.v1.apps', labelSelector: 'a=b', metadataOnly: true }] })).not.to.throw();
+    expect(() => kubernetes({ pageSize: 0 })).to.throw(/pageSize/);
+  });
+
+  it('reports a missing configuration as MESHSYNC_KUBE_CONFIG instead of falling back to localhost', () => {
+    process.env.HOME = dir;
+    delete process.env.KUBECONFIG;
+    delete process.env.KUBERNETES_SERVICE_HOST;
+    try {
+      loadKubeConfig({}, process.env);
+      expect.fail('expected an error');
+    } catch (error) {
+      expect((error as MeshSyncError).code).to.equal('MESHSYNC_KUBE_CONFIG');
+    }
+  });
+
+  it('names the kubeconfig file that cannot be read and an unknown context', () => {
+    expect(() => loadKubeConfig({ kubeconfig: join(dir, 'missing') })).to.throw(MeshSyncError, /missing/);
+    const path = join(dir, 'config');
+    writeFileSync(path, [
+      'apiVersion: v1', 'kind: Config',
+      'clusters: [{name: c, cluster: {server: "http://127.0.0.1:1", insecure-skip-tls-verify: true}}]',
+      'users: [{name: u, user: {token: t}}]',
+      'contexts: [{name: one, context: {cluster: c, user: u}}]',
+      'current-context: one', '',
+    ].join('\n'));
+    expect(loadKubeConfig({ kubeconfig: path }).getCurrentCluster()?.server).to.equal('http://127.0.0.1:1');
+    expect(() => loadKubeConfig({ kubeconfig: path, context: 'two' })).to.throw(MeshSyncError, /no context "two" \(contexts: one\)/);
+  });
+});
