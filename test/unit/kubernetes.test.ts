@@ -122,7 +122,7 @@ describe('kubernetes selection scopes', () => {
   const pods = { group: '', version: 'v1', resource: 'pods', kind: 'Pod', namespaced: true };
   const nodes = { group: '', version: 'v1', resource: 'nodes', kind: 'Node', namespaced: false };
   const namespaces = { group: '', version: 'v1', resource: 'namespaces', kind: 'Namespace', namespaced: false };
-  const base = { namespaces: { include: [], exclude: [] }, metadataOnly: false } as const;
+  const base = { namespaces: { include: [] as string[], exclude: [] as string[] }, metadataOnly: false };
 
   it('combines global and per-resource selectors', () => {
     expect(scopesFor(pods, { ...base, labelSelector: 'team=a', fieldSelector: 'status.phase=Running' }, { labelSelector: 'app=web', metadataOnly: true }))
