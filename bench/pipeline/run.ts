@@ -1,0 +1,266 @@
+/**
+ * Pipeline benchmark (not a test): events per second through watch-list + redact-secrets + an
+ * in-memory sink, in the framework and in a plain loop doing the same work, in the same process.
+ *
+ *   npx tsx bench/pipeline/run.ts [--events 1000000] [--runs 5] [--chunk 1000]
+ *
+ * Writes bench/results/pipeline.json and prints a table. See bench/README.md.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { z } from 'zod';
+import { createCore } from '../../core/core.ts';
+import { definePlugin } from '../../core/plugin.ts';
+import { resourceId } from '../../core/resource.ts';
+import type { Batch, EventType, KubeObject, ResourceRef, SourceContext, SyncEvent } from '../../core/types.ts';
+import { watchList, compileWatchList, watchListOptions, EVENT_BITS, type WatchListOptions } from '../../plugins/watch-list/index.ts';
+import { redactSecrets, createRedactor } from '../../plugins/redact-secrets/index.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    events: { type: 'string', default: '1000000' },
+    runs: { type: 'string', default: '5' },
+    chunk: { type: 'string', default: '1000' },
+    objects: { type: 'string', default: '20000' },
+    out: { type: 'string', default: join(import.meta.dirname, '../results/pipeline.json') },
+    // For profiling one side: `node --cpu-prof --import tsx bench/pipeline/run.ts --profile framework`
+    profile: { type: 'string' },
+  },
+});
+const EVENTS = Number(args.events);
+const RUNS = Number(args.runs);
+const CHUNK = Number(args.chunk);
+const OBJECTS = Number(args.objects);
+const BATCH_SIZE = 500;
+
+const ref = (group: string, version: string, resource: string, kind: string): ResourceRef => Object.freeze({ group, version, resource, kind, namespaced: true });
+const PODS = ref('', 'v1', 'pods', 'Pod');
+const SECRETS = ref('', 'v1', 'secrets', 'Secret');
+const CONFIGMAPS = ref('', 'v1', 'configmaps', 'ConfigMap');
+const EVENTS_REF = ref('', 'v1', 'events', 'Event');
+
+/** Excludes Kubernetes Events entirely and the MODIFIED events of ConfigMaps: ~10% of the stream is filtered. */
+const WATCH_LIST: WatchListOptions = { exclude: [{ resource: 'events.v1.' }, { resource: 'configmaps.v1.', events: ['MODIFIED'] }] };
+
+// ---- synthetic workload -------------------------------------------------------------------------
+
+function rand(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => ((s = (s * 1664525 + 1013904223) >>> 0) / 2 ** 32);
+}
+const random = rand(42);
+const hex = (n: number) => Array.from({ length: n }, () => Math.floor(random() * 16).toString(16)).join('');
+
+function managedFields(): unknown[] {
+  return [
+    { manager: 'kube-controller-manager', operation: 'Update', apiVersion: 'v1', time: '2026-01-01T00:00:00Z', fieldsType: 'FieldsV1', fieldsV1: { 'f:metadata': { 'f:labels': { '.': {}, 'f:app': {}, 'f:pod-template-hash': {} }, 'f:ownerReferences': { '.': {} } }, 'f:spec': { 'f:containers': { 'k:{"name":"web"}': { '.': {}, 'f:image': {}, 'f:name': {}, 'f:ports': {} } } } } },
+    { manager: 'kubelet', operation: 'Update', apiVersion: 'v1', time: '2026-01-01T00:00:05Z', fieldsType: 'FieldsV1', subresource: 'status', fieldsV1: { 'f:status': { 'f:conditions': {}, 'f:containerStatuses': {}, 'f:hostIP': {}, 'f:phase': {}, 'f:podIP': {}, 'f:startTime': {} } } },
+  ];
+}
+
+/** A pod of 2–4 KB as a watch delivers it (status, managedFields and all). */
+function pod(i: number): KubeObject {
+  const name = `web-${hex(10)}-${hex(5)}`;
+  const env = Array.from({ length: 2 + Math.floor(random() * 10) }, (_, k) => ({ name: `VAR_${k}`, value: hex(12) }));
+  return {
+    apiVersion: 'v1', kind: 'Pod',
+    metadata: {
+      name, namespace: `ns-${i % 40}`, uid: `${hex(8)}-${hex(4)}-${hex(4)}-${hex(4)}-${hex(12)}`, resourceVersion: String(1000 + i),
+      labels: { app: 'web', 'pod-template-hash': hex(10), tier: 'frontend' },
+      ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: `web-${hex(10)}`, uid: hex(32), controller: true, blockOwnerDeletion: true }],
+      creationTimestamp: '2026-01-01T00:00:00Z',
+      managedFields: managedFields(),
+    },
+    spec: {
+      containers: [{ name: 'web', image: `registry.example.com/web:${hex(7)}`, ports: [{ containerPort: 8080, protocol: 'TCP' }], env, resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '500m', memory: '256Mi' } } }],
+      nodeName: `node-${i % 50}`, serviceAccountName: 'default', restartPolicy: 'Always', dnsPolicy: 'ClusterFirst',
+      tolerations: [{ key: 'node.kubernetes.io/not-ready', operator: 'Exists', effect: 'NoExecute', tolerationSeconds: 300 }],
+    },
+    status: {
+      phase: 'Running', hostIP: `10.0.${i % 250}.1`, podIP: `10.1.${i % 250}.${i % 200}`, startTime: '2026-01-01T00:00:01Z',
+      conditions: ['Initialized', 'Ready', 'ContainersReady', 'PodScheduled'].map((type) => ({ type, status: 'True', lastTransitionTime: '2026-01-01T00:00:02Z' })),
+      containerStatuses: [{ name: 'web', ready: true, restartCount: 0, image: 'registry.example.com/web', imageID: `sha256:${hex(64)}`, containerID: `containerd://${hex(64)}`, started: true, state: { running: { startedAt: '2026-01-01T00:00:02Z' } } }],
+    },
+  };
+}
+
+function secret(i: number): KubeObject {
+  const data = { username: Buffer.from(`user-${i}`).toString('base64'), password: Buffer.from(hex(24)).toString('base64'), 'tls.key': Buffer.from(hex(600)).toString('base64') };
+  const name = `db-${i}`;
+  const lastApplied = `${JSON.stringify({ apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace: `ns-${i % 40}` }, data, type: 'Opaque' })}\n`;
+  return {
+    apiVersion: 'v1', kind: 'Secret', type: 'Opaque', data,
+    metadata: { name, namespace: `ns-${i % 40}`, uid: hex(32), resourceVersion: String(i), annotations: { 'kubectl.kubernetes.io/last-applied-configuration': lastApplied }, managedFields: managedFields() },
+  };
+}
+
+function small(resource: ResourceRef, i: number): KubeObject {
+  return { apiVersion: 'v1', kind: resource.kind, metadata: { name: `${resource.resource}-${i}`, namespace: `ns-${i % 40}`, uid: hex(32), resourceVersion: String(i) }, data: { 'app.properties': `key=${hex(200)}` }, reason: 'Scheduled', message: hex(100) };
+}
+
+interface Item { readonly resource: ResourceRef; readonly object: KubeObject }
+
+/** The object pool and the 1M-event schedule: 87% pods, 3% Secrets, 5% ConfigMaps, 5% Events. */
+function workload(): { items: Item[]; types: EventType[]; order: Uint32Array } {
+  const items: Item[] = [];
+  for (let i = 0; i < OBJECTS; i++) {
+    const roll = random();
+    if (roll < 0.03) items.push({ resource: SECRETS, object: secret(i) });
+    else if (roll < 0.08) items.push({ resource: CONFIGMAPS, object: small(CONFIGMAPS, i) });
+    else if (roll < 0.13) items.push({ resource: EVENTS_REF, object: small(EVENTS_REF, i) });
+    else items.push({ resource: PODS, object: pod(i) });
+  }
+  const order = new Uint32Array(EVENTS);
+  const types: EventType[] = new Array(EVENTS);
+  for (let i = 0; i < EVENTS; i++) {
+    order[i] = Math.floor(random() * OBJECTS);
+    const roll = random();
+    types[i] = roll < 0.05 ? 'ADDED' : roll < 0.97 ? 'MODIFIED' : 'DELETED';
+  }
+  return { items, types, order };
+}
+
+const work = workload();
+const podBytes = work.items.filter((item) => item.resource === PODS).map((item) => JSON.stringify(item.object).length);
+
+/** Emits the schedule in chunks, one chunk per macrotask, as a watch stream's data events would. */
+function emitInChunks(emit: (type: EventType, resource: ResourceRef, object: KubeObject, observedAt: number) => void): Promise<void> {
+  return new Promise((resolve) => {
+    let next = 0;
+    const step = () => {
+      const end = Math.min(next + CHUNK, EVENTS);
+      const now = Date.now();
+      for (let i = next; i < end; i++) {
+        const item = work.items[work.order[i]];
+        emit(work.types[i], item.resource, item.object, now);
+      }
+      next = end;
+      if (next < EVENTS) setImmediate(step);
+      else resolve();
+    };
+    setImmediate(step);
+  });
+}
+
+// ---- the two contenders -------------------------------------------------------------------------
+
+interface RunResult { seconds: number; delivered: number }
+
+async function runFramework(): Promise<RunResult> {
+  let delivered = 0;
+  let context: SourceContext | undefined;
+  const source = definePlugin({
+    name: 'bench:source', description: '', options: z.object({}),
+    setup: () => (core) => core.hooks.source.tap('bench:source', (ctx) => {
+      context = ctx;
+      ctx.synced();
+    }),
+  })();
+  const sink = definePlugin({
+    name: 'bench:sink', description: '', options: z.object({}),
+    setup: () => (core) => core.hooks.sink.tapPromise('bench:sink', async (batch: Batch) => {
+      delivered += batch.length;
+    }),
+  })();
+  const core = createCore({ plugins: [source, watchList(WATCH_LIST), redactSecrets(), sink], batchSize: BATCH_SIZE, clusterId: 'bench' });
+  await core.start();
+  const ctx = context!;
+  const started = performance.now();
+  await emitInChunks((type, resource, object, observedAt) => ctx.emit(type, resource, object, observedAt));
+  await core.drain();
+  const seconds = (performance.now() - started) / 1000;
+  await core.stop();
+  return { seconds, delivered };
+}
+
+/** The same filtering and redaction, written as a plain loop: no hooks, no lanes, no coalescing. */
+async function runBaseline(): Promise<RunResult> {
+  let delivered = 0;
+  const compiled = compileWatchList(watchListOptions.parse(WATCH_LIST));
+  const masks = new Map<ResourceRef, number>();
+  const redact = createRedactor({ redactSecrets: true, stripManagedFields: true });
+  const deliver = async (batch: SyncEvent[]) => {
+    delivered += batch.length;
+  };
+  let batch: SyncEvent[] = [];
+  let flushing: Promise<void> = Promise.resolve();
+  const started = performance.now();
+  await emitInChunks((type, resource, object, observedAt) => {
+    let mask = masks.get(resource);
+    if (mask === undefined) masks.set(resource, (mask = compiled.maskOf(resourceId(resource))));
+    if ((mask & EVENT_BITS[type]) === 0) return;
+    batch.push(redact({ type, resource, object, clusterId: 'bench', observedAt }));
+    if (batch.length >= BATCH_SIZE) {
+      const full = batch;
+      batch = [];
+      flushing = flushing.then(() => deliver(full));
+    }
+  });
+  flushing = flushing.then(() => deliver(batch));
+  await flushing;
+  return { seconds: (performance.now() - started) / 1000, delivered };
+}
+
+// ---- measure ------------------------------------------------------------------------------------
+
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+};
+
+async function main(): Promise<void> {
+  if (args.profile !== undefined) {
+    const run = args.profile === 'baseline' ? runBaseline : runFramework;
+    for (let i = 0; i < RUNS; i++) console.error(`${args.profile}: ${(await run()).seconds.toFixed(3)} s`);
+    return;
+  }
+  console.error(`workload: ${EVENTS} events over ${OBJECTS} objects, pods ${Math.min(...podBytes)}–${Math.max(...podBytes)} bytes, chunks of ${CHUNK}`);
+  // Warm-up: let both code paths get optimised before anything is timed.
+  await runBaseline();
+  await runFramework();
+  const framework: RunResult[] = [];
+  const baseline: RunResult[] = [];
+  for (let run = 0; run < RUNS; run++) {
+    // Alternate the order, so drift (GC, thermal, neighbours) hits both alike.
+    if (run % 2 === 0) {
+      baseline.push(await runBaseline());
+      framework.push(await runFramework());
+    } else {
+      framework.push(await runFramework());
+      baseline.push(await runBaseline());
+    }
+    console.error(`run ${run + 1}/${RUNS}: baseline ${baseline.at(-1)!.seconds.toFixed(3)} s, framework ${framework.at(-1)!.seconds.toFixed(3)} s`);
+  }
+  const rate = (results: RunResult[]) => median(results.map((result) => EVENTS / result.seconds));
+  const baselineRate = rate(baseline);
+  const frameworkRate = rate(framework);
+  const ratio = frameworkRate / baselineRate;
+  const result = {
+    benchmark: 'pipeline',
+    date: new Date().toISOString(),
+    node: process.version,
+    platform: `${process.platform}-${process.arch}`,
+    workload: {
+      events: EVENTS, objects: OBJECTS, chunk: CHUNK, batchSize: BATCH_SIZE,
+      podBytes: { min: Math.min(...podBytes), max: Math.max(...podBytes) },
+      mix: { pods: 0.87, secrets: 0.03, configmaps: 0.05, events: 0.05 }, watchList: WATCH_LIST,
+    },
+    runs: RUNS,
+    baseline: { eventsPerSecond: Math.round(baselineRate), seconds: baseline.map((r) => r.seconds), delivered: baseline[0].delivered },
+    framework: { eventsPerSecond: Math.round(frameworkRate), seconds: framework.map((r) => r.seconds), delivered: framework[0].delivered },
+    ratio: Number(ratio.toFixed(3)),
+    target: 0.9,
+    met: ratio >= 0.9,
+  };
+  await mkdir(join(args.out!, '..'), { recursive: true });
+  await writeFile(args.out!, `${JSON.stringify(result, null, 2)}\n`);
+  console.table({
+    baseline: { 'events/s (median)': result.baseline.eventsPerSecond, delivered: result.baseline.delivered },
+    framework: { 'events/s (median)': result.framework.eventsPerSecond, delivered: result.framework.delivered },
+  });
+  console.log(`framework/baseline = ${result.ratio} (target >= ${result.target}: ${result.met ? 'met' : 'MISSED'}); written to ${args.out}`);
+}
+
+await main();
