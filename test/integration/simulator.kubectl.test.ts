@@ -58,6 +58,9 @@ describe('Kubernetes API simulator with the real kubectl', function () {
     expect(d.spec.template.spec.containers[0]).to.deep.equal({ name: 'nginx', image: 'nginx' });
     expect(d.spec.selector).to.deep.equal({ matchLabels: { app: 'd' } });
 
+    expect(await kubectlOk(k, ['scale', 'deployment', 'd', '-n', 'x', '--replicas=3'])).to.contain('deployment.apps/d scaled');
+    expect(sim.get('deployments.v1.apps', 'x', 'd')!.spec.replicas).to.equal(3);
+
     sim.create('pods.v1.', { metadata: { name: 'p1', namespace: 'x', labels: { app: 'd' } }, spec: { containers: [{ name: 'nginx', image: 'nginx' }] } });
     const all = JSON.parse(await kubectlOk(k, ['get', 'pods', '-A', '-o', 'json']));
     expect(all.items.map((p: any) => `${p.metadata.namespace}/${p.metadata.name}`)).to.deep.equal(['x/p1']);
@@ -72,6 +75,12 @@ describe('Kubernetes API simulator with the real kubectl', function () {
     const missing = await kubectl(k, ['get', 'configmap', 'nope', '-n', 'x']);
     expect(missing.code).to.not.equal(0);
     expect(missing.stderr).to.contain('Error from server (NotFound): configmaps "nope" not found');
+  });
+
+  it('kubectl apply --server-side (apply-patch+yaml)', async () => {
+    writeFileSync(join(dir, 'ssa.json'), JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'ssa', namespace: 'default' }, data: { k: 'v' } }));
+    expect(await kubectlOk(k, ['apply', '--server-side', '-f', join(dir, 'ssa.json')])).to.contain('configmap/ssa serverside-applied');
+    expect(sim.get('configmaps.v1.', 'default', 'ssa')!.data).to.deep.equal({ k: 'v' });
   });
 
   it('kubectl apply -f (create, then a patch of the change)', async () => {

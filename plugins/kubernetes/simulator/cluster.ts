@@ -408,6 +408,7 @@ export class Cluster {
             : {}),
         },
       };
+      if (old.body.metadata.generation === undefined) delete next.metadata.generation;
       if (!next.metadata.deletionTimestamp) delete next.metadata.deletionTimestamp;
       if (next.metadata.deletionGracePeriodSeconds === undefined) delete next.metadata.deletionGracePeriodSeconds;
       delete next.metadata.selfLink;

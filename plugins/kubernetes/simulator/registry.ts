@@ -96,7 +96,7 @@ export class Registry {
     return this.byId.get(resourceId(plural, version, group));
   }
 
-  /** Every served version of one group-resource (a CRD's instances live in all of them). */
+  /** Every served resource, one entry per version. */
   all(): ResourceInfo[] {
     return [...this.byId.values()];
   }

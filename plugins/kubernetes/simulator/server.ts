@@ -178,6 +178,7 @@ export class ApiServer {
     if (this.forbidden.get(info.id)?.has(verb)) {
       throw errors.forbidden(SIMULATED_USER, verb, info.plural, info.group, t.namespace);
     }
+    if (t.subresource === 'scale' && SCALABLE.has(info.gr) && t.name) return this.scale(req, res, t, verb);
     if (t.subresource && t.subresource !== 'status') throw errors.pathNotFound();
     if ((verb === 'create' && t.name) || ((verb === 'update' || verb === 'patch') && !t.name)) throw errors.methodNotAllowed();
     if (!info.verbs.includes(verb)) throw errors.methodNotAllowed();
@@ -221,7 +222,7 @@ export class ApiServer {
         return sendJson(res, 200, fullJson(info, e));
       }
       case 'patch':
-        return this.patch(req, res, url, t);
+        return this.patch(req, res, t);
       case 'delete': {
         const opts = await this.readDeleteOptions(req);
         const e = this.cluster.delete(info, t.namespace, t.name!, {
@@ -266,7 +267,7 @@ export class ApiServer {
     }
   }
 
-  private async patch(req: IncomingMessage, res: ServerResponse, url: URL, t: Target): Promise<void> {
+  private async patch(req: IncomingMessage, res: ServerResponse, t: Target): Promise<void> {
     const { info } = t;
     const type = (req.headers['content-type'] ?? '').split(';')[0].trim() as PatchType;
     if (!PATCH_TYPES.includes(type)) throw errors.unsupportedMediaType(type);
@@ -287,8 +288,27 @@ export class ApiServer {
       { ...patched, metadata: { ...patched.metadata, resourceVersion: undefined } },
       { namespace: t.namespace, name: t.name, statusOnly: t.subresource === 'status' },
     );
-    void url;
     sendJson(res, 200, fullJson(info, e));
+  }
+
+  /** The `scale` subresource (what `kubectl scale` and HPAs use), as an autoscaling/v1 Scale. */
+  private async scale(req: IncomingMessage, res: ServerResponse, t: Target, verb: string): Promise<void> {
+    const { info } = t;
+    const current = this.cluster.mustGet(info, t.namespace, t.name!);
+    if (verb === 'get') return sendJson(res, 200, scaleOf(current));
+    if (verb !== 'update' && verb !== 'patch') throw errors.methodNotAllowed();
+    let wanted: any;
+    if (verb === 'update') wanted = await this.readObject(req);
+    else {
+      const type = (req.headers['content-type'] ?? '').split(';')[0].trim() as PatchType;
+      if (!PATCH_TYPES.includes(type)) throw errors.unsupportedMediaType(type);
+      wanted = applyPatch(type, scaleOf(current), (await readBody(req)).toString('utf8'));
+    }
+    const rv = wanted?.metadata?.resourceVersion;
+    if (rv && rv !== String(current.rv)) throw errors.conflict(info.plural, info.group, t.name!);
+    const replicas = Number(wanted?.spec?.replicas ?? 0);
+    const e = this.cluster.update(info, { ...current.body, spec: { ...current.body.spec, replicas }, metadata: { ...current.body.metadata, resourceVersion: undefined } }, { namespace: t.namespace, name: t.name });
+    sendJson(res, 200, scaleOf(e));
   }
 
   private watch(req: IncomingMessage, res: ServerResponse, url: URL, t: Target, matcher: ReturnType<typeof parseSelectors>): void {
@@ -341,6 +361,21 @@ export class ApiServer {
     }
     w.replayEvents(events);
   }
+}
+
+const SCALABLE = new Set(['deployments.apps', 'replicasets.apps', 'statefulsets.apps', 'replicationcontrollers']);
+
+function scaleOf(e: Entry): object {
+  const m = e.body.metadata;
+  const sel = e.body.spec?.selector ?? {};
+  const matchLabels: Record<string, string> = sel.matchLabels ?? (sel.matchExpressions ? {} : sel);
+  return {
+    kind: 'Scale',
+    apiVersion: 'autoscaling/v1',
+    metadata: { name: m.name, namespace: m.namespace, uid: m.uid, resourceVersion: m.resourceVersion, creationTimestamp: m.creationTimestamp },
+    spec: { replicas: e.body.spec?.replicas ?? 0 },
+    status: { replicas: e.body.status?.replicas ?? 0, selector: Object.entries(matchLabels).map(([k, v]) => `${k}=${v}`).join(',') },
+  };
 }
 
 function joinSelectors(a: string, b: string | null): string {
