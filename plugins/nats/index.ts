@@ -22,7 +22,6 @@ export const nats = definePlugin({
       sink.clusterResolved(clusterId);
       return clusterId;
     });
-    core.hooks.ready.tap(PLUGIN_NAME, () => sink.ready());
     core.hooks.sink.tapPromise(PLUGIN_NAME, (batch) => sink.deliver(batch));
     core.hooks.stop.tapPromise(PLUGIN_NAME, () => sink.stop());
   },

@@ -11,6 +11,7 @@ import {
   DiscardPolicy, JetStreamApiCodes, JetStreamApiError, jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamClient,
 } from '@nats-io/jetstream';
 import { MeshSyncError } from '../../core/errors.ts';
+import { objectKey } from '../../core/lane.ts';
 import type { Logger } from '../../core/log.ts';
 import { resourceId } from '../../core/resource.ts';
 import type { Batch, Core, EventType, SyncEvent } from '../../core/types.ts';
@@ -48,19 +49,14 @@ export class NatsSink {
   private stopped = false;
   private clusterKnown = false;
   private readonly truncationLogged = new Set<string>();
-  private markReady!: () => void;
-  private readonly coreReady = new Promise<void>((resolve) => (this.markReady = resolve));
+  /** The latest confirmed event per object: what a consumer that missed nothing holds. */
+  private readonly published = new Map<string, SyncEvent>();
 
   constructor(private readonly core: Core, private readonly options: NatsOptions, private readonly logger: Logger) {
     this.connection = new BrokerConnection(options, resolveServers(options), logger, {
       connected: (nc, reconnect) => this.onConnected(nc, reconnect),
     });
     this.metrics = natsMetrics(core.metrics, () => this.connection.connected);
-  }
-
-  /** Called from the core's ready hook: a resync before the initial list would mention too little. */
-  ready(): void {
-    this.markReady();
   }
 
   async start(): Promise<void> {
@@ -99,6 +95,10 @@ export class NatsSink {
         published[event.type]++;
       }
       await this.send(nc, outgoing);
+      for (const event of batch) {
+        if (event.type === 'DELETED') this.published.delete(objectKey(event));
+        else this.published.set(objectKey(event), event);
+      }
       // Counted once confirmed, per batch.
       for (const type of ['ADDED', 'MODIFIED', 'DELETED'] as const) if (published[type] > 0) this.metrics.published.inc({ type }, published[type]);
       if (truncated > 0) this.metrics.truncated.inc(truncated);
@@ -116,7 +116,11 @@ export class NatsSink {
       const maxPayload = maxPayloadOf(nc);
       const clusterId = this.core.clusterId;
       const resyncId = nuid.next();
-      const events = this.core.snapshot();
+      // What this sink confirmed, not the sources' state: the lane may still hold an ADDED that a
+      // later DELETED cancels out (coalescing), and a consumer that got the ADDED from a resync
+      // would never hear of the DELETED. Relative to what was confirmed, the lane's pending
+      // events are exactly the deltas still to come, so the consumer converges.
+      const events = [...this.published.values()];
       const begin = JSON.stringify({ type: 'RESYNC_BEGIN', resync_id: resyncId, cluster_id: clusterId });
       await this.send(nc, [this.marker('RESYNC_BEGIN', begin, resyncId)]);
       let count = 0;
@@ -124,7 +128,7 @@ export class NatsSink {
       for (let start = 0; start < events.length; start += this.options.resyncChunkSize) {
         const outgoing: Outgoing[] = [];
         for (const event of events.slice(start, start + this.options.resyncChunkSize)) {
-          const message = encodeEvent(event, { withHeaders: this.options.headers, maxPayload, resyncId });
+          const message = encodeEvent(event.type === 'ADDED' ? event : { ...event, type: 'ADDED' }, { withHeaders: this.options.headers, maxPayload, resyncId });
           if (message.truncation !== 'none') {
             truncated++;
             this.noteTruncation(event, message.truncation, maxPayload);
@@ -154,7 +158,6 @@ export class NatsSink {
     this.resyncRunning = true;
     let delay = this.options.reconnectInitialMs;
     try {
-      await this.coreReady;
       while (this.pendingResync !== undefined && !this.stopped) {
         const reason = this.pendingResync;
         this.pendingResync = undefined;

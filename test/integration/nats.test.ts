@@ -1,51 +1,14 @@
 import { expect } from 'chai';
 import { Writable } from 'node:stream';
-import { connect, type Msg, type NatsConnection } from '@nats-io/transport-node';
 import { createTestCore, DEPLOYMENT, makeObject, POD, type TestCore } from '../../core/testing/index.ts';
 import { createLogger } from '../../core/log.ts';
 import type { ResourceRef } from '../../core/types.ts';
 import nats, { type NatsOptionsInput } from '../../plugins/nats/index.ts';
 import { ReferenceConsumer, wireKey } from '../../plugins/nats/consumer.ts';
-import { startNatsServer, type NatsServerHandle } from '../support/nats-server.ts';
+import { startNatsServer, subscriber, type NatsServerHandle } from '../support/nats-server.ts';
 
 const INGRESS: ResourceRef = Object.freeze({ group: 'networking.k8s.io', version: 'v1', resource: 'ingresses', kind: 'Ingress', namespaced: true });
 const NODE: ResourceRef = Object.freeze({ group: '', version: 'v1', resource: 'nodes', kind: 'Node', namespaced: false });
-
-/** A subscriber with the real client that records every message. */
-async function subscriber(url: string, subject: string, options: Parameters<typeof connect>[0] = {}) {
-  const nc = await connect({ servers: url, ...options });
-  const messages: Msg[] = [];
-  const waiters = new Set<() => void>();
-  nc.subscribe(subject, {
-    callback: (_, msg) => {
-      messages.push(msg);
-      for (const check of [...waiters]) check();
-    },
-  });
-  await nc.flush();
-  return {
-    nc,
-    messages,
-    json: () => messages.map((m) => m.json<Record<string, any>>()),
-    waitFor(predicate: (messages: Msg[]) => boolean, timeoutMs = 5000): Promise<void> {
-      if (predicate(messages)) return Promise.resolve();
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => {
-          waiters.delete(check);
-          reject(new Error(`timed out with ${messages.length} messages`));
-        }, timeoutMs);
-        const check = () => {
-          if (!predicate(messages)) return;
-          clearTimeout(timer);
-          waiters.delete(check);
-          resolve();
-        };
-        waiters.add(check);
-      });
-    },
-    close: () => nc.close(),
-  };
-}
 
 function natsCore(options: NatsOptionsInput, extra: Parameters<typeof createTestCore>[0] = {}): TestCore {
   return createTestCore({ plugins: [nats({ reconnectInitialMs: 20, reconnectMaxMs: 200, ...options })], ...extra });
@@ -131,5 +94,183 @@ describe('nats sink (real nats-server)', function () {
     await sub.nc.request('meshery.meshsync.control', 'resync', { timeout: 5000 });
     await sub.waitFor((m) => m.filter((x) => x.json<any>().resync_id !== undefined && x.json<any>().object).length === 20);
     expect(t.core.readiness().broker).to.equal(true);
+  });
+});
+
+describe('nats sink delivery guarantees (real nats-server)', function () {
+  this.timeout(20_000);
+  const cleanups: (() => Promise<unknown>)[] = [];
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
+  });
+  const server = async (options: Parameters<typeof startNatsServer>[0] = {}) => {
+    const handle = await startNatsServer(options);
+    cleanups.push(handle.dispose);
+    return handle;
+  };
+
+  it('converges to the source state after the broker is killed and restarted during churn', async () => {
+    const nats1 = await server();
+    const consumer = new ReferenceConsumer();
+    // A consumer asks for a resync whenever its own connection comes back (PROTOCOL.md).
+    const sub = await subscriber(nats1.url, 'meshery.meshsync.request', { maxReconnectAttempts: -1, reconnectTimeWait: 20 });
+    cleanups.push(sub.close);
+    sub.nc.subscribe('meshery.meshsync.request', { callback: (_, msg) => consumer.apply(msg.data) });
+    void (async () => {
+      for await (const status of sub.nc.status()) {
+        if (status.type !== 'reconnect') continue;
+        // Until meshsync is back too, nobody answers: retry.
+        for (let answered = false; !answered && !sub.nc.isClosed();) {
+          answered = await sub.nc.request('meshery.meshsync.control', 'resync', { timeout: 1000 }).then(() => true, () => false);
+          if (!answered) await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+      }
+    })();
+    const t = natsCore({ url: nats1.url });
+    cleanups.push(t.stop);
+    await t.start();
+    let n = 0;
+    const churn = () => {
+      for (let i = 0; i < 10; i++) {
+        const name = `p${Math.floor(Math.random() * 60)}`;
+        const exists = [...t.source.objects.values()].some((o) => o.object.metadata.name === name);
+        if (!exists) t.source.emit('ADDED', POD, makeObject(POD, name, { resourceVersion: String(++n) }));
+        else if (Math.random() < 0.4) t.source.emit('DELETED', POD, makeObject(POD, name));
+        else t.source.emit('MODIFIED', POD, makeObject(POD, name, { resourceVersion: String(++n) }));
+      }
+    };
+    const churning = setInterval(churn, 5);
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      await nats1.kill();
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      await nats1.restart();
+      await new Promise((resolve) => setTimeout(resolve, 150));
+    } finally {
+      clearInterval(churning);
+    }
+    await t.drain();
+    const expected = () => new Map([...t.source.objects.values()].map(({ object }) => [wireKey(object), object.metadata.resourceVersion]));
+    const actual = () => new Map([...consumer.view('test-cluster').entries()].map(([key, object]) => [key, object.metadata.resourceVersion]));
+    const deadline = Date.now() + 8000;
+    while (JSON.stringify([...actual()].sort()) !== JSON.stringify([...expected()].sort()) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect([...actual()].sort()).to.deep.equal([...expected()].sort(), `incomplete resyncs: ${consumer.incompleteResyncs}`);
+    expect(await t.core.metrics.getSingleMetricAsString('meshsync_resyncs_total')).to.match(/reason="reconnect"/);
+  });
+
+  it('publishes to JetStream with message ids the server uses to drop duplicates', async () => {
+    const js1 = await server({ jetstream: true });
+    const t = natsCore({ url: js1.url, jetstream: { stream: 'MESHSYNC', create: true } });
+    cleanups.push(t.stop);
+    await t.start();
+    for (let i = 0; i < 50; i++) t.source.emit('ADDED', POD, makeObject(POD, `p${i}`));
+    await t.drain();
+    const { jetstreamManager, jetstream } = await import('@nats-io/jetstream');
+    const { connect } = await import('@nats-io/transport-node');
+    const nc = await connect({ servers: js1.url });
+    cleanups.push(() => nc.close());
+    const jsm = await jetstreamManager(nc);
+    const info = await jsm.streams.info('MESHSYNC');
+    expect(info.state.messages).to.equal(50);
+    expect(info.config.subjects).to.deep.equal(['meshery.meshsync.request']);
+    const first = await jsm.streams.getMessage('MESHSYNC', { seq: 1 });
+    expect(first!.header.get('Nats-Msg-Id')).to.equal('uid-pods-p0:1:ADDED');
+    expect(first!.header.get('Meshsync-Resource')).to.equal('pods.v1.');
+    const again = await jetstream(nc).publish('meshery.meshsync.request', first!.data, { msgID: 'uid-pods-p0:1:ADDED' });
+    expect(again.duplicate).to.equal(true);
+    expect((await jsm.streams.info('MESHSYNC')).state.messages).to.equal(50);
+  });
+
+  it('cuts oversized objects down to fit max_payload and marks them truncated', async () => {
+    const small = await server({ config: 'max_payload: 4096' });
+    const sub = await subscriber(small.url, 'meshery.meshsync.request');
+    cleanups.push(sub.close);
+    const t = natsCore({ url: small.url });
+    cleanups.push(t.stop);
+    await t.start();
+    const big = 'x'.repeat(5000);
+    t.source.emit('ADDED', POD, makeObject(POD, 'fine'));
+    t.source.emit('ADDED', POD, makeObject(POD, 'managed', { managedFields: [{ manager: big }], annotations: { 'kubectl.kubernetes.io/last-applied-configuration': big, keep: 'me' } }));
+    t.source.emit('ADDED', POD, makeObject(POD, 'huge', { labels: { app: 'a' } }, { spec: { blob: big } }));
+    await t.drain();
+    await sub.waitFor((m) => m.length === 3);
+    const byName = new Map(sub.messages.map((m) => [m.json<any>().object.metadata.name, m]));
+    expect(byName.get('fine')!.json<any>().truncated).to.equal(undefined);
+    const managed = byName.get('managed')!.json<any>();
+    expect(managed.truncated).to.equal(true);
+    expect(managed.object.metadata.managedFields).to.equal(undefined);
+    expect(managed.object.metadata.annotations).to.deep.equal({ keep: 'me' });
+    const huge = byName.get('huge')!;
+    expect(huge.json<any>()).to.deep.include({ truncated: true, type: 'ADDED' });
+    expect(Object.keys(huge.json<any>().object)).to.deep.equal(['apiVersion', 'kind', 'metadata']);
+    expect(huge.headers!.get('Meshsync-Truncated')).to.equal('true');
+    expect(await t.core.metrics.getSingleMetricAsString('meshsync_messages_truncated_total')).to.match(/ 2$/m);
+    expect(t.core.state.lanes()[0].pending).to.equal(0);
+  });
+});
+
+describe('nats sink requests (real nats-server)', function () {
+  this.timeout(20_000);
+  let server: NatsServerHandle;
+  let t: TestCore;
+  let sub: Awaited<ReturnType<typeof subscriber>>;
+  beforeEach(async () => {
+    server = await startNatsServer({ config: 'max_payload: 8192' });
+    sub = await subscriber(server.url, 'meshery.meshsync.request');
+    t = natsCore({ url: server.url });
+    await t.start();
+    for (let i = 0; i < 40; i++) t.source.emit('ADDED', POD, makeObject(POD, `p${i}`, {}, { spec: { filler: 'y'.repeat(300) } }));
+    t.source.emit('ADDED', DEPLOYMENT, makeObject(DEPLOYMENT, 'api'));
+    await t.drain();
+    await sub.waitFor((m) => m.length === 41);
+    sub.messages.length = 0;
+  });
+  afterEach(async () => {
+    await t.stop();
+    await sub.close();
+    await server.dispose();
+  });
+
+  it('answers meta with the version, the cluster id and object counts per resource', async () => {
+    const reply = await sub.nc.request('meshery.meshsync.control', '{"command":"meta"}', { timeout: 2000 });
+    const meta = reply.json<any>();
+    expect(meta).to.deep.include({ version: '0.1.0', cluster_id: 'test-cluster', format_version: 1 });
+    expect(meta.counts).to.deep.equal({ 'pods.v1.': 40, 'deployments.v1.apps': 1 });
+    expect(meta.resources).to.deep.equal(['deployments.v1.apps', 'pods.v1.']);
+  });
+
+  it('replies to snapshot with numbered chunks under max_payload, then an empty sentinel', async () => {
+    const replies = await sub.nc.requestMany('meshery.meshsync.control', 'snapshot', { strategy: 'sentinel', maxWait: 3000 });
+    const chunks: any[] = [];
+    for await (const msg of replies) {
+      expect(msg.data.length).to.be.at.most(8192);
+      if (msg.data.length > 0) chunks.push(msg.json<any>());
+    }
+    expect(chunks.length).to.be.greaterThan(1, 'the state does not fit one 8 KiB message');
+    expect(chunks.map((c) => c.chunk)).to.deep.equal(chunks.map((_, i) => i + 1));
+    for (const chunk of chunks) expect(chunk).to.deep.include({ of: chunks.length, cluster_id: 'test-cluster', snapshot_id: chunks[0].snapshot_id });
+    const objects = chunks.flatMap((c) => c.objects);
+    expect(objects).to.have.length(41);
+    expect(objects.find((o) => o.object.metadata.name === 'api').resource).to.equal('deployments.v1.apps');
+  });
+
+  it('republishes everything between RESYNC_BEGIN and RESYNC_END on a resync request', async () => {
+    const reply = await sub.nc.request('meshery.meshsync.control', 'resync', { timeout: 2000 });
+    const { resync_id: resyncId, count } = reply.json<any>();
+    expect(count).to.equal(41);
+    await sub.waitFor((m) => m.length === 43);
+    const payloads = sub.json();
+    expect(payloads[0]).to.deep.equal({ type: 'RESYNC_BEGIN', resync_id: resyncId, cluster_id: 'test-cluster' });
+    expect(payloads[42]).to.deep.equal({ type: 'RESYNC_END', resync_id: resyncId, count: 41, cluster_id: 'test-cluster' });
+    for (const event of payloads.slice(1, 42)) expect(event).to.deep.include({ type: 'ADDED', resync_id: resyncId, cluster_id: 'test-cluster' });
+    expect(sub.messages[1].headers!.get('Meshsync-Resync-Id')).to.equal(resyncId);
+    expect(await t.core.metrics.getSingleMetricAsString('meshsync_resyncs_total')).to.match(/reason="request"\} 1/);
+  });
+
+  it('answers an unknown command with an error naming the commands', async () => {
+    const reply = await sub.nc.request('meshery.meshsync.control', '{"command":"explode"}', { timeout: 2000 });
+    expect(reply.json<any>()).to.deep.equal({ error: 'unknown command "explode"', commands: ['resync', 'snapshot', 'meta'] });
   });
 });

@@ -7,6 +7,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
+import { connect, type Msg } from '@nats-io/transport-node';
 import { join } from 'node:path';
 
 export interface NatsServerOptions {
@@ -146,3 +147,40 @@ async function waitForPort(port: number, timeoutMs: number): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
+
+/** A subscriber with the real client that records every message. */
+export async function subscriber(url: string, subject: string, options: Parameters<typeof connect>[0] = {}) {
+  const nc = await connect({ servers: url, ...options });
+  const messages: Msg[] = [];
+  const waiters = new Set<() => void>();
+  nc.subscribe(subject, {
+    callback: (_, msg) => {
+      messages.push(msg);
+      for (const check of [...waiters]) check();
+    },
+  });
+  await nc.flush();
+  return {
+    nc,
+    messages,
+    json: () => messages.map((m) => m.json<Record<string, any>>()),
+    waitFor(predicate: (messages: Msg[]) => boolean, timeoutMs = 5000): Promise<void> {
+      if (predicate(messages)) return Promise.resolve();
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          reject(new Error(`timed out with ${messages.length} messages`));
+        }, timeoutMs);
+        const check = () => {
+          if (!predicate(messages)) return;
+          clearTimeout(timer);
+          waiters.delete(check);
+          resolve();
+        };
+        waiters.add(check);
+      });
+    },
+    close: () => nc.close(),
+  };
+}
+

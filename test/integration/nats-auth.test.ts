@@ -1,0 +1,114 @@
+import { expect } from 'chai';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { nkeys } from '@nats-io/transport-node';
+import { createTestCore, makeObject, POD } from '../../core/testing/index.ts';
+import { createLogger } from '../../core/log.ts';
+import nats, { type NatsOptionsInput } from '../../plugins/nats/index.ts';
+import { startNatsServer, subscriber, type NatsServerHandle } from '../support/nats-server.ts';
+
+function memoryLog() {
+  const lines: string[] = [];
+  const destination = new Writable({ write(chunk, _, done) { lines.push(String(chunk)); done(); } });
+  return { logger: createLogger({ level: 'debug', destination, pretty: false }), lines };
+}
+
+/** Starts meshsync with the nats sink and checks one event reaches a subscriber. */
+async function deliversOneEvent(server: NatsServerHandle, options: NatsOptionsInput, subscriberOptions: Parameters<typeof subscriber>[2]) {
+  const sub = await subscriber(server.url, 'meshery.meshsync.request', subscriberOptions);
+  const t = createTestCore({ plugins: [nats({ url: server.url, reconnectInitialMs: 20, ...options })] });
+  try {
+    await t.start();
+    t.source.emit('ADDED', POD, makeObject(POD, 'p1'));
+    await t.drain();
+    await sub.waitFor((m) => m.length === 1);
+    expect(sub.messages[0].json<any>().object.metadata.name).to.equal('p1');
+  } finally {
+    await t.stop();
+    await sub.close();
+  }
+}
+
+describe('nats sink authentication and TLS (real nats-server)', function () {
+  this.timeout(20_000);
+  const servers: NatsServerHandle[] = [];
+  afterEach(async () => {
+    for (const server of servers.splice(0)) await server.dispose();
+  });
+  const start = async (config: string) => {
+    const server = await startNatsServer({ config });
+    servers.push(server);
+    return server;
+  };
+
+  it('authenticates with user and password', async () => {
+    const server = await start('authorization { user: meshsync, password: "s3cret-pw" }');
+    await deliversOneEvent(server, { auth: { user: 'meshsync', password: 's3cret-pw' } }, { user: 'meshsync', pass: 's3cret-pw' });
+  });
+
+  it('authenticates with a token', async () => {
+    const server = await start('authorization { token: "tok-123456" }');
+    await deliversOneEvent(server, { auth: { token: 'tok-123456' } }, { token: 'tok-123456' });
+  });
+
+  it('authenticates with an NKey seed, inline or from a file', async () => {
+    const user = nkeys.createUser();
+    const seed = new TextDecoder().decode(user.getSeed());
+    const server = await start(`authorization { users: [ { nkey: ${user.getPublicKey()} } ] }`);
+    const subscriberAuth = { authenticator: (await import('@nats-io/transport-node')).nkeyAuthenticator(user.getSeed()) };
+    await deliversOneEvent(server, { auth: { nkeySeed: seed } }, subscriberAuth);
+    const dir = mkdtempSync(join(tmpdir(), 'meshsync-nkey-'));
+    try {
+      writeFileSync(join(dir, 'seed'), `${seed}\n`);
+      await deliversOneEvent(server, { auth: { nkeySeedFile: join(dir, 'seed') } }, subscriberAuth);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('keeps retrying with a wrong password and never logs it', async () => {
+    const server = await start('authorization { user: meshsync, password: "right-pw" }');
+    const { logger, lines } = memoryLog();
+    const t = createTestCore({ logger, stopTimeoutMs: 100, plugins: [nats({ url: `nats://meshsync:wrong-pw-77@127.0.0.1:${server.port}`, reconnectInitialMs: 20, reconnectMaxMs: 50 })] });
+    try {
+      await t.start();
+      t.source.emit('ADDED', POD, makeObject(POD, 'p1'));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(t.core.readiness().broker).to.equal(false);
+      expect(t.core.counters.sinks['meshsync:nats'].delivered).to.equal(0);
+      const log = lines.join('');
+      expect(log).to.include('cannot connect to NATS');
+      expect(log).not.to.include('wrong-pw-77');
+    } finally {
+      await t.stop();
+    }
+  });
+
+  it('connects over TLS with a CA made for the test, and with a client certificate', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'meshsync-tls-'));
+    try {
+      const file = (name: string) => join(dir, name);
+      const openssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'ignore' });
+      openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=meshsync-test-ca', '-keyout', file('ca.key'), '-out', file('ca.pem'));
+      writeFileSync(file('san.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
+      for (const name of ['server', 'client']) {
+        openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', `/CN=${name}`, '-keyout', file(`${name}.key`), '-out', file(`${name}.csr`));
+        openssl('x509', '-req', '-in', file(`${name}.csr`), '-CA', file('ca.pem'), '-CAkey', file('ca.key'), '-CAcreateserial', '-days', '1', '-extfile', file('san.ext'), '-out', file(`${name}.pem`));
+      }
+      const tls = (verify: boolean) => `tls { cert_file: "${file('server.pem')}", key_file: "${file('server.key')}", ca_file: "${file('ca.pem')}", verify: ${verify} }`;
+
+      const server = await start(tls(false));
+      const clientTls = { tls: { caFile: file('ca.pem') } };
+      await deliversOneEvent(server, { tls: { caFile: file('ca.pem') } }, clientTls);
+
+      const verifying = await start(tls(true));
+      const mutual = { tls: { caFile: file('ca.pem'), certFile: file('client.pem'), keyFile: file('client.key') } };
+      await deliversOneEvent(verifying, mutual, mutual);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
