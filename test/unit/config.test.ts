@@ -33,7 +33,9 @@ interface Expected {
 
 const caseNames = readdirSync(CASES, { withFileTypes: true }).filter((entry) => entry.isDirectory()).map((entry) => entry.name).sort();
 
-describe('config loader: case folders (test/fixtures/configs/<case>)', () => {
+describe('config loader: case folders (test/fixtures/configs/<case>)', function () {
+  // The first import of a built-in plugin (the Kubernetes client above all) takes seconds on a busy machine.
+  this.timeout(60_000);
   for (const name of caseNames) {
     const dir = join(CASES, name);
     const expected = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')) as Expected;
@@ -70,7 +72,8 @@ describe('config loader: case folders (test/fixtures/configs/<case>)', () => {
   }
 });
 
-describe('config loader', () => {
+describe('config loader', function () {
+  this.timeout(60_000);
   let empty: string;
   beforeEach(async () => {
     empty = await mkdtemp(join(tmpdir(), 'meshsync-config-'));
