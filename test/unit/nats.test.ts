@@ -1,0 +1,110 @@
+import { expect } from 'chai';
+import { makeObject, POD } from '../../core/testing/index.ts';
+import type { ResourceRef, SyncEvent } from '../../core/types.ts';
+import nats, { natsOptionsSchema, resolveServers } from '../../plugins/nats/index.ts';
+import { encodeEvent, messageId, LAST_APPLIED } from '../../plugins/nats/encode.ts';
+import { compileSubject, markerSubject, streamSubjects, subjectToken, validateSubjectTemplate } from '../../plugins/nats/subject.ts';
+import { ReferenceConsumer } from '../../plugins/nats/consumer.ts';
+
+const INGRESS: ResourceRef = { group: 'networking.k8s.io', version: 'v1', resource: 'ingresses', kind: 'Ingress', namespaced: true };
+const event = (type: SyncEvent['type'], object = makeObject(POD, 'web', { namespace: 'shop' }), resource: ResourceRef = POD): SyncEvent =>
+  ({ type, resource, object, clusterId: 'c1', observedAt: 0 });
+
+describe('nats options', () => {
+  const parse = (input: object) => natsOptionsSchema.parse(input);
+
+  it('resolves the server URL: BROKER_URL, then servers/url, then broker.custom, then broker.native, then the default', () => {
+    expect(resolveServers(parse({ url: 'nats://file:4222' }), { BROKER_URL: 'nats://env:4222,nats://env2:4222' })).to.deep.equal(['nats://env:4222', 'nats://env2:4222']);
+    expect(resolveServers(parse({ url: 'nats://file:4222' }), {})).to.deep.equal(['nats://file:4222']);
+    expect(resolveServers(parse({ broker: { custom: { url: 'nats://custom:4222' } } }), {})).to.deep.equal(['nats://custom:4222']);
+    expect(resolveServers(parse({ broker: { native: { name: 'meshery-nats', namespace: 'meshery' } } }), {}))
+      .to.deep.equal(['nats://meshery-nats.meshery.svc.cluster.local:4222']);
+    expect(resolveServers(parse({}), {})).to.deep.equal(['nats://localhost:4222']);
+  });
+
+  it('rejects a bad subject and two auth methods, reporting both at once', () => {
+    const error = (() => {
+      try {
+        nats({ subject: 'a.{nope}', auth: { token: 't', user: 'u' }, requestSubject: 'a.{nope}' } as never);
+      } catch (e) {
+        return e as Error & { problems: { path: string }[] };
+      }
+    })();
+    expect(error?.problems.map((p) => p.path)).to.include.members(['meshsync:nats options.subject', 'meshsync:nats options.auth']);
+    expect(validateSubjectTemplate('a..b')).to.match(/empty tokens/);
+    expect(validateSubjectTemplate('a.*')).to.match(/wildcards/);
+    expect(validateSubjectTemplate('meshsync.{cluster}.{resource}.{type}')).to.equal(undefined);
+  });
+});
+
+describe('nats subjects', () => {
+  it('makes each value exactly one token', () => {
+    expect(subjectToken('networking.k8s.io')).to.equal('networking_k8s_io');
+    expect(subjectToken('a b*c>d')).to.equal('a_b_c_d');
+    expect(subjectToken('')).to.equal('_');
+  });
+
+  it('renders templates per event and a constant subject without placeholders', () => {
+    const subject = compileSubject('ms.{cluster}.{group}.{resource}.{namespace}.{type}', 'prod.eu');
+    expect(subject(event('ADDED', makeObject(INGRESS, 'i', { namespace: 'web' }), INGRESS))).to.equal('ms.prod_eu.networking_k8s_io.ingresses.web.ADDED');
+    expect(subject(event('DELETED'))).to.equal('ms.prod_eu.core.pods.shop.DELETED');
+    expect(compileSubject('meshery.meshsync.request', 'c')(event('ADDED'))).to.equal('meshery.meshsync.request');
+    expect(markerSubject('ms.{cluster}.{resource}.{type}', 'c1', 'RESYNC_END')).to.equal('ms.c1._.RESYNC_END');
+    expect(streamSubjects('ms.{cluster}.{resource}.{type}')).to.deep.equal(['ms.*.*.*']);
+  });
+});
+
+describe('nats wire format', () => {
+  it('writes the MeshSync payload with the object serialised once, in MeshSync\'s key order', () => {
+    const e = event('MODIFIED');
+    const { payload, headers, truncation } = encodeEvent(e, { withHeaders: true, maxPayload: 1 << 20 });
+    expect(payload).to.equal(`{"object":${JSON.stringify(e.object)},"type":"MODIFIED","cluster_id":"c1"}`);
+    expect(truncation).to.equal('none');
+    expect([...headers!.keys()]).to.deep.equal(['Meshsync-Type', 'Meshsync-Resource', 'Meshsync-Cluster', 'Meshsync-Format-Version']);
+    expect(encodeEvent(e, { withHeaders: false, maxPayload: 1 << 20, resyncId: 'r1' }).payload).to.match(/,"resync_id":"r1"}$/);
+  });
+
+  it('strips, then cuts to metadata, what does not fit max_payload, never exceeding it', () => {
+    const big = 'x'.repeat(3000);
+    const managed = event('ADDED', makeObject(POD, 'm', { managedFields: [{ big }], annotations: { [LAST_APPLIED]: big, keep: '1' } }));
+    const stripped = encodeEvent(managed, { withHeaders: true, maxPayload: 2048 });
+    expect(stripped.truncation).to.equal('stripped');
+    expect(JSON.parse(stripped.payload).object.metadata.annotations).to.deep.equal({ keep: '1' });
+    const huge = encodeEvent(event('ADDED', makeObject(POD, 'h', {}, { spec: { big } })), { withHeaders: true, maxPayload: 2048 });
+    expect(huge.truncation).to.equal('metadata-only');
+    expect(JSON.parse(huge.payload)).to.include({ truncated: true });
+    expect(Buffer.byteLength(huge.payload)).to.be.below(2048);
+    expect(managed.object.metadata.managedFields, 'the event is never mutated').to.have.length(1);
+  });
+
+  it('gives the same change the same JetStream message id', () => {
+    expect(messageId(event('ADDED'))).to.equal('uid-pods-web:1:ADDED');
+    expect(messageId(event('ADDED'), 'R')).to.equal('uid-pods-web:1:ADDED:R');
+  });
+});
+
+describe('nats reference consumer', () => {
+  const payload = (type: string, name: string, extra: object = {}) => JSON.stringify({ object: makeObject(POD, name), type, cluster_id: 'c1', ...extra });
+
+  it('drops objects a complete resync did not mention, and only those of that cluster', () => {
+    const consumer = new ReferenceConsumer();
+    consumer.apply(payload('ADDED', 'a'));
+    consumer.apply(payload('ADDED', 'gone'));
+    consumer.apply(JSON.stringify({ object: makeObject(POD, 'other'), type: 'ADDED', cluster_id: 'c2' }));
+    consumer.apply('{"type":"RESYNC_BEGIN","resync_id":"r","cluster_id":"c1"}');
+    consumer.apply(payload('ADDED', 'a', { resync_id: 'r' }));
+    consumer.apply(payload('ADDED', 'b', { resync_id: 'r' }));
+    consumer.apply('{"type":"RESYNC_END","resync_id":"r","count":2,"cluster_id":"c1"}');
+    expect([...consumer.view('c1').keys()]).to.deep.equal(['uid-pods-a', 'uid-pods-b']);
+    expect(consumer.view('c2').size).to.equal(1);
+  });
+
+  it('keeps its view when a resync frame arrived incomplete', () => {
+    const consumer = new ReferenceConsumer();
+    consumer.apply(payload('ADDED', 'a'));
+    consumer.apply('{"type":"RESYNC_BEGIN","resync_id":"r","cluster_id":"c1"}');
+    consumer.apply('{"type":"RESYNC_END","resync_id":"r","count":1,"cluster_id":"c1"}');
+    expect(consumer.view('c1').size).to.equal(1);
+    expect(consumer.incompleteResyncs).to.equal(1);
+  });
+});
