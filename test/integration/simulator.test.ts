@@ -1,5 +1,6 @@
 // The Kubernetes API simulator over real HTTP: the semantics the rest of the
 // project relies on when it tests against it.
+import * as k8s from '@kubernetes/client-node';
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -537,6 +538,31 @@ describe('Kubernetes API simulator', function () {
       expect(() => sim.update('configmaps.v1.', { ...c, metadata: { ...c.metadata, resourceVersion: '1' } })).to.throw(KubeApiError).with.property('code', 409);
       await w.waitFor((e) => e.length === 1);
       expect(sim.list('configmaps.v1.', 'default').map((x) => x.metadata.name)).to.deep.equal(['x']);
+    });
+
+    it('serves @kubernetes/client-node (typed list, informer with list+watch)', async () => {
+      const kc = new k8s.KubeConfig();
+      kc.loadFromString(sim.kubeconfig());
+      const core = kc.makeApiClient(k8s.CoreV1Api);
+      sim.create('pods.v1.', { metadata: { name: 'p0', namespace: 'default' }, spec: { containers: [{ name: 'c', image: 'i' }] } });
+      const list = await core.listNamespacedPod({ namespace: 'default' });
+      expect(list.items.map((p) => p.metadata?.name)).to.deep.equal(['p0']);
+      const informer = k8s.makeInformer(kc, '/api/v1/pods', () => core.listPodForAllNamespaces());
+      const seen: string[] = [];
+      informer.on('add', (p) => seen.push(`add ${p.metadata?.name}`));
+      informer.on('update', (p) => seen.push(`update ${p.metadata?.name}`));
+      informer.on('delete', (p) => seen.push(`delete ${p.metadata?.name}`));
+      await informer.start();
+      try {
+        sim.create('pods.v1.', { metadata: { name: 'p1', namespace: 'default' }, spec: { containers: [{ name: 'c', image: 'i' }] } });
+        sim.patch('pods.v1.', 'default', 'p1', { metadata: { labels: { a: 'b' } } });
+        sim.delete('pods.v1.', 'default', 'p1');
+        const start = Date.now();
+        while (seen.length < 4 && Date.now() - start < 4000) await sleep(20);
+        expect(seen).to.deep.equal(['add p0', 'add p1', 'update p1', 'delete p1']);
+      } finally {
+        await informer.stop();
+      }
     });
 
     it('writes a kubeconfig pointing at the server', () => {

@@ -1,6 +1,6 @@
 // meshsync's stand-in for kube-apiserver: an in-memory, HTTP-speaking cluster
 // with fault controls, so the project (and kubectl) can be tested for real
-// without a cluster. See README-style notes in the report / docs for gaps.
+// without a cluster. Behaviour and known gaps: README.md in this folder.
 import { writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
