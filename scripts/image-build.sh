@@ -30,7 +30,7 @@ BUILD_IMAGE=${BUILD_IMAGE:-localhost/meshsync-base:node$node_major-build}
 copy_with_libs() {
   local bin=$1 root=$2 dest=$3
   install -D -m 0755 "$bin" "$root$dest"
-  ldd "$bin" | awk '/=>/ { print $3 } /^\s*\/lib/ { print $1 }' | while read -r lib; do
+  ldd "$bin" | awk '$2 == "=>" { print $3 } $1 ~ /^\// { print $1 }' | while read -r lib; do
     [ -n "$lib" ] && [ -e "$lib" ] || continue
     mkdir -p "$root$(dirname "$lib")"
     cp -L "$lib" "$root$lib"
@@ -48,12 +48,15 @@ make_base() {
   local root
   root=$(mktemp -d)
   trap 'rm -rf "$root"' RETURN
+  chmod 0755 "$root"
   mkdir -p "$root"/{etc/ssl/certs,tmp,usr/local/bin,usr/bin,bin,home/nonroot,config,app}
   chmod 1777 "$root/tmp"
   chown 65532:65532 "$root/home/nonroot"
   copy_with_libs "$node_bin" "$root" /usr/local/bin/node
   # Debug info and the static symbol table are of no use at run time (.dynsym stays for addons).
   strip --strip-unneeded "$root/usr/local/bin/node"
+  # The host's CA bundle, which also holds any TLS-inspecting proxy's CA the npm registry is
+  # reached through; node trusts it via NODE_EXTRA_CA_CERTS.
   cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/"
   printf 'root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n' >"$root/etc/passwd"
   printf 'root:x:0:\nnonroot:x:65532:\n' >"$root/etc/group"
@@ -70,6 +73,8 @@ make_base() {
     podman import \
       --change 'ENV PATH=/usr/local/bin:/usr/bin:/bin' \
       --change 'ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt' \
+      --change 'ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt' \
+      --change 'ENV npm_config_update_notifier=false' \
       --change "LABEL meshsync.base.node=$node_version-$flavour" \
       --change 'CMD ["node"]' \
       - "$tag" >/dev/null
