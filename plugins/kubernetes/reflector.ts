@@ -66,15 +66,57 @@ export function collectionPath(resource: Pick<ResourceRef, 'group' | 'version' |
   return namespace ? `${root}/namespaces/${encodeURIComponent(namespace)}/${resource.resource}` : `${root}/${resource.resource}`;
 }
 
-/** The store key of an object: `namespace/name`, or `name` for cluster-scoped objects. */
-export const storeKey = (object: KubeObject): string => (object.metadata.namespace ? `${object.metadata.namespace}/${object.metadata.name}` : object.metadata.name);
+/**
+ * Objects keyed by namespace, then name. Two levels rather than one `namespace/name` string key:
+ * the names are the objects' own strings, so a key costs no memory of its own.
+ */
+export class ObjectStore {
+  private readonly namespaces = new Map<string, Map<string, KubeObject>>();
+  private count = 0;
+
+  get size(): number {
+    return this.count;
+  }
+
+  get(object: KubeObject): KubeObject | undefined {
+    return this.namespaces.get(object.metadata.namespace ?? '')?.get(object.metadata.name);
+  }
+
+  /** Stores the object in place of the one with its namespace and name. */
+  set(object: KubeObject): void {
+    const namespace = object.metadata.namespace ?? '';
+    let names = this.namespaces.get(namespace);
+    if (names === undefined) this.namespaces.set(namespace, (names = new Map()));
+    const before = names.size;
+    names.set(object.metadata.name, object);
+    this.count += names.size - before;
+  }
+
+  delete(object: KubeObject): boolean {
+    const namespace = object.metadata.namespace ?? '';
+    const names = this.namespaces.get(namespace);
+    if (!names?.delete(object.metadata.name)) return false;
+    this.count--;
+    if (names.size === 0) this.namespaces.delete(namespace);
+    return true;
+  }
+
+  *values(): IterableIterator<KubeObject> {
+    for (const names of this.namespaces.values()) yield* names.values();
+  }
+
+  clear(): void {
+    this.namespaces.clear();
+    this.count = 0;
+  }
+}
 
 /** `apiVersion` of a resource: `v1` for the core group, `<group>/<version>` otherwise. */
 export const apiVersionOf = (resource: Pick<ResourceRef, 'group' | 'version'>) => (resource.group ? `${resource.group}/${resource.version}` : resource.version);
 
 export class Reflector {
   /** The current state, keyed by namespace/name; objects without managedFields, with kind and apiVersion. */
-  readonly store = new Map<string, KubeObject>();
+  readonly store = new ObjectStore();
   /** The last resourceVersion seen (list, event or bookmark); watches resume from it. */
   resourceVersion = '';
   private listedOnce = false;
@@ -82,6 +124,7 @@ export class Reflector {
   private readonly backoff: Backoff;
   private readonly apiVersion: string;
   private running?: Promise<void>;
+  private readonly strings: StringPool;
 
   constructor(
     private readonly client: KubeClient,
@@ -89,7 +132,10 @@ export class Reflector {
     readonly scope: ReflectorScope,
     private readonly timing: ReflectorTiming,
     private readonly listener: ReflectorListener,
+    /** Shared by the reflectors of one source, so values repeated across resources are kept once. */
+    strings?: StringPool,
   ) {
+    this.strings = strings ?? new StringPool();
     this.backoff = new Backoff(timing.backoffInitialMs, timing.backoffMaxMs);
     setMaxListeners(0, this.abort.signal);
     this.apiVersion = apiVersionOf(resource);
@@ -161,7 +207,8 @@ export class Reflector {
    */
   private async list(signal: AbortSignal): Promise<void> {
     const accept = this.scope.metadataOnly ? PARTIAL_LIST : 'application/json';
-    const seen = new Set<string>();
+    // The stored objects the list confirmed; what is left over was deleted meanwhile.
+    const seen = new Set<KubeObject>();
     let continueToken: string | undefined;
     let resourceVersion = '';
     do {
@@ -184,17 +231,15 @@ export class Reflector {
           this.listener.malformedLine(JSON.stringify(item)?.slice(0, 200) ?? '', new Error('list item without metadata.name'));
           continue;
         }
-        const key = storeKey(object);
-        seen.add(key);
-        this.upsert(key, object, observedAt);
+        seen.add(this.upsert(object, observedAt));
       }
       continueToken = page.metadata?.continue || undefined;
       resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
     } while (continueToken);
     const observedAt = Date.now();
-    for (const [key, object] of this.store) {
-      if (seen.has(key)) continue;
-      this.store.delete(key);
+    for (const object of [...this.store.values()]) {
+      if (seen.has(object)) continue;
+      this.store.delete(object);
       this.listener.emit('DELETED', object, observedAt);
     }
     this.resourceVersion = resourceVersion;
@@ -270,12 +315,11 @@ export class Reflector {
         }
         const rv = object.metadata.resourceVersion;
         if (rv) this.resourceVersion = rv;
-        const key = storeKey(object);
         if (type === 'DELETED') {
-          this.store.delete(key);
+          this.store.delete(object);
           this.listener.emit('DELETED', object, observedAt);
         } else {
-          this.upsert(key, object, observedAt);
+          this.upsert(object, observedAt);
         }
         return;
       }
@@ -284,12 +328,13 @@ export class Reflector {
     }
   }
 
-  /** Stores and emits an object unless the stored one has the same resourceVersion (nothing changed). */
-  private upsert(key: string, object: KubeObject, observedAt: number): void {
-    const previous = this.store.get(key);
-    if (previous !== undefined && previous.metadata.resourceVersion === object.metadata.resourceVersion) return;
-    this.store.set(key, object);
+  /** Stores and emits an object unless the stored one has the same resourceVersion (nothing changed); returns the stored one. */
+  private upsert(object: KubeObject, observedAt: number): KubeObject {
+    const previous = this.store.get(object);
+    if (previous !== undefined && previous.metadata.resourceVersion === object.metadata.resourceVersion) return previous;
+    this.store.set(object);
     this.listener.emit(previous === undefined ? 'ADDED' : 'MODIFIED', object, observedAt);
+    return object;
   }
 
   /**
@@ -301,7 +346,9 @@ export class Reflector {
     if (typeof meta !== 'object' || meta === null || typeof meta.name !== 'string') return undefined;
     if (this.scope.metadataOnly) {
       const { managedFields: _dropped, ...metadata } = meta;
-      return { apiVersion: this.apiVersion, kind: this.resource.kind, metadata };
+      const object = { apiVersion: this.apiVersion, kind: this.resource.kind, metadata };
+      internObject(this.strings, object);
+      return object;
     }
     if (meta.managedFields !== undefined) {
       const { managedFields: _dropped, ...metadata } = meta;
@@ -309,11 +356,74 @@ export class Reflector {
     }
     if (raw.kind !== this.resource.kind) raw.kind = this.resource.kind;
     if (raw.apiVersion !== this.apiVersion) raw.apiVersion = this.apiVersion;
+    internObject(this.strings, raw);
     return raw as KubeObject;
   }
 
   describe(): string {
     return `${this.resource.resource}.${this.resource.version}.${this.resource.group}${this.scope.namespace ? ` in namespace ${this.scope.namespace}` : ''}`;
+  }
+}
+
+/**
+ * Many string values repeat across objects (images, owner names and uids, label values,
+ * timestamps, condition reasons) but JSON.parse gives each object its own copies of those longer
+ * than a few characters. Sharing one copy cuts a cached pod's size by a third. The pool is
+ * cleared when it fills up, so unique values cannot make it grow without bound.
+ */
+export class StringPool {
+  private pool = new Map<string, string>();
+  constructor(private readonly capacity = 20_000) {}
+
+  intern(value: string): string {
+    const shared = this.pool.get(value);
+    if (shared !== undefined) return shared;
+    if (this.pool.size >= this.capacity) this.pool = new Map();
+    this.pool.set(value, value);
+    return value;
+  }
+
+  /** Replaces, in place, every string in a freshly parsed value by its shared copy. */
+  internAll(value: unknown): void {
+    if (Array.isArray(value)) {
+      for (let i = 0; i < value.length; i++) {
+        const item = value[i];
+        if (typeof item === 'string') value[i] = item.length > SHORT && item.length <= LONG ? this.intern(item) : item;
+        else if (typeof item === 'object' && item !== null) this.internAll(item);
+      }
+      return;
+    }
+    const object = value as Record<string, unknown>;
+    for (const key in object) {
+      const item = object[key];
+      if (typeof item === 'string') {
+        if (item.length > SHORT && item.length <= LONG) object[key] = this.intern(item);
+      } else if (typeof item === 'object' && item !== null) this.internAll(item);
+    }
+  }
+}
+
+/** V8 already shares parsed strings this short; longer ones are rarely repeated. */
+const SHORT = 10;
+const LONG = 256;
+/** Metadata fields unique to each object: pooling them would only churn the pool. */
+const UNIQUE_METADATA = new Set(['name', 'uid', 'resourceVersion', 'selfLink']);
+
+/** Shares repeated strings of an object in place (its unique identity fields are left alone). */
+export function internObject(pool: StringPool, object: Record<string, unknown>): void {
+  for (const key in object) {
+    const value = object[key];
+    if (key === 'metadata' && typeof value === 'object' && value !== null) {
+      const meta = value as Record<string, unknown>;
+      for (const field in meta) {
+        if (UNIQUE_METADATA.has(field)) continue;
+        const item = meta[field];
+        if (typeof item === 'string') {
+          if (item.length > SHORT && item.length <= LONG) meta[field] = pool.intern(item);
+        } else if (typeof item === 'object' && item !== null) pool.internAll(item);
+      }
+    } else if (typeof value === 'object' && value !== null) pool.internAll(value);
+    else if (typeof value === 'string' && value.length > SHORT && value.length <= LONG) object[key] = pool.intern(value);
   }
 }
 

@@ -1,0 +1,112 @@
+/**
+ * Memory benchmark (not a test): heap bytes per cached pod for 10k realistic pods, held by
+ * meshsync's reflector (full objects and metadataOnly) and by @kubernetes/client-node's
+ * makeInformer, in the same run. The simulator runs in a child process.
+ *
+ *   node --expose-gc --import tsx bench/kubernetes-memory/run.ts [--pods 10000]
+ *
+ * Writes bench/results/kubernetes-memory.json. Targets: full <= 0.6x client-node, metadataOnly <= 0.1x.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { CoreV1Api, makeInformer, type V1Pod } from '@kubernetes/client-node';
+import { KubeClient, loadKubeConfig } from '../../plugins/kubernetes/client.ts';
+import { Reflector } from '../../plugins/kubernetes/reflector.ts';
+import type { ResourceRef } from '../../core/types.ts';
+import { startBenchCluster } from './cluster.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    pods: { type: 'string', default: '10000' },
+    out: { type: 'string', default: join(import.meta.dirname, '../results/kubernetes-memory.json') },
+  },
+});
+const PODS = Number(args.pods);
+const POD: ResourceRef = Object.freeze({ group: '', version: 'v1', resource: 'pods', kind: 'Pod', namespaced: true });
+
+const gc = (globalThis as { gc?: () => void }).gc;
+if (!gc) throw new Error('run with node --expose-gc --import tsx bench/kubernetes-memory/run.ts');
+
+async function settledHeap(): Promise<number> {
+  for (let i = 0; i < 4; i++) {
+    gc!();
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  return process.memoryUsage().heapUsed;
+}
+
+/** Heap held by what `load` returns (kept alive while measuring), per pod. */
+async function measure(name: string, load: () => Promise<{ hold: unknown; count: () => number; stop: () => Promise<void> }>) {
+  const before = await settledHeap();
+  const loaded = await load();
+  const after = await settledHeap();
+  const count = loaded.count();
+  await loaded.stop();
+  const bytes = after - before;
+  console.log(`${name.padEnd(28)} ${count} objects  ${(bytes / 1024 / 1024).toFixed(1)} MiB  ${Math.round(bytes / count)} bytes/object`);
+  return { name, objects: count, heapBytes: bytes, bytesPerObject: Math.round(bytes / count) };
+}
+
+function reflectorLoad(kubeconfig: string, metadataOnly: boolean) {
+  return async () => {
+    const client = new KubeClient(loadKubeConfig({ kubeconfig }));
+    const abort = new AbortController();
+    let listed!: () => void;
+    const done = new Promise<void>((resolve) => (listed = resolve));
+    const reflector = new Reflector(client, POD, { metadataOnly }, {
+      pageSize: 500, minWatchTimeoutSeconds: 300, watchSilenceTimeoutMs: 0, backoffInitialMs: 800, backoffMaxMs: 30_000,
+    }, {
+      emit: () => {}, listed: () => listed(), failed: (e) => console.error(e.message), watchRestarted: () => {}, relisted: () => {}, malformedLine: () => {},
+    });
+    reflector.start(abort.signal);
+    await done;
+    return {
+      hold: reflector,
+      count: () => reflector.store.size,
+      stop: async () => {
+        await reflector.stop();
+        client.close();
+      },
+    };
+  };
+}
+
+function informerLoad(kubeconfig: string) {
+  return async () => {
+    const kc = loadKubeConfig({ kubeconfig });
+    const api = kc.makeApiClient(CoreV1Api);
+    const informer = makeInformer<V1Pod>(kc, '/api/v1/pods', () => api.listPodForAllNamespaces());
+    await informer.start();
+    return { hold: informer, count: () => informer.list().length, stop: () => informer.stop() };
+  };
+}
+
+const cluster = await startBenchCluster(PODS);
+try {
+  // A warm-up list, so lazily built state in this process (agents, parsers, JIT) is not counted.
+  await (await reflectorLoad(cluster.kubeconfig, true)()).stop();
+  await (await informerLoad(cluster.kubeconfig)()).stop();
+  const informer = await measure('client-node makeInformer', informerLoad(cluster.kubeconfig));
+  const full = await measure('meshsync reflector (full)', reflectorLoad(cluster.kubeconfig, false));
+  const metadataOnly = await measure('meshsync reflector (metadataOnly)', reflectorLoad(cluster.kubeconfig, true));
+  const result = {
+    benchmark: 'kubernetes-memory',
+    date: new Date().toISOString(),
+    node: process.version,
+    pods: PODS,
+    podSource: 'plugins/kubernetes/simulator/demo.ts makePod',
+    results: [informer, full, metadataOnly],
+    ratios: {
+      fullVsClientNode: +(full.bytesPerObject / informer.bytesPerObject).toFixed(3),
+      metadataOnlyVsClientNode: +(metadataOnly.bytesPerObject / informer.bytesPerObject).toFixed(3),
+    },
+    targets: { fullVsClientNode: 0.6, metadataOnlyVsClientNode: 0.1 },
+  };
+  const met = result.ratios.fullVsClientNode <= 0.6 && result.ratios.metadataOnlyVsClientNode <= 0.1;
+  console.log(`ratios: full ${result.ratios.fullVsClientNode}x, metadataOnly ${result.ratios.metadataOnlyVsClientNode}x of client-node (targets 0.6x, 0.1x): ${met ? 'met' : 'NOT met'}`);
+  await mkdir(dirname(args.out!), { recursive: true });
+  await writeFile(args.out!, `${JSON.stringify({ ...result, targetsMet: met }, null, 2)}\n`);
+} finally {
+  await cluster.close();
+}
