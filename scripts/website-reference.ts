@@ -116,6 +116,8 @@ interface OptionRow {
   default?: unknown;
   description: string;
   constraints: string[];
+  /** Set on the keys of one alternative of a union (`{ native } | { custom }`): required only within it. */
+  alternative?: boolean;
 }
 
 function resolveRef(schema: JsonSchema, root: JsonSchema): JsonSchema {
@@ -201,7 +203,7 @@ function nestedRows(prop: JsonSchema, root: JsonSchema, path: string, depth: num
   if (variants) {
     return variants.flatMap((variant) => {
       const v = resolveRef(variant, root);
-      if (v.properties) return optionRows(v, root, path, depth);
+      if (v.properties) return optionRows(v, root, path, depth).map((row) => (row.path.split('.').length === path.split('.').length + 1 ? { ...row, alternative: true } : row));
       const vItems = v.items ? resolveRef(v.items, root) : undefined;
       if (vItems?.properties) return optionRows(vItems, root, `${path}[]`, depth);
       return [];
@@ -223,19 +225,31 @@ function variantsList(path: string, root: JsonSchema): string {
   return `\n\n${prop.items ? 'Each entry is one of' : 'One of'}:\n\n${lines.join('\n')}`;
 }
 
-function optionsTable(rows: OptionRow[]): string {
+/** Options as a list of blocks (name, type, default, then the description): wide tables do not fit a doc column. */
+function optionsTable(rows: OptionRow[], idPrefix = 'option'): string {
   if (rows.length === 0) return '_This plugin takes no options._\n';
   const seen = new Set<string>();
-  const lines = ['| Option | Type | Default | Description |', '| --- | --- | --- | --- |'];
+  const blocks: string[] = [];
   for (const row of rows) {
     const key = `${row.path}\0${row.type}`;
     if (seen.has(key)) continue;
     seen.add(key);
-    const dflt = row.default === undefined ? (row.required ? '**required**' : '—') : code(JSON.stringify(row.default));
-    const extra = row.constraints.length ? ` (${row.constraints.join(', ')})` : '';
-    lines.push(`| ${code(row.path)} | ${code(row.type)} | ${dflt} | ${prose(row.description)}${extra} |`);
+    const id = `${idPrefix}-${slug(row.path)}`;
+    const depth = Math.min(3, (row.path.match(/\.|\[\]/g) ?? []).length);
+    const dflt = row.alternative
+      ? '<span class="option-default">one of the alternatives</span>'
+      : row.default === undefined
+      ? (row.required ? '<span class="option-required">required</span>' : '<span class="option-default">optional</span>')
+      : `<span class="option-default">default ${code(JSON.stringify(row.default))}</span>`;
+    const extra = row.constraints.length ? ` <span class="option-constraints">${row.constraints.join(', ')}</span>` : '';
+    blocks.push(`<div class="option option-depth-${depth}" id="${id}">\n<div class="option-head"><a class="option-name" href="#${id}">${code(row.path)}</a> <span class="option-type">${code(row.type)}</span> ${dflt}${extra}</div>\n<div class="option-description">${proseHtml(row.description) || '<em>No description.</em>'}</div>\n</div>`);
   }
-  return `${lines.join('\n')}\n`;
+  return `<div class="options">\n${blocks.join('\n')}\n</div>\n`;
+}
+
+/** Like prose, for inside raw HTML blocks (markdown is not parsed there). */
+function proseHtml(value: string): string {
+  return value.split(/(`[^`]*`)/).map((part) => (part.startsWith('`') ? code(part.slice(1, -1)) : text(part).replace(/\\\|/g, '|'))).join('');
 }
 
 function toJsonSchema(schema: unknown): JsonSchema {
@@ -313,7 +327,7 @@ async function configPage(root: string): Promise<string> {
   const json = toJsonSchema(schema);
   const rows = optionRows(json, json);
   const top = rows.filter((row) => !row.path.includes('.') && !row.path.includes('['));
-  let body = `${head}## Summary\n\n${optionsTable(top)}\n`;
+  let body = `${head}## Summary\n\n| Key | Type | Default |\n| --- | --- | --- |\n${top.map((r) => `| [${code(r.path)}](#${slug(r.path)}) | ${code(r.type)} | ${r.default === undefined ? '—' : code(JSON.stringify(r.default))} |`).join('\n')}\n\n`;
   for (const row of top) {
     body += `## \`${row.path}\` {#${slug(row.path)}}\n\n`;
     body += `- Type: ${code(row.type)}\n- ${row.default === undefined ? (row.required ? 'Required' : 'Optional, no default') : `Default: ${code(JSON.stringify(row.default))}`}\n`;
