@@ -5,7 +5,7 @@ import { Lane, type LaneOptions } from './lane.ts';
 import { silentLogger, type Logger } from './log.ts';
 import type {
   Batch, BatchReport, Core, CoreCounters, CoreHooks, CoreState, EventType, KubeObject, Plugin, ResourceRef, SinkContext, SnapshotItem,
-  SourceContext, SyncEvent, ErrorReport,
+  SourceContext, SyncEvent, ErrorReport, LiveSettings,
 } from './types.ts';
 
 export interface CoreOptions {
@@ -55,6 +55,7 @@ export class MeshSyncCore implements Core {
   private lanes: Lane[] = [];
   private readonly snapshotReaders: { source: string; read: () => Iterable<SnapshotItem>; counts?: () => Record<string, number> }[] = [];
   private readonly readinessChecks = new Map<string, () => boolean>();
+  private readonly deliveryHolds = new Set<string>();
   private readonly abort = new AbortController();
   private unsynced = new Set<string>();
   private started = false;
@@ -86,6 +87,9 @@ export class MeshSyncCore implements Core {
       stop: new AsyncSeriesHook<[]>([]),
       error: new SyncHook<[ErrorReport]>(['report']),
       batch: new SyncHook<[BatchReport]>(['report']),
+      resync: new SyncHook<[string]>(['reason']),
+      reconfigure: new SyncHook<[LiveSettings]>(['settings']),
+      selectionChanged: new SyncHook<[]>([]),
     });
     this.tagErrorsWithPluginNames();
     this.state = this.createState();
@@ -145,6 +149,23 @@ export class MeshSyncCore implements Core {
       }
     }
     return out;
+  }
+
+  holdDelivery(holder: string, held: boolean): void {
+    if (held) this.deliveryHolds.add(holder);
+    else this.deliveryHolds.delete(holder);
+    const open = this.deliveryHolds.size === 0;
+    for (const lane of this.lanes) lane.setOpen(open);
+  }
+
+  requestResync(reason: string): void {
+    this.logger.info({ reason }, 'resync requested');
+    this.hooks.resync.call(reason);
+  }
+
+  reconfigure(settings: LiveSettings): void {
+    this.hooks.reconfigure.call(settings);
+    this.hooks.selectionChanged.call();
   }
 
   addReadinessCheck(name: string, check: () => boolean): void {
@@ -229,7 +250,7 @@ export class MeshSyncCore implements Core {
       snapshot: () => this.snapshot(),
     };
     const options: LaneOptions = this.options;
-    return new Lane(tap.name, options, {
+    const lane = new Lane(tap.name, options, {
       deliver: (batch) => callTap(tap, [batch, context]),
       attempted: (batch, attempt, error) => {
         if (error === undefined) counters.delivered += batch.length;
@@ -241,6 +262,8 @@ export class MeshSyncCore implements Core {
       },
       highWater: (pending) => this.logger.warn({ sink: tap.name, pending }, 'sink is behind: events are held (coalesced per object) until it accepts them'),
     });
+    lane.setOpen(this.deliveryHolds.size === 0);
+    return lane;
   }
 
   private markReady(): void {
@@ -253,8 +276,10 @@ export class MeshSyncCore implements Core {
   private async doStop(): Promise<void> {
     this.abort.abort();
     await Promise.allSettled(this.sourceRuns);
-    const deadline = new Promise<'timeout'>((resolve) => setTimeout(resolve, this.options.stopTimeoutMs, 'timeout').unref());
-    if ((await Promise.race([this.drain().then(() => 'drained' as const), deadline])) === 'timeout') {
+    // A replica whose delivery is held (a standby) has nothing to drain: the leader delivers.
+    const timeoutMs = this.deliveryHolds.size > 0 ? 0 : this.options.stopTimeoutMs;
+    const deadline = new Promise<'timeout'>((resolve) => setTimeout(resolve, timeoutMs, 'timeout').unref());
+    if ((await Promise.race([this.drain().then(() => 'drained' as const), deadline])) === 'timeout' && timeoutMs > 0) {
       for (const lane of this.lanes) {
         const left = lane.close();
         if (left > 0) this.logger.error({ sink: lane.sink, events: left, code: 'MESHSYNC_STOP_TIMEOUT' }, 'stop deadline passed; events not delivered to this sink');

@@ -51,6 +51,7 @@ export class Lane {
   private deleteSeq = 0;
   private aboveHighWater = false;
   private closed = false;
+  private open = true;
 
   constructor(readonly sink: string, private readonly options: LaneOptions, private readonly callbacks: LaneCallbacks) {}
 
@@ -97,6 +98,13 @@ export class Lane {
     return settled;
   }
 
+  /** A closed gate holds delivery (events keep coalescing); opening it delivers what waits. */
+  setOpen(open: boolean): void {
+    if (this.open === open) return;
+    this.open = open;
+    if (open) this.schedule();
+  }
+
   /** Stops retrying; used when the stop deadline has passed. Returns how many events were left undelivered. */
   close(): number {
     this.closed = true;
@@ -116,7 +124,7 @@ export class Lane {
   }
 
   private schedule(): void {
-    if (this.running || this.closed) return;
+    if (this.running || this.closed || !this.open) return;
     if (this.pending.size >= this.options.batchSize) this.startRun();
     else if (this.timer === null && this.pending.size > 0) {
       this.timer = setTimeout(() => {
@@ -127,7 +135,7 @@ export class Lane {
   }
 
   private startRun(): void {
-    if (this.running || this.closed) return;
+    if (this.running || this.closed || !this.open) return;
     this.clearTimer();
     this.running = true;
     // setImmediate lets the sources' synchronous emits of this tick join the batch.
@@ -146,7 +154,7 @@ export class Lane {
   }
 
   private async run(): Promise<void> {
-    while (this.pending.size > 0 && !this.closed) {
+    while (this.pending.size > 0 && !this.closed && this.open) {
       const batch = this.takeBatch();
       this.inFlight = batch;
       let delay = this.options.retryInitialMs;

@@ -124,6 +124,18 @@ export interface CoreHooks {
   readonly error: SyncHook<[ErrorReport]>;
   /** After each sink batch attempt, for counters. */
   readonly batch: SyncHook<[BatchReport]>;
+  /** When consumers should be brought back in step (a new leader, an operator's request): sinks that can republish the current state do so. */
+  readonly resync: SyncHook<[string]>;
+  /** When live settings change (the MeshSync custom resource was edited): taps validate and apply what concerns them; a throw rejects the whole change. */
+  readonly reconfigure: SyncHook<[LiveSettings]>;
+  /** After a reconfigure was applied: sources ask selectResources again and start or stop watchers. */
+  readonly selectionChanged: SyncHook<[]>;
+}
+
+/** Settings that may change while running. */
+export interface LiveSettings {
+  /** New watch-list rules, in the watch-list plugin's option form (include/exclude or the legacy whitelist/blacklist). */
+  readonly watchList?: Readonly<Record<string, unknown>>;
 }
 
 /** Read-only view of the running core that plugins may query (metrics, health, requests). */
@@ -161,6 +173,12 @@ export interface Core {
   addReadinessCheck(name: string, check: () => boolean): void;
   /** Every readiness check by name, plus `synced` (every source listed its initial state). */
   readiness(): Record<string, boolean>;
+  /** Holds (or releases) delivery to every sink under a holder's name; events wait, coalesced, while any hold is set. Used by leader election. */
+  holdDelivery(holder: string, held: boolean): void;
+  /** Asks every sink that can to republish the current state (the resync hook). */
+  requestResync(reason: string): void;
+  /** Applies live settings: every reconfigure tap, then selectionChanged. Throws (and changes nothing more) when a tap rejects them. */
+  reconfigure(settings: LiveSettings): void;
 }
 
 export interface Plugin {
