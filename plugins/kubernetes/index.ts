@@ -11,7 +11,7 @@ import { definePlugin } from '../../core/plugin.ts';
 import type { Core, KubeObject, ResourceRef, SnapshotItem, SourceContext } from '../../core/types.ts';
 import { KubeClient, KubeRequestError, loadKubeConfig } from './client.ts';
 import { discover, rediscoverGroup, resolveResources, type Catalog, type ServedResource } from './discovery.ts';
-import { Backoff, Reflector, sleep, type ReflectorScope, type ReflectorTiming } from './reflector.ts';
+import { Backoff, Reflector, sleep, StringPool, type ReflectorScope, type ReflectorTiming } from './reflector.ts';
 
 export { loadKubeConfig, KubeClient, KubeRequestError } from './client.ts';
 export { Reflector, Backoff, collectionPath } from './reflector.ts';
@@ -138,6 +138,7 @@ class KubernetesSource {
   private readonly timing: ReflectorTiming;
   private readonly resourceOptions = new Map<string, ResourceOptions>();
   private ids: string[] = [];
+  private readonly strings = new StringPool();
   /** Follows ctx.signal; one listener per reflector, so no listener limit. */
   private readonly signal: AbortSignal;
 
@@ -240,7 +241,7 @@ class KubernetesSource {
           this.ctx.reportError(new MeshSyncError('MESHSYNC_EVENT_INVALID',
             `skipped a malformed line from the watch of ${reflector.describe()}: ${(error as Error)?.message ?? error}`, { details: { resource: served.id, line: line.slice(0, 200) } }));
         },
-      });
+      }, this.strings);
       watched.reflectors.push(reflector);
     }
     this.watched.set(served.id, watched);
