@@ -150,6 +150,37 @@ export class KubeClient {
   }
 
   /**
+   * Sends a write (PUT, POST, PATCH, DELETE) with a JSON body and returns the server's JSON answer;
+   * a non-2xx answer rejects with its Status (409 Conflict: reason 'http', status 409).
+   */
+  async send<T>(method: 'PUT' | 'POST' | 'PATCH' | 'DELETE', path: string, body: unknown, options: RequestOptions & { contentType?: string } = {}): Promise<T> {
+    const request = await this.requestOptions(path, options.accept ?? 'application/json', options.signal);
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    request.method = method;
+    if (payload !== undefined) request.headers = { ...request.headers, 'Content-Type': options.contentType ?? 'application/json', 'Content-Length': Buffer.byteLength(payload) };
+    const text = await new Promise<string>((resolve, reject) => {
+      const req = this.transport.request(request, (res) => {
+        res.setEncoding('utf8');
+        let answer = '';
+        res.on('data', (chunk: string) => (answer += chunk));
+        res.on('end', () => {
+          const status = res.statusCode ?? 0;
+          if (status >= 200 && status < 300) resolve(answer);
+          else reject(statusError(status, answer, path, method));
+        });
+        res.on('error', (error) => reject(networkError(error, this.server, path)));
+      });
+      req.on('error', (error) => reject(networkError(error, this.server, path)));
+      req.end(payload);
+    });
+    try {
+      return JSON.parse(text) as T;
+    } catch (error) {
+      throw new KubeRequestError('malformed', 200, `${method} ${path}: the server sent a body that is not JSON`, { cause: error });
+    }
+  }
+
+  /**
    * Opens a watch and hands each line to `handlers.line` as it arrives. Resolves when the server
    * ends the stream, rejects on a failure (or with the error `line` threw).
    */
@@ -222,7 +253,7 @@ export class KubeClient {
 }
 
 /** The message of a Kubernetes Status body, or the raw text. */
-function statusError(status: number, text: string, path: string): KubeRequestError {
+function statusError(status: number, text: string, path: string, method = 'GET'): KubeRequestError {
   let message = text.slice(0, 300);
   let code = status;
   try {
@@ -233,7 +264,7 @@ function statusError(status: number, text: string, path: string): KubeRequestErr
     // not a Status: keep the text
   }
   const reason: FailureReason = code === 403 ? 'forbidden' : code === 410 ? 'gone' : code === 404 ? 'not-found' : 'http';
-  return new KubeRequestError(reason, code, `GET ${path}: HTTP ${status}: ${message}`);
+  return new KubeRequestError(reason, code, `${method} ${path}: HTTP ${status}: ${message}`);
 }
 
 function networkError(error: Error, server: URL, path: string): KubeRequestError {
