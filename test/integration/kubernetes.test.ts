@@ -309,6 +309,22 @@ describe('kubernetes source (against the API simulator)', function () {
     expect(named(core.sink.events, 'pods')).to.deep.equal(['after-stall']);
   });
 
+  it('reports an unreachable server and keeps retrying until it comes up', async () => {
+    const port = Number(new URL(sim.url).port);
+    await sim.close();
+    t = createTestCore({ plugins: [kubernetes({ kubeconfig, resources: [POD_ID], backoffInitialMs: 20, backoffMaxMs: 100 })] });
+    t.core.hooks.error.tap('test:errors', (report) => {
+      errors.push(report);
+    });
+    await t.start();
+    await until(() => errors.filter((e) => (e.error as { code?: string }).code === 'MESHSYNC_KUBE_UNREACHABLE').length >= 2, 5000, 'unreachable reports');
+    expect(errors[0].error.message).to.contain(`127.0.0.1:${port}`);
+    sim = await startSimulator({ port, bookmarkIntervalMs: 100 });
+    sim.create(POD_ID, pod('late'));
+    await t.core.whenReady();
+    await t.sink.waitFor((events) => named(events, 'pods').includes('late'));
+  });
+
   it('stops cleanly: no request stays open after stop', async () => {
     const core = await start({ resources: [POD_ID, 'configmaps.v1.'] });
     expect(sim.openWatchCount()).to.be.greaterThan(0);
