@@ -1,0 +1,455 @@
+/**
+ * End-to-end benchmark (not a test): Kubernetes API simulator -> contender -> nats-server -> a
+ * subscriber, for a 100k-pod initial sync, steady churn at a fixed rate (latency), and max-rate
+ * churn (throughput). Contenders, each a child process of its own (its peak RSS is its own):
+ *   bare      (a) the limit: paginated LIST + WATCH, parse, stringify, raw NATS publish
+ *   informer  (b) what a user would write: client-node makeInformer + JSON.stringify + publish
+ *   meshsync  the real CLI, built JS (`node <build>/dist/core/cli.js run --config <file>`):
+ *             kubernetes source (pods only) + nats sink (resyncOnReconnect off), no metrics
+ * The simulator and the churn driver run in this process; nats-server and the subscriber in
+ * processes of their own. Everything is compiled with tsc into a temp dir first (no tsx in the
+ * measured processes).
+ *
+ *   npx tsx bench/e2e/run.ts [--pods 100000] [--rate 1000] [--seconds 20] [--burst 20000]
+ *                            [--contenders bare,informer,meshsync] [--profile meshsync] [--no-build]
+ *
+ * Writes bench/results/e2e.json and prints a table. See bench/README.md, section "e2e".
+ */
+import { spawn, fork, spawnSync, type ChildProcess } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { dirname, join } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { IncomingMessage } from 'node:http';
+import { startSimulator, type KubeSimulator } from '../../plugins/kubernetes/simulator/index.ts';
+import { makePod } from '../../plugins/kubernetes/simulator/demo.ts';
+import { startNatsServer } from '../../test/support/nats-server.ts';
+import type { EndCommand, PhaseCommand, SubscriberMessage } from './subscriber.ts';
+
+const ROOT = join(import.meta.dirname, '../..');
+const { values: args } = parseArgs({
+  options: {
+    pods: { type: 'string', default: '100000' },
+    namespaces: { type: 'string', default: '20' },
+    rate: { type: 'string', default: '1000' },
+    seconds: { type: 'string', default: '20' },
+    burst: { type: 'string', default: '20000' },
+    contenders: { type: 'string', default: 'bare,informer,meshsync' },
+    profile: { type: 'string' },
+    build: { type: 'string', default: '/tmp/meshsync-bench-e2e' },
+    'no-build': { type: 'boolean', default: false },
+    out: { type: 'string', default: join(ROOT, 'bench/results/e2e.json') },
+  },
+});
+const PODS = Number(args.pods);
+const NAMESPACES = Number(args.namespaces);
+const RATE = Number(args.rate);
+const SECONDS = Number(args.seconds);
+const BURST = Number(args.burst);
+const BUILD = args.build!;
+const POD = 'pods.v1.';
+/** Latency samples of the first second of steady churn are left out (warm-up). */
+const WARMUP_US = 1_000_000;
+const PHASE_TIMEOUT_MS = 240_000;
+
+const nowUs = () => Number(process.hrtime.bigint() / 1000n);
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const log = (text: string) => process.stderr.write(`[e2e ${new Date().toISOString().slice(11, 19)}] ${text}\n`);
+
+// ---- build ----------------------------------------------------------------------------------
+
+/** Compiles core, config, plugins and the bench's own children into BUILD (a package of its own). */
+function build(): void {
+  log(`building with tsc into ${BUILD}`);
+  mkdirSync(BUILD, { recursive: true });
+  const tsc = spawnSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'bench/e2e/tsconfig.json'), '--outDir', join(BUILD, 'dist')], { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
+  // Type errors elsewhere in the tree do not stop the emit; a missing output does.
+  if (!existsSync(join(BUILD, 'dist/core/cli.js')) || !existsSync(join(BUILD, 'dist/bench/e2e/subscriber.js'))) {
+    throw new Error(`tsc produced no output:\n${tsc.stdout}\n${tsc.stderr}`);
+  }
+  copyFileSync(join(ROOT, 'package.json'), join(BUILD, 'package.json'));
+  if (!existsSync(join(BUILD, 'node_modules'))) symlinkSync(join(ROOT, 'node_modules'), join(BUILD, 'node_modules'));
+}
+
+// ---- /proc ----------------------------------------------------------------------------------
+
+const TICK_US = 1_000_000 / 100; // USER_HZ is 100 on Linux
+
+/** utime + stime of a process, in µs. */
+function cpuUs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * TICK_US;
+}
+
+/** Peak resident set size (VmHWM) in MB. */
+function peakRssMb(pid: number): number {
+  const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return match ? Number(match[1]) / 1024 : NaN;
+}
+
+// ---- subscriber -----------------------------------------------------------------------------
+
+class Subscriber {
+  private readonly waiting: ((message: SubscriberMessage) => boolean)[] = [];
+  private constructor(private readonly child: ChildProcess) {
+    child.on('message', (message: SubscriberMessage) => {
+      const index = this.waiting.findIndex((accept) => accept(message));
+      if (index >= 0) this.waiting.splice(index, 1);
+    });
+  }
+
+  static async start(natsUrl: string): Promise<Subscriber> {
+    const child = fork(join(BUILD, 'dist/bench/e2e/subscriber.js'), [natsUrl], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const subscriber = new Subscriber(child);
+    await subscriber.next((m) => m.type === 'ready', 30_000);
+    return subscriber;
+  }
+
+  next<T extends SubscriberMessage>(accept: (m: SubscriberMessage) => boolean, timeoutMs = PHASE_TIMEOUT_MS): Promise<T> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('subscriber: timed out')), timeoutMs);
+      this.waiting.push((m) => {
+        if (!accept(m)) return false;
+        clearTimeout(timer);
+        resolve(m as T);
+        return true;
+      });
+    });
+  }
+
+  /** Starts counting on `subject`; the returned promise resolves with the µs stamp of the expect-th message. */
+  async phase(subject: string, expect: number, latency: boolean): Promise<{ done: Promise<number> }> {
+    const done = this.next<Extract<SubscriberMessage, { type: 'done' }>>((m) => m.type === 'done' && m.subject === subject).then((m) => m.at);
+    done.catch(() => undefined);
+    const ack = this.next((m) => m.type === 'ack', 10_000);
+    this.child.send({ cmd: 'phase', subject, expect, latency } satisfies PhaseCommand);
+    await ack;
+    return { done };
+  }
+
+  async end(subject: string): Promise<Extract<SubscriberMessage, { type: 'stats' }>> {
+    const stats = this.next<Extract<SubscriberMessage, { type: 'stats' }>>((m) => m.type === 'stats' && m.subject === subject, 30_000);
+    this.child.send({ cmd: 'end', subject } satisfies EndCommand);
+    return stats;
+  }
+
+  stop(): void {
+    this.child.disconnect();
+  }
+}
+
+// ---- contenders -----------------------------------------------------------------------------
+
+interface Env {
+  sim: KubeSimulator;
+  kubeconfig: string;
+  natsUrl: string;
+  dir: string;
+}
+
+interface Contender {
+  name: string;
+  label: string;
+  command(env: Env, subject: string): string[];
+}
+
+const CONTENDERS: Record<string, Contender> = {
+  bare: {
+    name: 'bare',
+    label: '(a) bare LIST+WATCH -> parse -> publish',
+    command: (env, subject) => [join(BUILD, 'dist/bench/e2e/contenders/bare.js'), env.sim.url, env.sim.token, env.natsUrl, subject],
+  },
+  informer: {
+    name: 'informer',
+    label: '(b) client-node makeInformer + JSON.stringify',
+    command: (env, subject) => [join(BUILD, 'dist/bench/e2e/contenders/informer.js'), env.kubeconfig, env.natsUrl, subject],
+  },
+  meshsync: {
+    name: 'meshsync',
+    label: 'meshsync CLI (kubernetes -> nats)',
+    command: (env, subject) => {
+      const file = join(env.dir, `meshsync-${subject}.json`);
+      writeFileSync(file, JSON.stringify({
+        clusterId: 'bench',
+        logLevel: 'warn',
+        plugins: [
+          ['meshsync:kubernetes', { kubeconfig: env.kubeconfig, resources: [POD], watchCustomResourceDefinitions: false }],
+          ['meshsync:nats', { url: env.natsUrl, subject, resyncOnReconnect: false }],
+        ],
+      }, null, 2));
+      return [join(BUILD, 'dist/core/cli.js'), 'run', '--config', file];
+    },
+  },
+};
+
+interface PhaseResult {
+  events: number;
+  seconds: number;
+  eventsPerSecond: number;
+  /** CPU time of the contender (user + system) per event: robust to a loaded machine. */
+  cpuUsPerEvent: number;
+  p50Ms?: number;
+  p99Ms?: number;
+  maxMs?: number;
+}
+
+interface ContenderResult {
+  label: string;
+  initialSync: PhaseResult & { secondsFromSpawn: number };
+  steadyChurn: PhaseResult;
+  maxChurn: PhaseResult;
+  peakRssMb: number;
+  peakRssAfterInitialSyncMb: number;
+}
+
+const percentile = (sorted: number[], p: number) => sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((sorted.length - 1) * p))] : NaN;
+const round = (value: number, digits = 1) => Math.round(value * 10 ** digits) / 10 ** digits;
+
+/** Pods touched by churn: each write in a phase hits a different pod, so nothing can coalesce. */
+let churnCursor = 0;
+function stampNext(sim: KubeSimulator, pods: [string, string][]): void {
+  const [namespace, name] = pods[churnCursor++ % pods.length];
+  sim.patch(POD, namespace, name, { metadata: { annotations: { 'bench/stamp': String(nowUs()) } } });
+}
+
+async function runContender(contender: Contender, env: Env, subscriber: Subscriber, pods: [string, string][]): Promise<ContenderResult> {
+  const subject = `bench.${contender.name}`;
+  log(`${contender.name}: initial sync of ${PODS} pods (load ${loadavg().map((l) => l.toFixed(2)).join(' ')})`);
+  const initial = await subscriber.phase(subject, PODS, false);
+
+  let firstPodsRequestUs = 0;
+  let cpuAtFirstPodsRequest = 0;
+  let pid = 0;
+  const onRequest = (req: IncomingMessage) => {
+    if (firstPodsRequestUs !== 0 || !req.url?.includes('/pods')) return;
+    firstPodsRequestUs = nowUs();
+    // Start-up (module loading, discovery, NATS connect) is left out of the CPU per event.
+    cpuAtFirstPodsRequest = cpuUs(pid);
+  };
+  // The simulator's HTTP server is private; a second 'request' listener only observes.
+  const server = (env.sim as unknown as { server: import('node:http').Server }).server;
+  server.on('request', onRequest);
+
+  const profiling = args.profile === contender.name;
+  const execArgv = ['--max-old-space-size=16384', ...(profiling ? ['--cpu-prof', '--cpu-prof-dir', join(BUILD, 'profiles')] : [])];
+  const spawnedUs = nowUs();
+  const child = spawn(process.execPath, [...execArgv, ...contender.command(env, subject)], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  pid = child.pid!;
+  let failed = false;
+  child.once('exit', (code, signal) => {
+    if (!stopping) {
+      failed = true;
+      log(`${contender.name} exited early (code ${code}, signal ${signal})`);
+    }
+  });
+  let stopping = false;
+  const died = exited.then((): never => {
+    throw new Error(`${contender.name} exited`);
+  });
+  died.catch(() => undefined);
+  const guard = <T>(promise: Promise<T>) => Promise.race([promise, died]);
+
+  try {
+    // ---- initial sync
+    const doneAt = await guard(initial.done);
+    const cpu0 = cpuAtFirstPodsRequest;
+    const cpu1 = cpuUs(pid);
+    const peakAfterInitial = peakRssMb(pid);
+    server.off('request', onRequest);
+    const initialSeconds = (doneAt - firstPodsRequestUs) / 1e6;
+    const initialSync = {
+      events: PODS,
+      seconds: round(initialSeconds, 2),
+      secondsFromSpawn: round((doneAt - spawnedUs) / 1e6, 2),
+      eventsPerSecond: Math.round(PODS / initialSeconds),
+      cpuUsPerEvent: round((cpu1 - cpu0) / PODS),
+    };
+    await subscriber.end(subject);
+    log(`${contender.name}: initial sync ${initialSync.eventsPerSecond}/s (${initialSync.seconds} s), peak RSS ${peakAfterInitial.toFixed(0)} MB`);
+    await sleep(1000);
+
+    // ---- steady churn at RATE events/s: latency
+    const steadyEvents = RATE * SECONDS;
+    const steady = await subscriber.phase(subject, steadyEvents, true);
+    const cpu2 = cpuUs(pid);
+    const startUs = nowUs();
+    let written = 0;
+    while (written < steadyEvents) {
+      const due = Math.min(steadyEvents, Math.floor(((nowUs() - startUs) / 1e6) * RATE));
+      while (written < due) {
+        stampNext(env.sim, pods);
+        written++;
+      }
+      await sleep(2);
+    }
+    const steadyDoneAt = await guard(Promise.race([steady.done, sleep(30_000).then(() => NaN)]));
+    const cpu3 = cpuUs(pid);
+    const steadyStats = await subscriber.end(subject);
+    const latencies = steadyStats.latenciesUs.slice(Math.min(steadyStats.latenciesUs.length, RATE * (WARMUP_US / 1e6))).sort((x, y) => x - y);
+    const steadySeconds = ((Number.isNaN(steadyDoneAt) ? steadyStats.lastAt : steadyDoneAt) - startUs) / 1e6;
+    const steadyChurn: PhaseResult = {
+      events: steadyStats.count,
+      seconds: round(steadySeconds, 2),
+      eventsPerSecond: Math.round(steadyStats.count / steadySeconds),
+      cpuUsPerEvent: round((cpu3 - cpu2) / Math.max(1, steadyStats.count)),
+      p50Ms: round(percentile(latencies, 0.5) / 1000, 2),
+      p99Ms: round(percentile(latencies, 0.99) / 1000, 2),
+      maxMs: round(latencies[latencies.length - 1] / 1000, 2),
+    };
+    if (steadyStats.count < steadyEvents) log(`${contender.name}: steady churn delivered ${steadyStats.count} of ${steadyEvents}`);
+    log(`${contender.name}: steady churn p50 ${steadyChurn.p50Ms} ms, p99 ${steadyChurn.p99Ms} ms`);
+    await sleep(1000);
+
+    // ---- max-rate churn: BURST changes written while the watch is stalled, then released at once
+    const burst = await subscriber.phase(subject, BURST, false);
+    env.sim.stallWatches(true);
+    for (let i = 0; i < BURST; i++) stampNext(env.sim, pods);
+    const cpu4 = cpuUs(pid);
+    const releasedUs = nowUs();
+    env.sim.stallWatches(false);
+    const burstDoneAt = await guard(burst.done);
+    const cpu5 = cpuUs(pid);
+    await subscriber.end(subject);
+    const burstSeconds = (burstDoneAt - releasedUs) / 1e6;
+    const maxChurn: PhaseResult = {
+      events: BURST,
+      seconds: round(burstSeconds, 2),
+      eventsPerSecond: Math.round(BURST / burstSeconds),
+      cpuUsPerEvent: round((cpu5 - cpu4) / BURST),
+    };
+    log(`${contender.name}: max-rate churn ${maxChurn.eventsPerSecond}/s`);
+    const peak = peakRssMb(pid);
+    return { label: contender.label, initialSync, steadyChurn, maxChurn, peakRssMb: round(peak, 0), peakRssAfterInitialSyncMb: round(peakAfterInitial, 0) };
+  } finally {
+    server.off('request', onRequest);
+    stopping = true;
+    if (!failed) {
+      child.kill('SIGTERM');
+      const killer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      await exited;
+      clearTimeout(killer);
+    }
+  }
+}
+
+// ---- report ---------------------------------------------------------------------------------
+
+const ratio = (x: number, y: number) => round(x / y, 2);
+
+function compare(results: Record<string, ContenderResult>) {
+  const m = results.meshsync;
+  const a = results.bare;
+  const b = results.informer;
+  if (!m || !a || !b) return undefined;
+  const check = (value: number, target: string, ok: boolean) => ({ value, target, met: ok });
+  const initialVsA = ratio(m.initialSync.eventsPerSecond, a.initialSync.eventsPerSecond);
+  const initialVsB = ratio(m.initialSync.eventsPerSecond, b.initialSync.eventsPerSecond);
+  const churnVsA = ratio(m.maxChurn.eventsPerSecond, a.maxChurn.eventsPerSecond);
+  const churnVsB = ratio(m.maxChurn.eventsPerSecond, b.maxChurn.eventsPerSecond);
+  const rssVsB = ratio(m.peakRssMb, b.peakRssMb);
+  const p99VsA = ratio(m.steadyChurn.p99Ms!, a.steadyChurn.p99Ms!);
+  return {
+    initialSyncThroughputVsBare: check(initialVsA, '>= 0.6', initialVsA >= 0.6),
+    initialSyncThroughputVsInformer: check(initialVsB, '>= 2', initialVsB >= 2),
+    churnThroughputVsBare: check(churnVsA, '>= 0.6', churnVsA >= 0.6),
+    churnThroughputVsInformer: check(churnVsB, '>= 2', churnVsB >= 2),
+    peakRssVsInformer: check(rssVsB, '<= 0.3', rssVsB <= 0.3),
+    p99LatencyVsBare: check(p99VsA, '<= 1.5', p99VsA <= 1.5),
+    cpuPerEventInitialSyncVsBare: ratio(m.initialSync.cpuUsPerEvent, a.initialSync.cpuUsPerEvent),
+    cpuPerEventMaxChurnVsBare: ratio(m.maxChurn.cpuUsPerEvent, a.maxChurn.cpuUsPerEvent),
+  };
+}
+
+function printTable(results: Record<string, ContenderResult>, ratios: ReturnType<typeof compare>): void {
+  const rows = [['contender', 'init ev/s', 'init cpu µs/ev', 'burst ev/s', 'burst cpu µs/ev', `p50 @${RATE}/s`, `p99 @${RATE}/s`, 'peak RSS MB']];
+  for (const [name, r] of Object.entries(results)) {
+    rows.push([name, String(r.initialSync.eventsPerSecond), String(r.initialSync.cpuUsPerEvent), String(r.maxChurn.eventsPerSecond), String(r.maxChurn.cpuUsPerEvent),
+      `${r.steadyChurn.p50Ms} ms`, `${r.steadyChurn.p99Ms} ms`, String(r.peakRssMb)]);
+  }
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
+  for (const row of rows) console.log(row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  '));
+  if (ratios) {
+    console.log('');
+    for (const [name, value] of Object.entries(ratios)) {
+      console.log(typeof value === 'number' ? `${name.padEnd(34)} ${value}` : `${name.padEnd(34)} ${String(value.value).padStart(6)}  target ${value.target.padEnd(7)} ${value.met ? 'met' : 'MISSED'}`);
+    }
+  }
+}
+
+// ---- main -----------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const loadAtStart = loadavg();
+  log(`load average ${loadAtStart.map((l) => l.toFixed(2)).join(' ')}`);
+  if (!args['no-build']) build();
+  const names = args.contenders!.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const name of names) if (!CONTENDERS[name]) throw new Error(`unknown contender ${name} (${Object.keys(CONTENDERS).join(', ')})`);
+
+  const nats = await startNatsServer({
+    // A subscriber that falls behind for a moment must not be cut off as a slow consumer.
+    config: 'max_pending: 1GB\nwrite_deadline: "30s"',
+  });
+  const dir = nats.dir;
+  const sim = await startSimulator({ historyLimit: 50_000, bookmarkIntervalMs: 1000 });
+  const kubeconfig = join(dir, 'kubeconfig');
+  await sim.writeKubeconfig(kubeconfig);
+  const subscriber = await Subscriber.start(nats.url);
+
+  log(`creating ${PODS} pods in ${NAMESPACES} namespaces`);
+  for (let n = 0; n < NAMESPACES; n++) sim.create('namespaces.v1.', { metadata: { name: `ns-${n}` } });
+  const pods: [string, string][] = [];
+  for (let i = 0; i < PODS; i++) {
+    const namespace = `ns-${i % NAMESPACES}`;
+    const pod = makePod(i, namespace);
+    pod.metadata.annotations['bench/stamp'] = '0';
+    sim.create(POD, pod);
+    pods.push([namespace, pod.metadata.name]);
+  }
+  const podBytes = Buffer.byteLength(JSON.stringify(sim.get(POD, pods[0][0], pods[0][1])));
+  log(`pods created (${podBytes} bytes each as JSON)`);
+
+  const results: Record<string, ContenderResult> = {};
+  try {
+    for (const name of names) {
+      results[name] = await runContender(CONTENDERS[name], { sim, kubeconfig, natsUrl: nats.url, dir }, subscriber, pods);
+      await sleep(2000);
+    }
+  } finally {
+    subscriber.stop();
+    await sim.close();
+    await nats.dispose();
+  }
+
+  const ratios = compare(results);
+  const loadAtEnd = loadavg();
+  const output = {
+    benchmark: 'e2e',
+    date: new Date().toISOString(),
+    node: process.version,
+    cpus: cpus().length,
+    loadAverage: { start: loadAtStart.map((l) => round(l, 2)), end: loadAtEnd.map((l) => round(l, 2)) },
+    workload: {
+      pods: PODS,
+      namespaces: NAMESPACES,
+      podJsonBytes: podBytes,
+      initialSync: 'LIST (meshsync and bare: pages of 500; informer: one unpaginated LIST, as listPodForAllNamespaces() does), then WATCH from the list resourceVersion',
+      steadyChurn: { eventsPerSecond: RATE, seconds: SECONDS, latency: 'simulator write (annotation bench/stamp, monotonic µs) to subscriber receipt; first second left out' },
+      maxChurn: { events: BURST, method: 'changes written while the watch is stalled, then released at once; time from release to the last message received' },
+      eachChangeTouchesADifferentPod: true,
+      meshsync: 'built JS (tsc), node dist/core/cli.js run; plugins kubernetes (pods.v1. only, no CRD watch), nats (resyncOnReconnect off, headers on), redact-secrets (added by default); no metrics',
+    },
+    results,
+    ratios: ratios ?? null,
+  };
+  mkdirSync(dirname(args.out!), { recursive: true });
+  writeFileSync(args.out!, `${JSON.stringify(output, null, 2)}\n`);
+  console.log(`\nE2E: ${PODS} pods of ${podBytes} B, churn ${RATE}/s for ${SECONDS} s, burst ${BURST}; load ${loadAtStart.map((l) => l.toFixed(2)).join(' ')} -> ${loadAtEnd.map((l) => l.toFixed(2)).join(' ')}`);
+  printTable(results, ratios);
+  console.log(`\nwritten: ${args.out}`);
+  if (args.profile) log(`CPU profile in ${join(BUILD, 'profiles')}`);
+}
+
+await main();
+process.exit(0);
