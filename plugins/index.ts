@@ -15,6 +15,8 @@ export const BUILTIN_PLUGINS: Readonly<Record<string, PluginLoader>> = Object.fr
   'meshsync:file': () => import('./file/index.ts'),
   'meshsync:nats': () => import('./nats/index.ts'),
   'meshsync:metrics': () => import('./metrics/index.ts'),
+  'meshsync:meshsync-resource': () => import('./meshsync-resource/index.ts'),
+  'meshsync:leader-election': () => import('./leader-election/index.ts'),
 });
 
 export const BUILTIN_PLUGIN_NAMES: readonly string[] = Object.freeze(Object.keys(BUILTIN_PLUGINS));

@@ -23,6 +23,8 @@ export const nats = definePlugin({
       return clusterId;
     });
     core.hooks.sink.tapPromise(PLUGIN_NAME, (batch) => sink.deliver(batch));
+    // A new leader, or an operator's request through the core: republish the confirmed view, framed.
+    core.hooks.resync.tap(PLUGIN_NAME, (reason) => sink.requestResync(reason));
     core.hooks.stop.tapPromise(PLUGIN_NAME, () => sink.stop());
   },
 });

@@ -4,7 +4,8 @@
  */
 import { z } from 'zod';
 import { Counter } from 'prom-client';
-import { definePlugin } from '../../core/plugin.ts';
+import { ConfigError } from '../../core/errors.ts';
+import { definePlugin, zodProblems } from '../../core/plugin.ts';
 import { resourceId } from '../../core/resource.ts';
 import { EVENT_TYPES, type EventType, type ResourceRef, type SyncEvent } from '../../core/types.ts';
 
@@ -144,7 +145,8 @@ export function compileWatchList(options: z.output<typeof watchListOptions>): Co
 
 interface ResourceRule {
   readonly id: string;
-  readonly mask: number;
+  /** Replaced in place by a reconfigure, so the filter's cached rule follows it. */
+  mask: number;
   /** Events dropped, by event bit (1, 2, 4); plain numbers, read when metrics are collected. */
   readonly dropped: number[];
 }
@@ -154,7 +156,7 @@ export const watchList = definePlugin({
   description: 'Selects the resources to watch and the events to pass (MeshSync whitelist/blacklist, as include/exclude).',
   options: watchListOptions,
   setup: (options) => (core) => {
-    const compiled = compileWatchList(options);
+    let compiled = compileWatchList(options);
     // Sources hand out one ResourceRef object per resource type, so the rule is found by identity
     // (a WeakMap hit) and the id string is built once per resource, not once per event.
     const rules = new WeakMap<ResourceRef, ResourceRule>();
@@ -199,6 +201,17 @@ export const watchList = definePlugin({
       if ((found.mask & bit) !== 0) return undefined;
       found.dropped[bit]++;
       return false;
+    });
+
+    // Live rules (the MeshSync custom resource was edited): validated with the same schema as the
+    // options, then swapped in one step; a bad change throws and the rules in force stay.
+    core.hooks.reconfigure.tap('meshsync:watch-list', (settings) => {
+      if (settings.watchList === undefined) return;
+      const parsed = watchListOptions.safeParse(settings.watchList);
+      if (!parsed.success) throw new ConfigError(zodProblems(parsed.error, 'watchList'));
+      compiled = compileWatchList(parsed.data);
+      for (const found of byId.values()) found.mask = compiled.maskOf(found.id);
+      core.logger.info({ plugin: 'meshsync:watch-list', include: compiled.included ?? 'all', rules: Object.fromEntries([...compiled.masks].map(([id, mask]) => [id, eventsOf(mask)])) }, 'watch-list reconfigured');
     });
 
     core.hooks.start.tap('meshsync:watch-list', () => {

@@ -1,0 +1,231 @@
+/**
+ * meshsync:meshsync-resource — MeshSync's in-cluster configuration: reads the MeshSync custom
+ * resource (`meshsyncs.meshery.io/v1alpha1`), the `meshery-meshsync-config` ConfigMap and the files
+ * mounted at /config, applies their watch-list live (core.reconfigure), and reports on the CR's
+ * status subresource whether meshsync runs and where it publishes.
+ */
+import { z } from 'zod';
+import { ConfigError } from '../../core/errors.ts';
+import { definePlugin } from '../../core/plugin.ts';
+import type { Core, KubeObject, ResourceRef } from '../../core/types.ts';
+import { KubeClient, KubeRequestError, loadKubeConfig } from '../kubernetes/client.ts';
+import { Reflector, type ReflectorTiming } from '../kubernetes/reflector.ts';
+import {
+  configFilesLayer, configMapLayer, customResourceLayer, environmentLayer, nextCondition, publishingTo, resolve,
+  type Condition, type LayerName, type Layers, type LegacyWatchList,
+} from './settings.ts';
+
+export const PLUGIN_NAME = 'meshsync:meshsync-resource';
+
+export const MESHSYNC_RESOURCE: ResourceRef = Object.freeze({ group: 'meshery.io', version: 'v1alpha1', resource: 'meshsyncs', kind: 'MeshSync', namespaced: true });
+const CONFIGMAP_RESOURCE: ResourceRef = Object.freeze({ group: '', version: 'v1', resource: 'configmaps', kind: 'ConfigMap', namespaced: true });
+
+export const meshsyncResourceOptions = z.object({
+  name: z.string().min(1).default('meshery-meshsync').describe('Name of the MeshSync custom resource.'),
+  namespace: z.string().min(1).default('meshery').describe('Namespace of the MeshSync custom resource and of the ConfigMap.'),
+  configMap: z.string().min(1).default('meshery-meshsync-config').describe('ConfigMap with `whitelist` / `blacklist` keys (MeshSync\'s legacy JSON strings); used when the CR names no watch-list.'),
+  configDir: z.string().min(1).default('/config').describe('Directory of mounted files `whitelist` / `blacklist` (a mounted ConfigMap); used when neither the CR nor the ConfigMap names a watch-list.'),
+  watch: z.boolean().default(true).describe('Watch the CR and the ConfigMap and apply edits without a restart.'),
+  writeStatus: z.boolean().default(true).describe('Write `status.conditions` (Ready) and `status.publishing-to` on the CR\'s status subresource.'),
+  statusIntervalSeconds: z.number().positive().default(10).describe('How often the Ready condition is re-evaluated (it is written only when it changed).'),
+  initialReadTimeoutSeconds: z.number().positive().default(10).describe('How long start-up waits for the first read of the CR and the ConfigMap before going on without them (the watch picks them up later).'),
+  kubeconfig: z.string().optional().describe('Path of a kubeconfig file. Default: as the kubernetes plugin (KUBECONFIG, ~/.kube/config, in-cluster).'),
+  context: z.string().optional().describe('The kubeconfig context to use. Default: the current context.'),
+}).strict();
+
+export type MeshsyncResourceOptions = z.input<typeof meshsyncResourceOptions>;
+
+const WATCH_TIMING: ReflectorTiming = { pageSize: 50, minWatchTimeoutSeconds: 300, watchSilenceTimeoutMs: 0, backoffInitialMs: 800, backoffMaxMs: 30_000 };
+
+/** Every problem of a rejected reconfigure, one per line part, without the plugin-error prefix. */
+export function rejectionMessage(error: unknown): string {
+  let cause: unknown = error;
+  while (cause instanceof Error && !(cause instanceof ConfigError) && cause.cause !== undefined) cause = cause.cause;
+  if (cause instanceof ConfigError) return cause.problems.map((problem) => `${problem.path}: ${problem.message}`).join('; ');
+  return error instanceof Error ? error.message : String(error);
+}
+
+class MeshSyncResource {
+  private client!: KubeClient;
+  private readonly layers: Layers = {};
+  private cr: KubeObject | undefined;
+  private lastWatchList = 'null';
+  private rejected: { from: LayerName; message: string } | undefined;
+  private appliedFrom: LayerName | undefined;
+  private broker: string | undefined;
+  private readonly reflectors: Reflector[] = [];
+  private readonly abort = new AbortController();
+  private timer: NodeJS.Timeout | undefined;
+  private writing = false;
+  private writeAgain = false;
+  private started = false;
+
+  constructor(private readonly core: Core, private readonly options: z.output<typeof meshsyncResourceOptions>, private readonly logger = core.logger.child({ plugin: PLUGIN_NAME })) {}
+
+  private get crPath(): string {
+    return `/apis/meshery.io/v1alpha1/namespaces/${encodeURIComponent(this.options.namespace)}/meshsyncs/${encodeURIComponent(this.options.name)}`;
+  }
+
+  private get configMapPath(): string {
+    return `/api/v1/namespaces/${encodeURIComponent(this.options.namespace)}/configmaps/${encodeURIComponent(this.options.configMap)}`;
+  }
+
+  /** Reads every layer once and applies them before the sources start (so their first selection is right). */
+  async start(): Promise<void> {
+    this.client = new KubeClient(loadKubeConfig(this.options));
+    this.layers.environment = environmentLayer(process.env);
+    this.layers['config-files'] = configFilesLayer(this.options.configDir);
+    const signal = AbortSignal.any([this.abort.signal, AbortSignal.timeout(this.options.initialReadTimeoutSeconds * 1000)]);
+    const [cr, cm] = await Promise.all([this.read(this.crPath, 'the MeshSync custom resource', signal), this.read(this.configMapPath, `ConfigMap ${this.options.configMap}`, signal)]);
+    this.cr = cr;
+    this.layers['custom-resource'] = customResourceLayer(cr);
+    this.layers.configmap = configMapLayer(cm);
+    if (this.core.hooks.reconfigure.taps.length === 0) {
+      this.logger.warn('no plugin applies live settings (add meshsync:watch-list): the watch-list of the MeshSync resource is ignored');
+    }
+    this.apply();
+    this.started = true;
+    if (this.options.watch) {
+      this.watch(MESHSYNC_RESOURCE, this.options.name, (type, object) => {
+        this.cr = type === 'DELETED' ? undefined : object;
+        this.layers['custom-resource'] = customResourceLayer(this.cr);
+      });
+      this.watch(CONFIGMAP_RESOURCE, this.options.configMap, (type, object) => {
+        this.layers.configmap = configMapLayer(type === 'DELETED' ? undefined : object);
+      });
+    }
+    if (this.options.writeStatus) this.timer = setInterval(() => this.updateStatus(), this.options.statusIntervalSeconds * 1000).unref();
+  }
+
+  async stop(): Promise<void> {
+    this.abort.abort();
+    clearInterval(this.timer);
+    await Promise.all(this.reflectors.map((reflector) => reflector.stop()));
+    this.client?.close();
+  }
+
+  private async read(path: string, what: string, signal: AbortSignal): Promise<KubeObject | undefined> {
+    try {
+      return await this.client.get<KubeObject>(path, { signal });
+    } catch (error) {
+      if (error instanceof KubeRequestError && error.reason === 'not-found') return undefined;
+      this.logger.warn({ err: (error as Error).message }, `cannot read ${what} at start; going on without it (the watch picks it up later)`);
+      return undefined;
+    }
+  }
+
+  private watch(resource: ResourceRef, name: string, changed: (type: string, object: KubeObject) => void): void {
+    let warned = false;
+    const reflector = new Reflector(this.client, resource, { namespace: this.options.namespace, fieldSelector: `metadata.name=${name}` }, WATCH_TIMING, {
+      emit: (type, object) => {
+        changed(type, object);
+        this.apply();
+      },
+      listed: () => {},
+      failed: (error) => {
+        if (error.reason === 'gone' || error.reason === 'stalled' || warned) return;
+        warned = true; // once: a missing CRD or RBAC rule would otherwise log every retry
+        this.logger.warn({ resource: `${resource.resource}.${resource.version}.${resource.group}`, err: error.message }, `cannot watch ${resource.kind} ${this.options.namespace}/${name}; retrying`);
+      },
+      watchRestarted: () => {},
+      relisted: () => {},
+      malformedLine: () => {},
+    });
+    this.reflectors.push(reflector);
+    reflector.start(this.abort.signal);
+  }
+
+  /** Applies what the layers resolve to now; a change the watch-list rejects leaves the last good one in force. */
+  private apply(): void {
+    const resolved = resolve(this.layers);
+    const watchList = JSON.stringify(resolved.watchList ?? null);
+    if (watchList !== this.lastWatchList) {
+      this.lastWatchList = watchList;
+      if (resolved.watchList !== undefined) this.reconfigure(resolved.watchList, resolved.watchListFrom!);
+      else if (this.appliedFrom !== undefined || this.rejected !== undefined) {
+        this.rejected = undefined;
+        this.logger.warn({ previous: this.appliedFrom }, 'no longer any watch-list in the MeshSync resource, the ConfigMap or /config: the one last applied stays in force until a restart');
+      }
+    }
+    if (resolved.broker !== this.broker) {
+      if (this.started) {
+        this.logger.warn({ broker: publishingTo(resolved), from: resolved.brokerFrom }, 'the broker changed; restart meshsync to publish there (the connection in use is kept)');
+      } else if (resolved.brokerFrom === 'custom-resource' && this.layers.environment?.broker === undefined) {
+        this.logger.warn({ broker: publishingTo(resolved) }, 'the MeshSync resource names a broker but BROKER_URL is not set: the nats plugin publishes to its own configured server (set BROKER_URL, as the Meshery operator does)');
+      }
+      this.broker = resolved.broker;
+    }
+    this.updateStatus();
+  }
+
+  private reconfigure(watchList: LegacyWatchList, from: LayerName): void {
+    try {
+      this.core.reconfigure({ watchList: { ...watchList } });
+      this.rejected = undefined;
+      this.appliedFrom = from;
+      this.logger.info({ from, ...watchList }, 'watch-list applied');
+    } catch (error) {
+      const message = rejectionMessage(error);
+      this.rejected = { from, message };
+      this.logger.error({ from, problems: message, code: 'MESHSYNC_CONFIG_INVALID' }, `watch-list from the ${from} rejected; the previous one stays in force: ${message}`);
+    }
+  }
+
+  private condition(): Omit<Condition, 'lastTransitionTime'> {
+    const readiness = this.core.readiness();
+    const generation = typeof this.cr?.metadata.generation === 'number' ? { observedGeneration: this.cr.metadata.generation } : {};
+    const base = { type: 'Ready', ...generation };
+    const target = publishingTo(resolve(this.layers));
+    if (this.rejected) {
+      return { ...base, status: 'False', reason: 'InvalidWatchList', message: `watch-list from the ${this.rejected.from} rejected (the previous one stays in force): ${this.rejected.message}` };
+    }
+    if (readiness.broker === false) return { ...base, status: 'False', reason: 'BrokerUnreachable', message: `cannot reach the broker${target ? ` at ${target}` : ''}; events are held until it is back` };
+    if (!readiness.synced) return { ...base, status: 'False', reason: 'InitialSync', message: 'listing the cluster' };
+    return { ...base, status: 'True', reason: 'MeshSyncRunning', message: `meshsync is running${target ? `, publishing to ${target}` : ''}` };
+  }
+
+  /** Writes status.conditions and status.publishing-to when they differ from what the CR shows. */
+  updateStatus(): void {
+    if (!this.options.writeStatus || !this.started || this.cr === undefined || this.abort.signal.aborted) return;
+    if (this.writing) {
+      this.writeAgain = true;
+      return;
+    }
+    const current = (this.cr.status ?? {}) as { conditions?: Condition[]; 'publishing-to'?: string };
+    const ready = nextCondition(current.conditions, this.condition(), new Date());
+    const conditions = [ready, ...(current.conditions ?? []).filter((condition) => condition.type !== 'Ready')];
+    const status = { ...current, 'publishing-to': publishingTo(resolve(this.layers)), conditions };
+    if (JSON.stringify(status) === JSON.stringify(current)) return;
+    this.writing = true;
+    this.client.send<KubeObject>('PATCH', `${this.crPath}/status`, { status }, { contentType: 'application/merge-patch+json', signal: this.abort.signal })
+      .then((updated) => {
+        if (this.cr !== undefined) this.cr = updated;
+        if (ready.status !== current.conditions?.find((c) => c.type === 'Ready')?.status) this.logger.info({ status: ready.status, reason: ready.reason }, 'MeshSync status: Ready condition changed');
+      })
+      .catch((error) => {
+        if (!this.abort.signal.aborted) this.logger.warn({ err: (error as Error).message }, 'cannot write the MeshSync status (RBAC needs update/patch on meshsyncs/status); retrying later');
+      })
+      .finally(() => {
+        this.writing = false;
+        if (this.writeAgain) {
+          this.writeAgain = false;
+          this.updateStatus();
+        }
+      });
+  }
+}
+
+export const meshsyncResource = definePlugin({
+  name: PLUGIN_NAME,
+  description: 'Reads the MeshSync custom resource, its ConfigMap and /config files; applies watch-list edits live and reports status on the CR.',
+  options: meshsyncResourceOptions,
+  setup: (options) => (core) => {
+    const resource = new MeshSyncResource(core, options);
+    core.hooks.start.tapPromise(PLUGIN_NAME, () => resource.start());
+    core.hooks.ready.tap(PLUGIN_NAME, () => resource.updateStatus());
+    core.hooks.stop.tapPromise(PLUGIN_NAME, () => resource.stop());
+  },
+});
+
+export default meshsyncResource;
+export * from './settings.ts';
