@@ -448,7 +448,18 @@ interface BenchScenario {
   meta: Record<string, string>;
   units: Record<string, string>;
   series: BenchSeries[];
+  /** Ratios the benchmark reports, with their targets when it gives them. */
+  ratios: { name: string; value: number; target?: number }[];
+  met?: boolean;
+  /** A target stated in words (`meshsync first event within 500 ms`). */
+  targetText?: string;
+  workload?: unknown;
+  /** The benchmark's section of bench/README.md: how it is measured. */
+  method?: string;
 }
+
+/** Top-level keys that describe a run rather than being one of the compared implementations. */
+const BENCH_CONTEXT_KEYS = new Set(['workload', 'ratios', 'targets', 'units', 'meta', 'machine', 'environment', 'env', 'config', 'options', 'parameters']);
 
 function numericFields(value: unknown): Record<string, number> {
   const out: Record<string, number> = {};
@@ -476,14 +487,19 @@ function readBench(path: string): BenchScenario | undefined {
     return undefined;
   }
   if (typeof json !== 'object' || json === null) return undefined;
-  const runs = json.results ?? json.runs ?? json.variants;
+  const runs = [json.results, json.runs, json.variants].find((v) => typeof v === 'object' && v !== null);
   let series: BenchSeries[] = [];
   if (Array.isArray(runs)) {
     series = runs.map((run: any, i: number) => ({ name: String(run.name ?? run.variant ?? run.implementation ?? `run ${i + 1}`), metrics: numericFields(run.metrics ?? run) }));
-  } else if (typeof runs === 'object' && runs !== null) {
+  } else if (runs !== undefined) {
     series = Object.entries(runs).map(([name, run]: [string, any]) => ({ name, metrics: numericFields(run?.metrics ?? run) }));
   } else {
-    series = [{ name: String(json.name ?? 'meshsync'), metrics: numericFields(json.metrics ?? json) }];
+    // `{ baseline: {...}, framework: {...} }`: the object-valued keys that share metric names are the compared runs.
+    const candidates = Object.entries(json)
+      .filter(([key, value]) => !BENCH_CONTEXT_KEYS.has(key) && typeof value === 'object' && value !== null && !Array.isArray(value))
+      .map(([name, value]) => ({ name, metrics: numericFields(value) }));
+    const shared = candidates.filter((c) => candidates.some((o) => o !== c && Object.keys(c.metrics).some((k) => k in o.metrics)));
+    series = shared.length >= 2 ? shared : [{ name: String(json.name ?? 'meshsync'), metrics: numericFields(json.metrics ?? json) }];
   }
   series = series.filter((s) => Object.keys(s.metrics).length > 0);
   if (series.length === 0) {
@@ -491,17 +507,58 @@ function readBench(path: string): BenchScenario | undefined {
     return undefined;
   }
   const meta: Record<string, string> = {};
-  for (const key of ['date', 'commit', 'machine', 'node', 'events', 'objects', 'duration']) {
-    if (json[key] !== undefined && typeof json[key] !== 'object') meta[key] = String(json[key]);
+  for (const key of ['date', 'commit', 'machine', 'node', 'platform', 'runs', 'events', 'objects', 'pods', 'duration', 'loadAverage']) {
+    const value = json[key];
+    if (value === undefined || (typeof value === 'object' && !Array.isArray(value))) continue;
+    meta[key] = Array.isArray(value) ? value.join(', ') : String(value);
   }
+  const ratios: BenchScenario['ratios'] = [];
+  if (typeof json.ratio === 'number') ratios.push({ name: 'ratio', value: json.ratio, target: typeof json.target === 'number' ? json.target : undefined });
+  if (typeof json.pairRatio === 'number') ratios.push({ name: 'pairRatio', value: json.pairRatio });
+  if (typeof json.ratios === 'object' && json.ratios !== null) {
+    for (const [name, value] of Object.entries(json.ratios)) {
+      if (typeof value === 'number') ratios.push({ name, value, target: typeof json.targets?.[name] === 'number' ? json.targets[name] : undefined });
+    }
+  }
+  const met = [json.met, json.targetsMet, json.targetMet].find((v) => typeof v === 'boolean') as boolean | undefined;
   return {
     file: basename(path),
-    title: String(json.scenario ?? json.title ?? json.name ?? basename(path, '.json')),
+    title: String(json.scenario ?? json.title ?? json.benchmark ?? json.name ?? basename(path, '.json')),
     description: typeof json.description === 'string' ? json.description : '',
     meta,
     units: typeof json.units === 'object' && json.units !== null ? json.units : {},
     series,
+    ratios,
+    met,
+    workload: json.workload,
+    targetText: typeof json.target === 'string' ? json.target : undefined,
   };
+}
+
+const UNIT_SUFFIXES = ['Ms', 'Seconds', 'Bytes', 'PerSecond', 'PerObject'];
+
+/** Metric names grouped by their unit suffix; only groups of two or more. */
+function unitGroups(names: string[]): [string, string[]][] {
+  const groups = new Map<string, string[]>();
+  for (const name of names) {
+    const suffix = UNIT_SUFFIXES.find((u) => name.endsWith(u) && name.length > u.length);
+    if (suffix) groups.set(suffix, [...(groups.get(suffix) ?? []), name]);
+  }
+  return [...groups].filter(([, members]) => members.length >= 2);
+}
+
+/** Each `## <benchmark>` section of bench/README.md, by name. */
+function benchReadmeSections(root: string): Map<string, string> {
+  const sections = new Map<string, string>();
+  const path = join(root, 'bench', 'README.md');
+  if (!existsSync(path)) return sections;
+  const parts = readFileSync(path, 'utf8').split(/^## +/m).slice(1);
+  for (const part of parts) {
+    const newline = part.indexOf('\n');
+    const name = part.slice(0, newline).trim().replace(/`/g, '');
+    sections.set(name, part.slice(newline + 1).trim().replace(/^(#{3,5}) /gm, '$1# '));
+  }
+  return sections;
 }
 
 function formatNumber(value: number): string {
@@ -517,7 +574,7 @@ function escapeXml(value: string): string {
 /** A horizontal bar chart, one bar per series; colours come from the site theme, so it follows dark mode. */
 function barChart(metric: string, unit: string, series: BenchSeries[]): string {
   const rows = series.filter((s) => s.metrics[metric] !== undefined);
-  const labelWidth = 150;
+  const labelWidth = Math.min(300, Math.max(90, ...rows.map((s) => s.name.length * 7 + 16)));
   const barArea = 420;
   const rowHeight = 30;
   const height = rows.length * rowHeight + 34;
@@ -540,7 +597,9 @@ function barChart(metric: string, unit: string, series: BenchSeries[]): string {
 function performancePage(root: string): string {
   const dir = join(root, 'bench', 'results');
   const files = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.json') && !f.endsWith('.tmp.json')).sort() : [];
+  const methods = benchReadmeSections(root);
   const scenarios = files.map((f) => readBench(join(dir, f))).filter((s): s is BenchScenario => s !== undefined);
+  for (const scenario of scenarios) scenario.method = methods.get(scenario.title) ?? methods.get(basename(scenario.file, '.json'));
   let body = `---\ntitle: Performance\n---\n${GENERATED_NOTE}\n\n# Performance\n\nThese figures are regenerated from the benchmark results in \`bench/results/*.json\` every time the site is built; nothing here is typed by hand. Benchmarks run on the project's 2-core machine against local servers (the Kubernetes API simulator, a local nats-server), so absolute numbers say little about your cluster: read them as ratios, such as meshsync against the naive baseline in the same run.\n\n`;
   if (scenarios.length === 0) {
     if (files.length === 0) process.stderr.write('website-reference: note: bench/results/ has no results yet: the performance page says so\n');
@@ -551,9 +610,32 @@ function performancePage(root: string): string {
     if (scenario.description) body += `${text(scenario.description)}\n\n`;
     const meta = Object.entries(scenario.meta);
     if (meta.length) body += `${meta.map(([k, v]) => `${k}: ${code(v)}`).join(' · ')} · source: ${code(`bench/results/${scenario.file}`)}\n\n`;
+    if (scenario.ratios.length) {
+      body += `| Ratio | Measured | Target |\n| --- | ---: | ---: |\n`;
+      for (const r of scenario.ratios) body += `| ${code(r.name)} | ${formatNumber(r.value)} | ${r.target === undefined ? '—' : formatNumber(r.target)} |\n`;
+      body += '\n';
+    }
+    if (scenario.targetText) body += `Target: ${text(scenario.targetText)}.\n\n`;
+    if (scenario.met !== undefined) body += `Target ${scenario.met ? '**met**' : '**missed**'} in this run.\n\n`;
+    if (scenario.method) body += `<details><summary>How it is measured (from <code>bench/README.md</code>)</summary>\n\n${scenario.method}\n\n</details>\n\n`;
+    if (scenario.workload !== undefined) body += `<details><summary>Workload</summary>\n\n\`\`\`json\n${JSON.stringify(scenario.workload, null, 2)}\n\`\`\`\n\n</details>\n\n`;
     const metrics = [...new Set(scenario.series.flatMap((s) => Object.keys(s.metrics)))];
     if (scenario.series.length > 1) {
-      for (const metric of metrics) body += `<div class="bench-figure">${barChart(metric, scenario.units[metric] ?? '', scenario.series)}</div>\n\n`;
+      for (const metric of metrics) {
+        const values = scenario.series.map((s) => s.metrics[metric]).filter((v) => v !== undefined);
+        if (new Set(values).size > 1) body += `<div class="bench-figure">${barChart(metric, scenario.units[metric] ?? '', scenario.series)}</div>\n\n`;
+      }
+    } else {
+      // One run with several figures in the same unit (`medianMeshsyncMs`, `medianClientNodeMs`): chart them side by side.
+      for (const [unit, names] of unitGroups(Object.keys(scenario.series[0].metrics))) {
+        const bars = names.map((name) => ({ name, metrics: { [unit]: scenario.series[0].metrics[name] } }));
+        body += `<div class="bench-figure">${barChart(unit, '', bars)}</div>\n\n`;
+      }
+    }
+    if (scenario.series.length === 1) {
+      const only = scenario.series[0];
+      body += `| Figure | Value |\n| --- | ---: |\n${metrics.map((m) => `| ${text(scenario.units[m] ? `${m} (${scenario.units[m]})` : m)} | ${formatNumber(only.metrics[m])} |`).join('\n')}\n\n`;
+      continue;
     }
     body += `| Run | ${metrics.map((m) => text(scenario.units[m] ? `${m} (${scenario.units[m]})` : m)).join(' | ')} |\n`;
     body += `| --- | ${metrics.map(() => '---:').join(' | ')} |\n`;
