@@ -198,6 +198,30 @@ class KubernetesSource {
     await Promise.all(all.map((r) => r.stop()));
   }
 
+  /**
+   * The selection changed (a live watch-list edit): select again, start watching what is now
+   * wanted, stop what is not. Resources that stay keep their reflectors, so their objects are not emitted again.
+   */
+  reselect(): void {
+    if (this.signal.aborted) return;
+    this.ids = this.ctx.selectResources(this.options.resources.map((entry) => (typeof entry === 'string' ? entry : entry.id)));
+    if (this.catalog.size === 0) return; // discovery still runs; run() resolves the new ids
+    const { resources, unknown } = resolveResources(this.catalog, this.ids);
+    this.warnUnknown(unknown);
+    const wanted = new Set(resources.map((r) => r.id));
+    for (const [id, watched] of this.watched) {
+      if (wanted.has(id)) continue;
+      this.watched.delete(id);
+      this.ctx.logger.info({ resource: id }, 'resource no longer selected; stopped watching it');
+      void Promise.all(watched.reflectors.map((r) => r.stop())).then(() => watched.reflectors.forEach((r) => r.store.clear()));
+    }
+    for (const resource of resources) {
+      if (this.watched.has(resource.id)) continue;
+      this.ctx.logger.info({ resource: resource.id }, 'resource now selected; watching it');
+      this.startResource(resource);
+    }
+  }
+
   private warnUnknown(unknown: { id: string; suggestions: string[] }[]): void {
     for (const { id, suggestions } of unknown) {
       const hint = suggestions.length ? `; did you mean ${suggestions.join(', ')}?` : '';
@@ -423,6 +447,7 @@ export const kubernetes = definePlugin({
       const running = source.run();
       running.catch((error) => ctx.reportError(error));
     });
+    core.hooks.selectionChanged.tap('meshsync:kubernetes', () => source?.reselect());
     core.hooks.stop.tapPromise('meshsync:kubernetes', async () => {
       stopping.abort();
       await source?.stop();
