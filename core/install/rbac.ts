@@ -52,7 +52,10 @@ const CLUSTER_SCOPED = new Set([
 
 const WATCH_VERBS = ['list', 'watch'];
 
-/** One rule per API group, resources sorted and deduplicated (RBAC ignores versions). */
+/**
+ * One rule per API group, resources sorted and deduplicated (RBAC ignores versions). A configured
+ * pattern (`*.v1.apps`, `*.*.example.com`) becomes the same wildcard in RBAC: it is what was asked for.
+ */
 export function watchRules(resourceIds: Iterable<string>): PolicyRule[] {
   const byGroup = new Map<string, Set<string>>();
   for (const id of resourceIds) {
@@ -61,22 +64,28 @@ export function watchRules(resourceIds: Iterable<string>): PolicyRule[] {
     if (!set) byGroup.set(ref.group, (set = new Set()));
     set.add(ref.resource);
   }
-  return [...byGroup.keys()].sort().map((group) => ({
-    apiGroups: [group],
-    resources: [...byGroup.get(group)!].sort(),
-    verbs: [...WATCH_VERBS],
-  }));
+  return [...byGroup.keys()].sort().map((group) => {
+    const resources = byGroup.get(group)!;
+    return { apiGroups: [group], resources: resources.has('*') ? ['*'] : [...resources].sort(), verbs: [...WATCH_VERBS] };
+  });
 }
+
+const NAME = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?|\*)$/;
+const GROUP = /^(|\*|[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)$/;
 
 function parse(id: string): { resource: string; group: string } {
   const ref = parseResourceId(id);
-  if (!ref || ref.resource.includes('/') || ref.resource === '*' || ref.group === '*') {
+  if (!ref || !NAME.test(ref.resource) || !NAME.test(ref.version) || !GROUP.test(ref.group)) {
     throw new MeshSyncError('MESHSYNC_CONFIG_INVALID', `not a resource id: "${id}" (expected <plural>.<version>.<group>, core group empty: pods.v1.)`);
   }
   return ref;
 }
 
+const isPattern = (id: string) => id.split('.').includes('*');
+
+/** Patterns count as cluster-scoped: they may match cluster-scoped resources, which a Role cannot grant. */
 function isClusterScoped(id: string, extra: ReadonlySet<string>): boolean {
+  if (isPattern(id)) return true;
   const { resource, group } = parse(id);
   return CLUSTER_SCOPED.has(`${resource}.${group}`) || extra.has(id);
 }

@@ -204,8 +204,16 @@ describe('install RBAC', () => {
     ]);
   });
 
-  it('rejects what is not a resource id rather than granting a wildcard', () => {
-    for (const bad of ['pods', '*.v1.', 'pods.v1.*', 'pods/log.v1.']) {
+  it('turns configured patterns into the same wildcard, and nothing broader', () => {
+    expect(watchRules(['*.v1.apps', 'deployments.v1.apps', 'pods.v1.', '*.*.example.com'])).to.deep.equal([
+      { apiGroups: [''], resources: ['pods'], verbs: ['list', 'watch'] },
+      { apiGroups: ['apps'], resources: ['*'], verbs: ['list', 'watch'] },
+      { apiGroups: ['example.com'], resources: ['*'], verbs: ['list', 'watch'] },
+    ]);
+  });
+
+  it('rejects what is not a resource id', () => {
+    for (const bad of ['pods', 'pods.v1', '.v1.', 'pods/log.v1.', 'Pods.v1.', 'pods.v1.apps/x', 'pods.v1.*x']) {
       expect(() => rbacObjects({ ...BASE, resources: [bad] }), bad).to.throw(MeshSyncError, /not a resource id/);
     }
   });

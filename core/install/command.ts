@@ -1,0 +1,105 @@
+// `meshsync install` and `meshsync rbac`: the manifests for the config in force, printed as YAML.
+import { parseArgs } from 'node:util';
+import { DEFAULT_RESOURCES } from '../../config/defaults.ts';
+import { installObjects, INSTALL_DEFAULTS } from './manifests.ts';
+import type { InstallOptions } from './manifests.ts';
+import { toYaml } from './objects.ts';
+import { rbacObjects } from './rbac.ts';
+import type { RbacOptions } from './rbac.ts';
+
+export const INSTALL_COMMAND_USAGE = `meshsync install [options]   print the manifests that run meshsync in a cluster (kubectl apply -f -)
+meshsync rbac [options]      print only the ServiceAccount's RBAC: exactly what the config watches
+
+  --namespace <ns>         namespace to install into (default ${INSTALL_DEFAULTS.namespace})
+  --name <name>            name of the Deployment, ServiceAccount, RBAC objects (default ${INSTALL_DEFAULTS.name})
+  --broker-url <url>       BROKER_URL of the Deployment (default the Meshery broker in the namespace)
+  --cluster-id <id>        CLUSTER_ID of the Deployment (default: kube-system's uid)
+  --image <ref>            image (default ${INSTALL_DEFAULTS.image})
+  --replicas <n>           replicas; more than one turns on the leases RBAC (default 1)
+  --no-crd                 leave out the MeshSync CRD
+Resources, namespaces and CRD discovery come from the config (--config).`;
+
+/** The parts of a resolved config the manifests depend on (config/schema.ts ResolvedConfig fits). */
+export interface InstallCommandConfig {
+  readonly clusterId?: string;
+  readonly plugins: readonly { readonly name: string; readonly options?: unknown }[];
+}
+
+type KubernetesLike = {
+  resources?: readonly (string | { id: string })[];
+  namespaces?: { include?: readonly string[] };
+  watchCustomResourceDefinitions?: boolean;
+};
+type WatchListLike = { include?: readonly RuleLike[]; whitelist?: readonly RuleLike[]; exclude?: readonly RuleLike[]; blacklist?: readonly RuleLike[] };
+type RuleLike = string | { resource: string; events?: readonly string[] };
+
+/**
+ * What meshsync will list and watch under this config: the kubernetes plugin's resources,
+ * narrowed by the watch-list plugin (include replaces the list; a fully excluded resource goes).
+ */
+export function rbacOptionsFromConfig(config: InstallCommandConfig | undefined): Pick<RbacOptions, 'resources' | 'namespaces' | 'crds'> {
+  const optionsOf = (name: string) => config?.plugins.find((p) => p.name === name)?.options;
+  const kube = (optionsOf('meshsync:kubernetes') ?? {}) as KubernetesLike;
+  let resources = (kube.resources ?? DEFAULT_RESOURCES).map((r) => (typeof r === 'string' ? r : r.id));
+  const watchList = optionsOf('meshsync:watch-list') as WatchListLike | undefined;
+  if (watchList) {
+    const ruleIds = (rules: readonly RuleLike[] | undefined) => (rules ?? []).map((r) => (typeof r === 'string' ? r : r.resource));
+    const include = watchList.include?.length ? watchList.include : watchList.whitelist;
+    if (include?.length) resources = ruleIds(include);
+    // Only a rule without `events` (all three) removes a resource from the watch.
+    const excluded = new Set(ruleIds((watchList.exclude?.length ? watchList.exclude : watchList.blacklist ?? [])
+      .filter((r) => typeof r === 'string' || r.events === undefined || r.events.length === 3)));
+    resources = resources.filter((id) => !excluded.has(id));
+  }
+  return {
+    resources: [...new Set(resources)],
+    namespaces: kube.namespaces?.include?.length ? kube.namespaces.include : undefined,
+    crds: kube.watchCustomResourceDefinitions ?? true,
+  };
+}
+
+/**
+ * Runs `install` or `rbac`: `argv` is what follows the command name; `configText` is the config
+ * file's text for the ConfigMap (YAML or JSON; a .ts config cannot go into a ConfigMap as is).
+ * Returns the YAML to print; throws an Error with a usage message on bad arguments.
+ */
+export function runInstallCommand(command: 'install' | 'rbac', argv: readonly string[], config?: InstallCommandConfig, configText?: string): string {
+  const { values, positionals } = parseArgs({
+    args: [...argv],
+    allowPositionals: true,
+    strict: true,
+    options: {
+      namespace: { type: 'string' },
+      name: { type: 'string' },
+      'broker-url': { type: 'string' },
+      'cluster-id': { type: 'string' },
+      image: { type: 'string' },
+      replicas: { type: 'string' },
+      'no-crd': { type: 'boolean' },
+      // Handled by the CLI before it calls this.
+      config: { type: 'string', short: 'c' },
+      'log-level': { type: 'string' },
+    },
+  });
+  if (positionals.length) throw new Error(`unexpected arguments: ${positionals.join(' ')}\n${INSTALL_COMMAND_USAGE}`);
+  const replicas = values.replicas === undefined ? undefined : Number(values.replicas);
+  if (replicas !== undefined && (!Number.isInteger(replicas) || replicas < 0)) throw new Error('--replicas must be a whole number');
+  const namespace = values.namespace ?? INSTALL_DEFAULTS.namespace;
+  const name = values.name ?? INSTALL_DEFAULTS.name;
+  const fromConfig = rbacOptionsFromConfig(config);
+  if (command === 'rbac') {
+    return toYaml(rbacObjects({ ...fromConfig, ha: (replicas ?? 1) > 1, namespace, serviceAccount: name, name, configMap: name }));
+  }
+  const options: InstallOptions = {
+    ...fromConfig,
+    namespace,
+    name,
+    brokerUrl: values['broker-url'],
+    clusterId: values['cluster-id'],
+    image: values.image,
+    replicas,
+    crd: !values['no-crd'],
+    config: configText,
+  };
+  return toYaml(installObjects(options));
+}
