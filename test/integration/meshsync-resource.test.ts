@@ -1,0 +1,188 @@
+import { expect } from 'chai';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { createTestCore, type TestCore } from '../../core/testing/index.ts';
+import type { KubeObject, SyncEvent } from '../../core/types.ts';
+import kubernetes from '../../plugins/kubernetes/index.ts';
+import { startSimulator, type KubeSimulator } from '../../plugins/kubernetes/simulator/index.ts';
+import meshsyncResource from '../../plugins/meshsync-resource/index.ts';
+import watchList from '../../plugins/watch-list/index.ts';
+
+const CR_ID = 'meshsyncs.v1alpha1.meshery.io';
+const CRD_ID = 'customresourcedefinitions.v1.apiextensions.k8s.io';
+const crdManifest = parse(readFileSync(new URL('../../deploy/crd/meshsync.yaml', import.meta.url), 'utf8')) as KubeObject;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+async function until(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+const whitelist = (...ids: string[]) => JSON.stringify(ids.map((id) => ({ Resource: id, Events: ['ADDED', 'MODIFIED', 'DELETED'] })));
+const meshsyncCr = (data: Record<string, string>, broker: object = { native: { name: 'meshery-broker', namespace: 'meshery' } }) => ({
+  apiVersion: 'meshery.io/v1alpha1',
+  kind: 'MeshSync',
+  metadata: { name: 'meshery-meshsync', namespace: 'meshery' },
+  spec: { size: 1, broker, 'watch-list': { data } },
+});
+const named = (events: SyncEvent[], resource: string) => events.filter((e) => e.resource.resource === resource).map((e) => e.object.metadata.name);
+const readyCondition = (sim: KubeSimulator) => ((sim.get(CR_ID, 'meshery', 'meshery-meshsync')?.status as any)?.conditions ?? []).find((c: any) => c.type === 'Ready');
+
+describe('meshsync-resource (MeshSync CR, ConfigMap and /config against the API simulator)', function () {
+  this.timeout(40_000);
+  let sim: KubeSimulator;
+  let dir: string;
+  let kubeconfig: string;
+  let configDir: string;
+  let t: TestCore | undefined;
+
+  beforeEach(async () => {
+    sim = await startSimulator({ bookmarkIntervalMs: 200 });
+    dir = mkdtempSync(join(tmpdir(), 'meshsync-resource-'));
+    configDir = join(dir, 'config');
+    writeFileSync(join(dir, '.keep'), '');
+    kubeconfig = join(dir, 'kubeconfig');
+    await sim.writeKubeconfig(kubeconfig);
+    sim.create(CRD_ID, crdManifest);
+    sim.create('namespaces.v1.', { metadata: { name: 'meshery' } });
+    sim.create('pods.v1.', { metadata: { name: 'web-1', namespace: 'default' }, spec: { containers: [{ name: 'app', image: 'nginx' }] } });
+    sim.create('configmaps.v1.', { metadata: { name: 'settings', namespace: 'default' }, data: { a: '1' } });
+    sim.create('services.v1.', { metadata: { name: 'api', namespace: 'default' }, spec: { ports: [{ port: 80 }] } });
+  });
+
+  afterEach(async () => {
+    await t?.stop();
+    t = undefined;
+    delete process.env.BROKER_URL;
+    await sim.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  function createCore(watchListOptions: Parameters<typeof watchList>[0] = {}): TestCore {
+    t = createTestCore({
+      plugins: [
+        kubernetes({ kubeconfig, resources: ['pods.v1.', 'configmaps.v1.', 'services.v1.'], watchCustomResourceDefinitions: false, backoffInitialMs: 50, backoffMaxMs: 200 }),
+        watchList(watchListOptions),
+        meshsyncResource({ kubeconfig, configDir, statusIntervalSeconds: 0.2 }),
+      ],
+    });
+    return t;
+  }
+
+  it('applies the watch-list of the MeshSync resource before the first list', async () => {
+    sim.create(CR_ID, meshsyncCr({ whitelist: whitelist('pods.v1.') }));
+    const t = createCore();
+    await t.start();
+    await t.core.whenReady();
+    await t.drain();
+    expect(named(t.sink.events, 'pods')).to.deep.equal(['web-1']);
+    expect(named(t.sink.events, 'configmaps')).to.deep.equal([]);
+    // Not even listed: the selection was narrowed before the source started.
+    expect(sim.requests().some((r) => r.path.startsWith('/api/v1/configmaps'))).to.equal(false);
+  });
+
+  it('starts and stops watchers on a live edit without emitting unchanged objects again', async () => {
+    sim.create(CR_ID, meshsyncCr({ whitelist: whitelist('pods.v1.') }));
+    const t = createCore();
+    await t.start();
+    await t.core.whenReady();
+    await t.sink.waitFor((events) => named(events, 'pods').length === 1);
+
+    sim.patch(CR_ID, 'meshery', 'meshery-meshsync', { spec: { 'watch-list': { data: { whitelist: whitelist('pods.v1.', 'configmaps.v1.') } } } });
+    await t.sink.waitFor((events) => named(events, 'configmaps').includes('settings'), 10_000);
+    await t.drain();
+    expect(named(t.sink.events, 'pods'), 'pods are not emitted again').to.deep.equal(['web-1']);
+
+    // Pods leave the whitelist: their watch stops, a new pod is not seen.
+    sim.patch(CR_ID, 'meshery', 'meshery-meshsync', { spec: { 'watch-list': { data: { whitelist: whitelist('configmaps.v1.') } } } });
+    await until(() => !t.core.state.resourceCounts()['pods.v1.'], 'the pod watch to stop');
+    sim.create('pods.v1.', { metadata: { name: 'web-2', namespace: 'default' }, spec: { containers: [{ name: 'app', image: 'nginx' }] } });
+    sim.create('configmaps.v1.', { metadata: { name: 'later', namespace: 'default' }, data: {} });
+    await t.sink.waitFor((events) => named(events, 'configmaps').includes('later'));
+    expect(named(t.sink.events, 'pods')).to.deep.equal(['web-1']);
+  });
+
+  it('rejects an invalid edit with a False Ready condition and keeps the last good watch-list', async () => {
+    sim.create(CR_ID, meshsyncCr({ whitelist: whitelist('pods.v1.') }));
+    const t = createCore();
+    await t.start();
+    await t.core.whenReady();
+    await until(() => readyCondition(sim)?.status === 'True', 'Ready=True');
+
+    sim.patch(CR_ID, 'meshery', 'meshery-meshsync', { spec: { 'watch-list': { data: { whitelist: '[{"Resource":"pods","Events":["ADDED"]}]' } } } });
+    await until(() => readyCondition(sim)?.status === 'False', 'Ready=False');
+    const condition = readyCondition(sim);
+    expect(condition.reason).to.equal('InvalidWatchList');
+    expect(condition.message).to.include('"pods" is not a resource id');
+    // The last good watch-list still runs: pods pass, configmaps do not.
+    sim.create('pods.v1.', { metadata: { name: 'web-3', namespace: 'default' }, spec: { containers: [{ name: 'app', image: 'nginx' }] } });
+    await t.sink.waitFor((events) => named(events, 'pods').includes('web-3'));
+    expect(named(t.sink.events, 'configmaps')).to.deep.equal([]);
+
+    // A good edit clears the condition.
+    sim.patch(CR_ID, 'meshery', 'meshery-meshsync', { spec: { 'watch-list': { data: { whitelist: whitelist('pods.v1.', 'services.v1.') } } } });
+    await until(() => readyCondition(sim)?.status === 'True', 'Ready=True again');
+    await t.sink.waitFor((events) => named(events, 'services').includes('api'));
+  });
+
+  it('writes Ready and publishing-to on the status subresource; lastTransitionTime moves only on transitions', async () => {
+    process.env.BROKER_URL = 'nats://user:secret@broker.example:4222';
+    sim.create(CR_ID, meshsyncCr({ whitelist: whitelist('pods.v1.') }));
+    const t = createCore();
+    await t.start();
+    await t.core.whenReady();
+    await until(() => readyCondition(sim)?.status === 'True', 'Ready=True');
+    const cr = sim.get(CR_ID, 'meshery', 'meshery-meshsync')!;
+    const status = cr.status as any;
+    expect(status['publishing-to']).to.equal('nats://[redacted]@broker.example:4222');
+    expect(readyCondition(sim)).to.include({ status: 'True', reason: 'MeshSyncRunning' });
+    expect(JSON.stringify(status)).not.to.include('secret');
+    const first = readyCondition(sim).lastTransitionTime;
+    const writes = () => sim.requests().filter((r) => r.method === 'PATCH' && r.path.endsWith('/status')).length;
+    const before = writes();
+    await sleep(1200); // several status intervals
+    expect(writes(), 'an unchanged status is not written again').to.equal(before);
+    expect(readyCondition(sim).lastTransitionTime).to.equal(first);
+  });
+
+  it('falls back to the ConfigMap, then to the /config files, when the CR names no watch-list', async () => {
+    sim.create('configmaps.v1.', { metadata: { name: 'meshery-meshsync-config', namespace: 'meshery' }, data: { blacklist: '["pods.v1.","services.v1."]' } });
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(configDir);
+    writeFileSync(join(configDir, 'whitelist'), whitelist('pods.v1.'));
+    const t = createCore();
+    await t.start();
+    await t.core.whenReady();
+    await t.drain();
+    expect(named(t.sink.events, 'pods'), 'the ConfigMap beats /config').to.deep.equal([]);
+    expect(named(t.sink.events, 'configmaps')).to.include('settings');
+
+    // The ConfigMap loses its keys: the /config files apply.
+    sim.update('configmaps.v1.', { metadata: { name: 'meshery-meshsync-config', namespace: 'meshery' }, data: {} });
+    await t.sink.waitFor((events) => named(events, 'pods').includes('web-1'));
+    sim.create('configmaps.v1.', { metadata: { name: 'after', namespace: 'default' }, data: {} });
+    sim.create('pods.v1.', { metadata: { name: 'web-4', namespace: 'default' }, spec: { containers: [{ name: 'app', image: 'nginx' }] } });
+    await t.sink.waitFor((events) => named(events, 'pods').includes('web-4'));
+    expect(named(t.sink.events, 'configmaps')).not.to.include('after');
+  });
+
+  it('the CR beats the ConfigMap, and a ConfigMap edit then changes nothing', async () => {
+    sim.create(CR_ID, meshsyncCr({ whitelist: whitelist('services.v1.') }));
+    sim.create('configmaps.v1.', { metadata: { name: 'meshery-meshsync-config', namespace: 'meshery' }, data: { whitelist: whitelist('pods.v1.') } });
+    const t = createCore();
+    await t.start();
+    await t.core.whenReady();
+    await t.sink.waitFor((events) => named(events, 'services').includes('api'));
+    sim.patch('configmaps.v1.', 'meshery', 'meshery-meshsync-config', { data: { whitelist: whitelist('configmaps.v1.') } });
+    sim.create('services.v1.', { metadata: { name: 'api-2', namespace: 'default' }, spec: { ports: [{ port: 81 }] } });
+    await t.sink.waitFor((events) => named(events, 'services').includes('api-2'));
+    await t.drain();
+    expect(named(t.sink.events, 'pods')).to.deep.equal([]);
+    expect(named(t.sink.events, 'configmaps')).to.deep.equal([]);
+  });
+});
