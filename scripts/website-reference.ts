@@ -47,7 +47,7 @@ interface Args {
 }
 
 /** Built-in plugins the hand-written pages link to; each gets a page even before it exists (non-strict). */
-const LINKED_PLUGINS = ['kubernetes', 'watch-list', 'redact-secrets', 'nats', 'metrics', 'stdout', 'file'];
+const LINKED_PLUGINS = ['kubernetes', 'watch-list', 'redact-secrets', 'nats', 'metrics', 'stdout', 'file', 'leader-election', 'meshsync-resource'];
 
 const problems: string[] = [];
 let strict = false;
