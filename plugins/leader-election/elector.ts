@@ -47,6 +47,8 @@ export function microTime(ms: number): string {
 
 export class LeaderElector {
   private leading = false;
+  /** Whether the first 'standing by' was logged. */
+  private announced = false;
   private current: Lease | undefined;
   /** The holder and renew time last seen, and when (our clock) they last changed. */
   private observed = { holder: '', renewTime: '', at: 0 };
@@ -91,6 +93,9 @@ export class LeaderElector {
       if (ok) {
         this.lastRenewAt = this.now();
         if (!this.leading) this.setLeading(true);
+      } else if (!this.leading && !this.announced && this.heldByAnother()) {
+        this.announced = true;
+        this.logger.info({ lease: this.options.leaseName, identity: this.options.identity, leader: this.observed.holder }, 'standing by');
       } else if (this.leading && this.heldByAnother()) {
         this.logger.warn({ lease: this.options.leaseName, holder: this.observed.holder }, 'another replica holds the lease; no longer the leader');
         this.setLeading(false);
@@ -159,9 +164,9 @@ export class LeaderElector {
     }
   }
 
-  private async get(): Promise<Lease | undefined> {
+  private async get(signal: AbortSignal = this.abort.signal): Promise<Lease | undefined> {
     try {
-      return await this.client.get<Lease>(`${this.path}/${encodeURIComponent(this.options.leaseName)}`, { signal: this.abort.signal });
+      return await this.client.get<Lease>(`${this.path}/${encodeURIComponent(this.options.leaseName)}`, { signal });
     } catch (error) {
       if (error instanceof KubeRequestError && error.reason === 'not-found') return undefined;
       throw error;
@@ -181,12 +186,14 @@ export class LeaderElector {
     const lease = this.current;
     if (!lease) return;
     try {
-      const latest = (await this.get()) ?? lease;
+      // The campaign's signal is aborted by now; the release gets its own short deadline.
+      const signal = AbortSignal.timeout(this.options.renewDeadlineMs);
+      const latest = (await this.get(signal)) ?? lease;
       if (latest.spec?.holderIdentity !== this.options.identity) return;
       await this.client.send('PUT', `${this.path}/${encodeURIComponent(this.options.leaseName)}`, {
         ...latest,
         spec: { ...latest.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: microTime(this.now()) },
-      });
+      }, { signal });
       this.logger.info({ lease: this.options.leaseName }, 'released the lease');
     } catch (error) {
       this.logger.warn({ lease: this.options.leaseName, err: (error as Error).message }, 'could not release the lease; a standby takes over when it expires');
