@@ -39,7 +39,8 @@ interface TapInfo {
   fn: (...args: any[]) => any;
 }
 
-const LIFECYCLE_HOOKS = ['source', 'start', 'stop', 'clusterId'] as const;
+/** Hooks whose taps are called one by one (and tagged there), or per event (tagged on failure only). */
+const UNWRAPPED_HOOKS = ['source', 'start', 'stop', 'clusterId', 'sink', 'filter', 'transform'] as const;
 
 /** The engine: hooks, the per-event pipeline, one lane per sink, lifecycle. */
 export class MeshSyncCore implements Core {
@@ -189,10 +190,34 @@ export class MeshSyncCore implements Core {
       return this.hooks.transform.call(event);
     } catch (error) {
       this.counters.dropped['plugin-error']++;
-      const tagged = error instanceof MeshSyncError ? error : pluginError(source, 'pipeline', error);
-      this.reportError({ plugin: String(tagged.details?.plugin ?? source), hook: String(tagged.details?.hook ?? 'pipeline'), error: tagged, event });
+      const culprit = this.findFailingTap(event) ?? { plugin: source, hook: 'pipeline', error };
+      this.reportError({ plugin: culprit.plugin, hook: culprit.hook, error: pluginError(culprit.plugin, culprit.hook, culprit.error), event });
       return undefined;
     }
+  }
+
+  /**
+   * Names the filter or transform tap that throws on an event by replaying it tap by tap. Taps on
+   * the per-event hooks are not wrapped (that would cost a closure per tap per event), so the
+   * name is found only when something has gone wrong.
+   */
+  private findFailingTap(event: SyncEvent): { plugin: string; hook: string; error: unknown } | undefined {
+    for (const tap of this.hooks.filter.taps as TapInfo[]) {
+      try {
+        if (tap.fn(event) === false) return undefined;
+      } catch (error) {
+        return { plugin: tap.name, hook: 'filter', error };
+      }
+    }
+    let current = event;
+    for (const tap of this.hooks.transform.taps as TapInfo[]) {
+      try {
+        current = tap.fn(current);
+      } catch (error) {
+        return { plugin: tap.name, hook: 'transform', error };
+      }
+    }
+    return undefined;
   }
 
   private emit(source: string, type: EventType, resource: ResourceRef, object: KubeObject, observedAt: number): void {
@@ -298,11 +323,11 @@ export class MeshSyncCore implements Core {
   /** Every tap's function is wrapped once, at tap time, so what it throws names its plugin and hook. */
   private tagErrorsWithPluginNames(): void {
     for (const [hookName, hook] of Object.entries(this.hooks)) {
-      if ((LIFECYCLE_HOOKS as readonly string[]).includes(hookName)) continue; // these are called tap by tap, and tagged there
+      if ((UNWRAPPED_HOOKS as readonly string[]).includes(hookName)) continue;
       (hook as SyncHook<unknown[]>).intercept({
         register: (tap: TapInfo) => {
           const fn = tap.fn;
-          if (tap.type !== 'sync' || hookName === 'sink') return tap;
+          if (tap.type !== 'sync') return tap;
           tap.fn = (...args: unknown[]) => {
             try {
               return fn(...args);

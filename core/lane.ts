@@ -1,10 +1,12 @@
 import type { Batch, SyncEvent } from './types.ts';
 
-/** Identity of the object an event is about: coalescing merges events with the same key. */
+/**
+ * Identity of the object an event is about: coalescing merges events with the same key. The uid
+ * is unique in a cluster and already a string, so keying on it allocates nothing on the hot path.
+ */
 export function objectKey(event: SyncEvent): string {
-  const { resource, object } = event;
-  const meta = object.metadata;
-  return `${resource.group}/${resource.resource}/${meta.namespace ?? ''}/${meta.uid ?? meta.name}`;
+  const meta = event.object.metadata;
+  return meta.uid ?? `${event.resource.group}/${event.resource.resource}/${meta.namespace ?? ''}/${meta.name}`;
 }
 
 /**
@@ -45,6 +47,9 @@ export class Lane {
   private pending = new Map<string, SyncEvent>();
   private oldestAt = 0;
   private inFlight: Batch | null = null;
+  /** Events taken from `pending` in one go (cheaper than deleting entries one by one), delivered in batches. */
+  private taken: SyncEvent[] = [];
+  private takenOffset = 0;
   private running = false;
   private timer: NodeJS.Timeout | null = null;
   private idleWaiters: (() => void)[] = [];
@@ -82,11 +87,11 @@ export class Lane {
   }
 
   get inFlightCount(): number {
-    return this.inFlight?.length ?? 0;
+    return this.taken.length - this.takenOffset;
   }
 
   oldestAgeMs(now = Date.now()): number {
-    if (this.inFlight !== null && this.inFlight.length > 0) return now - this.inFlight[0].observedAt;
+    if (this.takenOffset < this.taken.length) return now - this.taken[this.takenOffset].observedAt;
     return this.pending.size > 0 ? now - this.oldestAt : 0;
   }
 
@@ -109,13 +114,13 @@ export class Lane {
   close(): number {
     this.closed = true;
     this.clearTimer();
-    const left = this.pending.size + (this.inFlight?.length ?? 0);
+    const left = this.pending.size + this.inFlightCount;
     this.settle();
     return left;
   }
 
   private isIdle(): boolean {
-    return this.inFlight === null && this.pending.size === 0;
+    return this.inFlight === null && this.pending.size === 0 && this.inFlightCount === 0;
   }
 
   private clearTimer(): void {
@@ -125,7 +130,7 @@ export class Lane {
 
   private schedule(): void {
     if (this.running || this.closed || !this.open) return;
-    if (this.pending.size >= this.options.batchSize) this.startRun();
+    if (this.pending.size >= this.options.batchSize || this.inFlightCount > 0) this.startRun();
     else if (this.timer === null && this.pending.size > 0) {
       this.timer = setTimeout(() => {
         this.timer = null;
@@ -142,27 +147,21 @@ export class Lane {
     setImmediate(() => void this.run());
   }
 
-  private takeBatch(): SyncEvent[] {
-    const batch: SyncEvent[] = [];
-    for (const [key, event] of this.pending) {
-      this.pending.delete(key);
-      batch.push(event);
-      if (batch.length >= this.options.batchSize) break;
-    }
-    if (this.pending.size > 0) this.oldestAt = (this.pending.values().next().value as SyncEvent).observedAt;
-    return batch;
-  }
-
   private async run(): Promise<void> {
-    while (this.pending.size > 0 && !this.closed && this.open) {
-      const batch = this.takeBatch();
+    while (!this.closed && this.open) {
+      if (this.takenOffset >= this.taken.length) {
+        if (this.pending.size === 0) break;
+        this.taken = Array.from(this.pending.values());
+        this.takenOffset = 0;
+        this.pending = new Map();
+      }
+      const batch = this.taken.slice(this.takenOffset, this.takenOffset + this.options.batchSize);
       this.inFlight = batch;
       let delay = this.options.retryInitialMs;
       for (let attempt = 1; !this.closed; attempt++) {
         try {
           await this.callbacks.deliver(batch);
           this.callbacks.attempted(batch, attempt);
-          this.inFlight = null;
           break;
         } catch (error) {
           this.callbacks.attempted(batch, attempt, error instanceof Error ? error : new Error(String(error)));
@@ -170,11 +169,17 @@ export class Lane {
           delay = Math.min(delay * 2, this.options.retryMaxMs);
         }
       }
-      // A partial batch waits for the timer, unless somebody is waiting for the lane to drain.
-      if (this.pending.size < this.options.batchSize && this.idleWaiters.length === 0) break;
+      this.inFlight = null;
+      this.takenOffset += batch.length;
+      if (this.takenOffset >= this.taken.length) {
+        this.taken = [];
+        this.takenOffset = 0;
+        // A partial batch waits for the timer, unless somebody is waiting for the lane to drain.
+        if (this.pending.size < this.options.batchSize && this.idleWaiters.length === 0) break;
+      }
     }
     this.running = false;
-    if (this.pending.size > 0) this.schedule();
+    if (this.pending.size > 0 || this.inFlightCount > 0) this.schedule();
     this.settle();
   }
 

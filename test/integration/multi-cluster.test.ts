@@ -3,6 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createCore, type MeshSyncCore } from '../../core/core.ts';
+import type { KubeObject } from '../../core/types.ts';
 import kubernetes from '../../plugins/kubernetes/index.ts';
 import nats from '../../plugins/nats/index.ts';
 import { ReferenceConsumer, wireKey } from '../../plugins/nats/consumer.ts';
@@ -56,7 +57,7 @@ describe('multi-cluster: two meshsync instances publishing into one nats-server'
 
       const consumer = new ReferenceConsumer();
       let applied = 0;
-      const expectedIds = (sim: KubeSimulator) => new Set(sim.list('pods.v1.').map((pod) => wireKey(pod)));
+      const expectedIds = (sim: KubeSimulator) => new Set(sim.list('pods.v1.').map((pod) => wireKey(pod as KubeObject)));
       await sub.waitFor((messages) => {
         for (; applied < messages.length; applied++) consumer.apply(messages[applied].data);
         const same = (a: Set<string>, b: Map<string, unknown>) => a.size === b.size && [...a].every((k) => b.has(k));
