@@ -97,9 +97,14 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Loade
   return Object.freeze({ ...(file === undefined ? {} : { file }), config, plugins: Object.freeze(plugins) });
 }
 
-/** The plugins MeshSync runs with no config file: watch the default resources, redact, publish, serve metrics. */
+/**
+ * The plugins MeshSync runs with no config file: watch the default resources, a watch-list that
+ * passes everything (live edits replace it), redact, publish, serve metrics; in a cluster, also the
+ * MeshSync custom resource (its watch-list, its status).
+ */
 export function defaultPluginEntries(env: Readonly<Record<string, string | undefined>>): string[] {
-  return ['meshsync:kubernetes', REDACT_SECRETS, env.BROKER_URL ? 'meshsync:nats' : 'meshsync:stdout', 'meshsync:metrics'];
+  const inCluster = Boolean(env.KUBERNETES_SERVICE_HOST);
+  return ['meshsync:kubernetes', 'meshsync:watch-list', ...(inCluster ? ['meshsync:meshsync-resource'] : []), REDACT_SECRETS, env.BROKER_URL ? 'meshsync:nats' : 'meshsync:stdout', 'meshsync:metrics'];
 }
 
 /** One ConfigError for all problems; its code is theirs when they share one. */

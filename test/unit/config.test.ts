@@ -83,14 +83,14 @@ describe('config loader', function () {
   it('runs the MeshSync defaults when there is no config file, stdout without BROKER_URL', async () => {
     const { file, plugins, config } = await loadConfig({ cwd: empty, env: {} });
     expect(file).to.equal(undefined);
-    expect(plugins.map((p) => p.name)).to.deep.equal(['meshsync:kubernetes', 'meshsync:redact-secrets', 'meshsync:stdout', 'meshsync:metrics']);
+    expect(plugins.map((p) => p.name)).to.deep.equal(['meshsync:kubernetes', 'meshsync:watch-list', 'meshsync:redact-secrets', 'meshsync:stdout', 'meshsync:metrics']);
     expect(config.pipeline.batchSize).to.equal(500);
     expect(config.clusterId).to.equal(undefined);
   });
 
   it('publishes to NATS by default when BROKER_URL is set', async () => {
     const { plugins } = await loadConfig({ cwd: empty, env: { BROKER_URL: 'nats://localhost:4222' } });
-    expect(plugins.map((p) => p.name)).to.deep.equal(['meshsync:kubernetes', 'meshsync:redact-secrets', 'meshsync:nats', 'meshsync:metrics']);
+    expect(plugins.map((p) => p.name)).to.deep.equal(['meshsync:kubernetes', 'meshsync:watch-list', 'meshsync:redact-secrets', 'meshsync:nats', 'meshsync:metrics']);
   });
 
   it('watches the fifteen default resources when there is no config file', async () => {

@@ -1,0 +1,91 @@
+import { expect } from 'chai';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { defaultPluginEntries } from '../../config/load.ts';
+import { createTestCore } from '../../core/testing/index.ts';
+import { makeObject, POD, DEPLOYMENT } from '../../core/testing/index.ts';
+import {
+  configFilesLayer, configMapLayer, customResourceLayer, environmentLayer, nextCondition, publishingTo, rejectionMessage, resolve,
+} from '../../plugins/meshsync-resource/index.ts';
+import watchList from '../../plugins/watch-list/index.ts';
+
+const WL = '[{"Resource":"pods.v1.","Events":["ADDED"]}]';
+
+describe('meshsync-resource settings', () => {
+  it('reads the watch-list and a native broker from the custom resource', () => {
+    const layer = customResourceLayer({ metadata: { name: 'meshery-meshsync' }, spec: { broker: { native: { name: 'meshery-broker', namespace: 'meshery' } }, 'watch-list': { data: { whitelist: WL, blacklist: '' } } } });
+    expect(layer).to.deep.equal({ watchList: { whitelist: WL }, broker: 'nats://meshery-broker.meshery.svc.cluster.local:4222' });
+  });
+
+  it('prefers the custom broker url over a native broker', () => {
+    const layer = customResourceLayer({ metadata: { name: 'x' }, spec: { broker: { custom: { url: 'nats://b:4222' }, native: { name: 'n', namespace: 'ns' } } } });
+    expect(layer?.broker).to.equal('nats://b:4222');
+  });
+
+  it('ranks environment > custom resource > ConfigMap > /config files, a watch-list taken whole from one layer', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'msr-unit-'));
+    try {
+      writeFileSync(join(dir, 'blacklist'), '["secrets.v1."]');
+      const layers = {
+        environment: environmentLayer({ BROKER_URL: 'nats://env:4222' }),
+        'custom-resource': customResourceLayer({ metadata: { name: 'x' }, spec: { broker: { custom: { url: 'nats://cr:4222' } } } }),
+        configmap: configMapLayer({ metadata: { name: 'cm' }, data: { whitelist: WL } }),
+        'config-files': configFilesLayer(dir),
+      };
+      expect(resolve(layers)).to.deep.equal({ broker: 'nats://env:4222', brokerFrom: 'environment', watchList: { whitelist: WL }, watchListFrom: 'configmap' });
+      expect(resolve({ ...layers, environment: undefined }).brokerFrom).to.equal('custom-resource');
+      expect(resolve({ ...layers, configmap: undefined })).to.include({ watchListFrom: 'config-files' });
+      expect(resolve({})).to.deep.equal({});
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('shows the broker without credentials', () => {
+    expect(publishingTo({ broker: 'nats://u:p@h:4222,nats://h2:4222' })).to.equal('nats://[redacted]@h:4222,nats://h2:4222');
+  });
+
+  it('moves lastTransitionTime only when the status flips', () => {
+    const t0 = new Date('2026-01-01T00:00:00Z');
+    const first = nextCondition(undefined, { type: 'Ready', status: 'True', reason: 'MeshSyncRunning', message: 'm' }, t0);
+    const same = nextCondition([first], { type: 'Ready', status: 'True', reason: 'MeshSyncRunning', message: 'other' }, new Date('2026-01-02T00:00:00Z'));
+    const flipped = nextCondition([same], { type: 'Ready', status: 'False', reason: 'InvalidWatchList', message: 'x' }, new Date('2026-01-03T00:00:00Z'));
+    expect(same.lastTransitionTime).to.equal('2026-01-01T00:00:00Z');
+    expect(flipped.lastTransitionTime).to.equal('2026-01-03T00:00:00Z');
+  });
+
+  it('adds a pass-through watch-list to the defaults, and the MeshSync resource only in a cluster', () => {
+    expect(defaultPluginEntries({})).to.include('meshsync:watch-list').and.not.include('meshsync:meshsync-resource');
+    expect(defaultPluginEntries({ KUBERNETES_SERVICE_HOST: '10.96.0.1' })).to.include('meshsync:meshsync-resource');
+  });
+});
+
+describe('watch-list reconfigure', () => {
+  it('swaps the rules live and rejects a bad change, keeping the rules in force', async () => {
+    const t = createTestCore({ plugins: [watchList({ include: [{ resource: 'pods.v1.' }] })] });
+    await t.start();
+    t.source.emit('ADDED', DEPLOYMENT, makeObject(DEPLOYMENT, 'd1'));
+    t.source.emit('ADDED', POD, makeObject(POD, 'p1'));
+    await t.drain();
+    expect(t.sink.events.map((e) => e.object.metadata.name)).to.deep.equal(['p1']);
+
+    let error: unknown;
+    try {
+      t.core.reconfigure({ watchList: { whitelist: '[{"Resource":"deployments","Events":["ADDED"]}]' } });
+    } catch (caught) {
+      error = caught;
+    }
+    expect(rejectionMessage(error)).to.match(/^watchList\.whitelist\[0\]\.resource: "deployments" is not a resource id/);
+    t.source.emit('ADDED', DEPLOYMENT, makeObject(DEPLOYMENT, 'd2'));
+    await t.drain();
+    expect(t.sink.events.map((e) => e.object.metadata.name)).to.deep.equal(['p1']);
+
+    t.core.reconfigure({ watchList: { whitelist: '[{"Resource":"deployments.v1.apps","Events":["ADDED"]}]' } });
+    t.source.emit('ADDED', DEPLOYMENT, makeObject(DEPLOYMENT, 'd3'));
+    t.source.emit('ADDED', POD, makeObject(POD, 'p2'));
+    await t.drain();
+    expect(t.sink.events.map((e) => e.object.metadata.name)).to.deep.equal(['p1', 'd3']);
+    await t.stop();
+  });
+});
