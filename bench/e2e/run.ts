@@ -6,12 +6,14 @@
  *   informer  (b) what a user would write: client-node makeInformer + JSON.stringify + publish
  *   meshsync  the real CLI, built JS (`node <build>/dist/core/cli.js run --config <file>`):
  *             kubernetes source (pods only) + nats sink (resyncOnReconnect off), no metrics
+ *   meshsync-nowait  the same with pipeline.batchMaxWaitMs 0 (latency without the batching timer)
  * The simulator and the churn driver run in this process; nats-server and the subscriber in
  * processes of their own. Everything is compiled with tsc into a temp dir first (no tsx in the
  * measured processes).
  *
  *   npx tsx bench/e2e/run.ts [--pods 100000] [--rate 1000] [--seconds 20] [--burst 20000]
- *                            [--contenders bare,informer,meshsync] [--profile meshsync] [--no-build]
+ *                            [--contenders bare,informer,meshsync,meshsync-nowait] [--no-build]
+ *                            [--profile meshsync [--node-args=--trace-gc]]   (CPU profile of one contender)
  *
  * Writes bench/results/e2e.json and prints a table. See bench/README.md, section "e2e".
  */
@@ -34,8 +36,9 @@ const { values: args } = parseArgs({
     rate: { type: 'string', default: '1000' },
     seconds: { type: 'string', default: '20' },
     burst: { type: 'string', default: '20000' },
-    contenders: { type: 'string', default: 'bare,informer,meshsync' },
+    contenders: { type: 'string', default: 'bare,informer,meshsync,meshsync-nowait' },
     profile: { type: 'string' },
+    'node-args': { type: 'string', default: '' },
     build: { type: 'string', default: '/tmp/meshsync-bench-e2e' },
     'no-build': { type: 'boolean', default: false },
     out: { type: 'string', default: join(ROOT, 'bench/results/e2e.json') },
@@ -154,6 +157,26 @@ interface Contender {
   command(env: Env, subject: string): string[];
 }
 
+function meshsyncContender(name: string, label: string, pipeline: Record<string, number>): Contender {
+  return {
+    name,
+    label,
+    command: (env, subject) => {
+      const file = join(env.dir, `meshsync-${subject}.json`);
+      writeFileSync(file, JSON.stringify({
+        clusterId: 'bench',
+        logLevel: 'warn',
+        pipeline,
+        plugins: [
+          ['meshsync:kubernetes', { kubeconfig: env.kubeconfig, resources: [POD], watchCustomResourceDefinitions: false }],
+          ['meshsync:nats', { url: env.natsUrl, subject, resyncOnReconnect: false }],
+        ],
+      }, null, 2));
+      return [join(BUILD, 'dist/core/cli.js'), 'run', '--config', file];
+    },
+  };
+}
+
 const CONTENDERS: Record<string, Contender> = {
   bare: {
     name: 'bare',
@@ -165,22 +188,9 @@ const CONTENDERS: Record<string, Contender> = {
     label: '(b) client-node makeInformer + JSON.stringify',
     command: (env, subject) => [join(BUILD, 'dist/bench/e2e/contenders/informer.js'), env.kubeconfig, env.natsUrl, subject],
   },
-  meshsync: {
-    name: 'meshsync',
-    label: 'meshsync CLI (kubernetes -> nats)',
-    command: (env, subject) => {
-      const file = join(env.dir, `meshsync-${subject}.json`);
-      writeFileSync(file, JSON.stringify({
-        clusterId: 'bench',
-        logLevel: 'warn',
-        plugins: [
-          ['meshsync:kubernetes', { kubeconfig: env.kubeconfig, resources: [POD], watchCustomResourceDefinitions: false }],
-          ['meshsync:nats', { url: env.natsUrl, subject, resyncOnReconnect: false }],
-        ],
-      }, null, 2));
-      return [join(BUILD, 'dist/core/cli.js'), 'run', '--config', file];
-    },
-  },
+  meshsync: meshsyncContender('meshsync', 'meshsync CLI (kubernetes -> nats), defaults', {}),
+  // The same with the lane's partial-batch wait off: what the batching timer costs in latency.
+  'meshsync-nowait': meshsyncContender('meshsync-nowait', 'meshsync CLI, pipeline.batchMaxWaitMs 0', { batchMaxWaitMs: 0 }),
 };
 
 interface PhaseResult {
@@ -232,7 +242,9 @@ async function runContender(contender: Contender, env: Env, subscriber: Subscrib
   server.on('request', onRequest);
 
   const profiling = args.profile === contender.name;
-  const execArgv = ['--max-old-space-size=16384', ...(profiling ? ['--cpu-prof', '--cpu-prof-dir', join(BUILD, 'profiles')] : [])];
+  const execArgv = [
+    ...(profiling ? ['--cpu-prof', '--cpu-prof-dir', join(BUILD, 'profiles'), ...args['node-args']!.split(' ').filter(Boolean)] : []),
+  ];
   const spawnedUs = nowUs();
   const child = spawn(process.execPath, [...execArgv, ...contender.command(env, subject)], { stdio: ['ignore', 'inherit', 'inherit'] });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -357,6 +369,7 @@ function compare(results: Record<string, ContenderResult>) {
     churnThroughputVsInformer: check(churnVsB, '>= 2', churnVsB >= 2),
     peakRssVsInformer: check(rssVsB, '<= 0.3', rssVsB <= 0.3),
     p99LatencyVsBare: check(p99VsA, '<= 1.5', p99VsA <= 1.5),
+    ...(results['meshsync-nowait'] ? { p99LatencyNowaitVsBare: ratio(results['meshsync-nowait'].steadyChurn.p99Ms!, a.steadyChurn.p99Ms!) } : {}),
     cpuPerEventInitialSyncVsBare: ratio(m.initialSync.cpuUsPerEvent, a.initialSync.cpuUsPerEvent),
     cpuPerEventMaxChurnVsBare: ratio(m.maxChurn.cpuUsPerEvent, a.maxChurn.cpuUsPerEvent),
   };
