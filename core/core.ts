@@ -362,6 +362,9 @@ export class MeshSyncCore implements Core {
       get ready() {
         return core.ready;
       },
+      get deliveryHeld() {
+        return core.deliveryHolds.size > 0;
+      },
       lanes: () => this.lanes.map((lane) => ({ sink: lane.sink, pending: lane.pendingCount, oldestAgeMs: lane.oldestAgeMs(), inFlight: lane.inFlightCount })),
       resourceCounts: () => {
         const counts: Record<string, number> = {};

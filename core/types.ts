@@ -142,6 +142,8 @@ export interface LiveSettings {
 export interface CoreState {
   readonly started: boolean;
   readonly ready: boolean;
+  /** True while delivery is held (a standby replica): sinks must not publish on their own, e.g. resyncs or request replies. */
+  readonly deliveryHeld: boolean;
   /** Pending events per sink lane, and the age (ms) of the oldest. */
   lanes(): { sink: string; pending: number; oldestAgeMs: number; inFlight: number }[];
   /** Objects per resource id, from the sources' snapshots. */

@@ -150,6 +150,11 @@ export class NatsSink {
 
   /** Asks for a resync; one runs at a time, retried until it went through. */
   requestResync(reason: string): void {
+    // A standby has published nothing: its (empty) frame would make consumers drop the cluster.
+    if (this.core.state.deliveryHeld) {
+      this.logger.debug({ reason }, 'resync skipped: delivery is held (standby)');
+      return;
+    }
     this.pendingResync = reason;
     if (!this.resyncRunning) void this.runResyncs();
   }
@@ -272,6 +277,8 @@ export class NatsSink {
 
   /** Answers one request on the request subject. Never throws: a failure becomes an error reply. */
   async handleRequest(nc: NatsConnection, msg: Msg): Promise<void> {
+    // Every replica subscribes; only the one delivering (the leader) answers.
+    if (this.core.state.deliveryHeld) return;
     let request: { command?: unknown; cluster_id?: unknown };
     const text = msg.string().trim();
     try {

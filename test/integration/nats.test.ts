@@ -269,6 +269,18 @@ describe('nats sink requests (real nats-server)', function () {
     expect(await t.core.metrics.getSingleMetricAsString('meshsync_resyncs_total')).to.match(/reason="request"\} 1/);
   });
 
+  it('stays silent while delivery is held (a standby): no reply to requests, no resync frames', async () => {
+    t.core.holdDelivery('test:standby', true);
+    const answered = await sub.nc.request('meshery.meshsync.control', 'resync', { timeout: 500 }).then(() => true, () => false);
+    t.core.requestResync('test');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(answered).to.equal(false);
+    expect(sub.messages).to.have.length(0);
+    t.core.holdDelivery('test:standby', false);
+    const reply = await sub.nc.request('meshery.meshsync.control', 'meta', { timeout: 2000 });
+    expect(reply.json<any>().cluster_id).to.equal('test-cluster');
+  });
+
   it('answers an unknown command with an error naming the commands', async () => {
     const reply = await sub.nc.request('meshery.meshsync.control', '{"command":"explode"}', { timeout: 2000 });
     expect(reply.json<any>()).to.deep.equal({ error: 'unknown command "explode"', commands: ['resync', 'snapshot', 'meta'] });
