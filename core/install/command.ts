@@ -1,5 +1,6 @@
 // `meshsync install` and `meshsync rbac`: the manifests for the config in force, printed as YAML.
 import { parseArgs } from 'node:util';
+import { parse as parseYaml } from 'yaml';
 import { DEFAULT_RESOURCES } from '../../config/defaults.ts';
 import { installObjects, INSTALL_DEFAULTS } from './manifests.ts';
 import type { InstallOptions } from './manifests.ts';
@@ -37,7 +38,7 @@ type RuleLike = string | { resource: string; events?: readonly string[] };
  * What meshsync will list and watch under this config: the kubernetes plugin's resources,
  * narrowed by the watch-list plugin (include replaces the list; a fully excluded resource goes).
  */
-export function rbacOptionsFromConfig(config: InstallCommandConfig | undefined): Pick<RbacOptions, 'resources' | 'namespaces' | 'crds'> {
+export function rbacOptionsFromConfig(config: InstallCommandConfig | undefined): Pick<RbacOptions, 'resources' | 'namespaces' | 'crds' | 'ha' | 'leaseName' | 'meshSyncResource' | 'crStatus'> {
   const optionsOf = (name: string) => config?.plugins.find((p) => p.name === name)?.options;
   const kube = (optionsOf('meshsync:kubernetes') ?? {}) as KubernetesLike;
   let resources = (kube.resources ?? DEFAULT_RESOURCES).map((r) => (typeof r === 'string' ? r : r.id));
@@ -51,10 +52,17 @@ export function rbacOptionsFromConfig(config: InstallCommandConfig | undefined):
       .filter((r) => typeof r === 'string' || r.events === undefined || r.events.length === 3)));
     resources = resources.filter((id) => !excluded.has(id));
   }
+  const election = config?.plugins.find((p) => p.name === 'meshsync:leader-election');
+  const resourcePlugin = config?.plugins.find((p) => p.name === 'meshsync:meshsync-resource');
+  const resource = (resourcePlugin?.options ?? {}) as { name?: string; namespace?: string; configMap?: string; watch?: boolean; writeStatus?: boolean };
   return {
     resources: [...new Set(resources)],
     namespaces: kube.namespaces?.include?.length ? kube.namespaces.include : undefined,
     crds: kube.watchCustomResourceDefinitions ?? true,
+    ha: election !== undefined,
+    leaseName: election ? ((election.options as { leaseName?: string } | undefined)?.leaseName ?? 'meshsync-leader') : undefined,
+    meshSyncResource: resourcePlugin ? { name: resource.name, namespace: resource.namespace, configMap: resource.configMap, watch: resource.watch } : false,
+    crStatus: resourcePlugin ? resource.writeStatus ?? true : undefined,
   };
 }
 
@@ -87,11 +95,17 @@ export function runInstallCommand(command: 'install' | 'rbac', argv: readonly st
   const namespace = values.namespace ?? INSTALL_DEFAULTS.namespace;
   const name = values.name ?? INSTALL_DEFAULTS.name;
   const fromConfig = rbacOptionsFromConfig(config);
+  // A config that lists no plugins runs the defaults, which in a cluster include the MeshSync
+  // resource plugin (config/load.ts) even where this command runs outside one.
+  if (!fromConfig.meshSyncResource && (config === undefined || (configText !== undefined && !listsPlugins(configText)))) {
+    Object.assign(fromConfig, { meshSyncResource: {}, crStatus: true });
+  }
   if (command === 'rbac') {
-    return toYaml(rbacObjects({ ...fromConfig, ha: (replicas ?? 1) > 1, namespace, serviceAccount: name, name, configMap: name }));
+    return toYaml(rbacObjects({ ...fromConfig, ha: fromConfig.ha || (replicas ?? 1) > 1, namespace, serviceAccount: name, name }));
   }
   const options: InstallOptions = {
     ...fromConfig,
+    ha: fromConfig.ha || (replicas ?? 1) > 1,
     namespace,
     name,
     brokerUrl: values['broker-url'],
@@ -102,4 +116,13 @@ export function runInstallCommand(command: 'install' | 'rbac', argv: readonly st
     config: configText,
   };
   return toYaml(installObjects(options));
+}
+
+function listsPlugins(configText: string): boolean {
+  try {
+    const data = parseYaml(configText) as { plugins?: unknown } | null;
+    return Array.isArray(data?.plugins);
+  } catch {
+    return true; // not YAML/JSON (a .ts config): trust the resolved plugins
+  }
 }

@@ -23,7 +23,7 @@ export const INSTALL_DEFAULTS = Object.freeze({
 /** Config written to the ConfigMap when none is given: the defaults, with broker and cluster id from the env. */
 export const DEFAULT_INSTALL_CONFIG = Object.freeze({ logLevel: 'info' });
 
-export interface InstallOptions extends Partial<Omit<RbacOptions, 'namespace' | 'serviceAccount' | 'name' | 'configMap'>> {
+export interface InstallOptions extends Partial<Omit<RbacOptions, 'namespace' | 'serviceAccount' | 'name'>> {
   /** Namespace to install into (created): default `meshery`. */
   readonly namespace?: string;
   /** Name of the Deployment, ServiceAccount, ConfigMap, Service and RBAC objects: default `meshsync`. */
@@ -57,6 +57,8 @@ export function installObjects(options: InstallOptions = {}): KubeObject[] {
   const meta = (extra: object = {}) => ({ name, namespace, labels: labels({ 'app.kubernetes.io/instance': name }), ...extra });
 
   const env = [
+    // Plugins default their own namespace (leases, the MeshSync resource) to the pod's.
+    { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
     { name: 'BROKER_URL', value: options.brokerUrl ?? defaultBrokerUrl(namespace) },
     ...(options.clusterId ? [{ name: 'CLUSTER_ID', value: options.clusterId }] : []),
   ];
@@ -126,12 +128,14 @@ export function installObjects(options: InstallOptions = {}): KubeObject[] {
       namespaces: options.namespaces,
       crds: options.crds,
       ha: options.ha ?? replicas > 1,
-      crStatus: options.crStatus,
+      leaseName: options.leaseName,
+      // With no config, meshsync in a cluster runs the MeshSync resource plugin with its defaults.
+      meshSyncResource: options.meshSyncResource,
+      crStatus: options.crStatus ?? options.meshSyncResource !== false,
       clusterScoped: options.clusterScoped,
       namespace,
       serviceAccount: name,
       name,
-      configMap: name,
     }),
     { apiVersion: 'v1', kind: 'ConfigMap', metadata: meta(), data: { [d.configFile]: configText } },
     deployment,

@@ -13,6 +13,13 @@ export interface RbacOptions {
   readonly crds?: boolean;
   /** Leader election is on: get/create/update leases in meshsync's namespace. */
   readonly ha?: boolean;
+  /** The Lease's name, to limit get/update to it (create cannot be limited by name). */
+  readonly leaseName?: string;
+  /**
+   * The MeshSync custom resource plugin reads its CR and ConfigMap by name (and watches them);
+   * `false` when that plugin is off. Default: the plugin's defaults, in `namespace`.
+   */
+  readonly meshSyncResource?: false | MeshSyncResourceAccess;
   /** meshsync reports its state on the MeshSync CR's status subresource. */
   readonly crStatus?: boolean;
   /** Namespace meshsync runs in (its CR, ConfigMap and leases live there). */
@@ -20,10 +27,19 @@ export interface RbacOptions {
   readonly serviceAccount: string;
   /** Name of the RBAC objects (default `meshsync`). */
   readonly name?: string;
-  /** ConfigMap meshsync reads its config from (default: `name`). */
-  readonly configMap?: string;
   /** Resource ids to treat as cluster-scoped on top of the built-in ones (cluster-scoped CRDs). */
   readonly clusterScoped?: readonly string[];
+}
+
+export interface MeshSyncResourceAccess {
+  /** Default `meshery-meshsync`. */
+  readonly name?: string;
+  /** Default: the namespace meshsync runs in. */
+  readonly namespace?: string;
+  /** Default `meshery-meshsync-config`. */
+  readonly configMap?: string;
+  /** Watches them for live edits (list/watch limited to the name): default true. */
+  readonly watch?: boolean;
 }
 
 export interface PolicyRule {
@@ -107,13 +123,28 @@ export function rbacObjects(options: RbacOptions): KubeObject[] {
   ];
   if (options.crds) clusterRules.push({ apiGroups: ['apiextensions.k8s.io'], resources: ['customresourcedefinitions'], verbs: [...WATCH_VERBS] });
 
-  const ownRules: PolicyRule[] = [
-    { apiGroups: [MESHSYNC_GROUP], resources: ['meshsyncs'], verbs: ['get'] },
-    { apiGroups: [''], resources: ['configmaps'], verbs: ['get'], resourceNames: [options.configMap ?? name] },
-  ];
-  if (options.crStatus) ownRules.push({ apiGroups: [MESHSYNC_GROUP], resources: ['meshsyncs/status'], verbs: ['get', 'update', 'patch'] });
+  const ownRules: PolicyRule[] = [];
   // create cannot be limited by resourceNames; the Role keeps leases to meshsync's own namespace.
-  if (options.ha) ownRules.push({ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] });
+  if (options.ha) {
+    ownRules.push(options.leaseName
+      ? { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'update'], resourceNames: [options.leaseName] }
+      : { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] });
+    if (options.leaseName) ownRules.push({ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] });
+  }
+  // Reading one object by name (a list/watch with a metadata.name field selector) is authorised by resourceNames.
+  const resource = options.meshSyncResource === false ? undefined : options.meshSyncResource ?? {};
+  const resourceRules: PolicyRule[] = [];
+  if (resource) {
+    const verbs = resource.watch === false ? ['get'] : ['get', 'list', 'watch'];
+    const crName = resource.name ?? 'meshery-meshsync';
+    resourceRules.push(
+      { apiGroups: [MESHSYNC_GROUP], resources: ['meshsyncs'], verbs, resourceNames: [crName] },
+      { apiGroups: [''], resources: ['configmaps'], verbs: [...verbs], resourceNames: [resource.configMap ?? 'meshery-meshsync-config'] },
+    );
+    if (options.crStatus) resourceRules.push({ apiGroups: [MESHSYNC_GROUP], resources: ['meshsyncs/status'], verbs: ['get', 'update', 'patch'], resourceNames: [crName] });
+  }
+  const resourceNs = resource?.namespace ?? ns;
+  if (resourceNs === ns) ownRules.unshift(...resourceRules);
 
   const subject = { kind: 'ServiceAccount', name: options.serviceAccount, namespace: ns };
   const objects: KubeObject[] = [
@@ -122,7 +153,8 @@ export function rbacObjects(options: RbacOptions): KubeObject[] {
       apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: { name, labels: labels() },
       roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name }, subjects: [subject],
     },
-    ...roleWithBinding(name, ns, ownRules, subject),
+    ...(ownRules.length ? roleWithBinding(name, ns, ownRules, subject) : []),
+    ...(resourceNs !== ns && resourceRules.length ? roleWithBinding(name, resourceNs, resourceRules, subject) : []),
   ];
   if (watched && perNamespace.length) {
     const rules = watchRules(perNamespace);

@@ -28,7 +28,7 @@ describe('meshsync install / rbac command', () => {
       '  - [meshsync:watch-list, { exclude: [secrets.v1.] }]',
       '  - meshsync:stdout',
     ].join('\n'));
-    expect(rbacOptionsFromConfig(config)).to.deep.equal({ resources: ['pods.v1.', 'deployments.v1.apps'], namespaces: undefined, crds: false });
+    expect(rbacOptionsFromConfig(config)).to.deep.include({ resources: ['pods.v1.', 'deployments.v1.apps'], namespaces: undefined, crds: false, ha: false, meshSyncResource: false });
     expect(watched(docs(runInstallCommand('rbac', [], config)))).to.deep.equal([
       { apiGroups: [''], resources: ['pods'], verbs: ['list', 'watch'] },
       { apiGroups: ['apps'], resources: ['deployments'], verbs: ['list', 'watch'] },
@@ -41,7 +41,7 @@ describe('meshsync install / rbac command', () => {
   });
 
   it('uses the default resources and CRD discovery when the config names no kubernetes options', async () => {
-    expect(rbacOptionsFromConfig(await load('logLevel: warn\n'))).to.deep.equal({ resources: [...DEFAULT_RESOURCES], namespaces: undefined, crds: true });
+    expect(rbacOptionsFromConfig(await load('logLevel: warn\n'))).to.deep.include({ resources: [...DEFAULT_RESOURCES], namespaces: undefined, crds: true });
     expect(rbacOptionsFromConfig(undefined).resources).to.deep.equal([...DEFAULT_RESOURCES]);
   });
 
@@ -62,10 +62,35 @@ describe('meshsync install / rbac command', () => {
     expect(deployment.metadata.namespace).to.equal('ops');
     expect(deployment.spec.replicas).to.equal(2);
     expect(deployment.spec.template.spec.containers[0].image).to.equal('registry.local/meshsync:1.0.0');
-    expect(deployment.spec.template.spec.containers[0].env).to.deep.equal([{ name: 'BROKER_URL', value: 'nats://n:4222' }, { name: 'CLUSTER_ID', value: 'c1' }]);
+    expect(deployment.spec.template.spec.containers[0].env).to.deep.include.members([{ name: 'BROKER_URL', value: 'nats://n:4222' }, { name: 'CLUSTER_ID', value: 'c1' }]);
     expect(objects.find((o) => o.kind === 'ConfigMap').data['meshsync.config.yaml']).to.equal(text);
     // Two replicas elect a leader.
     expect(objects.find((o) => o.kind === 'Role').rules).to.deep.include({ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] });
+  });
+
+  it('grants the leader election lease and the MeshSync resource by name when those plugins are configured', async () => {
+    const config = await load([
+      'plugins:',
+      '  - [meshsync:kubernetes, { resources: [pods.v1.] }]',
+      '  - [meshsync:leader-election, { leaseName: sync-lock }]',
+      '  - [meshsync:meshsync-resource, { name: my-sync, configMap: my-list, writeStatus: false }]',
+      '  - meshsync:stdout',
+    ].join('\n'));
+    const role = docs(runInstallCommand('rbac', ['--namespace', 'meshery'], config)).find((o) => o.kind === 'Role');
+    expect(role.rules).to.deep.equal([
+      { apiGroups: ['meshery.io'], resources: ['meshsyncs'], verbs: ['get', 'list', 'watch'], resourceNames: ['my-sync'] },
+      { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch'], resourceNames: ['my-list'] },
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'update'], resourceNames: ['sync-lock'] },
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] },
+    ]);
+  });
+
+  it('grants the MeshSync resource when the config leaves the plugins to the in-cluster defaults', async () => {
+    const text = 'logLevel: info\n';
+    const role = docs(runInstallCommand('rbac', [], await load(text), text)).find((o) => o.kind === 'Role');
+    expect(role.rules.map((r: any) => r.resources[0])).to.deep.equal(['meshsyncs', 'configmaps', 'meshsyncs/status']);
+    const explicit = 'plugins: [meshsync:kubernetes, meshsync:stdout]\n';
+    expect(docs(runInstallCommand('rbac', [], await load(explicit), explicit)).map((o) => o.kind)).to.not.include('Role');
   });
 
   it('rejects unknown flags and bad values with a message', () => {

@@ -123,7 +123,11 @@ describe('install manifests', () => {
     const deployment = objects.find((o) => o.kind === 'Deployment') as any;
     const configMap = objects.find((o) => o.kind === 'ConfigMap') as any;
     const container = deployment.spec.template.spec.containers[0];
-    expect(container.env).to.deep.equal([{ name: 'BROKER_URL', value: 'nats://b:4222' }, { name: 'CLUSTER_ID', value: 'c-9' }]);
+    expect(container.env).to.deep.equal([
+      { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+      { name: 'BROKER_URL', value: 'nats://b:4222' },
+      { name: 'CLUSTER_ID', value: 'c-9' },
+    ]);
     expect(container.args).to.deep.equal(['run', '--config', '/config/meshsync.config.yaml']);
     expect(configMap.data).to.deep.equal({ 'meshsync.config.yaml': 'logLevel: warn\n' });
     expect(objects.every((o) => ['CustomResourceDefinition', 'Namespace', 'ClusterRole', 'ClusterRoleBinding'].includes(o.kind) || o.metadata.namespace === 'x')).to.equal(true);
@@ -160,7 +164,7 @@ describe('install RBAC', () => {
     expect(rules.filter((r) => r.verbs.join() === 'list,watch').map((r) => r.apiGroups)).to.deep.equal([[''], ['apps'], ['networking.k8s.io'], ['storage.k8s.io']]);
   });
 
-  it('grants nothing more than the watch rules and the cluster id lookup by default', () => {
+  it('grants nothing more than the watch rules, the cluster id lookup and the MeshSync resource by name', () => {
     const objects = rbacObjects(BASE);
     expect(rulesOf(objects, 'ClusterRole')).to.deep.equal([
       { apiGroups: [''], resources: ['pods'], verbs: ['list', 'watch'] },
@@ -168,17 +172,27 @@ describe('install RBAC', () => {
       { apiGroups: [''], resources: ['namespaces'], verbs: ['get'], resourceNames: ['kube-system'] },
     ]);
     expect(rulesOf(objects, 'Role', 'meshery')).to.deep.equal([
-      { apiGroups: ['meshery.io'], resources: ['meshsyncs'], verbs: ['get'] },
-      { apiGroups: [''], resources: ['configmaps'], verbs: ['get'], resourceNames: ['meshsync'] },
+      { apiGroups: ['meshery.io'], resources: ['meshsyncs'], verbs: ['get', 'list', 'watch'], resourceNames: ['meshery-meshsync'] },
+      { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch'], resourceNames: ['meshery-meshsync-config'] },
     ]);
     expect(objects.map(key)).to.deep.equal(['ClusterRole//meshsync', 'ClusterRoleBinding//meshsync', 'Role/meshery/meshsync', 'RoleBinding/meshery/meshsync']);
+    expect(rbacObjects({ ...BASE, meshSyncResource: false }).map(key)).to.deep.equal(['ClusterRole//meshsync', 'ClusterRoleBinding//meshsync']);
+  });
+
+  it('puts the MeshSync resource access in the namespace the resource lives in', () => {
+    const objects = rbacObjects({ ...BASE, meshSyncResource: { namespace: 'meshery-cr', watch: false } });
+    expect(rulesOf(objects, 'Role', 'meshery-cr')).to.deep.equal([
+      { apiGroups: ['meshery.io'], resources: ['meshsyncs'], verbs: ['get'], resourceNames: ['meshery-meshsync'] },
+      { apiGroups: [''], resources: ['configmaps'], verbs: ['get'], resourceNames: ['meshery-meshsync-config'] },
+    ]);
+    expect(rulesOf(objects, 'Role', 'meshery')).to.deep.equal([]);
   });
 
   it('adds CRD discovery, CR status and leases only when those features are on', () => {
     const objects = rbacObjects({ ...BASE, crds: true, crStatus: true, ha: true });
     expect(rulesOf(objects, 'ClusterRole')).to.deep.include({ apiGroups: ['apiextensions.k8s.io'], resources: ['customresourcedefinitions'], verbs: ['list', 'watch'] });
     expect(rulesOf(objects, 'Role', 'meshery')).to.deep.include.members([
-      { apiGroups: ['meshery.io'], resources: ['meshsyncs/status'], verbs: ['get', 'update', 'patch'] },
+      { apiGroups: ['meshery.io'], resources: ['meshsyncs/status'], verbs: ['get', 'update', 'patch'], resourceNames: ['meshery-meshsync'] },
       { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] },
     ]);
     const all = [...rulesOf(rbacObjects(BASE), 'ClusterRole'), ...rulesOf(rbacObjects(BASE), 'Role', 'meshery')];
