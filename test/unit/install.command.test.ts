@@ -48,7 +48,7 @@ describe('meshsync install / rbac command', () => {
   it('limits watching to the configured namespaces', async () => {
     const config = await load('plugins:\n  - [meshsync:kubernetes, { resources: [pods.v1., nodes.v1.], namespaces: { include: [shop] } }]\n');
     const objects = docs(runInstallCommand('rbac', ['--namespace', 'ops'], config));
-    expect(objects.filter((o) => o.kind === 'Role').map((o) => o.metadata.namespace)).to.deep.equal(['ops', 'shop']);
+    expect(objects.filter((o) => o.kind === 'Role').map((o) => o.metadata.namespace)).to.deep.equal(['shop']);
     expect(objects.find((o) => o.kind === 'ClusterRoleBinding').subjects).to.deep.equal([{ kind: 'ServiceAccount', name: 'meshsync', namespace: 'ops' }]);
   });
 
