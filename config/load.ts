@@ -2,11 +2,14 @@
  * Finds, reads, checks and resolves the meshsync config: schema problems and every plugin's option
  * problems are collected and thrown together, as one ConfigError naming the file and each path.
  */
+import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { dirname, join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { cosmiconfig, defaultLoaders, type Loader } from 'cosmiconfig';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { cosmiconfig, type Loader } from 'cosmiconfig';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError, type ConfigProblem, type ErrorCode } from '../core/errors.ts';
@@ -158,9 +161,72 @@ const loadTypeScript: Loader = async (filepath, content) => {
     return module.default;
   } catch (error) {
     if ((error as { code?: string }).code !== 'ERR_UNKNOWN_FILE_EXTENSION') throw error;
-    return defaultLoaders['.ts'](filepath, content);
+    return importTranspiled(filepath, content);
   }
 };
+
+/**
+ * Transpiles a TS config to an ES module and imports it: next to the config when that directory is
+ * writable (so relative imports work), else in a temporary directory whose node_modules links to
+ * the one that holds meshsync (a ConfigMap mounted at /config is always read-only).
+ */
+async function importTranspiled(filepath: string, content: string): Promise<unknown> {
+  const { default: ts } = await import('typescript');
+  const output = ts.transpileModule(content, {
+    fileName: filepath,
+    compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: false, rewriteRelativeImportExtensions: true },
+  }).outputText;
+  const name = `${basename(filepath)}.${randomUUID()}.mjs`;
+  let target = join(dirname(filepath), name);
+  let scratch: string | undefined;
+  try {
+    await writeFile(target, output);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== 'EROFS' && code !== 'EACCES' && code !== 'EPERM') throw error;
+    scratch = await mkdtemp(join(tmpdir(), 'meshsync-config-'));
+    await linkPackages(join(scratch, 'node_modules'), dirname(filepath));
+    target = join(scratch, name);
+    await writeFile(target, output);
+  }
+  try {
+    return (await import(pathToFileURL(target).href)).default;
+  } finally {
+    await rm(scratch ?? target, { recursive: true, force: true });
+  }
+}
+
+/** A node_modules for the scratch directory: the packages the config's directory (or meshsync) sees, and meshsync itself. */
+async function linkPackages(into: string, configDir: string): Promise<void> {
+  await mkdir(into);
+  const own = dirname(fileURLToPath(import.meta.url));
+  const modules = nearestNodeModules(configDir) ?? nearestNodeModules(own);
+  for (const entry of modules ? await readdir(modules) : []) {
+    if (!entry.startsWith('.')) await symlink(join(modules!, entry), join(into, entry), 'dir');
+  }
+  const root = packageRoot(own);
+  if (root && !existsSync(join(into, 'meshsync'))) await symlink(root, join(into, 'meshsync'), 'dir');
+}
+
+/**
+ * The directory of meshsync's own package.json, from this file (config/ in the sources,
+ * dist/config/ when built). The outermost wins: tsc also copies package.json into dist/.
+ */
+function packageRoot(from: string): string | undefined {
+  let root: string | undefined;
+  for (let dir = from; ; dir = dirname(dir)) {
+    const manifest = join(dir, 'package.json');
+    if (existsSync(manifest) && (JSON.parse(readFileSync(manifest, 'utf8')) as { name?: string }).name === 'meshsync') root = dir;
+    if (dirname(dir) === dir) return root;
+  }
+}
+
+function nearestNodeModules(from: string): string | undefined {
+  for (let dir = from; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'node_modules'))) return join(dir, 'node_modules');
+    if (dirname(dir) === dir) return undefined;
+  }
+}
 
 /** YAML with line and column in its errors. */
 const loadYaml: Loader = (filepath, content) => {

@@ -8,7 +8,6 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
-import { stringify } from 'yaml';
 import { startSimulator } from '../../plugins/kubernetes/simulator/index.ts';
 import type { KubeSimulator } from '../../plugins/kubernetes/simulator/index.ts';
 import { freePort, startNatsServer, subscriber } from '../support/nats-server.ts';
@@ -109,14 +108,18 @@ describe('container image', function () {
     await chmod(kubeconfig, 0o644);
     const configDir = join(dir, 'config');
     await mkdir(configDir, { mode: 0o755 });
-    await writeFile(join(configDir, 'meshsync.config.yaml'), stringify({
-      plugins: ['meshsync:kubernetes', 'meshsync:redact-secrets', 'meshsync:nats', ['meshsync:metrics', { port: metricsPort }]],
-    }), { mode: 0o644 });
+    // A TypeScript config on a read-only mount (a ConfigMap always is): it is transpiled elsewhere.
+    await writeFile(join(configDir, 'meshsync.config.ts'), [
+      "import { defineConfig } from 'meshsync';",
+      "import metrics from 'meshsync/plugins/metrics';",
+      `const port: number = ${metricsPort};`,
+      "export default defineConfig({ plugins: ['meshsync:kubernetes', 'meshsync:redact-secrets', 'meshsync:nats', metrics({ port })] });",
+    ].join('\n'), { mode: 0o644 });
     sim.create('pods.v1.', pod('before-start'));
     const sub = await subscriber(nats.url, SUBJECT);
 
     try {
-      // No command: the image's default `run` discovers /config/meshsync.config.yaml.
+      // No command: the image's default `run` discovers /config/meshsync.config.ts.
       container = await podman('run', '-d', '--network', 'host', '--read-only', '--user', '65532',
         '-e', `BROKER_URL=${nats.url}`, '-e', 'CLUSTER_ID=image-test', '-e', 'KUBECONFIG=/kube/config',
         '-v', `${kubeconfig}:/kube/config:ro`, '-v', `${configDir}:/config:ro`, image);
