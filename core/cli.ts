@@ -15,6 +15,7 @@ import { createCore, type MeshSyncCore } from './core.ts';
 import { ERROR_CODES, MeshSyncError, type ErrorCode } from './errors.ts';
 import { createLogger, type Logger } from './log.ts';
 import { writeSnapshot } from '../plugins/file/index.ts';
+import { INSTALL_COMMAND_USAGE, runInstallCommand } from './install/command.ts';
 
 const COMMANDS = ['run', 'validate', 'print-config', 'snapshot'] as const;
 type Command = (typeof COMMANDS)[number];
@@ -28,6 +29,8 @@ Commands:
   validate        check the config and exit: 0 when valid, 1 with every problem
   print-config    print the resolved config as JSON, secrets masked
   snapshot        sync once, write the current state to --out, exit
+  install         print the manifests that run meshsync in a cluster (meshsync install | kubectl apply -f -)
+  rbac            print the least-privilege RBAC for the config (see meshsync install --help)
 
 Options:
   -c, --config <file>      config file (default: search for meshsync.config.*, .meshsyncrc*, package.json "meshsync")
@@ -59,6 +62,7 @@ interface CliOptions {
 
 /** Runs the CLI; resolves with the exit code (run resolves only when stopped by a signal). */
 export async function main(argv: readonly string[], io: CliIo = { stdout: process.stdout, stderr: process.stderr, env: process.env, cwd: process.cwd() }): Promise<number> {
+  if (argv[0] === 'install' || argv[0] === 'rbac') return installCommand(argv[0], argv.slice(1), io);
   let options: CliOptions;
   try {
     const parsed = parseCommandLine(argv);
@@ -100,6 +104,28 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: proces
   } finally {
     await simulator?.stop();
     logger.flush?.();
+  }
+}
+
+/** `meshsync install|rbac`: manifests for the config in force, on stdout (for kubectl apply -f -). */
+async function installCommand(command: 'install' | 'rbac', argv: readonly string[], io: CliIo): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) return write(io.stdout, `${INSTALL_COMMAND_USAGE}\n`), 0;
+  const configFlag = argv.findIndex((arg) => arg === '--config' || arg === '-c');
+  const configFile = configFlag >= 0 ? argv[configFlag + 1] : argv.find((arg) => arg.startsWith('--config='))?.slice('--config='.length);
+  const logger = createLogger({ level: io.env.LOG_LEVEL ?? 'warn' });
+  try {
+    const loaded = await loadConfig({ configFile, cwd: io.cwd, env: io.env, logger, command: 'run' });
+    // The ConfigMap carries the config as written when it is data (JSON or YAML); a TS config is code.
+    const text = loaded.file && /\.(json|ya?ml)$|rc$/.test(loaded.file) ? readFileSync(loaded.file, 'utf8') : undefined;
+    write(io.stdout, runInstallCommand(command, argv, loaded.config, text));
+    return 0;
+  } catch (error) {
+    if (error instanceof MeshSyncError) {
+      write(io.stderr, formatError(error));
+      return 1;
+    }
+    write(io.stderr, `meshsync ${command}: ${(error as Error).message}\n`);
+    return 2;
   }
 }
 

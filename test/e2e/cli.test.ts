@@ -157,4 +157,30 @@ describe('meshsync CLI', function () {
     expect(await cli.exited).to.equal(0);
     expect(cli.stderr).not.to.contain('SIMULATED');
   });
+
+  it('rbac: prints list and watch on exactly the resources a config watches', async () => {
+    await writeFile(join(dir, 'meshsync.config.yaml'), 'plugins:\n  - [meshsync:kubernetes, { resources: [pods.v1., deployments.v1.apps] }]\n  - meshsync:stdout\n');
+    const { code, stdout, stderr } = await runCli(['rbac', '--config', join(dir, 'meshsync.config.yaml')], { cwd: dir });
+    expect(code, stderr).to.equal(0);
+    const { parseAllDocuments } = await import('yaml');
+    const role = parseAllDocuments(stdout).map((d) => d.toJS()).find((o) => o.kind === 'ClusterRole');
+    const watched = role.rules.filter((r: any) => r.verbs.includes('watch') && !r.resourceNames)
+      .flatMap((r: any) => r.resources.map((res: string) => `${res}.${r.apiGroups[0]}`));
+    expect(watched).to.include.members(['pods.', 'deployments.apps']);
+    expect(watched.filter((id: string) => !id.startsWith('customresourcedefinitions.'))).to.have.length(2);
+  });
+
+  it('install: prints manifests with the flags applied, and --help the usage', async () => {
+    const { code, stdout, stderr } = await runCli(['install', '--namespace', 'ops', '--cluster-id', 'eu-1', '--replicas', '2'], { cwd: dir });
+    expect(code, stderr).to.equal(0);
+    const { parseAllDocuments } = await import('yaml');
+    const objects = parseAllDocuments(stdout).map((d) => d.toJS());
+    const deployment = objects.find((o) => o.kind === 'Deployment');
+    expect(deployment.metadata.namespace).to.equal('ops');
+    expect(deployment.spec.replicas).to.equal(2);
+    expect(deployment.spec.template.spec.containers[0].env).to.deep.include({ name: 'CLUSTER_ID', value: 'eu-1' });
+    expect(objects.map((o) => o.kind)).to.include.members(['Namespace', 'ServiceAccount', 'ConfigMap', 'Service', 'CustomResourceDefinition']);
+    const help = await runCli(['install', '--help'], { cwd: dir });
+    expect(help.stdout).to.contain('--broker-url');
+  });
 });
