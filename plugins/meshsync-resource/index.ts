@@ -22,7 +22,8 @@ const CONFIGMAP_RESOURCE: ResourceRef = Object.freeze({ group: '', version: 'v1'
 
 export const meshsyncResourceOptions = z.object({
   name: z.string().min(1).default('meshery-meshsync').describe('Name of the MeshSync custom resource.'),
-  namespace: z.string().min(1).default('meshery').describe('Namespace of the MeshSync custom resource and of the ConfigMap.'),
+  namespace: z.string().min(1).default(() => process.env.POD_NAMESPACE?.trim() || 'meshery')
+    .describe('Namespace of the MeshSync custom resource and of the ConfigMap. Default: meshsync\'s own (POD_NAMESPACE, set by `meshsync install`), else `meshery`.'),
   configMap: z.string().min(1).default('meshery-meshsync-config').describe('ConfigMap with `whitelist` / `blacklist` keys (MeshSync\'s legacy JSON strings); used when the CR names no watch-list.'),
   configDir: z.string().min(1).default('/config').describe('Directory of mounted files `whitelist` / `blacklist` (a mounted ConfigMap); used when neither the CR nor the ConfigMap names a watch-list.'),
   watch: z.boolean().default(true).describe('Watch the CR and the ConfigMap and apply edits without a restart.'),

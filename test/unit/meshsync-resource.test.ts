@@ -89,3 +89,20 @@ describe('watch-list reconfigure', () => {
     await t.stop();
   });
 });
+
+describe('meshsync-resource options', () => {
+  it('looks for the custom resource in meshsync\'s own namespace (POD_NAMESPACE), else in meshery', async () => {
+    const { default: meshsyncResource } = await import('../../plugins/meshsync-resource/index.ts');
+    const saved = process.env.POD_NAMESPACE;
+    try {
+      process.env.POD_NAMESPACE = 'ops';
+      expect((meshsyncResource().options as { namespace: string }).namespace).to.equal('ops');
+      delete process.env.POD_NAMESPACE;
+      expect((meshsyncResource().options as { namespace: string }).namespace).to.equal('meshery');
+      expect((meshsyncResource({ namespace: 'custom' }).options as { namespace: string }).namespace).to.equal('custom');
+    } finally {
+      if (saved === undefined) delete process.env.POD_NAMESPACE;
+      else process.env.POD_NAMESPACE = saved;
+    }
+  });
+});
