@@ -136,6 +136,8 @@ export interface CoreHooks {
 export interface LiveSettings {
   /** New watch-list rules, in the watch-list plugin's option form (include/exclude or the legacy whitelist/blacklist). */
   readonly watchList?: Readonly<Record<string, unknown>>;
+  /** The broker URL named by the MeshSync custom resource; BROKER_URL still wins. Applied at start (a change later needs a restart). */
+  readonly broker?: string;
 }
 
 /** Read-only view of the running core that plugins may query (metrics, health, requests). */

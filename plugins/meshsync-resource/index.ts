@@ -149,12 +149,16 @@ class MeshSyncResource {
       }
     }
     if (resolved.broker !== this.broker) {
-      if (this.started) {
-        this.logger.warn({ broker: publishingTo(resolved), from: resolved.brokerFrom }, 'the broker changed; restart meshsync to publish there (the connection in use is kept)');
-      } else if (resolved.brokerFrom === 'custom-resource' && this.layers.environment?.broker === undefined) {
-        this.logger.warn({ broker: publishingTo(resolved) }, 'the MeshSync resource names a broker but BROKER_URL is not set: the nats plugin publishes to its own configured server (set BROKER_URL, as the Meshery operator does)');
-      }
       this.broker = resolved.broker;
+      // BROKER_URL is applied by the nats plugin itself; a broker named by the resource is handed
+      // over (before the first connect it is used, later the nats plugin says a restart is needed).
+      if (resolved.broker !== undefined && resolved.brokerFrom !== 'environment') {
+        try {
+          this.core.reconfigure({ broker: resolved.broker });
+        } catch (error) {
+          this.logger.warn({ err: (error as Error).message }, 'the broker of the MeshSync resource was not applied');
+        }
+      }
     }
     this.updateStatus();
   }
@@ -222,7 +226,8 @@ export const meshsyncResource = definePlugin({
   options: meshsyncResourceOptions,
   setup: (options) => (core) => {
     const resource = new MeshSyncResource(core, options);
-    core.hooks.start.tapPromise(PLUGIN_NAME, () => resource.start());
+    // First among the start taps: the resource's broker must be known before a sink connects.
+    core.hooks.start.tapPromise({ name: PLUGIN_NAME, stage: -100 }, () => resource.start());
     core.hooks.ready.tap(PLUGIN_NAME, () => resource.updateStatus());
     core.hooks.stop.tapPromise(PLUGIN_NAME, () => resource.stop());
   },

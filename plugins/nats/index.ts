@@ -25,6 +25,9 @@ export const nats = definePlugin({
     core.hooks.sink.tapPromise(PLUGIN_NAME, (batch) => sink.deliver(batch));
     // A new leader, or an operator's request through the core: republish the confirmed view, framed.
     core.hooks.resync.tap(PLUGIN_NAME, (reason) => sink.requestResync(reason));
+    core.hooks.reconfigure.tap(PLUGIN_NAME, (settings) => {
+      if (settings.broker !== undefined) sink.useBroker(settings.broker);
+    });
     core.hooks.stop.tapPromise(PLUGIN_NAME, () => sink.stop());
   },
 });

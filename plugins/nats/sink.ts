@@ -18,7 +18,7 @@ import type { Batch, Core, EventType, SyncEvent } from '../../core/types.ts';
 import { BrokerConnection, jitter } from './connection.ts';
 import { encodeEvent, FORMAT_VERSION, HEADER, markerHeaders, messageId, metadataOnly, stripObject, type Truncation } from './encode.ts';
 import { natsMetrics, type NatsMetrics } from './metrics.ts';
-import { resolveServers, type NatsOptions } from './options.ts';
+import { redactUrl, resolveServers, type NatsOptions } from './options.ts';
 import { compileSubject, markerSubject, renderSubject, streamSubjects } from './subject.ts';
 
 /** One message ready to go: JetStream mode also needs its id. */
@@ -38,7 +38,8 @@ const CHUNK_ENVELOPE_BYTES = 512;
 const TRUNCATION_LOG_LIMIT = 10_000;
 
 export class NatsSink {
-  readonly connection: BrokerConnection;
+  private brokerConnection: BrokerConnection;
+  private started = false;
   private readonly metrics: NatsMetrics;
   private readonly lock = new Mutex();
   private subjectOf: (event: SyncEvent) => string = () => '';
@@ -53,14 +54,38 @@ export class NatsSink {
   private readonly published = new Map<string, SyncEvent>();
 
   constructor(private readonly core: Core, private readonly options: NatsOptions, private readonly logger: Logger) {
-    this.connection = new BrokerConnection(options, resolveServers(options), logger, {
-      connected: (nc, reconnect) => this.onConnected(nc, reconnect),
-    });
+    this.brokerConnection = this.connect(resolveServers(options));
     this.metrics = natsMetrics(core.metrics, () => this.connection.connected);
   }
 
+  get connection(): BrokerConnection {
+    return this.brokerConnection;
+  }
+
   async start(): Promise<void> {
+    this.started = true;
     await this.connection.start();
+  }
+
+  /**
+   * Live settings name a broker (the MeshSync custom resource). BROKER_URL wins, as everywhere;
+   * before start the sink simply connects there, after start it would need a restart.
+   */
+  useBroker(url: string): void {
+    if (process.env.BROKER_URL?.trim()) return;
+    const servers = [url];
+    if (this.connection.describeServers() === servers.map(redactUrl).join(',')) return;
+    if (this.started) {
+      this.logger.warn({ broker: redactUrl(url) }, 'the broker changed; restart meshsync to publish there (the connection in use is kept)');
+      return;
+    }
+    this.brokerConnection = this.connect(servers);
+  }
+
+  private connect(servers: string[]): BrokerConnection {
+    return new BrokerConnection(this.options, servers, this.logger, {
+      connected: (nc, reconnect) => this.onConnected(nc, reconnect),
+    });
   }
 
   /** The cluster id is final (the clusterId hook ran after start): subjects can be rendered. */

@@ -185,4 +185,31 @@ describe('meshsync-resource (MeshSync CR, ConfigMap and /config against the API 
     expect(named(t.sink.events, 'pods')).to.deep.equal([]);
     expect(named(t.sink.events, 'configmaps')).to.deep.equal([]);
   });
+
+  it('publishes to the broker the MeshSync resource names when BROKER_URL is not set', async () => {
+    const { startNatsServer, subscriber } = await import('../support/nats-server.ts');
+    const { default: nats } = await import('../../plugins/nats/index.ts');
+    const server = await startNatsServer();
+    const sub = await subscriber(server.url, 'meshery.meshsync.request');
+    try {
+      sim.create(CR_ID, meshsyncCr({ whitelist: whitelist('pods.v1.') }, { custom: { url: server.url } }));
+      t = createTestCore({
+        plugins: [
+          kubernetes({ kubeconfig, resources: ['pods.v1.'], watchCustomResourceDefinitions: false }),
+          watchList(),
+          // Listed before the resource plugin, and configured with a server nobody listens on.
+          nats({ url: 'nats://127.0.0.1:1', reconnectInitialMs: 20, reconnectMaxMs: 200 }),
+          meshsyncResource({ kubeconfig, configDir, statusIntervalSeconds: 0.2 }),
+        ],
+      });
+      await t.start();
+      await sub.waitFor((messages) => messages.some((m) => m.json<any>().object?.metadata?.name === 'web-1'), 15_000);
+      await until(() => (sim.get(CR_ID, 'meshery', 'meshery-meshsync')?.status as any)?.['publishing-to'] === server.url, 'publishing-to');
+    } finally {
+      await t?.stop();
+      t = undefined;
+      await sub.close();
+      await server.dispose();
+    }
+  });
 });
