@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { startSimulator, type KubeSimulator } from '../../plugins/kubernetes/simulator/index.ts';
 import { ReferenceConsumer } from '../../plugins/nats/consumer.ts';
 import { startNatsServer, subscriber, type NatsServerHandle } from '../support/nats-server.ts';
+import { sleep, until } from '../support/wait.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = join(ROOT, 'core', 'cli.ts');
@@ -15,14 +16,6 @@ const LEASE_ID = 'leases.v1.coordination.k8s.io';
 const SUBJECT = 'meshery.meshsync.request';
 const LEASE = { leaseDurationSeconds: 3, renewDeadlineSeconds: 2, retryPeriodSeconds: 0.5 };
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-async function until(check: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
 
 interface Replica {
   readonly identity: string;

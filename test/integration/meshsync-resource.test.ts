@@ -9,19 +9,12 @@ import kubernetes from '../../plugins/kubernetes/index.ts';
 import { startSimulator, type KubeSimulator } from '../../plugins/kubernetes/simulator/index.ts';
 import meshsyncResource from '../../plugins/meshsync-resource/index.ts';
 import watchList from '../../plugins/watch-list/index.ts';
+import { sleep, until } from '../support/wait.ts';
 
 const CR_ID = 'meshsyncs.v1alpha1.meshery.io';
 const CRD_ID = 'customresourcedefinitions.v1.apiextensions.k8s.io';
 const crdManifest = parse(readFileSync(new URL('../../deploy/crd/meshsync.yaml', import.meta.url), 'utf8')) as KubeObject;
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-async function until(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 const whitelist = (...ids: string[]) => JSON.stringify(ids.map((id) => ({ Resource: id, Events: ['ADDED', 'MODIFIED', 'DELETED'] })));
 const meshsyncCr = (data: Record<string, string>, broker: object = { native: { name: 'meshery-broker', namespace: 'meshery' } }) => ({

@@ -3,15 +3,8 @@ import { Agent, request } from 'node:http';
 import { createServer, type Server } from 'node:net';
 import { createTestCore, makeObject, POD } from '../../core/testing/index.ts';
 import metrics from '../../plugins/metrics/index.ts';
+import { freePort } from '../support/wait.ts';
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    }).on('error', reject);
-  });
-}
 
 /** GET over a given agent, so a test can hold a keep-alive connection open. */
 function get(port: number, path: string, agent: Agent): Promise<{ status: number; body: string }> {

@@ -5,10 +5,13 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, connect as tcpConnect } from 'node:net';
+import { connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { connect, type Msg } from '@nats-io/transport-node';
 import { join } from 'node:path';
+import { freePort } from './wait.ts';
+
+export { freePort };
 
 export interface NatsServerOptions {
   /** Client port; a free one when left out. */
@@ -67,18 +70,6 @@ function lookup(): string | undefined {
 }
 
 /** A TCP port nobody listens on right now. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
-
 export async function startNatsServer(options: NatsServerOptions = {}): Promise<NatsServerHandle> {
   const binary = findNatsServer();
   const port = options.port ?? await freePort();

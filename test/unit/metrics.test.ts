@@ -1,5 +1,4 @@
 import { expect } from 'chai';
-import { createServer } from 'node:net';
 import { Gauge } from 'prom-client';
 import { z } from 'zod';
 import packageJson from '../../package.json' with { type: 'json' };
@@ -9,16 +8,8 @@ import { definePlugin } from '../../core/plugin.ts';
 import { createTestCore, makeObject, memorySink, memorySource, POD, type TestCore } from '../../core/testing/index.ts';
 import type { Plugin } from '../../core/types.ts';
 import metrics, { maskSecrets } from '../../plugins/metrics/index.ts';
+import { freePort } from '../support/wait.ts';
 
-/** A port nothing listens on right now (the OS picks it). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    }).on('error', reject);
-  });
-}
 
 interface Sample { name: string; labels: Record<string, string>; value: number }
 
