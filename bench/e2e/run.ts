@@ -202,6 +202,7 @@ interface PhaseResult {
   p50Ms?: number;
   p99Ms?: number;
   maxMs?: number;
+  worstPerSecondMs?: number[];
 }
 
 interface ContenderResult {
@@ -299,6 +300,10 @@ async function runContender(contender: Contender, env: Env, subscriber: Subscrib
     const steadyDoneAt = await guard(Promise.race([steady.done, sleep(30_000).then(() => NaN)]));
     const cpu3 = cpuUs(pid);
     const steadyStats = await subscriber.end(subject);
+    // Worst latency per second of churn (in receipt order): shows whether p99 comes from one stall.
+    const worstPerSecond: number[] = [];
+    for (let i = 0; i < steadyStats.latenciesUs.length; i += RATE) worstPerSecond.push(Math.round(Math.max(...steadyStats.latenciesUs.slice(i, i + RATE)) / 1000));
+    log(`${contender.name}: worst latency per second of churn (ms): ${worstPerSecond.join(' ')}`);
     const latencies = steadyStats.latenciesUs.slice(Math.min(steadyStats.latenciesUs.length, RATE * (WARMUP_US / 1e6))).sort((x, y) => x - y);
     const steadySeconds = ((Number.isNaN(steadyDoneAt) ? steadyStats.lastAt : steadyDoneAt) - startUs) / 1e6;
     const steadyChurn: PhaseResult = {
@@ -309,6 +314,7 @@ async function runContender(contender: Contender, env: Env, subscriber: Subscrib
       p50Ms: round(percentile(latencies, 0.5) / 1000, 2),
       p99Ms: round(percentile(latencies, 0.99) / 1000, 2),
       maxMs: round(latencies[latencies.length - 1] / 1000, 2),
+      worstPerSecondMs: worstPerSecond,
     };
     if (steadyStats.count < steadyEvents) log(`${contender.name}: steady churn delivered ${steadyStats.count} of ${steadyEvents}`);
     log(`${contender.name}: steady churn p50 ${steadyChurn.p50Ms} ms, p99 ${steadyChurn.p99Ms} ms`);
