@@ -27,7 +27,7 @@ export const pipelineSchema = z.strictObject({
   batchSize: z.int().positive().default(CORE_DEFAULTS.batchSize)
     .describe('Largest batch of events handed to a sink at once.'),
   batchMaxWaitMs: z.int().nonnegative().default(CORE_DEFAULTS.batchMaxWaitMs)
-    .describe('How long (ms) a partial batch waits for more events before it is delivered.'),
+    .describe('How long (ms) a partial batch waits for more events before it is delivered. 0: as soon as the sink is free; batches then form while a delivery is in flight.'),
   retryInitialMs: z.int().positive().default(CORE_DEFAULTS.retryInitialMs)
     .describe('First delay (ms) before a failed batch is retried; doubles with jitter up to retryMaxMs.'),
   retryMaxMs: z.int().positive().default(CORE_DEFAULTS.retryMaxMs)

@@ -14,7 +14,7 @@ export interface CoreOptions {
   readonly logger?: Logger;
   /** Largest batch handed to a sink. */
   readonly batchSize?: number;
-  /** How long a partial batch waits for more events. */
+  /** How long a partial batch waits for more events (0: until the sink is free). */
   readonly batchMaxWaitMs?: number;
   readonly retryInitialMs?: number;
   readonly retryMaxMs?: number;
@@ -26,7 +26,7 @@ export interface CoreOptions {
 
 export const CORE_DEFAULTS = {
   batchSize: 500,
-  batchMaxWaitMs: 50,
+  batchMaxWaitMs: 0,
   retryInitialMs: 200,
   retryMaxMs: 30_000,
   highWaterMark: 100_000,

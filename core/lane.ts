@@ -24,6 +24,10 @@ export function coalesce(pending: SyncEvent, next: SyncEvent): SyncEvent | null 
 
 export interface LaneOptions {
   readonly batchSize: number;
+  /**
+   * How long a partial batch waits for more events. 0: delivered as soon as the sink is free, so
+   * batches form only while a delivery is in flight (low latency when quiet, large batches under load).
+   */
   readonly batchMaxWaitMs: number;
   readonly retryInitialMs: number;
   readonly retryMaxMs: number;
@@ -130,7 +134,7 @@ export class Lane {
 
   private schedule(): void {
     if (this.running || this.closed || !this.open) return;
-    if (this.pending.size >= this.options.batchSize || this.inFlightCount > 0) this.startRun();
+    if (this.pending.size >= this.options.batchSize || this.inFlightCount > 0 || this.options.batchMaxWaitMs === 0) this.startRun();
     else if (this.timer === null && this.pending.size > 0) {
       this.timer = setTimeout(() => {
         this.timer = null;
@@ -174,8 +178,8 @@ export class Lane {
       if (this.takenOffset >= this.taken.length) {
         this.taken = [];
         this.takenOffset = 0;
-        // A partial batch waits for the timer, unless somebody is waiting for the lane to drain.
-        if (this.pending.size < this.options.batchSize && this.idleWaiters.length === 0) break;
+        // A partial batch waits for the timer (when there is one), unless somebody waits for the lane to drain.
+        if (this.pending.size < this.options.batchSize && this.idleWaiters.length === 0 && this.options.batchMaxWaitMs > 0) break;
       }
     }
     this.running = false;
