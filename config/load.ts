@@ -107,7 +107,9 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Loade
  */
 export function defaultPluginEntries(env: Readonly<Record<string, string | undefined>>): string[] {
   const inCluster = Boolean(env.KUBERNETES_SERVICE_HOST);
-  return ['meshsync:kubernetes', 'meshsync:watch-list', ...(inCluster ? ['meshsync:meshsync-resource'] : []), REDACT_SECRETS, env.BROKER_URL ? 'meshsync:nats' : 'meshsync:stdout', 'meshsync:metrics'];
+  // In a cluster, a Lease keeps one publisher even while a rolling update runs two pods.
+  const operations = inCluster ? ['meshsync:meshsync-resource', 'meshsync:leader-election'] : [];
+  return ['meshsync:kubernetes', 'meshsync:watch-list', ...operations, REDACT_SECRETS, env.BROKER_URL ? 'meshsync:nats' : 'meshsync:stdout', 'meshsync:metrics'];
 }
 
 /** One ConfigError for all problems; its code is theirs when they share one. */

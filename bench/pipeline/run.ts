@@ -26,6 +26,7 @@ const { values: args } = parseArgs({
     out: { type: 'string', default: join(import.meta.dirname, '../results/pipeline.json') },
     // For profiling one side: `node --cpu-prof --import tsx bench/pipeline/run.ts --profile framework`
     profile: { type: 'string' },
+    wait: { type: 'string' },
   },
 });
 const EVENTS = Number(args.events);
@@ -33,6 +34,8 @@ const RUNS = Number(args.runs);
 const CHUNK = Number(args.chunk);
 const OBJECTS = Number(args.objects);
 const BATCH_SIZE = 500;
+/** The core's default unless --wait is given (ms a partial batch waits; 0 = until the sink is free). */
+const BATCH_WAIT = args.wait === undefined ? undefined : Number(args.wait);
 
 const ref = (group: string, version: string, resource: string, kind: string): ResourceRef => Object.freeze({ group, version, resource, kind, namespaced: true });
 const PODS = ref('', 'v1', 'pods', 'Pod');
@@ -169,7 +172,7 @@ async function runFramework(): Promise<RunResult> {
       delivered += batch.length;
     }),
   })();
-  const core = createCore({ plugins: [source, watchList(WATCH_LIST), redactSecrets(), sink], batchSize: BATCH_SIZE, clusterId: 'bench' });
+  const core = createCore({ plugins: [source, watchList(WATCH_LIST), redactSecrets(), sink], batchSize: BATCH_SIZE, clusterId: 'bench', batchMaxWaitMs: BATCH_WAIT });
   await core.start();
   const ctx = context!;
   const cpu = process.cpuUsage();
@@ -259,7 +262,7 @@ async function main(): Promise<void> {
     node: process.version,
     platform: `${process.platform}-${process.arch}`,
     workload: {
-      events: EVENTS, objects: OBJECTS, chunk: CHUNK, batchSize: BATCH_SIZE,
+      events: EVENTS, objects: OBJECTS, chunk: CHUNK, batchSize: BATCH_SIZE, batchMaxWaitMs: BATCH_WAIT ?? 'default',
       podBytes: { min: Math.min(...podBytes), max: Math.max(...podBytes) },
       mix: { pods: 0.87, secrets: 0.03, configmaps: 0.05, events: 0.05 }, watchList: WATCH_LIST,
     },

@@ -96,9 +96,9 @@ export function runInstallCommand(command: 'install' | 'rbac', argv: readonly st
   const name = values.name ?? INSTALL_DEFAULTS.name;
   const fromConfig = rbacOptionsFromConfig(config);
   // A config that lists no plugins runs the defaults, which in a cluster include the MeshSync
-  // resource plugin (config/load.ts) even where this command runs outside one.
+  // resource and leader-election plugins (config/load.ts) even where this command runs outside one.
   if (!fromConfig.meshSyncResource && (config === undefined || (configText !== undefined && !listsPlugins(configText)))) {
-    Object.assign(fromConfig, { meshSyncResource: {}, crStatus: true });
+    Object.assign(fromConfig, { meshSyncResource: {}, crStatus: true, ha: true, leaseName: fromConfig.leaseName ?? 'meshsync-leader' });
   }
   if (command === 'rbac') {
     return toYaml(rbacObjects({ ...fromConfig, ha: fromConfig.ha || (replicas ?? 1) > 1, namespace, serviceAccount: name, name }));

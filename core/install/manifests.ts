@@ -127,8 +127,9 @@ export function installObjects(options: InstallOptions = {}): KubeObject[] {
       resources: options.resources ?? DEFAULT_RESOURCES,
       namespaces: options.namespaces,
       crds: options.crds,
-      ha: options.ha ?? replicas > 1,
-      leaseName: options.leaseName,
+      // With no config, meshsync in a cluster also elects a leader (config/load.ts defaults).
+      ha: options.ha ?? (options.config === undefined || replicas > 1),
+      leaseName: options.leaseName ?? (options.config === undefined ? 'meshsync-leader' : undefined),
       // With no config, meshsync in a cluster runs the MeshSync resource plugin with its defaults.
       meshSyncResource: options.meshSyncResource,
       crStatus: options.crStatus ?? options.meshSyncResource !== false,

@@ -64,8 +64,11 @@ describe('meshsync install / rbac command', () => {
     expect(deployment.spec.template.spec.containers[0].image).to.equal('registry.local/meshsync:1.0.0');
     expect(deployment.spec.template.spec.containers[0].env).to.deep.include.members([{ name: 'BROKER_URL', value: 'nats://n:4222' }, { name: 'CLUSTER_ID', value: 'c1' }]);
     expect(objects.find((o) => o.kind === 'ConfigMap').data['meshsync.config.yaml']).to.equal(text);
-    // Two replicas elect a leader.
-    expect(objects.find((o) => o.kind === 'Role').rules).to.deep.include({ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] });
+    // The in-cluster defaults elect a leader (two replicas, or two pods during a rolling update).
+    expect(objects.find((o) => o.kind === 'Role').rules).to.deep.include.members([
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'update'], resourceNames: ['meshsync-leader'] },
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] },
+    ]);
   });
 
   it('grants the leader election lease and the MeshSync resource by name when those plugins are configured', async () => {
@@ -85,10 +88,10 @@ describe('meshsync install / rbac command', () => {
     ]);
   });
 
-  it('grants the MeshSync resource when the config leaves the plugins to the in-cluster defaults', async () => {
+  it('grants the MeshSync resource and the leader lease when the config leaves the plugins to the in-cluster defaults', async () => {
     const text = 'logLevel: info\n';
     const role = docs(runInstallCommand('rbac', [], await load(text), text)).find((o) => o.kind === 'Role');
-    expect(role.rules.map((r: any) => r.resources[0])).to.deep.equal(['meshsyncs', 'configmaps', 'meshsyncs/status']);
+    expect(role.rules.map((r: any) => r.resources[0])).to.deep.equal(['meshsyncs', 'configmaps', 'meshsyncs/status', 'leases', 'leases']);
     const explicit = 'plugins: [meshsync:kubernetes, meshsync:stdout]\n';
     expect(docs(runInstallCommand('rbac', [], await load(explicit), explicit)).map((o) => o.kind)).to.not.include('Role');
   });

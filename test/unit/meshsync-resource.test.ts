@@ -57,7 +57,7 @@ describe('meshsync-resource settings', () => {
 
   it('adds a pass-through watch-list to the defaults, and the MeshSync resource only in a cluster', () => {
     expect(defaultPluginEntries({})).to.include('meshsync:watch-list').and.not.include('meshsync:meshsync-resource');
-    expect(defaultPluginEntries({ KUBERNETES_SERVICE_HOST: '10.96.0.1' })).to.include('meshsync:meshsync-resource');
+    expect(defaultPluginEntries({ KUBERNETES_SERVICE_HOST: '10.96.0.1' })).to.include.members(['meshsync:meshsync-resource', 'meshsync:leader-election']);
   });
 });
 
