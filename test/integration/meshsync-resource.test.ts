@@ -141,6 +141,11 @@ describe('meshsync-resource (MeshSync CR, ConfigMap and /config against the API 
     await sleep(1200); // several status intervals
     expect(writes(), 'an unchanged status is not written again').to.equal(before);
     expect(readyCondition(sim).lastTransitionTime).to.equal(first);
+    // What an operator sees, through the real kubectl.
+    const { kubectlEnv, kubectlOk } = await import('../support/kubectl.ts');
+    const shown = JSON.parse(await kubectlOk(kubectlEnv(kubeconfig), ['get', 'meshsync', 'meshery-meshsync', '-n', 'meshery', '-o', 'json']));
+    expect(shown.status['publishing-to']).to.equal('nats://[redacted]@broker.example:4222');
+    expect(shown.status.conditions.find((c: any) => c.type === 'Ready')).to.include({ status: 'True', reason: 'MeshSyncRunning' });
   });
 
   it('falls back to the ConfigMap, then to the /config files, when the CR names no watch-list', async () => {
