@@ -42,28 +42,22 @@ export interface LaneCallbacks {
 }
 
 /**
- * One sink's queue: coalescing by object, batching by size (and optionally time), and retrying a
- * failed batch with jittered backoff until it is accepted. A batch in flight is retried as it was
- * (so a sink that delivered part of it sees the same events again, never a subset); what arrives
- * meanwhile waits, coalesced, behind it. Memory is bounded by the number of objects, not by time.
- *
- * The queue is an array in arrival order plus an index from object key to absolute position. The
- * index outlives deliveries (an entry pointing before the queue's head means "nothing pending"),
- * so the steady state rewrites entries instead of growing and rehashing a fresh map per batch.
+ * One sink's queue: coalescing by object, batching by size and time, and retrying a failed batch
+ * with jittered backoff until it is accepted. A batch in flight is retried as it was (so a sink
+ * that delivered part of it sees the same events again, never a subset); what arrives meanwhile
+ * waits, coalesced, behind it. Memory is bounded by the number of objects, not by time.
  */
 export class Lane {
-  private readonly index = new Map<string, number>();
-  private queue: (SyncEvent | null)[] = [];
-  /** Next position of `queue` to deliver; earlier ones were taken. */
-  private head = 0;
-  /** Absolute position of queue[0]. */
-  private base = 0;
-  private pending = 0;
+  private pending = new Map<string, SyncEvent>();
   private oldestAt = 0;
   private inFlight: Batch | null = null;
+  /** Events taken from `pending` in one go (cheaper than deleting entries one by one), delivered in batches. */
+  private taken: SyncEvent[] = [];
+  private takenOffset = 0;
   private running = false;
   private timer: NodeJS.Timeout | null = null;
   private idleWaiters: (() => void)[] = [];
+  private deleteSeq = 0;
   private aboveHighWater = false;
   private closed = false;
   private open = true;
@@ -72,35 +66,37 @@ export class Lane {
 
   push(event: SyncEvent): void {
     const key = objectKey(event);
-    const at = this.index.get(key);
-    if (at !== undefined && at >= this.base + this.head) {
-      const slot = at - this.base;
-      const merged = coalesce(this.queue[slot]!, event);
-      if (merged === null) {
-        this.queue[slot] = null;
-        this.index.delete(key);
-        this.pending--;
-      } else if (merged === 'both') this.append(key, event); // the DELETED keeps its place, ahead
-      else this.queue[slot] = merged;
-    } else this.append(key, event);
-    if (this.pending > this.options.highWaterMark !== this.aboveHighWater) {
+    const previous = this.pending.get(key);
+    if (previous === undefined) {
+      if (this.pending.size === 0) this.oldestAt = event.observedAt;
+      this.pending.set(key, event);
+    } else {
+      const merged = coalesce(previous, event);
+      if (merged === null) this.pending.delete(key);
+      else if (merged === 'both') {
+        this.pending.delete(key);
+        this.pending.set(`${key}\0deleted${this.deleteSeq++}`, previous);
+        this.pending.set(key, event);
+      } else this.pending.set(key, merged);
+    }
+    if (this.pending.size > this.options.highWaterMark !== this.aboveHighWater) {
       this.aboveHighWater = !this.aboveHighWater;
-      if (this.aboveHighWater) this.callbacks.highWater(this.pending);
+      if (this.aboveHighWater) this.callbacks.highWater(this.pending.size);
     }
     this.schedule();
   }
 
   get pendingCount(): number {
-    return this.pending;
+    return this.pending.size;
   }
 
   get inFlightCount(): number {
-    return this.inFlight?.length ?? 0;
+    return this.taken.length - this.takenOffset;
   }
 
   oldestAgeMs(now = Date.now()): number {
-    if (this.inFlight !== null && this.inFlight.length > 0) return now - this.inFlight[0].observedAt;
-    return this.pending > 0 ? now - this.oldestAt : 0;
+    if (this.takenOffset < this.taken.length) return now - this.taken[this.takenOffset].observedAt;
+    return this.pending.size > 0 ? now - this.oldestAt : 0;
   }
 
   /** Resolves once nothing is pending or in flight; delivers what is pending without waiting for the timer. */
@@ -122,20 +118,13 @@ export class Lane {
   close(): number {
     this.closed = true;
     this.clearTimer();
-    const left = this.pending + this.inFlightCount;
+    const left = this.pending.size + this.inFlightCount;
     this.settle();
     return left;
   }
 
-  private append(key: string, event: SyncEvent): void {
-    if (this.pending === 0) this.oldestAt = event.observedAt;
-    this.index.set(key, this.base + this.queue.length);
-    this.queue.push(event);
-    this.pending++;
-  }
-
   private isIdle(): boolean {
-    return this.inFlight === null && this.pending === 0;
+    return this.inFlight === null && this.pending.size === 0 && this.inFlightCount === 0;
   }
 
   private clearTimer(): void {
@@ -145,8 +134,8 @@ export class Lane {
 
   private schedule(): void {
     if (this.running || this.closed || !this.open) return;
-    if (this.pending >= this.options.batchSize || this.options.batchMaxWaitMs === 0) this.startRun();
-    else if (this.timer === null && this.pending > 0) {
+    if (this.pending.size >= this.options.batchSize || this.inFlightCount > 0 || this.options.batchMaxWaitMs === 0) this.startRun();
+    else if (this.timer === null && this.pending.size > 0) {
       this.timer = setTimeout(() => {
         this.timer = null;
         this.startRun();
@@ -162,42 +151,15 @@ export class Lane {
     setImmediate(() => void this.run());
   }
 
-  private takeBatch(): SyncEvent[] {
-    const batch: SyncEvent[] = [];
-    const queue = this.queue;
-    while (this.head < queue.length && batch.length < this.options.batchSize) {
-      const event = queue[this.head++];
-      if (event !== null) batch.push(event);
-    }
-    this.pending -= batch.length;
-    const taken = this.base + this.head;
-    // A deleted object's entry would otherwise stay in the index for good.
-    for (const event of batch) {
-      if (event.type !== 'DELETED') continue;
-      const key = objectKey(event);
-      const at = this.index.get(key);
-      if (at !== undefined && at < taken) this.index.delete(key);
-    }
-    if (this.head === queue.length) {
-      this.base += queue.length;
-      this.queue = [];
-      this.head = 0;
-    } else {
-      if (this.head > 1024 && this.head * 2 > queue.length) {
-        this.queue = queue.slice(this.head);
-        this.base += this.head;
-        this.head = 0;
-      }
-      let next = this.head;
-      while (this.queue[next] === null) next++;
-      this.oldestAt = this.queue[next]!.observedAt;
-    }
-    return batch;
-  }
-
   private async run(): Promise<void> {
-    while (this.pending > 0 && !this.closed && this.open) {
-      const batch = this.takeBatch();
+    while (!this.closed && this.open) {
+      if (this.takenOffset >= this.taken.length) {
+        if (this.pending.size === 0) break;
+        this.taken = Array.from(this.pending.values());
+        this.takenOffset = 0;
+        this.pending = new Map();
+      }
+      const batch = this.taken.slice(this.takenOffset, this.takenOffset + this.options.batchSize);
       this.inFlight = batch;
       let delay = this.options.retryInitialMs;
       for (let attempt = 1; !this.closed; attempt++) {
@@ -212,11 +174,16 @@ export class Lane {
         }
       }
       this.inFlight = null;
-      // A partial batch waits for the timer (when there is one), unless somebody waits for the lane to drain.
-      if (this.pending < this.options.batchSize && this.idleWaiters.length === 0 && this.options.batchMaxWaitMs > 0) break;
+      this.takenOffset += batch.length;
+      if (this.takenOffset >= this.taken.length) {
+        this.taken = [];
+        this.takenOffset = 0;
+        // A partial batch waits for the timer (when there is one), unless somebody waits for the lane to drain.
+        if (this.pending.size < this.options.batchSize && this.idleWaiters.length === 0 && this.options.batchMaxWaitMs > 0) break;
+      }
     }
     this.running = false;
-    if (this.pending > 0) this.schedule();
+    if (this.pending.size > 0 || this.inFlightCount > 0) this.schedule();
     this.settle();
   }
 
