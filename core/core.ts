@@ -58,6 +58,8 @@ export class MeshSyncCore implements Core {
   private readonly readinessChecks = new Map<string, () => boolean>();
   private readonly deliveryHolds = new Set<string>();
   private readonly abort = new AbortController();
+  /** Sinks are stopped later than sources: only once the lanes drained (or the deadline passed). */
+  private readonly sinkAbort = new AbortController();
   private unsynced = new Set<string>();
   private started = false;
   private ready = false;
@@ -271,7 +273,7 @@ export class MeshSyncCore implements Core {
       name: tap.name,
       clusterId: this.clusterId,
       logger: this.logger.child({ plugin: tap.name }),
-      signal: this.abort.signal,
+      signal: this.sinkAbort.signal,
       snapshot: () => this.snapshot(),
     };
     const options: LaneOptions = this.options;
@@ -311,6 +313,7 @@ export class MeshSyncCore implements Core {
       }
     }
     for (const lane of this.lanes) lane.close();
+    this.sinkAbort.abort();
     for (const tap of [...(this.hooks.stop.taps as TapInfo[])].reverse()) {
       try {
         await callTap(tap, []);

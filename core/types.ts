@@ -79,6 +79,7 @@ export interface SinkContext {
   readonly name: string;
   readonly clusterId: string;
   readonly logger: Logger;
+  /** Aborted on stop once the lanes drained (or the stop deadline passed), not before: in-flight writes may finish. */
   readonly signal: AbortSignal;
   /** The current state of every source, filtered and transformed like live events (type ADDED). */
   snapshot(): SyncEvent[];

@@ -152,6 +152,24 @@ describe('core', () => {
     await t.stop();
   });
 
+  it('keeps a sink\'s signal live while the lanes drain on stop, and aborts it after', async () => {
+    const seen: boolean[] = [];
+    let signal: AbortSignal | undefined;
+    const sink = definePlugin({
+      name: 'test:signal-sink', description: '', options: z.object({}),
+      setup: () => (core) => core.hooks.sink.tapPromise('test:signal-sink', async (_batch, ctx) => {
+        signal = ctx.signal;
+        seen.push(ctx.signal.aborted);
+      }),
+    });
+    const t = createTestCore({ plugins: [sink()], batchMaxWaitMs: 10_000 });
+    await t.start();
+    t.source.emit('ADDED', POD, makeObject(POD, 'a'));
+    await t.stop();
+    expect(seen).to.deep.equal([false]);
+    expect(signal?.aborted).to.equal(true);
+  });
+
   it('drains pending events to the sinks on stop', async () => {
     const t = createTestCore({ batchMaxWaitMs: 10_000 });
     await t.start();
