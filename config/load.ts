@@ -158,21 +158,33 @@ function loadError(error: unknown, file: string | undefined): ConfigError {
 
 /** Imports TS directly when this process can (tsx, or a Node that strips types); else transpiles it with typescript. */
 const loadTypeScript: Loader = async (filepath, content) => {
+  // A config outside any project that has meshsync (/config in the image, a mounted ConfigMap)
+  // still imports 'meshsync': it runs from a scratch directory that links meshsync in.
+  if (!seesMeshsync(dirname(filepath))) return importTranspiled(filepath, content, true);
   try {
     const module = await import(pathToFileURL(filepath).href);
     return module.default;
   } catch (error) {
     if ((error as { code?: string }).code !== 'ERR_UNKNOWN_FILE_EXTENSION') throw error;
-    return importTranspiled(filepath, content);
+    return importTranspiled(filepath, content, false);
   }
 };
 
+function seesMeshsync(dir: string): boolean {
+  try {
+    createRequire(join(dir, 'meshsync.config.cjs')).resolve('meshsync/package.json');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Transpiles a TS config to an ES module and imports it: next to the config when that directory is
- * writable (so relative imports work), else in a temporary directory whose node_modules links to
- * the one that holds meshsync (a ConfigMap mounted at /config is always read-only).
+ * writable and sees meshsync (so relative imports work), else in a scratch directory whose
+ * node_modules links meshsync and the packages beside it (a ConfigMap at /config is read-only).
  */
-async function importTranspiled(filepath: string, content: string): Promise<unknown> {
+async function importTranspiled(filepath: string, content: string, inScratch: boolean): Promise<unknown> {
   const { default: ts } = await import('typescript');
   const output = ts.transpileModule(content, {
     fileName: filepath,
@@ -181,11 +193,15 @@ async function importTranspiled(filepath: string, content: string): Promise<unkn
   const name = `${basename(filepath)}.${randomUUID()}.mjs`;
   let target = join(dirname(filepath), name);
   let scratch: string | undefined;
-  try {
-    await writeFile(target, output);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code !== 'EROFS' && code !== 'EACCES' && code !== 'EPERM') throw error;
+  if (!inScratch) {
+    try {
+      await writeFile(target, output);
+    } catch (error) {
+      if (!['EROFS', 'EACCES', 'EPERM'].includes((error as NodeJS.ErrnoException).code ?? '')) throw error;
+      inScratch = true;
+    }
+  }
+  if (inScratch) {
     scratch = await mkdtemp(join(tmpdir(), 'meshsync-config-'));
     await linkPackages(join(scratch, 'node_modules'), dirname(filepath));
     target = join(scratch, name);

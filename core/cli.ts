@@ -5,7 +5,7 @@
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { loadConfig, type LoadedConfig, type LoadProblem } from '../config/load.ts';
@@ -115,9 +115,9 @@ async function installCommand(command: 'install' | 'rbac', argv: readonly string
   const logger = createLogger({ level: io.env.LOG_LEVEL ?? 'warn' });
   try {
     const loaded = await loadConfig({ configFile, cwd: io.cwd, env: io.env, logger, command: 'run' });
-    // The ConfigMap carries the config as written when it is data (JSON or YAML); a TS config is code.
-    const text = loaded.file && /\.(json|ya?ml)$|rc$/.test(loaded.file) ? readFileSync(loaded.file, 'utf8') : undefined;
-    write(io.stdout, runInstallCommand(command, argv, loaded.config, text));
+    // No file: the pod runs the in-cluster defaults, whatever this machine's defaults are.
+    const shipped = loaded.file ? configForConfigMap(loaded.file) : undefined;
+    write(io.stdout, runInstallCommand(command, argv, loaded.file ? loaded.config : undefined, shipped?.text, shipped?.name));
     return 0;
   } catch (error) {
     if (error instanceof MeshSyncError) {
@@ -127,6 +127,15 @@ async function installCommand(command: 'install' | 'rbac', argv: readonly string
     write(io.stderr, `meshsync ${command}: ${(error as Error).message}\n`);
     return 2;
   }
+}
+
+/** The config file as the pod will read it from /config: its text, under a name whose extension tells the format. */
+function configForConfigMap(file: string): { text: string; name: string } {
+  const text = readFileSync(file, 'utf8');
+  if (basename(file) === 'package.json') return { text: `${JSON.stringify((JSON.parse(text) as { meshsync?: unknown }).meshsync ?? {}, null, 2)}\n`, name: 'meshsync.config.json' };
+  const extension = extname(file);
+  // .meshsyncrc has no extension and holds YAML or JSON (YAML reads both).
+  return { text, name: `meshsync.config${extension === '' || extension === '.meshsyncrc' ? '.yaml' : extension}` };
 }
 
 function createCoreFrom(loaded: LoadedConfig, logger: Logger): MeshSyncCore {

@@ -71,7 +71,7 @@ export function rbacOptionsFromConfig(config: InstallCommandConfig | undefined):
  * file's text for the ConfigMap (YAML or JSON; a .ts config cannot go into a ConfigMap as is).
  * Returns the YAML to print; throws an Error with a usage message on bad arguments.
  */
-export function runInstallCommand(command: 'install' | 'rbac', argv: readonly string[], config?: InstallCommandConfig, configText?: string): string {
+export function runInstallCommand(command: 'install' | 'rbac', argv: readonly string[], config?: InstallCommandConfig, configText?: string, configFile?: string): string {
   const { values, positionals } = parseArgs({
     args: [...argv],
     allowPositionals: true,
@@ -114,6 +114,7 @@ export function runInstallCommand(command: 'install' | 'rbac', argv: readonly st
     replicas,
     crd: !values['no-crd'],
     config: configText,
+    configFile,
   };
   return toYaml(installObjects(options));
 }

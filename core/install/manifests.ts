@@ -36,6 +36,8 @@ export interface InstallOptions extends Partial<Omit<RbacOptions, 'namespace' | 
   readonly replicas?: number;
   /** The meshsync config for the ConfigMap: an object (written as YAML) or the file's text. */
   readonly config?: object | string;
+  /** The config's file name in the ConfigMap and under /config (its extension tells its format): default meshsync.config.yaml. */
+  readonly configFile?: string;
   readonly metricsPort?: number;
   /** Include the MeshSync CRD: default true. */
   readonly crd?: boolean;
@@ -53,6 +55,7 @@ export function installObjects(options: InstallOptions = {}): KubeObject[] {
   const port = options.metricsPort ?? d.metricsPort;
   const replicas = options.replicas ?? d.replicas;
   const configText = typeof options.config === 'string' ? options.config : stringify(options.config ?? DEFAULT_INSTALL_CONFIG);
+  const configFile = typeof options.config === 'string' ? options.configFile ?? d.configFile : d.configFile;
   const selector = { 'app.kubernetes.io/name': APP_NAME, 'app.kubernetes.io/instance': name };
   const meta = (extra: object = {}) => ({ name, namespace, labels: labels({ 'app.kubernetes.io/instance': name }), ...extra });
 
@@ -97,7 +100,7 @@ export function installObjects(options: InstallOptions = {}): KubeObject[] {
               name: APP_NAME,
               image: options.image ?? d.image,
               imagePullPolicy: 'IfNotPresent',
-              args: ['run', '--config', `/config/${d.configFile}`],
+              args: ['run', '--config', `/config/${configFile}`],
               env,
               ports: [{ name: 'metrics', containerPort: port, protocol: 'TCP' }],
               livenessProbe: probe('/healthz', 10),
@@ -138,7 +141,7 @@ export function installObjects(options: InstallOptions = {}): KubeObject[] {
       serviceAccount: name,
       name,
     }),
-    { apiVersion: 'v1', kind: 'ConfigMap', metadata: meta(), data: { [d.configFile]: configText } },
+    { apiVersion: 'v1', kind: 'ConfigMap', metadata: meta(), data: { [configFile]: configText } },
     deployment,
     {
       apiVersion: 'v1',

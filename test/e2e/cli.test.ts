@@ -183,4 +183,25 @@ describe('meshsync CLI', function () {
     const help = await runCli(['install', '--help'], { cwd: dir });
     expect(help.stdout).to.contain('--broker-url');
   });
+
+  it('install: with no config file, grants what the in-cluster defaults use (the MeshSync resource, the leader lease)', async () => {
+    const { code, stdout, stderr } = await runCli(['install'], { cwd: dir });
+    expect(code, stderr).to.equal(0);
+    const { parseAllDocuments } = await import('yaml');
+    const role = parseAllDocuments(stdout).map((d) => d.toJS()).find((o) => o.kind === 'Role');
+    expect(role.rules.map((r: any) => r.resources[0])).to.include.members(['meshsyncs', 'meshsyncs/status', 'leases']);
+  });
+
+  it('install: ships a TypeScript config as it is, and runs the pod with it', async () => {
+    const file = join(dir, 'meshsync.config.ts');
+    await writeFile(file, "import { defineConfig } from 'meshsync';\nexport default defineConfig({ plugins: [['meshsync:kubernetes', { resources: ['pods.v1.'] }], 'meshsync:nats'] });\n");
+    const { code, stdout, stderr } = await runCli(['install', '--config', file], { cwd: dir });
+    expect(code, stderr).to.equal(0);
+    const { parseAllDocuments } = await import('yaml');
+    const objects = parseAllDocuments(stdout).map((d) => d.toJS());
+    expect(objects.find((o) => o.kind === 'ConfigMap').data['meshsync.config.ts']).to.contain("'meshsync:kubernetes'");
+    expect(objects.find((o) => o.kind === 'Deployment').spec.template.spec.containers[0].args).to.deep.equal(['run', '--config', '/config/meshsync.config.ts']);
+    const role = objects.find((o) => o.kind === 'ClusterRole');
+    expect(role.rules.filter((r: any) => r.verbs.includes('watch') && !r.resourceNames).flatMap((r: any) => r.resources)).to.include('pods').and.not.include('services');
+  });
 });
