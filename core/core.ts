@@ -285,7 +285,12 @@ export class MeshSyncCore implements Core {
           counters.failedAttempts++;
           this.reportError({ plugin: tap.name, hook: 'sink', error: pluginError(tap.name, 'sink', error) });
         }
-        this.hooks.batch.call({ sink: tap.name, events: batch, attempt, ok: error === undefined, error });
+        try {
+          this.hooks.batch.call({ sink: tap.name, events: batch, attempt, ok: error === undefined, error });
+        } catch (tapError) {
+          // A counter must never stall or crash delivery.
+          this.logger.error({ err: asError(tapError) }, 'a batch tap threw');
+        }
       },
       highWater: (pending) => this.logger.warn({ sink: tap.name, pending }, 'sink is behind: events are held (coalesced per object) until it accepts them'),
     });

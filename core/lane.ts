@@ -101,7 +101,7 @@ export class Lane {
 
   /** Resolves once nothing is pending or in flight; delivers what is pending without waiting for the timer. */
   idle(): Promise<void> {
-    if (this.isIdle()) return Promise.resolve();
+    if (this.isIdle() || this.closed) return Promise.resolve();
     const settled = new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     this.startRun();
     return settled;
@@ -162,18 +162,24 @@ export class Lane {
       const batch = this.taken.slice(this.takenOffset, this.takenOffset + this.options.batchSize);
       this.inFlight = batch;
       let delay = this.options.retryInitialMs;
-      for (let attempt = 1; !this.closed; attempt++) {
+      let delivered = false;
+      // A gate closed meanwhile (this replica became a standby) stops the retries: the batch
+      // waits, to be retried as it was once the gate opens again.
+      for (let attempt = 1; !this.closed && this.open; attempt++) {
+        let failure: Error | undefined;
         try {
           await this.callbacks.deliver(batch);
-          this.callbacks.attempted(batch, attempt);
-          break;
+          delivered = true;
         } catch (error) {
-          this.callbacks.attempted(batch, attempt, error instanceof Error ? error : new Error(String(error)));
-          await sleep(delay * (0.5 + Math.random()));
-          delay = Math.min(delay * 2, this.options.retryMaxMs);
+          failure = error instanceof Error ? error : new Error(String(error));
         }
+        this.callbacks.attempted(batch, attempt, failure);
+        if (delivered) break;
+        await sleep(Math.min(delay * (0.5 + Math.random()), this.options.retryMaxMs));
+        delay = Math.min(delay * 2, this.options.retryMaxMs);
       }
       this.inFlight = null;
+      if (!delivered) break;
       this.takenOffset += batch.length;
       if (this.takenOffset >= this.taken.length) {
         this.taken = [];

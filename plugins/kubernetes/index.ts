@@ -263,7 +263,7 @@ class KubernetesSource {
         malformedLine: (line, error) => {
           this.metrics.malformed.inc({ resource: served.id });
           this.ctx.reportError(new MeshSyncError('MESHSYNC_EVENT_INVALID',
-            `skipped a malformed line from the watch of ${reflector.describe()}: ${(error as Error)?.message ?? error}`, { details: { resource: served.id, line: line.slice(0, 200) } }));
+            `skipped a malformed line from the watch of ${reflector.describe()}: ${(error as Error)?.message ?? error}`, { details: { resource: served.id, bytes: line.length } })); // never the text: it may hold a Secret
         },
       }, this.strings);
       watched.reflectors.push(reflector);

@@ -159,6 +159,9 @@ export class Reflector {
     await this.running;
   }
 
+  /** A watch line other than ERROR arrived since the last 410: relisting at once is not a loop. */
+  private progressed = true;
+
   private async loop(): Promise<void> {
     const signal = this.abort.signal;
     let needList = true;
@@ -182,8 +185,11 @@ export class Reflector {
         this.listener.failed(failure);
         if (failure.reason === 'gone') {
           // Our resourceVersion is too old: relist and diff, so deletions in the gap are not lost.
+          // A server answering every watch with 410 must not make us relist in a tight loop.
           this.listener.relisted();
           needList = true;
+          if (!this.progressed) await sleep(this.backoff.next(), signal);
+          this.progressed = false;
           continue;
         }
         if (watching) this.listener.watchRestarted();
@@ -264,8 +270,10 @@ export class Reflector {
         line: (text) => {
           lastLineAt = Date.now();
           delivered = true;
-          this.backoff.reset();
           this.onLine(text, lastLineAt);
+          // After onLine: an ERROR event (which throws) is no progress.
+          this.backoff.reset();
+          this.progressed = true;
         },
       }, { accept: this.scope.metadataOnly ? PARTIAL_WATCH : 'application/json', signal: AbortSignal.any([signal, stall.signal]) });
     } catch (error) {
@@ -333,6 +341,13 @@ export class Reflector {
     const previous = this.store.get(object);
     if (previous !== undefined && previous.metadata.resourceVersion === object.metadata.resourceVersion) return previous;
     this.store.set(object);
+    // Same name, another uid: deleted and re-created while we were not watching (a relist). The
+    // old object's DELETED must still reach consumers, who key objects by uid.
+    if (previous !== undefined && previous.metadata.uid !== object.metadata.uid) {
+      this.listener.emit('DELETED', previous, observedAt);
+      this.listener.emit('ADDED', object, observedAt);
+      return object;
+    }
     this.listener.emit(previous === undefined ? 'ADDED' : 'MODIFIED', object, observedAt);
     return object;
   }

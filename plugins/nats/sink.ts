@@ -193,6 +193,8 @@ export class NatsSink {
         this.pendingResync = undefined;
         await this.connection.whenConnected();
         if (this.stopped) break;
+        // Asked while leading, run after becoming a standby: the new leader resyncs instead.
+        if (this.core.state.deliveryHeld) continue;
         try {
           await this.resync(reason);
           delay = this.options.reconnectInitialMs;

@@ -187,6 +187,26 @@ describe('kubernetes source (against the API simulator)', function () {
     expect(requestsFor(POD_ID, 'list').length).to.be.greaterThanOrEqual(2);
   });
 
+  it('emits DELETED for the old object and ADDED for the new one when a name was re-created during the gap', async () => {
+    const first = sim.create(POD_ID, pod('web-0'));
+    const core = await start({ resources: [POD_ID] });
+    await core.drain();
+    core.sink.clear();
+    sim.stallWatches(true);
+    sim.delete(POD_ID, 'default', 'web-0');
+    const second = sim.create(POD_ID, pod('web-0'));
+    sim.dropWatches();
+    sim.compact();
+    sim.stallWatches(false);
+    await core.sink.waitFor((events) => events.length >= 2);
+    await core.drain();
+    expect(core.sink.events.map((e) => `${e.type} ${e.object.metadata.uid}`)).to.deep.equal([
+      `DELETED ${first.metadata.uid}`,
+      `ADDED ${second.metadata.uid}`,
+    ]);
+    expect(core.sink.view().has(String(first.metadata.uid))).to.equal(false);
+  });
+
   it('resumes dropped watches with no duplicate and no missed event', async () => {
     const core = await start({ resources: [POD_ID] });
     for (let i = 0; i < 200; i++) {

@@ -232,3 +232,36 @@ describe('core control', () => {
     await t.stop();
   });
 });
+
+describe('core under faults', () => {
+  it('keeps delivering when a batch tap throws', async () => {
+    const plugin = definePlugin({
+      name: 'test:bad-counter', description: '', options: z.object({}),
+      setup: () => (core) => void core.hooks.batch.tap('test:bad-counter', () => { throw new Error('counter broke'); }),
+    });
+    const t = createTestCore({ plugins: [plugin()] });
+    await t.start();
+    t.source.emit('ADDED', POD, makeObject(POD, 'a'));
+    await t.drain();
+    t.source.emit('ADDED', POD, makeObject(POD, 'b'));
+    await t.drain();
+    expect(t.sink.events.map((e) => e.object.metadata.name)).to.deep.equal(['a', 'b']);
+    await t.stop();
+  });
+
+  it('stops retrying a failing batch once delivery is held, and delivers it when released', async () => {
+    const t = createTestCore();
+    await t.start();
+    t.sink.failing = true;
+    t.source.emit('ADDED', POD, makeObject(POD, 'a'));
+    while (t.sink.rejected < 1) await new Promise((resolve) => setTimeout(resolve, 5));
+    t.core.holdDelivery('test:standby', true);
+    t.sink.failing = false;
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    expect(t.sink.events, 'a standby publishes nothing, not even a retry').to.have.length(0);
+    t.core.holdDelivery('test:standby', false);
+    await t.sink.waitFor(1);
+    expect(t.sink.events.map((e) => e.object.metadata.name)).to.deep.equal(['a']);
+    await t.stop();
+  });
+});
