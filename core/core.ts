@@ -115,11 +115,14 @@ export class MeshSyncCore implements Core {
     this.forbidLateTaps();
     await this.hooks.start.promise();
     this.clusterId = await this.hooks.clusterId.promise(this.clusterId);
-    this.lanes = (this.hooks.sink.taps as TapInfo[]).map((tap) => this.createLane(tap));
+    const sinks = this.hooks.sink.taps as TapInfo[];
+    const sinkNames = distinctNames(sinks);
+    this.lanes = sinks.map((tap, i) => this.createLane(tap, sinkNames[i]));
     const sources = this.hooks.source.taps as TapInfo[];
-    this.unsynced = new Set(sources.map((tap) => tap.name));
+    const sourceNames = distinctNames(sources);
+    this.unsynced = new Set(sourceNames);
     if (sources.length === 0) this.markReady();
-    this.sourceRuns = sources.map((tap) => callTap(tap, [this.createSourceContext(tap.name)]).catch((error) => {
+    this.sourceRuns = sources.map((tap, i) => callTap(tap, [this.createSourceContext(sourceNames[i])]).catch((error) => {
       throw pluginError(tap.name, 'source', error);
     }));
     await Promise.all(this.sourceRuns);
@@ -267,32 +270,32 @@ export class MeshSyncCore implements Core {
     };
   }
 
-  private createLane(tap: TapInfo): Lane {
-    const counters = (this.counters.sinks[tap.name] = { delivered: 0, failedAttempts: 0 });
+  private createLane(tap: TapInfo, name: string): Lane {
+    const counters = (this.counters.sinks[name] = { delivered: 0, failedAttempts: 0 });
     const context: SinkContext = {
-      name: tap.name,
+      name,
       clusterId: this.clusterId,
-      logger: this.logger.child({ plugin: tap.name }),
+      logger: this.logger.child({ plugin: name }),
       signal: this.sinkAbort.signal,
       snapshot: () => this.snapshot(),
     };
     const options: LaneOptions = this.options;
-    const lane = new Lane(tap.name, options, {
+    const lane = new Lane(name, options, {
       deliver: (batch) => callTap(tap, [batch, context]),
       attempted: (batch, attempt, error) => {
         if (error === undefined) counters.delivered += batch.length;
         else {
           counters.failedAttempts++;
-          this.reportError({ plugin: tap.name, hook: 'sink', error: pluginError(tap.name, 'sink', error) });
+          this.reportError({ plugin: name, hook: 'sink', error: pluginError(name, 'sink', error) });
         }
         try {
-          this.hooks.batch.call({ sink: tap.name, events: batch, attempt, ok: error === undefined, error });
+          this.hooks.batch.call({ sink: name, events: batch, attempt, ok: error === undefined, error });
         } catch (tapError) {
           // A counter must never stall or crash delivery.
           this.logger.error({ err: asError(tapError) }, 'a batch tap threw');
         }
       },
-      highWater: (pending) => this.logger.warn({ sink: tap.name, pending }, 'sink is behind: events are held (coalesced per object) until it accepts them'),
+      highWater: (pending) => this.logger.warn({ sink: name, pending }, 'sink is behind: events are held (coalesced per object) until it accepts them'),
     });
     lane.setOpen(this.deliveryHolds.size === 0);
     return lane;
@@ -387,6 +390,16 @@ export class MeshSyncCore implements Core {
       },
     };
   }
+}
+
+/** Tap names, made distinct (`name#2`) where a plugin runs twice: lanes and readiness are per tap. */
+function distinctNames(taps: readonly TapInfo[]): string[] {
+  const seen = new Map<string, number>();
+  return taps.map((tap) => {
+    const count = (seen.get(tap.name) ?? 0) + 1;
+    seen.set(tap.name, count);
+    return count === 1 ? tap.name : `${tap.name}#${count}`;
+  });
 }
 
 function callTap(tap: TapInfo, args: unknown[]): Promise<void> {

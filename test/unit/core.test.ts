@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { createTestCore, makeObject, POD, SECRET } from '../../core/testing/index.ts';
+import { createTestCore, makeObject, memorySink, memorySource, POD, SECRET } from '../../core/testing/index.ts';
+import { createCore } from '../../core/core.ts';
 import { definePlugin } from '../../core/plugin.ts';
 import { coalesce } from '../../core/lane.ts';
 import { z } from 'zod';
@@ -263,5 +264,26 @@ describe('core under faults', () => {
     await t.sink.waitFor(1);
     expect(t.sink.events.map((e) => e.object.metadata.name)).to.deep.equal(['a']);
     await t.stop();
+  });
+});
+
+describe('core with a plugin used twice', () => {
+  it('waits for both sources of the same name before ready, and keeps one lane and counter per sink', async () => {
+    const first = memorySource('test:twin', { syncedAtStart: false });
+    const second = memorySource('test:twin', { syncedAtStart: false });
+    const sinkA = memorySink('test:twin-sink');
+    const sinkB = memorySink('test:twin-sink');
+    const core = createCore({ plugins: [first.plugin, second.plugin, sinkA.plugin, sinkB.plugin], batchMaxWaitMs: 0 });
+    await core.start();
+    first.handle.synced();
+    expect(core.state.ready, 'one of two sources synced').to.equal(false);
+    second.handle.synced();
+    expect(core.state.ready).to.equal(true);
+    first.handle.emit('ADDED', POD, makeObject(POD, 'a'));
+    await core.drain();
+    expect(Object.keys(core.counters.sinks)).to.deep.equal(['test:twin-sink', 'test:twin-sink#2']);
+    expect(sinkA.handle.events).to.have.length(1);
+    expect(sinkB.handle.events).to.have.length(1);
+    await core.stop();
   });
 });
