@@ -2,6 +2,7 @@ import { Registry } from 'prom-client';
 import { AsyncParallelHook, AsyncSeriesHook, AsyncSeriesWaterfallHook, SyncBailHook, SyncHook, SyncWaterfallHook } from 'tapable';
 import { asError, MeshSyncError, pluginError } from './errors.ts';
 import { Lane, type LaneOptions } from './lane.ts';
+import { resourceId } from './resource.ts';
 import { silentLogger, type Logger } from './log.ts';
 import type {
   Batch, BatchReport, Core, CoreCounters, CoreHooks, CoreState, EventType, KubeObject, Plugin, ResourceRef, SinkContext, SnapshotItem,
@@ -64,6 +65,7 @@ export class MeshSyncCore implements Core {
   private started = false;
   private ready = false;
   private stopping: Promise<void> | null = null;
+  private readonly readyReached = deferred();
   private sourceRuns: Promise<unknown>[] = [];
 
   constructor(options: CoreOptions) {
@@ -130,8 +132,7 @@ export class MeshSyncCore implements Core {
 
   /** Resolves when every source has listed its initial state. */
   whenReady(): Promise<void> {
-    if (this.ready) return Promise.resolve();
-    return new Promise((resolve) => this.hooks.ready.tap({ name: 'meshsync:whenReady', stage: 1000 } as never, resolve));
+    return this.readyReached.promise;
   }
 
   /** Stops sources, drains every sink lane within the deadline, then runs stop taps in reverse order. */
@@ -306,6 +307,7 @@ export class MeshSyncCore implements Core {
     this.ready = true;
     this.logger.info('initial sync complete');
     this.hooks.ready.call();
+    this.readyReached.resolve();
   }
 
   private async doStop(): Promise<void> {
@@ -354,7 +356,6 @@ export class MeshSyncCore implements Core {
 
   private forbidLateTaps(): void {
     for (const [hookName, hook] of Object.entries(this.hooks)) {
-      if (hookName === 'ready') continue; // whenReady() may wait on it at any time
       for (const method of ['tap', 'tapAsync', 'tapPromise'] as const) {
         if (typeof (hook as any)[method] !== 'function') continue;
         (hook as any)[method] = () => {
@@ -382,7 +383,7 @@ export class MeshSyncCore implements Core {
         for (const reader of this.snapshotReaders) {
           if (reader.counts) Object.assign(counts, reader.counts());
           else for (const item of reader.read()) {
-            const id = `${item.resource.resource}.${item.resource.version}.${item.resource.group}`;
+            const id = resourceId(item.resource);
             counts[id] = (counts[id] ?? 0) + 1;
           }
         }
@@ -413,6 +414,12 @@ function callTap(tap: TapInfo, args: unknown[]): Promise<void> {
   } catch (error) {
     return Promise.reject(error);
   }
+}
+
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((done) => (resolve = done));
+  return { promise, resolve };
 }
 
 function safeCheck(check: () => boolean): boolean {

@@ -50,7 +50,6 @@ export interface LaneCallbacks {
 export class Lane {
   private pending = new Map<string, SyncEvent>();
   private oldestAt = 0;
-  private inFlight: Batch | null = null;
   /** Events taken from `pending` in one go (cheaper than deleting entries one by one), delivered in batches. */
   private taken: SyncEvent[] = [];
   private takenOffset = 0;
@@ -124,7 +123,7 @@ export class Lane {
   }
 
   private isIdle(): boolean {
-    return this.inFlight === null && this.pending.size === 0 && this.inFlightCount === 0;
+    return this.pending.size === 0 && this.inFlightCount === 0;
   }
 
   private clearTimer(): void {
@@ -160,7 +159,6 @@ export class Lane {
         this.pending = new Map();
       }
       const batch = this.taken.slice(this.takenOffset, this.takenOffset + this.options.batchSize);
-      this.inFlight = batch;
       let delay = this.options.retryInitialMs;
       let delivered = false;
       // A gate closed meanwhile (this replica became a standby) stops the retries: the batch
@@ -178,7 +176,6 @@ export class Lane {
         await sleep(Math.min(delay * (0.5 + Math.random()), this.options.retryMaxMs));
         delay = Math.min(delay * 2, this.options.retryMaxMs);
       }
-      this.inFlight = null;
       if (!delivered) break;
       this.takenOffset += batch.length;
       if (this.takenOffset >= this.taken.length) {
