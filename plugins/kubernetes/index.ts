@@ -12,6 +12,7 @@ import type { Core, KubeObject, ResourceRef, SnapshotItem, SourceContext } from 
 import { KubeClient, KubeRequestError, loadKubeConfig } from './client.ts';
 import { discover, rediscoverGroup, resolveResources, type Catalog, type ServedResource } from './discovery.ts';
 import { Backoff, Reflector, sleep, StringPool, type ReflectorScope, type ReflectorTiming } from './reflector.ts';
+import { resourceId } from '../../core/resource.ts';
 
 export { loadKubeConfig, KubeClient, KubeRequestError } from './client.ts';
 export { Reflector, Backoff, collectionPath } from './reflector.ts';
@@ -97,7 +98,7 @@ export function scopesFor(resource: ResourceRef, options: Pick<KubernetesOptions
 /** The message of a 403: which RBAC rule is missing. */
 export function forbiddenMessage(resource: ResourceRef, namespace: string | undefined, serverMessage: string): string {
   const where = namespace ? ` in namespace ${namespace}` : '';
-  return `forbidden to list/watch ${resource.resource}.${resource.version}.${resource.group}${where}: RBAC needs verbs list and watch on resource "${resource.resource}" in API group "${resource.group}"`
+  return `forbidden to list/watch ${resourceId(resource)}${where}: RBAC needs verbs list and watch on resource "${resource.resource}" in API group "${resource.group}"`
     + `${resource.group === '' ? ' (the core group)' : ''}; the server said: ${serverMessage}`;
 }
 
@@ -379,7 +380,7 @@ class KubernetesSource {
 
   private describeFailure(error: unknown, what: string, resource?: ResourceRef, namespace?: string): Error {
     if (!(error instanceof KubeRequestError)) return error as Error;
-    const details = { resource: resource ? `${resource.resource}.${resource.version}.${resource.group}` : undefined, namespace, status: error.status, reason: error.reason };
+    const details = { resource: resource ? resourceId(resource) : undefined, namespace, status: error.status, reason: error.reason };
     switch (error.reason) {
       case 'forbidden':
         return new MeshSyncError('MESHSYNC_KUBE_FORBIDDEN', resource ? forbiddenMessage(resource, namespace, error.message) : `${what}: ${error.message}`, { cause: error, details });

@@ -7,6 +7,7 @@
 import { setMaxListeners } from 'node:events';
 import type { EventType, KubeObject, ResourceRef } from '../../core/types.ts';
 import { KubeRequestError, type FailureReason, type KubeClient } from './client.ts';
+import { resourceId } from '../../core/resource.ts';
 
 export interface ReflectorScope {
   /** Watch only this namespace (namespaced path). */
@@ -376,7 +377,7 @@ export class Reflector {
   }
 
   describe(): string {
-    return `${this.resource.resource}.${this.resource.version}.${this.resource.group}${this.scope.namespace ? ` in namespace ${this.scope.namespace}` : ''}`;
+    return `${resourceId(this.resource)}${this.scope.namespace ? ` in namespace ${this.scope.namespace}` : ''}`;
   }
 }
 

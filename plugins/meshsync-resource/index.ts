@@ -10,6 +10,7 @@ import { definePlugin } from '../../core/plugin.ts';
 import type { Core, KubeObject, ResourceRef } from '../../core/types.ts';
 import { KubeClient, KubeRequestError, loadKubeConfig } from '../kubernetes/client.ts';
 import { Reflector, type ReflectorTiming } from '../kubernetes/reflector.ts';
+import { resourceId } from '../../core/resource.ts';
 import {
   configFilesLayer, configMapLayer, customResourceLayer, environmentLayer, nextCondition, publishingTo, resolve,
   type Condition, type LayerName, type Layers, type LegacyWatchList,
@@ -126,7 +127,7 @@ class MeshSyncResource {
       failed: (error) => {
         if (error.reason === 'gone' || error.reason === 'stalled' || warned) return;
         warned = true; // once: a missing CRD or RBAC rule would otherwise log every retry
-        this.logger.warn({ resource: `${resource.resource}.${resource.version}.${resource.group}`, err: error.message }, `cannot watch ${resource.kind} ${this.options.namespace}/${name}; retrying`);
+        this.logger.warn({ resource: resourceId(resource), err: error.message }, `cannot watch ${resource.kind} ${this.options.namespace}/${name}; retrying`);
       },
       watchRestarted: () => {},
       relisted: () => {},
