@@ -39,6 +39,8 @@ const { values: args } = parseArgs({
     contenders: { type: 'string', default: 'bare,informer,meshsync,meshsync-nowait' },
     profile: { type: 'string' },
     'node-args': { type: 'string', default: '' },
+    /** Contenders (comma-separated) given --node-args; default: the profiled one. */
+    'node-args-for': { type: 'string' },
     build: { type: 'string', default: '/tmp/meshsync-bench-e2e' },
     'no-build': { type: 'boolean', default: false },
     out: { type: 'string', default: join(ROOT, 'bench/results/e2e.json') },
@@ -243,8 +245,10 @@ async function runContender(contender: Contender, env: Env, subscriber: Subscrib
   server.on('request', onRequest);
 
   const profiling = args.profile === contender.name;
+  const nodeArgsFor = (args['node-args-for'] ?? args.profile ?? '').split(',');
   const execArgv = [
-    ...(profiling ? ['--cpu-prof', '--cpu-prof-dir', join(BUILD, 'profiles'), ...args['node-args']!.split(' ').filter(Boolean)] : []),
+    ...(profiling ? ['--cpu-prof', '--cpu-prof-dir', join(BUILD, 'profiles')] : []),
+    ...(nodeArgsFor.includes(contender.name) ? args['node-args']!.split(' ').filter(Boolean) : []),
   ];
   const spawnedUs = nowUs();
   const child = spawn(process.execPath, [...execArgv, ...contender.command(env, subject)], { stdio: ['ignore', 'inherit', 'inherit'] });

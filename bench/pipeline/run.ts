@@ -1,12 +1,15 @@
 /**
  * Pipeline benchmark (not a test): events per second through watch-list + redact-secrets + an
- * in-memory sink, in the framework and in a plain loop doing the same work, in the same process.
+ * in-memory sink, in the framework and in a plain loop doing the same work. Each side runs in a
+ * child process of its own (a fresh V8), the children alternating, all from this one script.
  *
- *   npx tsx bench/pipeline/run.ts [--events 1000000] [--runs 5] [--chunk 1000]
+ *   npx tsx bench/pipeline/run.ts [--events 1000000] [--pairs 4] [--runs 3] [--chunk 1000]
  *
  * Writes bench/results/pipeline.json and prints a table. See bench/README.md.
  */
+import { execFile } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
@@ -20,16 +23,19 @@ import { redactSecrets, createRedactor } from '../../plugins/redact-secrets/inde
 const { values: args } = parseArgs({
   options: {
     events: { type: 'string', default: '1000000' },
-    runs: { type: 'string', default: '5' },
+    /** Child processes per side (they alternate), and timed runs in each after one warm-up. */
+    pairs: { type: 'string', default: '4' },
+    runs: { type: 'string', default: '3' },
     chunk: { type: 'string', default: '1000' },
     objects: { type: 'string', default: '20000' },
     out: { type: 'string', default: join(import.meta.dirname, '../results/pipeline.json') },
-    // For profiling one side: `node --cpu-prof --import tsx bench/pipeline/run.ts --profile framework`
-    profile: { type: 'string' },
+    /** Runs one side in this process and prints its result as JSON (how the children run; also for profiling). */
+    side: { type: 'string' },
     wait: { type: 'string' },
   },
 });
 const EVENTS = Number(args.events);
+const PAIRS = Number(args.pairs);
 const RUNS = Number(args.runs);
 const CHUNK = Number(args.chunk);
 const OBJECTS = Number(args.objects);
@@ -222,40 +228,54 @@ const median = (values: number[]) => {
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 };
 
+type Side = 'baseline' | 'framework';
+interface SideResult { side: Side; seconds: number[]; cpuSeconds: number[]; delivered: number }
+
+/** One side in this process: a warm-up run (JIT), then the timed runs. */
+async function runSide(side: Side): Promise<SideResult> {
+  const run = side === 'baseline' ? runBaseline : runFramework;
+  await run();
+  const results: RunResult[] = [];
+  for (let i = 0; i < RUNS; i++) results.push(await run());
+  return { side, seconds: results.map((r) => r.seconds), cpuSeconds: results.map((r) => r.cpuSeconds), delivered: results[0].delivered };
+}
+
+/**
+ * A side in a child process of its own. In one process the two sides would share the driver's
+ * and the redactor's JIT feedback (the same functions see both sides' objects), which slows
+ * whichever side the code was not optimised for; a fresh process per side measures each alone.
+ */
+async function spawnSide(side: Side): Promise<SideResult> {
+  const forwarded = ['events', 'runs', 'chunk', 'objects', ...(args.wait === undefined ? [] : ['wait'])].flatMap((name) => [`--${name}`, String(args[name as keyof typeof args])]);
+  const { stdout } = await promisify(execFile)(process.execPath, [...process.execArgv, process.argv[1], '--side', side, ...forwarded], { maxBuffer: 1 << 20 });
+  return JSON.parse(stdout) as SideResult;
+}
+
 async function main(): Promise<void> {
-  if (args.profile !== undefined) {
-    const run = args.profile === 'baseline' ? runBaseline : runFramework;
-    for (let i = 0; i < RUNS; i++) {
-      const result = await run();
-      console.error(`${args.profile}: ${result.seconds.toFixed(3)} s wall, ${result.cpuSeconds.toFixed(3)} s CPU`);
-    }
+  if (args.side !== undefined) {
+    if (args.side !== 'baseline' && args.side !== 'framework') throw new Error('--side is baseline or framework');
+    process.stdout.write(`${JSON.stringify(await runSide(args.side))}\n`);
     return;
   }
-  console.error(`workload: ${EVENTS} events over ${OBJECTS} objects, pods ${Math.min(...podBytes)}–${Math.max(...podBytes)} bytes, chunks of ${CHUNK}`);
-  // Warm-up: let both code paths get optimised before anything is timed.
-  await runBaseline();
-  await runFramework();
-  const framework: RunResult[] = [];
-  const baseline: RunResult[] = [];
-  for (let run = 0; run < RUNS; run++) {
-    // Alternate the order, so drift (GC, thermal, neighbours) hits both alike.
-    if (run % 2 === 0) {
-      baseline.push(await runBaseline());
-      framework.push(await runFramework());
-    } else {
-      framework.push(await runFramework());
-      baseline.push(await runBaseline());
+  console.error(`workload: ${EVENTS} events over ${OBJECTS} objects, pods ${Math.min(...podBytes)}–${Math.max(...podBytes)} bytes, chunks of ${CHUNK}; ${PAIRS} processes per side, ${RUNS} timed runs each`);
+  const framework: SideResult[] = [];
+  const baseline: SideResult[] = [];
+  for (let pair = 0; pair < PAIRS; pair++) {
+    // Alternate the order, so drift (thermal, neighbours) hits both alike.
+    for (const side of (pair % 2 === 0 ? ['baseline', 'framework'] : ['framework', 'baseline']) as Side[]) {
+      (side === 'baseline' ? baseline : framework).push(await spawnSide(side));
     }
-    console.error(`run ${run + 1}/${RUNS}: baseline ${baseline.at(-1)!.seconds.toFixed(3)} s (${baseline.at(-1)!.cpuSeconds.toFixed(3)} CPU), framework ${framework.at(-1)!.seconds.toFixed(3)} s (${framework.at(-1)!.cpuSeconds.toFixed(3)} CPU)`);
+    const last = (results: SideResult[]) => `${median(results.at(-1)!.seconds).toFixed(3)} s (${median(results.at(-1)!.cpuSeconds).toFixed(3)} CPU)`;
+    console.error(`pair ${pair + 1}/${PAIRS}: baseline ${last(baseline)}, framework ${last(framework)}`);
   }
-  const rate = (results: RunResult[]) => median(results.map((result) => EVENTS / result.seconds));
-  const baselineRate = rate(baseline);
-  const frameworkRate = rate(framework);
+  const all = (results: SideResult[], key: 'seconds' | 'cpuSeconds') => results.flatMap((result) => result[key]);
+  const baselineRate = EVENTS / median(all(baseline, 'seconds'));
+  const frameworkRate = EVENTS / median(all(framework, 'seconds'));
   const ratio = frameworkRate / baselineRate;
-  // Per alternated pair: robust to load that drifts during the run (shared CI machines).
-  const pairRatio = median(framework.map((result, i) => baseline[i].seconds / result.seconds));
+  // Per pair of processes run back to back: robust to load that drifts during the run.
+  const pairRatio = median(framework.map((result, i) => median(baseline[i].seconds) / median(result.seconds)));
   // CPU time of the process: what the framework costs, whatever the neighbours do.
-  const cpuRatio = median(framework.map((result, i) => baseline[i].cpuSeconds / result.cpuSeconds));
+  const cpuRatio = median(all(baseline, 'cpuSeconds')) / median(all(framework, 'cpuSeconds'));
   const result = {
     benchmark: 'pipeline',
     date: new Date().toISOString(),
@@ -266,9 +286,10 @@ async function main(): Promise<void> {
       podBytes: { min: Math.min(...podBytes), max: Math.max(...podBytes) },
       mix: { pods: 0.87, secrets: 0.03, configmaps: 0.05, events: 0.05 }, watchList: WATCH_LIST,
     },
-    runs: RUNS,
-    baseline: { eventsPerSecond: Math.round(baselineRate), seconds: baseline.map((r) => r.seconds), delivered: baseline[0].delivered },
-    framework: { eventsPerSecond: Math.round(frameworkRate), seconds: framework.map((r) => r.seconds), delivered: framework[0].delivered },
+    processesPerSide: PAIRS,
+    runsPerProcess: RUNS,
+    baseline: { eventsPerSecond: Math.round(baselineRate), seconds: all(baseline, 'seconds'), delivered: baseline[0].delivered },
+    framework: { eventsPerSecond: Math.round(frameworkRate), seconds: all(framework, 'seconds'), delivered: framework[0].delivered },
     ratio: Number(ratio.toFixed(3)),
     pairRatio: Number(pairRatio.toFixed(3)),
     cpuRatio: Number(cpuRatio.toFixed(3)),
