@@ -8,6 +8,7 @@ import { setMaxListeners } from 'node:events';
 import type { EventType, KubeObject, ResourceRef } from '../../core/types.ts';
 import { KubeRequestError, type FailureReason, type KubeClient } from './client.ts';
 import { resourceId } from '../../core/resource.ts';
+import { rememberJson } from '../../core/serialized.ts';
 
 export interface ReflectorScope {
   /** Watch only this namespace (namespaced path). */
@@ -68,29 +69,57 @@ export function collectionPath(resource: Pick<ResourceRef, 'group' | 'version' |
 }
 
 /**
+ * An object as the store keeps it: identity and version at hand, the body either parsed (small
+ * metadata-only objects) or as its JSON text. Text for full objects: one string instead of a
+ * graph of a hundred small objects, so a large cache costs the garbage collector almost nothing
+ * (no long pauses), and the text made once serves the sinks too (`rememberJson`).
+ */
+export class StoredObject {
+  constructor(readonly uid: string | undefined, readonly resourceVersion: string | undefined, private readonly body: KubeObject | string) {}
+
+  /** The object; one kept as text is parsed anew on each call (snapshots and relists: rare). */
+  object(): KubeObject {
+    if (typeof this.body !== 'string') return this.body;
+    const object = JSON.parse(this.body) as KubeObject;
+    rememberJson(object, this.body);
+    return object;
+  }
+}
+
+/**
  * Objects keyed by namespace, then name. Two levels rather than one `namespace/name` string key:
  * the names are the objects' own strings, so a key costs no memory of its own.
  */
 export class ObjectStore {
-  private readonly namespaces = new Map<string, Map<string, KubeObject>>();
+  private readonly namespaces = new Map<string, Map<string, StoredObject>>();
   private count = 0;
+
+  /** `asText`: keep objects as JSON text (see `StoredObject`). */
+  constructor(private readonly asText = false) {}
 
   get size(): number {
     return this.count;
   }
 
-  get(object: KubeObject): KubeObject | undefined {
+  get(object: KubeObject): StoredObject | undefined {
     return this.namespaces.get(object.metadata.namespace ?? '')?.get(object.metadata.name);
   }
 
   /** Stores the object in place of the one with its namespace and name. */
-  set(object: KubeObject): void {
+  set(object: KubeObject): StoredObject {
+    let body: KubeObject | string = object;
+    if (this.asText) {
+      body = JSON.stringify(object);
+      rememberJson(object, body);
+    }
+    const stored = new StoredObject(object.metadata.uid, object.metadata.resourceVersion, body);
     const namespace = object.metadata.namespace ?? '';
     let names = this.namespaces.get(namespace);
     if (names === undefined) this.namespaces.set(namespace, (names = new Map()));
     const before = names.size;
-    names.set(object.metadata.name, object);
+    names.set(object.metadata.name, stored);
     this.count += names.size - before;
+    return stored;
   }
 
   delete(object: KubeObject): boolean {
@@ -102,8 +131,23 @@ export class ObjectStore {
     return true;
   }
 
+  /** Removes every object not in `kept`; returns the removed ones. */
+  removeExcept(kept: ReadonlySet<StoredObject>): KubeObject[] {
+    const removed: KubeObject[] = [];
+    for (const [namespace, names] of this.namespaces) {
+      for (const [name, stored] of names) {
+        if (kept.has(stored)) continue;
+        names.delete(name);
+        this.count--;
+        removed.push(stored.object());
+      }
+      if (names.size === 0) this.namespaces.delete(namespace);
+    }
+    return removed;
+  }
+
   *values(): IterableIterator<KubeObject> {
-    for (const names of this.namespaces.values()) yield* names.values();
+    for (const names of this.namespaces.values()) for (const stored of names.values()) yield stored.object();
   }
 
   clear(): void {
@@ -117,7 +161,7 @@ export const apiVersionOf = (resource: Pick<ResourceRef, 'group' | 'version'>) =
 
 export class Reflector {
   /** The current state, keyed by namespace/name; objects without managedFields, with kind and apiVersion. */
-  readonly store = new ObjectStore();
+  readonly store: ObjectStore;
   /** The last resourceVersion seen (list, event or bookmark); watches resume from it. */
   resourceVersion = '';
   private listedOnce = false;
@@ -137,6 +181,7 @@ export class Reflector {
     strings?: StringPool,
   ) {
     this.strings = strings ?? new StringPool();
+    this.store = new ObjectStore(!scope.metadataOnly);
     this.backoff = new Backoff(timing.backoffInitialMs, timing.backoffMaxMs);
     setMaxListeners(0, this.abort.signal);
     this.apiVersion = apiVersionOf(resource);
@@ -215,7 +260,7 @@ export class Reflector {
   private async list(signal: AbortSignal): Promise<void> {
     const accept = this.scope.metadataOnly ? PARTIAL_LIST : 'application/json';
     // The stored objects the list confirmed; what is left over was deleted meanwhile.
-    const seen = new Set<KubeObject>();
+    const seen = new Set<StoredObject>();
     let continueToken: string | undefined;
     let resourceVersion = '';
     do {
@@ -244,11 +289,7 @@ export class Reflector {
       resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
     } while (continueToken);
     const observedAt = Date.now();
-    for (const object of [...this.store.values()]) {
-      if (seen.has(object)) continue;
-      this.store.delete(object);
-      this.listener.emit('DELETED', object, observedAt);
-    }
+    for (const object of this.store.removeExcept(seen)) this.listener.emit('DELETED', object, observedAt);
     this.resourceVersion = resourceVersion;
     const initial = !this.listedOnce;
     this.listedOnce = true;
@@ -338,19 +379,19 @@ export class Reflector {
   }
 
   /** Stores and emits an object unless the stored one has the same resourceVersion (nothing changed); returns the stored one. */
-  private upsert(object: KubeObject, observedAt: number): KubeObject {
+  private upsert(object: KubeObject, observedAt: number): StoredObject {
     const previous = this.store.get(object);
-    if (previous !== undefined && previous.metadata.resourceVersion === object.metadata.resourceVersion) return previous;
-    this.store.set(object);
+    if (previous !== undefined && previous.resourceVersion === object.metadata.resourceVersion) return previous;
+    const stored = this.store.set(object);
     // Same name, another uid: deleted and re-created while we were not watching (a relist). The
     // old object's DELETED must still reach consumers, who key objects by uid.
-    if (previous !== undefined && previous.metadata.uid !== object.metadata.uid) {
-      this.listener.emit('DELETED', previous, observedAt);
+    if (previous !== undefined && previous.uid !== object.metadata.uid) {
+      this.listener.emit('DELETED', previous.object(), observedAt);
       this.listener.emit('ADDED', object, observedAt);
-      return object;
+      return stored;
     }
     this.listener.emit(previous === undefined ? 'ADDED' : 'MODIFIED', object, observedAt);
-    return object;
+    return stored;
   }
 
   /**
@@ -372,7 +413,7 @@ export class Reflector {
     }
     if (raw.kind !== this.resource.kind) raw.kind = this.resource.kind;
     if (raw.apiVersion !== this.apiVersion) raw.apiVersion = this.apiVersion;
-    internObject(this.strings, raw);
+    // Not interned: the store keeps full objects as text, so this one is not kept.
     return raw as KubeObject;
   }
 
@@ -384,8 +425,8 @@ export class Reflector {
 /**
  * Many string values repeat across objects (images, owner names and uids, label values,
  * timestamps, condition reasons) but JSON.parse gives each object its own copies of those longer
- * than a few characters. Sharing one copy cuts a cached pod's size by a third. The pool is
- * cleared when it fills up, so unique values cannot make it grow without bound.
+ * than a few characters. Sharing one copy makes the metadata-only cache (kept parsed) much
+ * smaller. The pool is cleared when it fills up, so unique values cannot make it grow without bound.
  */
 export class StringPool {
   private pool = new Map<string, string>();

@@ -1,9 +1,11 @@
 /**
- * The wire format: payload and headers of each message. Every object is serialised once; only an
- * object too large for the server is serialised again, stripped.
+ * The wire format: payload and headers of each message. Every object is serialised once (or not at
+ * all, when its source already did: `jsonOf`); only one too large for the server is serialised
+ * again, stripped.
  */
 import { headers as natsHeaders, type MsgHdrs, type MsgHdrsImpl } from '@nats-io/transport-node';
 import { resourceId } from '../../core/resource.ts';
+import { jsonOf } from '../../core/serialized.ts';
 import type { KubeObject, ObjectMeta, SyncEvent } from '../../core/types.ts';
 
 /** Bumped when the payload or headers change incompatibly; sent in Meshsync-Format-Version. */
@@ -46,7 +48,7 @@ const HEADER_ALLOWANCE = 1024;
 export function encodeEvent(event: SyncEvent, options: EncodeOptions): EncodedMessage {
   const tail = payloadTail(event, options.resyncId);
   const headers = options.withHeaders ? eventHeaders(event, options.resyncId) : undefined;
-  const full = `{"object":${JSON.stringify(event.object)}${tail}}`;
+  const full = `{"object":${jsonOf(event.object)}${tail}}`;
   if (fits(full, headers, options.maxPayload)) return { payload: full, headers, truncation: 'none' };
 
   const truncatedTail = `${tail},"truncated":true`;

@@ -14,6 +14,7 @@ import { MeshSyncError } from '../../core/errors.ts';
 import { objectKey } from '../../core/lane.ts';
 import type { Logger } from '../../core/log.ts';
 import { resourceId } from '../../core/resource.ts';
+import { jsonOf } from '../../core/serialized.ts';
 import type { Batch, Core, EventType, SyncEvent } from '../../core/types.ts';
 import { BrokerConnection, jitter } from './connection.ts';
 import { encodeEvent, FORMAT_VERSION, HEADER, markerHeaders, messageId, metadataOnly, stripObject, type Truncation } from './encode.ts';
@@ -366,7 +367,7 @@ export class NatsSink {
     let size = 0;
     let truncated = 0;
     for (const event of this.core.snapshot()) {
-      let item = `{"resource":${JSON.stringify(resourceId(event.resource))},"object":${JSON.stringify(event.object)}}`;
+      let item = `{"resource":${JSON.stringify(resourceId(event.resource))},"object":${jsonOf(event.object)}}`;
       if (Buffer.byteLength(item) > budget) {
         truncated++;
         item = `{"resource":${JSON.stringify(resourceId(event.resource))},"truncated":true,"object":${JSON.stringify(stripObject(event.object))}}`;
