@@ -34,6 +34,8 @@ export const pipelineSchema = z.strictObject({
     .describe('Longest delay (ms) between retries of a failed batch. Retries never stop.'),
   highWaterMark: z.int().positive().default(CORE_DEFAULTS.highWaterMark)
     .describe('Pending events per sink above which a warning is logged; nothing is dropped (events coalesce per object).'),
+  sourcePauseAbove: z.int().positive().default(CORE_DEFAULTS.sourcePauseAbove)
+    .describe('Events held by every sink above which sources pause their lists (between pages) until a sink catches up, so a large initial sync does not pile up in memory. Watches are never paused; one slow sink never pauses the others.'),
 }).describe('How events are queued, batched and retried per sink.');
 
 export const configSchema = z.strictObject({

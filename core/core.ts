@@ -21,6 +21,8 @@ export interface CoreOptions {
   readonly retryMaxMs?: number;
   /** Pending events per sink above which a warning is logged; nothing is ever dropped. */
   readonly highWaterMark?: number;
+  /** Events held by every sink lane above which paged source reads (lists) wait for the sinks. */
+  readonly sourcePauseAbove?: number;
   /** How long stop() waits for the sinks to drain. */
   readonly stopTimeoutMs?: number;
 }
@@ -31,6 +33,7 @@ export const CORE_DEFAULTS = {
   retryInitialMs: 200,
   retryMaxMs: 30_000,
   highWaterMark: 100_000,
+  sourcePauseAbove: 5_000,
   stopTimeoutMs: 10_000,
 } as const;
 
@@ -67,6 +70,7 @@ export class MeshSyncCore implements Core {
   private stopping: Promise<void> | null = null;
   private readonly readyReached = deferred();
   private sourceRuns: Promise<unknown>[] = [];
+  private catchUpWaiters: (() => void)[] = [];
 
   constructor(options: CoreOptions) {
     this.logger = options.logger ?? silentLogger();
@@ -78,6 +82,7 @@ export class MeshSyncCore implements Core {
       retryInitialMs: options.retryInitialMs ?? CORE_DEFAULTS.retryInitialMs,
       retryMaxMs: options.retryMaxMs ?? CORE_DEFAULTS.retryMaxMs,
       highWaterMark: options.highWaterMark ?? CORE_DEFAULTS.highWaterMark,
+      sourcePauseAbove: options.sourcePauseAbove ?? CORE_DEFAULTS.sourcePauseAbove,
       stopTimeoutMs: options.stopTimeoutMs ?? CORE_DEFAULTS.stopTimeoutMs,
     };
     this.hooks = Object.freeze({
@@ -163,6 +168,35 @@ export class MeshSyncCore implements Core {
     else this.deliveryHolds.delete(holder);
     const open = this.deliveryHolds.size === 0;
     for (const lane of this.lanes) lane.setOpen(open);
+    this.releaseSources();
+  }
+
+  /**
+   * True while every open lane holds more than `sourcePauseAbove` events. One slow or failing sink
+   * never pauses the sources while another can take more (it coalesces instead), and a held lane
+   * (a standby replica) pauses nothing.
+   */
+  private sinksBehind(): boolean {
+    if (this.abort.signal.aborted) return false;
+    let open = 0;
+    for (const lane of this.lanes) {
+      if (!lane.isOpen) continue;
+      if (lane.backlog <= this.options.sourcePauseAbove) return false;
+      open++;
+    }
+    return open > 0;
+  }
+
+  private sinksCaughtUp(): Promise<void> {
+    if (!this.sinksBehind()) return Promise.resolve();
+    return new Promise((resolve) => this.catchUpWaiters.push(resolve));
+  }
+
+  private releaseSources(): void {
+    if (this.catchUpWaiters.length === 0 || this.sinksBehind()) return;
+    const waiters = this.catchUpWaiters;
+    this.catchUpWaiters = [];
+    for (const resolve of waiters) resolve();
   }
 
   requestResync(reason: string): void {
@@ -268,6 +302,7 @@ export class MeshSyncCore implements Core {
       provideSnapshot: (read, counts) => this.snapshotReaders.push({ source: name, read, counts }),
       selectResources: (candidates) => this.hooks.selectResources.call([...candidates]),
       reportError: (error, detail) => this.reportError({ plugin: name, hook: 'source', error: asError(error), ...detail }),
+      sinksCaughtUp: () => this.sinksCaughtUp(),
     };
   }
 
@@ -296,6 +331,7 @@ export class MeshSyncCore implements Core {
           this.logger.error({ err: asError(tapError) }, 'a batch tap threw');
         }
       },
+      delivered: () => this.releaseSources(),
       highWater: (pending) => this.logger.warn({ sink: name, pending }, 'sink is behind: events are held (coalesced per object) until it accepts them'),
     });
     lane.setOpen(this.deliveryHolds.size === 0);
@@ -312,6 +348,7 @@ export class MeshSyncCore implements Core {
 
   private async doStop(): Promise<void> {
     this.abort.abort();
+    this.releaseSources();
     await Promise.allSettled(this.sourceRuns);
     // A replica whose delivery is held (a standby) has nothing to drain: the leader delivers.
     const timeoutMs = this.deliveryHolds.size > 0 ? 0 : this.options.stopTimeoutMs;

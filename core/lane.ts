@@ -38,6 +38,8 @@ export interface LaneOptions {
 export interface LaneCallbacks {
   deliver(batch: Batch): Promise<void>;
   attempted(batch: Batch, attempt: number, error?: Error): void;
+  /** A batch was accepted: the lane holds fewer events. */
+  delivered(): void;
   highWater(pending: number): void;
 }
 
@@ -91,6 +93,15 @@ export class Lane {
 
   get inFlightCount(): number {
     return this.taken.length - this.takenOffset;
+  }
+
+  /** Events held: pending and taken for delivery. */
+  get backlog(): number {
+    return this.pending.size + this.inFlightCount;
+  }
+
+  get isOpen(): boolean {
+    return this.open && !this.closed;
   }
 
   oldestAgeMs(now = Date.now()): number {
@@ -178,6 +189,7 @@ export class Lane {
       }
       if (!delivered) break;
       this.takenOffset += batch.length;
+      this.callbacks.delivered();
       if (this.takenOffset >= this.taken.length) {
         this.taken = [];
         this.takenOffset = 0;

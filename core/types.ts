@@ -72,6 +72,12 @@ export interface SourceContext {
   selectResources(candidates: readonly string[]): string[];
   /** Reports a problem that does not stop the source (a failed watch, a forbidden resource). */
   reportError(error: unknown, detail?: Record<string, unknown>): void;
+  /**
+   * Resolves once a sink can take more: at once, unless every open sink lane holds more than
+   * `pipeline.sourcePauseAbove` events. A source that reads in pages (a LIST) awaits it between
+   * pages, so a large initial sync waits for the sinks instead of piling up in memory.
+   */
+  sinksCaughtUp(): Promise<void>;
 }
 
 /** The context each sink tap receives alongside its batches. */

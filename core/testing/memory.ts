@@ -11,6 +11,8 @@ export interface MemorySourceHandle {
   synced(): void;
   /** The current state, as a snapshot would read it. */
   readonly objects: ReadonlyMap<string, { resource: ResourceRef; object: KubeObject }>;
+  /** What a paged source awaits between pages (SourceContext.sinksCaughtUp). */
+  sinksCaughtUp(): Promise<void>;
 }
 
 /** A source plugin fed by hand; `handle` is usable once the core has started. */
@@ -29,6 +31,10 @@ export function memorySource(name = 'test:memory-source', options: { syncedAtSta
     synced() {
       if (!context) throw new Error(`${name}: synced() before the core started`);
       context.synced();
+    },
+    sinksCaughtUp() {
+      if (!context) throw new Error(`${name}: sinksCaughtUp() before the core started`);
+      return context.sinksCaughtUp();
     },
   };
   const plugin = definePlugin({

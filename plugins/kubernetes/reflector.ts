@@ -40,6 +40,8 @@ export interface ReflectorListener {
   watchRestarted(): void;
   relisted(): void;
   malformedLine(line: string, error: unknown): void;
+  /** Awaited between list pages: resolves once the sinks can take more (see SourceContext.sinksCaughtUp). */
+  sinksCaughtUp?(): Promise<void>;
 }
 
 const PARTIAL_LIST = 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json';
@@ -287,6 +289,11 @@ export class Reflector {
       }
       continueToken = page.metadata?.continue || undefined;
       resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
+      if (continueToken) {
+        await this.listener.sinksCaughtUp?.();
+        // Stopped while waiting: a partial list must not be diffed (everything unseen would look deleted).
+        if (signal.aborted) return;
+      }
     } while (continueToken);
     const observedAt = Date.now();
     for (const object of this.store.removeExcept(seen)) this.listener.emit('DELETED', object, observedAt);

@@ -287,6 +287,26 @@ describe('kubernetes source (against the API simulator)', function () {
     expect(core.core.state.resourceCounts()[POD_ID]).to.equal(20_000);
   });
 
+  it('lists no faster than the sink takes: between pages it waits while the sink holds more than sourcePauseAbove', async () => {
+    for (let i = 0; i < 600; i++) sim.create(POD_ID, pod(`slow-${i}`));
+    t = createTestCore({
+      batchSize: 50, sourcePauseAbove: 100,
+      plugins: [kubernetes({ kubeconfig, resources: [POD_ID], pageSize: 50, minWatchTimeoutSeconds: 60 } as KubeOptions)],
+    });
+    t.sink.delayMs = 10;
+    let maxBacklog = 0;
+    t.core.hooks.batch.tap('test:backlog', () => {
+      const [lane] = t!.core.state.lanes();
+      maxBacklog = Math.max(maxBacklog, lane.pending + lane.inFlight);
+    });
+    await t.start();
+    await t.core.whenReady();
+    await t.drain();
+    expect(t.sink.events.filter((e) => e.type === 'ADDED')).to.have.length(600);
+    // Without the pause the whole list (600) would wait in the lane; with it, at most the mark plus a page.
+    expect(maxBacklog).to.be.within(50, 100 + 50);
+  });
+
   it('emits nothing for an update that changes nothing', async () => {
     sim.create(POD_ID, pod('same'));
     const core = await start({ resources: [POD_ID] });

@@ -287,3 +287,59 @@ describe('core with a plugin used twice', () => {
     await core.stop();
   });
 });
+
+describe('core backpressure on paged source reads', () => {
+  const settledWithin = async (promise: Promise<void>, ms: number) => {
+    let settled = false;
+    void promise.then(() => (settled = true));
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    return settled;
+  };
+  const emitMany = (t: ReturnType<typeof createTestCore>, n: number) => {
+    for (let i = 0; i < n; i++) t.source.emit('ADDED', POD, makeObject(POD, `p${i}`));
+  };
+
+  it('pauses while every sink holds more than sourcePauseAbove events, and resumes once one catches up', async () => {
+    const t = createTestCore({ sourcePauseAbove: 10 });
+    await t.start();
+    expect(await settledWithin(t.source.sinksCaughtUp(), 5)).to.equal(true, 'nothing held: no pause');
+    t.sink.failing = true;
+    emitMany(t, 20);
+    const caughtUp = t.source.sinksCaughtUp();
+    expect(await settledWithin(caughtUp, 50)).to.equal(false, '20 events held by the only sink, above 10');
+    t.sink.failing = false;
+    expect(await settledWithin(caughtUp, 300)).to.equal(true);
+    await t.drain();
+    expect(t.sink.events).to.have.length(20);
+    await t.stop();
+  });
+
+  it('does not pause for one failing sink while another can take more', async () => {
+    const broken = memorySink('test:broken');
+    broken.handle.failing = true;
+    const t = createTestCore({ sourcePauseAbove: 10, plugins: [broken.plugin] });
+    await t.start();
+    emitMany(t, 20);
+    await t.sink.waitFor(20);
+    expect(await settledWithin(t.source.sinksCaughtUp(), 20)).to.equal(true);
+    broken.handle.failing = false;
+    await t.stop();
+  });
+
+  it('does not pause a replica whose delivery is held, and releases a paused source on stop', async () => {
+    const t = createTestCore({ sourcePauseAbove: 10 });
+    await t.start();
+    t.core.holdDelivery('test', true);
+    emitMany(t, 20);
+    expect(await settledWithin(t.source.sinksCaughtUp(), 20)).to.equal(true, 'a held lane pauses nothing');
+    t.core.holdDelivery('test', false);
+    t.sink.failing = true;
+    emitMany(t, 30);
+    const caughtUp = t.source.sinksCaughtUp();
+    expect(await settledWithin(caughtUp, 30)).to.equal(false);
+    const stopped = t.core.stop();
+    expect(await settledWithin(caughtUp, 30)).to.equal(true, 'stop releases the source');
+    t.sink.failing = false;
+    await stopped;
+  });
+});
