@@ -8,7 +8,7 @@ import { setMaxListeners } from 'node:events';
 import type { EventType, KubeObject, ResourceRef } from '../../core/types.ts';
 import { KubeRequestError, type FailureReason, type KubeClient } from './client.ts';
 import { resourceId } from '../../core/resource.ts';
-import { rememberJson } from '../../core/serialized.ts';
+import { parseJsonBytes, rememberJson } from '../../core/serialized.ts';
 
 export interface ReflectorScope {
   /** Watch only this namespace (namespaced path). */
@@ -70,21 +70,21 @@ export function collectionPath(resource: Pick<ResourceRef, 'group' | 'version' |
   return namespace ? `${root}/namespaces/${encodeURIComponent(namespace)}/${resource.resource}` : `${root}/${resource.resource}`;
 }
 
+const utf8 = new TextEncoder();
+
 /**
  * An object as the store keeps it: identity and version at hand, the body either parsed (small
- * metadata-only objects) or as its JSON text. Text for full objects: one string instead of a
- * graph of a hundred small objects, so a large cache costs the garbage collector almost nothing
- * (no long pauses), and the text made once serves the sinks too (`rememberJson`).
+ * metadata-only objects) or as its JSON text in UTF-8 bytes. Bytes for full objects: they live
+ * outside the JavaScript heap, so a 100k-object cache neither slows the garbage collector nor
+ * makes the heap grow, and the text made once is sent by the NATS sink too (`rememberJson`).
+ * Each is its own allocation (not a slice of a shared pool, which one survivor would pin).
  */
 export class StoredObject {
-  constructor(readonly uid: string | undefined, readonly resourceVersion: string | undefined, private readonly body: KubeObject | string) {}
+  constructor(readonly uid: string | undefined, readonly resourceVersion: string | undefined, private readonly body: KubeObject | Uint8Array) {}
 
-  /** The object; one kept as text is parsed anew on each call (snapshots and relists: rare). */
+  /** The object; one kept as bytes is parsed anew on each call (snapshots and relists: rare). */
   object(): KubeObject {
-    if (typeof this.body !== 'string') return this.body;
-    const object = JSON.parse(this.body) as KubeObject;
-    rememberJson(object, this.body);
-    return object;
+    return this.body instanceof Uint8Array ? parseJsonBytes<KubeObject>(this.body) : this.body;
   }
 }
 
@@ -109,10 +109,11 @@ export class ObjectStore {
 
   /** Stores the object in place of the one with its namespace and name. */
   set(object: KubeObject): StoredObject {
-    let body: KubeObject | string = object;
+    let body: KubeObject | Uint8Array = object;
     if (this.asText) {
-      body = JSON.stringify(object);
-      rememberJson(object, body);
+      const text = JSON.stringify(object);
+      body = utf8.encode(text);
+      rememberJson(object, text, body);
     }
     const stored = new StoredObject(object.metadata.uid, object.metadata.resourceVersion, body);
     const namespace = object.metadata.namespace ?? '';

@@ -14,8 +14,8 @@ import { MeshSyncError } from '../../core/errors.ts';
 import { objectKey } from '../../core/lane.ts';
 import type { Logger } from '../../core/log.ts';
 import { resourceId } from '../../core/resource.ts';
-import { jsonOf } from '../../core/serialized.ts';
-import type { Batch, Core, EventType, SyncEvent } from '../../core/types.ts';
+import { jsonBytesOf, jsonOf, parseJsonBytes } from '../../core/serialized.ts';
+import type { Batch, Core, EventType, KubeObject, ResourceRef, SyncEvent } from '../../core/types.ts';
 import { BrokerConnection, jitter } from './connection.ts';
 import { encodeEvent, FORMAT_VERSION, HEADER, markerHeaders, messageId, metadataOnly, stripObject, type Truncation } from './encode.ts';
 import { natsMetrics, type NatsMetrics } from './metrics.ts';
@@ -51,8 +51,11 @@ export class NatsSink {
   private stopped = false;
   private clusterKnown = false;
   private readonly truncationLogged = new Set<string>();
-  /** The latest confirmed event per object: what a consumer that missed nothing holds. */
-  private readonly published = new Map<string, SyncEvent>();
+  /**
+   * The latest confirmed state per object, what a consumer that missed nothing holds, as JSON
+   * bytes: usually the very bytes the source keeps (shared, not copied), never a parsed copy.
+   */
+  private readonly published = new Map<string, { resource: ResourceRef; json: Uint8Array }>();
 
   constructor(private readonly core: Core, private readonly options: NatsOptions, private readonly logger: Logger) {
     this.brokerConnection = this.connect(resolveServers(options));
@@ -123,7 +126,7 @@ export class NatsSink {
       await this.send(nc, outgoing);
       for (const event of batch) {
         if (event.type === 'DELETED') this.published.delete(objectKey(event));
-        else this.published.set(objectKey(event), event);
+        else this.published.set(objectKey(event), { resource: event.resource, json: jsonBytesOf(event.object) });
       }
       // Counted once confirmed, per batch.
       for (const type of ['ADDED', 'MODIFIED', 'DELETED'] as const) if (published[type] > 0) this.metrics.published.inc({ type }, published[type]);
@@ -146,15 +149,16 @@ export class NatsSink {
       // later DELETED cancels out (coalescing), and a consumer that got the ADDED from a resync
       // would never hear of the DELETED. Relative to what was confirmed, the lane's pending
       // events are exactly the deltas still to come, so the consumer converges.
-      const events = [...this.published.values()];
+      const confirmed = [...this.published.values()];
       const begin = JSON.stringify({ type: 'RESYNC_BEGIN', resync_id: resyncId, cluster_id: clusterId });
       await this.send(nc, [this.marker('RESYNC_BEGIN', begin, resyncId)]);
       let count = 0;
       let truncated = 0;
-      for (let start = 0; start < events.length; start += this.options.resyncChunkSize) {
+      for (let start = 0; start < confirmed.length; start += this.options.resyncChunkSize) {
         const outgoing: Outgoing[] = [];
-        for (const event of events.slice(start, start + this.options.resyncChunkSize)) {
-          const message = encodeEvent(event.type === 'ADDED' ? event : { ...event, type: 'ADDED' }, { withHeaders: this.options.headers, maxPayload, resyncId });
+        for (const { resource, json } of confirmed.slice(start, start + this.options.resyncChunkSize)) {
+          const event: SyncEvent = { type: 'ADDED', resource, object: parseJsonBytes<KubeObject>(json), clusterId, observedAt: Date.now() };
+          const message = encodeEvent(event, { withHeaders: this.options.headers, maxPayload, resyncId });
           if (message.truncation !== 'none') {
             truncated++;
             this.noteTruncation(event, message.truncation, maxPayload);
