@@ -33,7 +33,7 @@ export const CORE_DEFAULTS = {
   retryInitialMs: 200,
   retryMaxMs: 30_000,
   highWaterMark: 100_000,
-  sourcePauseAbove: 2_000,
+  sourcePauseAbove: 1_000,
   stopTimeoutMs: 10_000,
 } as const;
 

@@ -6,13 +6,12 @@
  *   informer  (b) what a user would write: client-node makeInformer + JSON.stringify + publish
  *   meshsync  the real CLI, built JS (`node <build>/dist/core/cli.js run --config <file>`):
  *             kubernetes source (pods only) + nats sink (resyncOnReconnect off), no metrics
- *   meshsync-nowait  the same with pipeline.batchMaxWaitMs 0 (latency without the batching timer)
  * The simulator and the churn driver run in this process; nats-server and the subscriber in
  * processes of their own. Everything is compiled with tsc into a temp dir first (no tsx in the
  * measured processes).
  *
  *   npx tsx bench/e2e/run.ts [--pods 100000] [--rate 1000] [--seconds 20] [--burst 20000]
- *                            [--contenders bare,informer,meshsync,meshsync-nowait] [--no-build]
+ *                            [--contenders bare,informer,meshsync] [--no-build]
  *                            [--profile meshsync [--node-args=--trace-gc]]   (CPU profile of one contender)
  *
  * Writes bench/results/e2e.json and prints a table. See bench/README.md, section "e2e".
@@ -36,7 +35,7 @@ const { values: args } = parseArgs({
     rate: { type: 'string', default: '1000' },
     seconds: { type: 'string', default: '20' },
     burst: { type: 'string', default: '20000' },
-    contenders: { type: 'string', default: 'bare,informer,meshsync,meshsync-nowait' },
+    contenders: { type: 'string', default: 'bare,informer,meshsync' },
     profile: { type: 'string' },
     'node-args': { type: 'string', default: '' },
     /** Contenders (comma-separated) given --node-args; default: the profiled one. */
@@ -192,7 +191,6 @@ const CONTENDERS: Record<string, Contender> = {
   },
   meshsync: meshsyncContender('meshsync', 'meshsync CLI (kubernetes -> nats), defaults', {}),
   // The same with the lane's partial-batch wait off: what the batching timer costs in latency.
-  'meshsync-nowait': meshsyncContender('meshsync-nowait', 'meshsync CLI, pipeline.batchMaxWaitMs 0', { batchMaxWaitMs: 0 }),
 };
 
 interface PhaseResult {
@@ -379,7 +377,6 @@ function compare(results: Record<string, ContenderResult>) {
     churnThroughputVsInformer: check(churnVsB, '>= 2', churnVsB >= 2),
     peakRssVsInformer: check(rssVsB, '<= 0.3', rssVsB <= 0.3),
     p99LatencyVsBare: check(p99VsA, '<= 1.5', p99VsA <= 1.5),
-    ...(results['meshsync-nowait'] ? { p99LatencyNowaitVsBare: ratio(results['meshsync-nowait'].steadyChurn.p99Ms!, a.steadyChurn.p99Ms!) } : {}),
     cpuPerEventInitialSyncVsBare: ratio(m.initialSync.cpuUsPerEvent, a.initialSync.cpuUsPerEvent),
     cpuPerEventMaxChurnVsBare: ratio(m.maxChurn.cpuUsPerEvent, a.maxChurn.cpuUsPerEvent),
   };
