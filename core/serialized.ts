@@ -1,32 +1,37 @@
 /**
- * JSON already made for an object, by identity. A source that serialises an object anyway (to keep
- * it compactly) records it here, and a sink takes it instead of serialising the object again, or
- * keeps the very same bytes instead of a copy. Sound because objects in the pipeline are never
- * changed in place: a transform that changes one returns a copy, and a copy has no entry.
+ * JSON made for an object, remembered by identity: a source that serialises an object (to keep it
+ * compactly) and a sink that sends it share one serialisation, and the very same bytes. Sound
+ * because objects in the pipeline are never changed in place: a transform that changes one
+ * returns a copy, and a copy has no entry.
  */
 interface Serialized {
   readonly text: string;
-  bytes?: Uint8Array;
+  readonly bytes: Uint8Array;
 }
 
 const made = new WeakMap<object, Serialized>();
 const utf8 = new TextEncoder();
-
-export function rememberJson(object: object, text: string, bytes?: Uint8Array): void {
-  made.set(object, { text, bytes });
-}
 
 /** `JSON.stringify(object)`, from the recorded text when a source left one. */
 export function jsonOf(object: object): string {
   return made.get(object)?.text ?? JSON.stringify(object);
 }
 
-/** The object's JSON in UTF-8: the recorded bytes when there are some (shared, not copied). */
+/** The object's JSON in UTF-8: the remembered bytes (shared, not copied) when there are some. */
 export function jsonBytesOf(object: object): Uint8Array {
-  const known = made.get(object);
-  if (known === undefined) return utf8.encode(JSON.stringify(object));
-  known.bytes ??= utf8.encode(known.text);
-  return known.bytes;
+  return made.get(object)?.bytes ?? utf8.encode(JSON.stringify(object));
+}
+
+/**
+ * Serialises an object for a source that keeps it as bytes, and remembers text and bytes while the
+ * object lives (in the pipeline), so the sinks reuse them. Only for objects the source does not
+ * keep itself, or the text would live as long as they do.
+ */
+export function serializeForPipeline(object: object): Uint8Array {
+  const text = JSON.stringify(object);
+  const bytes = utf8.encode(text);
+  made.set(object, { text, bytes });
+  return bytes;
 }
 
 /** Parses JSON bytes back into an object, recording text and bytes for it. */

@@ -8,7 +8,7 @@ import { setMaxListeners } from 'node:events';
 import type { EventType, KubeObject, ResourceRef } from '../../core/types.ts';
 import { KubeRequestError, type FailureReason, type KubeClient } from './client.ts';
 import { resourceId } from '../../core/resource.ts';
-import { parseJsonBytes, rememberJson } from '../../core/serialized.ts';
+import { parseJsonBytes, serializeForPipeline } from '../../core/serialized.ts';
 
 export interface ReflectorScope {
   /** Watch only this namespace (namespaced path). */
@@ -70,23 +70,24 @@ export function collectionPath(resource: Pick<ResourceRef, 'group' | 'version' |
   return namespace ? `${root}/namespaces/${encodeURIComponent(namespace)}/${resource.resource}` : `${root}/${resource.resource}`;
 }
 
-const utf8 = new TextEncoder();
-
 /**
- * An object as the store keeps it: identity and version at hand, the body either parsed (small
- * metadata-only objects) or as its JSON text in UTF-8 bytes. Bytes for full objects: they live
- * outside the JavaScript heap, so a 100k-object cache neither slows the garbage collector nor
- * makes the heap grow, and the text made once is sent by the NATS sink too (`rememberJson`).
- * Each is its own allocation (not a slice of a shared pool, which one survivor would pin).
+ * A full object as the store keeps it: its JSON in UTF-8 bytes, with its identity and version at
+ * hand. The bytes live outside the JavaScript heap, so a 100k-object cache neither slows the
+ * garbage collector nor makes the heap grow, and the text made once is what the NATS sink sends
+ * (`serializeForPipeline`). Each is its own allocation (not a slice of a shared pool, which one survivor
+ * would pin).
  */
-export class StoredObject {
-  constructor(readonly uid: string | undefined, readonly resourceVersion: string | undefined, private readonly body: KubeObject | Uint8Array) {}
-
-  /** The object; one kept as bytes is parsed anew on each call (snapshots and relists: rare). */
-  object(): KubeObject {
-    return this.body instanceof Uint8Array ? parseJsonBytes<KubeObject>(this.body) : this.body;
-  }
+export class ObjectBytes {
+  constructor(readonly uid: string | undefined, readonly resourceVersion: string | undefined, readonly json: Uint8Array) {}
 }
+
+/** What the store holds per object: its bytes (full objects) or the object itself (metadata only: small, and cheaper without a wrapper). */
+export type StoredObject = ObjectBytes | KubeObject;
+
+const storedMeta = (stored: StoredObject) => (stored instanceof ObjectBytes ? stored : stored.metadata);
+
+/** The object; one kept as bytes is parsed anew on each call (snapshots and relists: rare). */
+export const storedObject = (stored: StoredObject): KubeObject => (stored instanceof ObjectBytes ? parseJsonBytes<KubeObject>(stored.json) : stored);
 
 /**
  * Objects keyed by namespace, then name. Two levels rather than one `namespace/name` string key:
@@ -96,7 +97,7 @@ export class ObjectStore {
   private readonly namespaces = new Map<string, Map<string, StoredObject>>();
   private count = 0;
 
-  /** `asText`: keep objects as JSON text (see `StoredObject`). */
+  /** `asText`: keep objects as JSON bytes (see `ObjectBytes`). */
   constructor(private readonly asText = false) {}
 
   get size(): number {
@@ -109,13 +110,10 @@ export class ObjectStore {
 
   /** Stores the object in place of the one with its namespace and name. */
   set(object: KubeObject): StoredObject {
-    let body: KubeObject | Uint8Array = object;
+    let stored: StoredObject = object;
     if (this.asText) {
-      const text = JSON.stringify(object);
-      body = utf8.encode(text);
-      rememberJson(object, text, body);
+      stored = new ObjectBytes(object.metadata.uid, object.metadata.resourceVersion, serializeForPipeline(object));
     }
-    const stored = new StoredObject(object.metadata.uid, object.metadata.resourceVersion, body);
     const namespace = object.metadata.namespace ?? '';
     let names = this.namespaces.get(namespace);
     if (names === undefined) this.namespaces.set(namespace, (names = new Map()));
@@ -142,7 +140,7 @@ export class ObjectStore {
         if (kept.has(stored)) continue;
         names.delete(name);
         this.count--;
-        removed.push(stored.object());
+        removed.push(storedObject(stored));
       }
       if (names.size === 0) this.namespaces.delete(namespace);
     }
@@ -150,7 +148,7 @@ export class ObjectStore {
   }
 
   *values(): IterableIterator<KubeObject> {
-    for (const names of this.namespaces.values()) for (const stored of names.values()) yield stored.object();
+    for (const names of this.namespaces.values()) for (const stored of names.values()) yield storedObject(stored);
   }
 
   clear(): void {
@@ -389,12 +387,12 @@ export class Reflector {
   /** Stores and emits an object unless the stored one has the same resourceVersion (nothing changed); returns the stored one. */
   private upsert(object: KubeObject, observedAt: number): StoredObject {
     const previous = this.store.get(object);
-    if (previous !== undefined && previous.resourceVersion === object.metadata.resourceVersion) return previous;
+    if (previous !== undefined && storedMeta(previous).resourceVersion === object.metadata.resourceVersion) return previous;
     const stored = this.store.set(object);
     // Same name, another uid: deleted and re-created while we were not watching (a relist). The
     // old object's DELETED must still reach consumers, who key objects by uid.
-    if (previous !== undefined && previous.uid !== object.metadata.uid) {
-      this.listener.emit('DELETED', previous.object(), observedAt);
+    if (previous !== undefined && storedMeta(previous).uid !== object.metadata.uid) {
+      this.listener.emit('DELETED', storedObject(previous), observedAt);
       this.listener.emit('ADDED', object, observedAt);
       return stored;
     }

@@ -1,0 +1,28 @@
+import { expect } from 'chai';
+import { jsonBytesOf, jsonOf, parseJsonBytes, serializeForPipeline } from '../../core/serialized.ts';
+import { makeObject, POD } from '../../core/testing/index.ts';
+
+describe('serialised objects', () => {
+  it('shares one serialisation between the source that made it and the sinks, bytes included', () => {
+    const object = makeObject(POD, 'a', { labels: { app: 'é' } });
+    const bytes = serializeForPipeline(object);
+    expect(new TextDecoder().decode(bytes)).to.equal(JSON.stringify(object));
+    expect(jsonOf(object)).to.equal(JSON.stringify(object));
+    expect(jsonBytesOf(object)).to.equal(bytes, 'the same bytes, not a copy');
+  });
+
+  it('serialises anew an object nobody serialised, and a transform\'s copy', () => {
+    const object = makeObject(POD, 'a');
+    serializeForPipeline(object);
+    const copy = { ...object, metadata: { ...object.metadata, labels: { changed: 'yes' } } };
+    expect(JSON.parse(jsonOf(copy)).metadata.labels).to.deep.equal({ changed: 'yes' });
+    expect(JSON.parse(new TextDecoder().decode(jsonBytesOf(copy))).metadata.labels).to.deep.equal({ changed: 'yes' });
+  });
+
+  it('parses bytes back and remembers them for that object', () => {
+    const bytes = new TextEncoder().encode(JSON.stringify(makeObject(POD, 'b')));
+    const object = parseJsonBytes<ReturnType<typeof makeObject>>(bytes);
+    expect(object.metadata.name).to.equal('b');
+    expect(jsonBytesOf(object)).to.equal(bytes);
+  });
+});
