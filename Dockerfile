@@ -15,7 +15,9 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY core/ core/
 COPY config/ config/
 COPY plugins/ plugins/
+COPY scripts/copy-assets.mjs scripts/
 RUN ["node", "node_modules/typescript/bin/tsc", "-p", "tsconfig.build.json"]
+RUN ["node", "scripts/copy-assets.mjs"]
 
 # Production dependencies alone, in a clean tree (typescript stays: cosmiconfig loads .ts configs with it).
 FROM ${BUILD_IMAGE} AS deps

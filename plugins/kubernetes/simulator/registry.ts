@@ -46,8 +46,8 @@ interface CrdEntry {
   resources: Map<string, { agg: AggResource; info: ResourceInfo }>; // by version
 }
 
-/** The shared kubernetes fixtures root (holds discovery/, objects/, protobuf/); the repo sits beside `shared/`. */
-export const DEFAULT_FIXTURES_DIR = fileURLToPath(new URL('../../../../shared/fixtures/kubernetes/', import.meta.url));
+/** The recorded Kubernetes fixtures (discovery/, objects/, protobuf/), shipped with the simulator (copied into dist/ by the build). */
+export const DEFAULT_FIXTURES_DIR = fileURLToPath(new URL('./fixtures/', import.meta.url));
 
 export function resourceId(plural: string, version: string, group: string): string {
   return `${plural}.${version}.${group}`;
