@@ -6,6 +6,6 @@ export { ERROR_CODES, MeshSyncError, ConfigError, type ConfigProblem, type Error
 export { createLogger, type Logger } from './log.ts';
 export { objectKey, coalesce } from './lane.ts';
 export { resourceId, parseResourceId } from './resource.ts';
-export { jsonOf, jsonBytesOf, parseJsonBytes, serializeForPipeline } from './serialized.ts';
+export { jsonOf, jsonBytesOf, knownJsonBytes, parseJsonBytes, serializeForPipeline } from './serialized.ts';
 export { defineConfig, type ConfigEnv, type ConfigExport } from '../config/define.ts';
 export type { MeshSyncConfig, ResolvedConfig } from '../config/schema.ts';

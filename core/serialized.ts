@@ -10,7 +10,13 @@ interface Serialized {
 }
 
 const made = new WeakMap<object, Serialized>();
-const utf8 = new TextEncoder();
+
+/** UTF-8 bytes in an allocation of their own (a slice of Buffer's shared pool would pin the pool). */
+function utf8(text: string): Uint8Array {
+  const bytes = Buffer.allocUnsafeSlow(Buffer.byteLength(text));
+  bytes.write(text, 'utf8');
+  return bytes;
+}
 
 /** `JSON.stringify(object)`, from the recorded text when a source left one. */
 export function jsonOf(object: object): string {
@@ -19,7 +25,12 @@ export function jsonOf(object: object): string {
 
 /** The object's JSON in UTF-8: the remembered bytes (shared, not copied) when there are some. */
 export function jsonBytesOf(object: object): Uint8Array {
-  return made.get(object)?.bytes ?? utf8.encode(JSON.stringify(object));
+  return made.get(object)?.bytes ?? utf8(JSON.stringify(object));
+}
+
+/** The remembered bytes of the object's JSON, if a source left them. */
+export function knownJsonBytes(object: object): Uint8Array | undefined {
+  return made.get(object)?.bytes;
 }
 
 /**
@@ -29,7 +40,7 @@ export function jsonBytesOf(object: object): Uint8Array {
  */
 export function serializeForPipeline(object: object): Uint8Array {
   const text = JSON.stringify(object);
-  const bytes = utf8.encode(text);
+  const bytes = utf8(text);
   made.set(object, { text, bytes });
   return bytes;
 }

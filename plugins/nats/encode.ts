@@ -1,11 +1,11 @@
 /**
- * The wire format: payload and headers of each message. Every object is serialised once (or not at
- * all, when its source already did: `jsonOf`); only one too large for the server is serialised
- * again, stripped.
+ * The wire format: payload and headers of each message. Every object is serialised once, or not at
+ * all when its source already did (its bytes are then framed as they are, nothing is re-encoded);
+ * only one too large for the server is serialised again, stripped.
  */
 import { headers as natsHeaders, type MsgHdrs, type MsgHdrsImpl } from '@nats-io/transport-node';
 import { resourceId } from '../../core/resource.ts';
-import { jsonOf } from '../../core/serialized.ts';
+import { knownJsonBytes } from '../../core/serialized.ts';
 import type { KubeObject, ObjectMeta, SyncEvent } from '../../core/types.ts';
 
 /** Bumped when the payload or headers change incompatibly; sent in Meshsync-Format-Version. */
@@ -25,7 +25,7 @@ export const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
 export type Truncation = 'none' | 'stripped' | 'metadata-only' | 'dropped';
 
 export interface EncodedMessage {
-  readonly payload: string;
+  readonly payload: string | Uint8Array;
   readonly headers?: MsgHdrs;
   /** What had to be cut to fit max_payload. */
   readonly truncation: Truncation;
@@ -48,7 +48,8 @@ const HEADER_ALLOWANCE = 1024;
 export function encodeEvent(event: SyncEvent, options: EncodeOptions): EncodedMessage {
   const tail = payloadTail(event, options.resyncId);
   const headers = options.withHeaders ? eventHeaders(event, options.resyncId) : undefined;
-  const full = `{"object":${jsonOf(event.object)}${tail}}`;
+  const known = knownJsonBytes(event.object);
+  const full = known === undefined ? `{"object":${JSON.stringify(event.object)}${tail}}` : frameObjectBytes(known, `${tail}}`);
   if (fits(full, headers, options.maxPayload)) return { payload: full, headers, truncation: 'none' };
 
   const truncatedTail = `${tail},"truncated":true`;
@@ -60,6 +61,18 @@ export function encodeEvent(event: SyncEvent, options: EncodeOptions): EncodedMe
   const identity = `{"object":${JSON.stringify(identityOnly(event.object))}${truncatedTail}}`;
   if (fits(identity, headers, options.maxPayload)) return { payload: identity, headers, truncation: 'metadata-only' };
   return { payload: '', headers, truncation: 'dropped' };
+}
+
+const OBJECT_HEAD = Buffer.from('{"object":');
+
+/** `{"object":` + the object's JSON bytes + the rest, as bytes: one copy, no re-encoding. */
+function frameObjectBytes(object: Uint8Array, rest: string): Uint8Array {
+  const restBytes = Buffer.byteLength(rest);
+  const out = Buffer.allocUnsafe(OBJECT_HEAD.length + object.length + restBytes);
+  OBJECT_HEAD.copy(out, 0);
+  out.set(object, OBJECT_HEAD.length);
+  out.write(rest, OBJECT_HEAD.length + object.length, 'utf8');
+  return out;
 }
 
 function payloadTail(event: SyncEvent, resyncId: string | undefined): string {
@@ -88,11 +101,12 @@ export function markerHeaders(type: string, clusterId: string, resyncId?: string
 }
 
 /** True when payload + headers fit; the exact byte count is only computed near the limit. */
-export function fits(payload: string, headers: MsgHdrs | undefined, maxPayload: number): boolean {
+export function fits(payload: string | Uint8Array, headers: MsgHdrs | undefined, maxPayload: number): boolean {
   // A UTF-16 code unit is at most 3 UTF-8 bytes.
-  if (payload.length * 3 + HEADER_ALLOWANCE <= maxPayload) return true;
+  const atMost = typeof payload === 'string' ? payload.length * 3 : payload.length;
+  if (atMost + HEADER_ALLOWANCE <= maxPayload) return true;
   const headerBytes = headers ? (headers as MsgHdrsImpl).encode().length : 0;
-  return Buffer.byteLength(payload) + headerBytes <= maxPayload;
+  return (typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length) + headerBytes <= maxPayload;
 }
 
 /** A copy without managedFields and the last-applied-configuration annotation (often half the size). */

@@ -25,7 +25,7 @@ import { compileSubject, markerSubject, renderSubject, streamSubjects } from './
 /** One message ready to go: JetStream mode also needs its id. */
 interface Outgoing {
   readonly subject: string;
-  readonly payload: string;
+  readonly payload: string | Uint8Array;
   readonly headers?: MsgHdrs;
   readonly msgId: string;
 }

@@ -5,6 +5,9 @@ import nats, { natsOptionsSchema, resolveServers } from '../../plugins/nats/inde
 import { encodeEvent, messageId, LAST_APPLIED } from '../../plugins/nats/encode.ts';
 import { compileSubject, markerSubject, streamSubjects, subjectToken, validateSubjectTemplate } from '../../plugins/nats/subject.ts';
 import { ReferenceConsumer } from '../../plugins/nats/consumer.ts';
+import { serializeForPipeline } from '../../core/serialized.ts';
+
+const text = (payload: string | Uint8Array) => (typeof payload === 'string' ? payload : Buffer.from(payload).toString('utf8'));
 
 const INGRESS: ResourceRef = { group: 'networking.k8s.io', version: 'v1', resource: 'ingresses', kind: 'Ingress', namespaced: true };
 const event = (type: SyncEvent['type'], object = makeObject(POD, 'web', { namespace: 'shop' }), resource: ResourceRef = POD): SyncEvent =>
@@ -64,16 +67,26 @@ describe('nats wire format', () => {
     expect(encodeEvent(e, { withHeaders: false, maxPayload: 1 << 20, resyncId: 'r1' }).payload).to.match(/,"resync_id":"r1"}$/);
   });
 
+  it('frames the bytes a source already made for the object as they are, with the same result', () => {
+    const e = event('MODIFIED', makeObject(POD, 'é', { labels: { app: 'ü' } }));
+    const expected = `{"object":${JSON.stringify(e.object)},"type":"MODIFIED","cluster_id":"c1"}`;
+    const bytes = serializeForPipeline(e.object);
+    const { payload } = encodeEvent(e, { withHeaders: false, maxPayload: 1 << 20 });
+    expect(payload).to.be.an.instanceOf(Uint8Array);
+    expect(text(payload)).to.equal(expected);
+    expect(Buffer.from(payload as Uint8Array).indexOf(Buffer.from(bytes))).to.equal('{"object":'.length);
+  });
+
   it('strips, then cuts to metadata, what does not fit max_payload, never exceeding it', () => {
     const big = 'x'.repeat(3000);
     const managed = event('ADDED', makeObject(POD, 'm', { managedFields: [{ big }], annotations: { [LAST_APPLIED]: big, keep: '1' } }));
     const stripped = encodeEvent(managed, { withHeaders: true, maxPayload: 2048 });
     expect(stripped.truncation).to.equal('stripped');
-    expect(JSON.parse(stripped.payload).object.metadata.annotations).to.deep.equal({ keep: '1' });
+    expect(JSON.parse(text(stripped.payload)).object.metadata.annotations).to.deep.equal({ keep: '1' });
     const huge = encodeEvent(event('ADDED', makeObject(POD, 'h', {}, { spec: { big } })), { withHeaders: true, maxPayload: 2048 });
     expect(huge.truncation).to.equal('metadata-only');
-    expect(JSON.parse(huge.payload)).to.include({ truncated: true });
-    expect(Buffer.byteLength(huge.payload)).to.be.below(2048);
+    expect(JSON.parse(text(huge.payload))).to.include({ truncated: true });
+    expect(Buffer.byteLength(text(huge.payload))).to.be.below(2048);
     expect(managed.object.metadata.managedFields, 'the event is never mutated').to.have.length(1);
   });
 
