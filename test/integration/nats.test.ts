@@ -6,6 +6,12 @@ import type { ResourceRef } from '../../core/types.ts';
 import nats, { type NatsOptionsInput } from '../../plugins/nats/index.ts';
 import { ReferenceConsumer, wireKey } from '../../plugins/nats/consumer.ts';
 import { startNatsServer, subscriber, type NatsServerHandle } from '../support/nats-server.ts';
+import kubernetes from '../../plugins/kubernetes/index.ts';
+import redactSecrets from '../../plugins/redact-secrets/index.ts';
+import { startSimulator } from '../../plugins/kubernetes/simulator/index.ts';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const INGRESS: ResourceRef = Object.freeze({ group: 'networking.k8s.io', version: 'v1', resource: 'ingresses', kind: 'Ingress', namespaced: true });
 const NODE: ResourceRef = Object.freeze({ group: '', version: 'v1', resource: 'nodes', kind: 'Node', namespaced: false });
@@ -56,6 +62,36 @@ describe('nats sink (real nats-server)', function () {
     const metrics = await t.core.metrics.getSingleMetricAsString('meshsync_events_published_total');
     expect(metrics).to.match(/meshsync_events_published_total\{type="ADDED"\} 1/);
     expect(metrics).to.match(/meshsync_events_published_total\{type="DELETED"\} 1/);
+  });
+
+  it('sends what the kubernetes source serialised once, except what a transform changed: Secrets leave redacted, live and in a resync', async () => {
+    const sim = await startSimulator();
+    const dir = mkdtempSync(join(tmpdir(), 'meshsync-nats-kube-'));
+    cleanups.push(async () => {
+      await sim.close();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    const kubeconfig = join(dir, 'kubeconfig');
+    await sim.writeKubeconfig(kubeconfig);
+    sim.create('secrets.v1.', { metadata: { name: 'db', namespace: 'default' }, type: 'Opaque', data: { password: Buffer.from('hunter2').toString('base64') } });
+    sim.create('pods.v1.', { metadata: { name: 'web', namespace: 'default' }, spec: { containers: [{ name: 'a', image: 'nginx' }] } });
+    const sub = await subscriber(server.url, 'meshery.meshsync.request');
+    cleanups.push(sub.close);
+    const t = createTestCore({ plugins: [kubernetes({ kubeconfig, resources: ['secrets.v1.', 'pods.v1.'] }), redactSecrets(), nats({ url: server.url })] });
+    cleanups.push(t.stop);
+    await t.start();
+    await sub.waitFor((m) => m.length === 2);
+    const reply = await sub.nc.request('meshery.meshsync.control', 'resync', { timeout: 2000 });
+    expect(reply.json<any>().count).to.equal(2);
+    await sub.waitFor((m) => m.length === 6);
+    const wire = sub.messages.map((m) => m.string()).join('\n');
+    expect(wire).to.not.include(Buffer.from('hunter2').toString('base64'));
+    const objects = sub.json().filter((p: any) => p.object !== undefined);
+    expect(objects).to.have.length(4);
+    for (const payload of objects) {
+      if (payload.object.kind === 'Secret') expect(payload.object.data).to.deep.equal({ password: '<redacted>' });
+      else expect(payload.object).to.deep.include({ kind: 'Pod', apiVersion: 'v1' });
+    }
   });
 
   it('renders subject templates with one token per value (dots in groups become _)', async () => {

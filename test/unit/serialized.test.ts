@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { jsonBytesOf, jsonOf, parseJsonBytes, serializeForPipeline } from '../../core/serialized.ts';
+import { jsonBytesOf, jsonOf, knownJsonBytes, parseJsonBytes, serializeForPipeline } from '../../core/serialized.ts';
 import { makeObject, POD } from '../../core/testing/index.ts';
 
 describe('serialised objects', () => {
@@ -17,6 +17,16 @@ describe('serialised objects', () => {
     const copy = { ...object, metadata: { ...object.metadata, labels: { changed: 'yes' } } };
     expect(JSON.parse(jsonOf(copy)).metadata.labels).to.deep.equal({ changed: 'yes' });
     expect(JSON.parse(new TextDecoder().decode(jsonBytesOf(copy))).metadata.labels).to.deep.equal({ changed: 'yes' });
+  });
+
+  it('keeps what it remembers out of JSON, keys and spreads, so a copy never inherits stale bytes', () => {
+    const object = makeObject(POD, 'a');
+    serializeForPipeline(object);
+    expect(JSON.stringify(object)).to.equal(jsonOf(object));
+    expect(Object.keys(object)).to.deep.equal(Object.keys(makeObject(POD, 'a')));
+    expect(knownJsonBytes({ ...object })).to.equal(undefined);
+    const frozen = Object.freeze(makeObject(POD, 'f'));
+    expect(new TextDecoder().decode(serializeForPipeline(frozen))).to.equal(JSON.stringify(frozen));
   });
 
   it('parses bytes back and remembers them for that object', () => {
