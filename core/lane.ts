@@ -128,13 +128,13 @@ export class Lane {
   close(): number {
     this.closed = true;
     this.clearTimer();
-    const left = this.pending.size + this.inFlightCount;
+    const left = this.backlog;
     this.settle();
     return left;
   }
 
   private isIdle(): boolean {
-    return this.pending.size === 0 && this.inFlightCount === 0;
+    return this.backlog === 0;
   }
 
   private clearTimer(): void {
@@ -198,7 +198,7 @@ export class Lane {
       }
     }
     this.running = false;
-    if (this.pending.size > 0 || this.inFlightCount > 0) this.schedule();
+    if (this.backlog > 0) this.schedule();
     this.settle();
   }
 

@@ -3,10 +3,11 @@
  * it compactly) and a sink that sends it share one serialisation, and the very same bytes.
  *
  * Kept in a non-enumerable symbol property, not in a WeakMap: V8's young-generation GC keeps every
- * WeakMap entry whose key is young, so each event's object would survive into the old generation
- * and cost a major GC later (stalls of 100+ ms at 1,000 events/s). The property is invisible to
- * JSON.stringify, Object.keys and spreads, so a transform's copy never carries it: sound because
- * objects in the pipeline are never changed in place (transforms copy on write).
+ * WeakMap entry whose key is young, so each event's object would be promoted to the old generation
+ * and left for a major GC (in a micro-benchmark: 8 major GCs instead of none, half the
+ * throughput). The property is invisible to JSON.stringify, Object.keys and spreads, so a
+ * transform's copy never carries it: sound because objects in the pipeline are never changed in
+ * place (transforms copy on write).
  */
 interface Serialized {
   readonly text: string;

@@ -13,6 +13,7 @@
  *   npx tsx bench/e2e/run.ts [--pods 100000] [--rate 1000] [--seconds 20] [--burst 20000]
  *                            [--contenders bare,informer,meshsync] [--no-build]
  *                            [--profile meshsync [--node-args=--trace-gc]]   (CPU profile of one contender)
+ *                            [--node-args-for meshsync --node-args=...]      (V8 flags without profiling)
  *
  * Writes bench/results/e2e.json and prints a table. See bench/README.md, section "e2e".
  */
@@ -158,26 +159,6 @@ interface Contender {
   command(env: Env, subject: string): string[];
 }
 
-function meshsyncContender(name: string, label: string, pipeline: Record<string, number>): Contender {
-  return {
-    name,
-    label,
-    command: (env, subject) => {
-      const file = join(env.dir, `meshsync-${subject}.json`);
-      writeFileSync(file, JSON.stringify({
-        clusterId: 'bench',
-        logLevel: 'warn',
-        pipeline,
-        plugins: [
-          ['meshsync:kubernetes', { kubeconfig: env.kubeconfig, resources: [POD], watchCustomResourceDefinitions: false }],
-          ['meshsync:nats', { url: env.natsUrl, subject, resyncOnReconnect: false }],
-        ],
-      }, null, 2));
-      return [join(BUILD, 'dist/core/cli.js'), 'run', '--config', file];
-    },
-  };
-}
-
 const CONTENDERS: Record<string, Contender> = {
   bare: {
     name: 'bare',
@@ -189,8 +170,22 @@ const CONTENDERS: Record<string, Contender> = {
     label: '(b) client-node makeInformer + JSON.stringify',
     command: (env, subject) => [join(BUILD, 'dist/bench/e2e/contenders/informer.js'), env.kubeconfig, env.natsUrl, subject],
   },
-  meshsync: meshsyncContender('meshsync', 'meshsync CLI (kubernetes -> nats), defaults', {}),
-  // The same with the lane's partial-batch wait off: what the batching timer costs in latency.
+  meshsync: {
+    name: 'meshsync',
+    label: 'meshsync CLI (kubernetes -> nats), defaults',
+    command: (env, subject) => {
+      const file = join(env.dir, `meshsync-${subject}.json`);
+      writeFileSync(file, JSON.stringify({
+        clusterId: 'bench',
+        logLevel: 'warn',
+        plugins: [
+          ['meshsync:kubernetes', { kubeconfig: env.kubeconfig, resources: [POD], watchCustomResourceDefinitions: false }],
+          ['meshsync:nats', { url: env.natsUrl, subject, resyncOnReconnect: false }],
+        ],
+      }, null, 2));
+      return [join(BUILD, 'dist/core/cli.js'), 'run', '--config', file];
+    },
+  },
 };
 
 interface PhaseResult {

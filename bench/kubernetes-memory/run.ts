@@ -39,7 +39,7 @@ async function settledMemory(): Promise<number> {
   return heapUsed + external;
 }
 
-/** Heap held by what `load` returns (kept alive while measuring), per pod. */
+/** Memory (heap and external) held by what `load` returns (kept alive while measuring), per pod. */
 async function measure(name: string, load: () => Promise<{ hold: unknown; count: () => number; stop: () => Promise<void> }>) {
   const before = await settledMemory();
   const loaded = await load();

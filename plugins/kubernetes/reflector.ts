@@ -73,21 +73,20 @@ export function collectionPath(resource: Pick<ResourceRef, 'group' | 'version' |
 /**
  * A full object as the store keeps it: its JSON in UTF-8 bytes, with its identity and version at
  * hand. The bytes live outside the JavaScript heap, so a 100k-object cache neither slows the
- * garbage collector nor makes the heap grow, and the text made once is what the NATS sink sends
- * (`serializeForPipeline`). Each is its own allocation (not a slice of a shared pool, which one survivor
- * would pin).
+ * garbage collector nor makes the heap grow, and the serialisation made once is what the NATS
+ * sink sends (`serializeForPipeline`).
  */
-export class ObjectBytes {
+class ObjectBytes {
   constructor(readonly uid: string | undefined, readonly resourceVersion: string | undefined, readonly json: Uint8Array) {}
 }
 
 /** What the store holds per object: its bytes (full objects) or the object itself (metadata only: small, and cheaper without a wrapper). */
-export type StoredObject = ObjectBytes | KubeObject;
+type StoredObject = ObjectBytes | KubeObject;
 
 const storedMeta = (stored: StoredObject) => (stored instanceof ObjectBytes ? stored : stored.metadata);
 
 /** The object; one kept as bytes is parsed anew on each call (snapshots and relists: rare). */
-export const storedObject = (stored: StoredObject): KubeObject => (stored instanceof ObjectBytes ? parseJsonBytes<KubeObject>(stored.json) : stored);
+const storedObject = (stored: StoredObject): KubeObject => (stored instanceof ObjectBytes ? parseJsonBytes<KubeObject>(stored.json) : stored);
 
 /**
  * Objects keyed by namespace, then name. Two levels rather than one `namespace/name` string key:
@@ -97,8 +96,8 @@ export class ObjectStore {
   private readonly namespaces = new Map<string, Map<string, StoredObject>>();
   private count = 0;
 
-  /** `asText`: keep objects as JSON bytes (see `ObjectBytes`). */
-  constructor(private readonly asText = false) {}
+  /** `asBytes`: keep objects as JSON bytes (see `ObjectBytes`); otherwise as they are. */
+  constructor(private readonly asBytes = false) {}
 
   get size(): number {
     return this.count;
@@ -110,10 +109,7 @@ export class ObjectStore {
 
   /** Stores the object in place of the one with its namespace and name. */
   set(object: KubeObject): StoredObject {
-    let stored: StoredObject = object;
-    if (this.asText) {
-      stored = new ObjectBytes(object.metadata.uid, object.metadata.resourceVersion, serializeForPipeline(object));
-    }
+    const stored = this.asBytes ? new ObjectBytes(object.metadata.uid, object.metadata.resourceVersion, serializeForPipeline(object)) : object;
     const namespace = object.metadata.namespace ?? '';
     let names = this.namespaces.get(namespace);
     if (names === undefined) this.namespaces.set(namespace, (names = new Map()));
@@ -419,7 +415,7 @@ export class Reflector {
     }
     if (raw.kind !== this.resource.kind) raw.kind = this.resource.kind;
     if (raw.apiVersion !== this.apiVersion) raw.apiVersion = this.apiVersion;
-    // Not interned: the store keeps full objects as text, so this one is not kept.
+    // Not interned: the store keeps full objects as bytes, so this one is not kept.
     return raw as KubeObject;
   }
 

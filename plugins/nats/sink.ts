@@ -150,6 +150,7 @@ export class NatsSink {
       // would never hear of the DELETED. Relative to what was confirmed, the lane's pending
       // events are exactly the deltas still to come, so the consumer converges.
       const confirmed = [...this.published.values()];
+      const observedAt = Date.now();
       const begin = JSON.stringify({ type: 'RESYNC_BEGIN', resync_id: resyncId, cluster_id: clusterId });
       await this.send(nc, [this.marker('RESYNC_BEGIN', begin, resyncId)]);
       let count = 0;
@@ -157,7 +158,7 @@ export class NatsSink {
       for (let start = 0; start < confirmed.length; start += this.options.resyncChunkSize) {
         const outgoing: Outgoing[] = [];
         for (const { resource, json } of confirmed.slice(start, start + this.options.resyncChunkSize)) {
-          const event: SyncEvent = { type: 'ADDED', resource, object: parseJsonBytes<KubeObject>(json), clusterId, observedAt: Date.now() };
+          const event: SyncEvent = { type: 'ADDED', resource, object: parseJsonBytes<KubeObject>(json), clusterId, observedAt };
           const message = encodeEvent(event, { withHeaders: this.options.headers, maxPayload, resyncId });
           if (message.truncation !== 'none') {
             truncated++;
