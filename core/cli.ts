@@ -8,6 +8,7 @@ import { homedir, tmpdir } from 'node:os';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { setFlagsFromString } from 'node:v8';
 import { loadConfig, type LoadedConfig, type LoadProblem } from '../config/load.ts';
 import { maskSecrets } from '../config/mask.ts';
 import { LOG_LEVELS } from '../config/schema.ts';
@@ -78,6 +79,7 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: proces
   let simulator: DemoCluster | undefined;
   try {
     if (options.command === 'run' || options.command === 'snapshot') {
+      for (const flag of heapFlagsFor(process.execArgv)) setFlagsFromString(flag);
       if (options.simulator === 'on' || (options.simulator === 'auto' && !hasKubeConfig(io.env))) {
         simulator = await startDemoCluster(io, logger);
       }
@@ -316,6 +318,17 @@ function readVersion(): string {
 
 function write(stream: NodeJS.WritableStream, text: string): void {
   stream.write(text);
+}
+
+/**
+ * V8 flags for a long-running sync: its old generation may grow to 3x what a major GC left alive
+ * (V8 picks about 1.5x here). With the store's bytes outside the heap, what is left alive is small,
+ * 1.5x of it is less room than one scavenge may promote, and V8 would mark almost without pause
+ * under steady churn: a 30-140 ms stall every 2-4 s at 1,000 events/s, 100k pods (bench/e2e).
+ * At 3x, peak RSS is unchanged and those stalls go. A value given on node's command line wins.
+ */
+export function heapFlagsFor(execArgv: readonly string[]): string[] {
+  return execArgv.some((arg) => /^--heap[-_]growing[-_]percent\b/.test(arg)) ? [] : ['--heap-growing-percent=200'];
 }
 
 /** Exits once stdout and stderr are flushed (a pipe may still hold the last lines). */

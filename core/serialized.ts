@@ -9,9 +9,9 @@
  * transform's copy never carries it: sound because objects in the pipeline are never changed in
  * place (transforms copy on write).
  */
-interface Serialized {
-  readonly text: string;
-  readonly bytes: Uint8Array;
+/** A class, not a literal, for the reason `SourceEvent` (core.ts) gives: it holds young text. */
+class Serialized {
+  constructor(readonly text: string, readonly bytes: Uint8Array) {}
 }
 
 const SERIALIZED = Symbol('meshsync.serialized');
@@ -55,7 +55,7 @@ export function knownJsonBytes(object: object): Uint8Array | undefined {
 export function serializeForPipeline(object: object): Uint8Array {
   const text = JSON.stringify(object);
   const bytes = utf8(text);
-  remember(object, { text, bytes });
+  remember(object, new Serialized(text, bytes));
   return bytes;
 }
 
@@ -63,6 +63,6 @@ export function serializeForPipeline(object: object): Uint8Array {
 export function parseJsonBytes<T extends object>(bytes: Uint8Array): T {
   const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
   const object = JSON.parse(text) as T;
-  remember(object, { text, bytes });
+  remember(object, new Serialized(text, bytes));
   return object;
 }

@@ -24,11 +24,14 @@ export const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
 
 export type Truncation = 'none' | 'stripped' | 'metadata-only' | 'dropped';
 
-export interface EncodedMessage {
-  readonly payload: string | Uint8Array;
-  readonly headers?: MsgHdrs;
-  /** What had to be cut to fit max_payload. */
-  readonly truncation: Truncation;
+/** A class, not a literal, for the reason `SourceEvent` (core/core.ts) gives: it holds young payloads. */
+export class EncodedMessage {
+  constructor(
+    readonly payload: string | Uint8Array,
+    readonly headers: MsgHdrs | undefined,
+    /** What had to be cut to fit max_payload. */
+    readonly truncation: Truncation,
+  ) {}
 }
 
 export interface EncodeOptions {
@@ -50,17 +53,17 @@ export function encodeEvent(event: SyncEvent, options: EncodeOptions): EncodedMe
   const headers = options.withHeaders ? eventHeaders(event, options.resyncId) : undefined;
   const known = knownJsonBytes(event.object);
   const full = known === undefined ? `{"object":${JSON.stringify(event.object)}${tail}}` : frameObjectBytes(known, `${tail}}`);
-  if (fits(full, headers, options.maxPayload)) return { payload: full, headers, truncation: 'none' };
+  if (fits(full, headers, options.maxPayload)) return new EncodedMessage(full, headers, 'none');
 
   const truncatedTail = `${tail},"truncated":true`;
   headers?.set(HEADER.truncated, 'true');
   const stripped = `{"object":${JSON.stringify(stripObject(event.object))}${truncatedTail}}`;
-  if (fits(stripped, headers, options.maxPayload)) return { payload: stripped, headers, truncation: 'stripped' };
+  if (fits(stripped, headers, options.maxPayload)) return new EncodedMessage(stripped, headers, 'stripped');
   const metaOnly = `{"object":${JSON.stringify(metadataOnly(event.object))}${truncatedTail}}`;
-  if (fits(metaOnly, headers, options.maxPayload)) return { payload: metaOnly, headers, truncation: 'metadata-only' };
+  if (fits(metaOnly, headers, options.maxPayload)) return new EncodedMessage(metaOnly, headers, 'metadata-only');
   const identity = `{"object":${JSON.stringify(identityOnly(event.object))}${truncatedTail}}`;
-  if (fits(identity, headers, options.maxPayload)) return { payload: identity, headers, truncation: 'metadata-only' };
-  return { payload: '', headers, truncation: 'dropped' };
+  if (fits(identity, headers, options.maxPayload)) return new EncodedMessage(identity, headers, 'metadata-only');
+  return new EncodedMessage('', headers, 'dropped');
 }
 
 const OBJECT_HEAD = Buffer.from('{"object":');

@@ -23,11 +23,9 @@ import { redactUrl, resolveServers, type NatsOptions } from './options.ts';
 import { compileSubject, markerSubject, renderSubject, streamSubjects } from './subject.ts';
 
 /** One message ready to go: JetStream mode also needs its id. */
-interface Outgoing {
-  readonly subject: string;
-  readonly payload: string | Uint8Array;
-  readonly headers?: MsgHdrs;
-  readonly msgId: string;
+/** A class, not a literal, for the reason `SourceEvent` (core/core.ts) gives: it holds young payloads. */
+class Outgoing {
+  constructor(readonly subject: string, readonly payload: string | Uint8Array, readonly headers: MsgHdrs | undefined, readonly msgId: string) {}
 }
 
 export type ControlCommand = 'resync' | 'snapshot' | 'meta';
@@ -120,7 +118,7 @@ export class NatsSink {
           this.noteTruncation(event, message.truncation, maxPayload);
           if (message.truncation === 'dropped') continue;
         }
-        outgoing.push({ subject: this.subjectOf(event), payload: message.payload, headers: message.headers, msgId: messageId(event) });
+        outgoing.push(new Outgoing(this.subjectOf(event), message.payload, message.headers, messageId(event)));
         published[event.type]++;
       }
       await this.send(nc, outgoing);
@@ -165,7 +163,7 @@ export class NatsSink {
             this.noteTruncation(event, message.truncation, maxPayload);
             if (message.truncation === 'dropped') continue;
           }
-          outgoing.push({ subject: this.subjectOf(event), payload: message.payload, headers: message.headers, msgId: messageId(event, resyncId) });
+          outgoing.push(new Outgoing(this.subjectOf(event), message.payload, message.headers, messageId(event, resyncId)));
         }
         await this.send(nc, outgoing);
         count += outgoing.length;
@@ -300,12 +298,8 @@ export class NatsSink {
   }
 
   private marker(type: 'RESYNC_BEGIN' | 'RESYNC_END', payload: string, resyncId: string): Outgoing {
-    return {
-      subject: markerSubject(this.options.subject, this.core.clusterId, type),
-      payload,
-      headers: this.options.headers ? markerHeaders(type, this.core.clusterId, resyncId) : undefined,
-      msgId: `${type}:${resyncId}`,
-    };
+    const headers = this.options.headers ? markerHeaders(type, this.core.clusterId, resyncId) : undefined;
+    return new Outgoing(markerSubject(this.options.subject, this.core.clusterId, type), payload, headers, `${type}:${resyncId}`);
   }
 
   /** Answers one request on the request subject. Never throws: a failure becomes an error reply. */

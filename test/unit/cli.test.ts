@@ -3,7 +3,7 @@ import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { formatError, hasKubeConfig, main } from '../../core/cli.ts';
+import { formatError, hasKubeConfig, heapFlagsFor, main } from '../../core/cli.ts';
 import { ConfigError, MeshSyncError, pluginError } from '../../core/errors.ts';
 
 function capture() {
@@ -94,5 +94,17 @@ describe('hasKubeConfig', () => {
     await mkdir(join(home, '.kube'));
     await writeFile(join(home, '.kube', 'config'), 'apiVersion: v1\n');
     expect(hasKubeConfig({ HOME: home })).to.equal(true);
+  });
+});
+
+describe('heapFlagsFor', () => {
+  it('lets the old generation grow to 3x what a major GC left alive', () => {
+    expect(heapFlagsFor([])).to.deep.equal(['--heap-growing-percent=200']);
+    expect(heapFlagsFor(['--max-old-space-size=512', '--import', 'tsx'])).to.deep.equal(['--heap-growing-percent=200']);
+  });
+
+  it('leaves the growth to a value given on node\'s command line, in either spelling', () => {
+    expect(heapFlagsFor(['--heap-growing-percent=50'])).to.deep.equal([]);
+    expect(heapFlagsFor(['--heap_growing_percent', '50'])).to.deep.equal([]);
   });
 });
