@@ -303,6 +303,7 @@ export class MeshSyncCore implements Core {
       selectResources: (candidates) => this.hooks.selectResources.call([...candidates]),
       reportError: (error, detail) => this.reportError({ plugin: name, hook: 'source', error: asError(error), ...detail }),
       sinksCaughtUp: () => this.sinksCaughtUp(),
+      sinksBehind: () => this.sinksBehind(),
     };
   }
 

@@ -27,8 +27,11 @@ function remember(object: object, serialized: Serialized): void {
 
 /** UTF-8 bytes in an allocation of their own (a slice of Buffer's shared pool would pin the pool). */
 function utf8(text: string): Uint8Array {
-  const bytes = Buffer.allocUnsafeSlow(Buffer.byteLength(text));
-  bytes.write(text, 'utf8');
+  const length = Buffer.byteLength(text);
+  const bytes = Buffer.allocUnsafeSlow(length);
+  // As many bytes as characters: all ASCII, where Latin-1 is UTF-8 and writing it is a plain copy
+  // (the UTF-8 writer goes character by character: about 7 µs for a 3.7 KB pod).
+  bytes.write(text, length === text.length ? 'latin1' : 'utf8');
   return bytes;
 }
 

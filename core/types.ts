@@ -75,9 +75,12 @@ export interface SourceContext {
   /**
    * Resolves once a sink can take more: at once, unless every open sink lane holds more than
    * `pipeline.sourcePauseAbove` events. A source that reads in pages (a LIST) awaits it between
-   * pages, so a large initial sync waits for the sinks instead of piling up in memory.
+   * pages, one that reads a stream stops reading meanwhile, so a large initial sync or a burst
+   * waits for the sinks instead of piling up in memory.
    */
   sinksCaughtUp(): Promise<void>;
+  /** Whether `sinksCaughtUp()` would wait: a source reading a stream stops reading while this is true. */
+  sinksBehind(): boolean;
 }
 
 /** The context each sink tap receives alongside its batches. */

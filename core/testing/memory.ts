@@ -13,6 +13,8 @@ export interface MemorySourceHandle {
   readonly objects: ReadonlyMap<string, { resource: ResourceRef; object: KubeObject }>;
   /** What a paged source awaits between pages (SourceContext.sinksCaughtUp). */
   sinksCaughtUp(): Promise<void>;
+  /** What a streaming source checks before reading on (SourceContext.sinksBehind). */
+  sinksBehind(): boolean;
 }
 
 /** A source plugin fed by hand; `handle` is usable once the core has started. */
@@ -35,6 +37,10 @@ export function memorySource(name = 'test:memory-source', options: { syncedAtSta
     sinksCaughtUp() {
       if (!context) throw new Error(`${name}: sinksCaughtUp() before the core started`);
       return context.sinksCaughtUp();
+    },
+    sinksBehind() {
+      if (!context) throw new Error(`${name}: sinksBehind() before the core started`);
+      return context.sinksBehind();
     },
   };
   const plugin = definePlugin({

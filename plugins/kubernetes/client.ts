@@ -70,6 +70,11 @@ export interface RequestOptions {
 export interface WatchHandlers {
   /** Called once per complete line; a throw ends the watch with that error. */
   line(text: string): void;
+  /**
+   * Asked after each chunk: a promise stops reading until it settles (TCP then holds the server
+   * back), so a burst the sinks cannot take yet waits in the socket, not in memory.
+   */
+  pause?(): Promise<unknown> | undefined;
 }
 
 /** Requests against one API server with the credentials of one KubeConfig context. */
@@ -225,7 +230,14 @@ export class KubeClient {
             rest = chunk.slice(start);
           } catch (error) {
             fail(error);
+            return;
           }
+          const wait = handlers.pause?.();
+          if (wait === undefined) return;
+          res.pause();
+          void wait.finally(() => {
+            if (!settled) res.resume();
+          });
         });
         res.on('end', () => {
           if (settled) return;

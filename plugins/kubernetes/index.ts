@@ -262,6 +262,7 @@ class KubernetesSource {
         watchRestarted: () => this.metrics.watchRestarts.inc({ resource: served.id }),
         relisted: () => this.metrics.relists.inc({ resource: served.id }),
         sinksCaughtUp: () => this.ctx.sinksCaughtUp(),
+        sinksBehind: () => this.ctx.sinksBehind(),
         malformedLine: (line, error) => {
           this.metrics.malformed.inc({ resource: served.id });
           this.ctx.reportError(new MeshSyncError('MESHSYNC_EVENT_INVALID',

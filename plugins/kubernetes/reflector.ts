@@ -42,7 +42,16 @@ export interface ReflectorListener {
   malformedLine(line: string, error: unknown): void;
   /** Awaited between list pages: resolves once the sinks can take more (see SourceContext.sinksCaughtUp). */
   sinksCaughtUp?(): Promise<void>;
+  /** Whether sinksCaughtUp would wait: the watch stops reading meanwhile. */
+  sinksBehind?(): boolean;
 }
+
+/**
+ * Longest a watch stream is held back while the sinks are behind. A stream held much longer is
+ * closed by a real API server as too slow; past this the watch reads on, and the sink's queue
+ * coalesces what comes (bounded by the number of objects) until it catches up.
+ */
+const WATCH_HOLD_MAX_MS = 5_000;
 
 const PARTIAL_LIST = 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json';
 const PARTIAL_WATCH = 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json';
@@ -305,8 +314,10 @@ export class Reflector {
     const stall = new AbortController();
     let lastLineAt = Date.now();
     let delivered = false;
+    // Silence while we hold the stream back (sinks behind) is ours, not the server's.
+    let holding = false;
     const watchdog = setInterval(() => {
-      if (Date.now() - lastLineAt > silenceMs) stall.abort();
+      if (!holding && Date.now() - lastLineAt > silenceMs) stall.abort();
     }, Math.max(10, Math.min(1000, silenceMs / 4)));
     const path = this.query({ watch: 1, resourceVersion: this.resourceVersion, allowWatchBookmarks: 'true', timeoutSeconds });
     try {
@@ -318,6 +329,18 @@ export class Reflector {
           // After onLine: an ERROR event (which throws) is no progress.
           this.backoff.reset();
           this.progressed = true;
+        },
+        pause: () => {
+          const caughtUp = this.listener.sinksBehind?.() ? this.listener.sinksCaughtUp?.() : undefined;
+          if (caughtUp === undefined) return undefined;
+          holding = true;
+          let timer: NodeJS.Timeout | undefined;
+          const timedOut = new Promise<void>((resolve) => (timer = setTimeout(resolve, WATCH_HOLD_MAX_MS).unref()));
+          return Promise.race([caughtUp, timedOut]).finally(() => {
+            clearTimeout(timer);
+            holding = false;
+            lastLineAt = Date.now();
+          });
         },
       }, { accept: this.scope.metadataOnly ? PARTIAL_WATCH : 'application/json', signal: AbortSignal.any([signal, stall.signal]) });
     } catch (error) {

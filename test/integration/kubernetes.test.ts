@@ -307,6 +307,28 @@ describe('kubernetes source (against the API simulator)', function () {
     expect(maxBacklog).to.be.within(50, 100 + 50);
   });
 
+  it('reads a watch burst no faster than the sink takes, and a stream it holds back is not taken for a silent one', async () => {
+    t = createTestCore({
+      batchSize: 50, sourcePauseAbove: 100,
+      plugins: [kubernetes({ kubeconfig, resources: [POD_ID], minWatchTimeoutSeconds: 60, watchSilenceTimeoutMs: 100 } as KubeOptions)],
+    });
+    t.sink.delayMs = 150; // longer than the silence timeout: the held stream is silent that long
+    let maxBacklog = 0;
+    t.core.hooks.batch.tap('test:backlog', () => {
+      const [lane] = t!.core.state.lanes();
+      maxBacklog = Math.max(maxBacklog, lane.pending + lane.inFlight);
+    });
+    await t.start();
+    await t.core.whenReady();
+    await until(() => requestsFor(POD_ID, 'watch').length === 1, 8000, 'the watch');
+    for (let i = 0; i < 600; i++) sim.create(POD_ID, pod(`burst-${i}`));
+    await until(() => t!.sink.events.length === 600, 15_000, 'the burst');
+    // Without the hold the whole burst (600) would wait in the lane; with it, the mark plus what one read brought.
+    expect(maxBacklog).to.be.within(100, 300);
+    expect(await metricValue(t, 'meshsync_watch_restarts_total', { resource: POD_ID })).to.equal(0);
+    expect(requestsFor(POD_ID, 'watch')).to.have.length(1);
+  });
+
   it('emits nothing for an update that changes nothing', async () => {
     sim.create(POD_ID, pod('same'));
     const core = await start({ resources: [POD_ID] });

@@ -303,12 +303,15 @@ describe('core backpressure on paged source reads', () => {
     const t = createTestCore({ sourcePauseAbove: 10 });
     await t.start();
     expect(await settledWithin(t.source.sinksCaughtUp(), 5)).to.equal(true, 'nothing held: no pause');
+    expect(t.source.sinksBehind()).to.equal(false);
     t.sink.failing = true;
     emitMany(t, 20);
+    expect(t.source.sinksBehind()).to.equal(true);
     const caughtUp = t.source.sinksCaughtUp();
     expect(await settledWithin(caughtUp, 50)).to.equal(false, '20 events held by the only sink, above 10');
     t.sink.failing = false;
     expect(await settledWithin(caughtUp, 300)).to.equal(true);
+    expect(t.source.sinksBehind()).to.equal(false);
     await t.drain();
     expect(t.sink.events).to.have.length(20);
     await t.stop();
@@ -322,6 +325,7 @@ describe('core backpressure on paged source reads', () => {
     emitMany(t, 20);
     await t.sink.waitFor(20);
     expect(await settledWithin(t.source.sinksCaughtUp(), 20)).to.equal(true);
+    expect(t.source.sinksBehind()).to.equal(false);
     broken.handle.failing = false;
     await t.stop();
   });
