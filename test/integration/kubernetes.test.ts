@@ -287,13 +287,13 @@ describe('kubernetes source (against the API simulator)', function () {
     expect(core.core.state.resourceCounts()[POD_ID]).to.equal(20_000);
   });
 
-  it('lists no faster than the sink takes: between pages it waits while the sink holds more than sourcePauseAbove', async () => {
-    for (let i = 0; i < 600; i++) sim.create(POD_ID, pod(`slow-${i}`));
+  /** Starts a core whose sink takes a batch of 50 every `sinkDelayMs`, pausing sources above 100; reads the lane's largest backlog. */
+  async function startSlowSink(options: Partial<KubeOptions>, sinkDelayMs: number): Promise<{ maxBacklog: () => number }> {
     t = createTestCore({
       batchSize: 50, sourcePauseAbove: 100,
-      plugins: [kubernetes({ kubeconfig, resources: [POD_ID], pageSize: 50, minWatchTimeoutSeconds: 60 } as KubeOptions)],
+      plugins: [kubernetes({ kubeconfig, resources: [POD_ID], minWatchTimeoutSeconds: 60, ...options } as KubeOptions)],
     });
-    t.sink.delayMs = 10;
+    t.sink.delayMs = sinkDelayMs;
     let maxBacklog = 0;
     t.core.hooks.batch.tap('test:backlog', () => {
       const [lane] = t!.core.state.lanes();
@@ -301,31 +301,27 @@ describe('kubernetes source (against the API simulator)', function () {
     });
     await t.start();
     await t.core.whenReady();
-    await t.drain();
-    expect(t.sink.events.filter((e) => e.type === 'ADDED')).to.have.length(600);
+    return { maxBacklog: () => maxBacklog };
+  }
+
+  it('lists no faster than the sink takes: between pages it waits while the sink holds more than sourcePauseAbove', async () => {
+    for (let i = 0; i < 600; i++) sim.create(POD_ID, pod(`slow-${i}`));
+    const lane = await startSlowSink({ pageSize: 50 }, 10);
+    await t!.drain();
+    expect(t!.sink.events.filter((e) => e.type === 'ADDED')).to.have.length(600);
     // Without the pause the whole list (600) would wait in the lane; with it, at most the mark plus a page.
-    expect(maxBacklog).to.be.within(50, 100 + 50);
+    expect(lane.maxBacklog()).to.be.within(50, 100 + 50);
   });
 
   it('reads a watch burst no faster than the sink takes, and a stream it holds back is not taken for a silent one', async () => {
-    t = createTestCore({
-      batchSize: 50, sourcePauseAbove: 100,
-      plugins: [kubernetes({ kubeconfig, resources: [POD_ID], minWatchTimeoutSeconds: 60, watchSilenceTimeoutMs: 100 } as KubeOptions)],
-    });
-    t.sink.delayMs = 150; // longer than the silence timeout: the held stream is silent that long
-    let maxBacklog = 0;
-    t.core.hooks.batch.tap('test:backlog', () => {
-      const [lane] = t!.core.state.lanes();
-      maxBacklog = Math.max(maxBacklog, lane.pending + lane.inFlight);
-    });
-    await t.start();
-    await t.core.whenReady();
+    // The sink takes longer than the silence timeout: the held stream is silent that long.
+    const lane = await startSlowSink({ watchSilenceTimeoutMs: 100 }, 150);
     await until(() => requestsFor(POD_ID, 'watch').length === 1, 8000, 'the watch');
     for (let i = 0; i < 600; i++) sim.create(POD_ID, pod(`burst-${i}`));
     await until(() => t!.sink.events.length === 600, 15_000, 'the burst');
     // Without the hold the whole burst (600) would wait in the lane; with it, the mark plus what one read brought.
-    expect(maxBacklog).to.be.within(100, 300);
-    expect(await metricValue(t, 'meshsync_watch_restarts_total', { resource: POD_ID })).to.equal(0);
+    expect(lane.maxBacklog()).to.be.within(100, 300);
+    expect(await metricValue(t!, 'meshsync_watch_restarts_total', { resource: POD_ID })).to.equal(0);
     expect(requestsFor(POD_ID, 'watch')).to.have.length(1);
   });
 
