@@ -235,9 +235,10 @@ export class KubeClient {
           const wait = handlers.pause?.();
           if (wait === undefined) return;
           res.pause();
-          void wait.finally(() => {
+          const resume = () => {
             if (!settled) res.resume();
-          });
+          };
+          wait.then(resume, resume);
         });
         res.on('end', () => {
           if (settled) return;
