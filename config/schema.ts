@@ -35,7 +35,7 @@ export const pipelineSchema = z.strictObject({
   highWaterMark: z.int().positive().default(CORE_DEFAULTS.highWaterMark)
     .describe('Pending events per sink above which a warning is logged; nothing is dropped (events coalesce per object).'),
   sourcePauseAbove: z.int().positive().default(CORE_DEFAULTS.sourcePauseAbove)
-    .describe('Events held by every sink above which sources pause until a sink catches up, so a large initial sync or a burst of changes does not pile up in memory: lists wait between pages, watches stop reading (at most 5 s at a time; then the queue coalesces by object). One slow sink never pauses the others.'),
+    .describe('Events held by every sink above which sources pause until a sink catches up, so a large initial sync or a burst of changes does not pile up in memory: lists wait between pages, watches stop reading (at most the kubernetes option watchHoldMaxMs; then they read on and the queues coalesce by object). One slow sink never pauses the others.'),
 }).describe('How events are queued, batched and retried per sink.');
 
 export const configSchema = z.strictObject({

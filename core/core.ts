@@ -1,6 +1,7 @@
 import { Registry } from 'prom-client';
 import { AsyncParallelHook, AsyncSeriesHook, AsyncSeriesWaterfallHook, SyncBailHook, SyncHook, SyncWaterfallHook } from 'tapable';
 import { asError, MeshSyncError, pluginError } from './errors.ts';
+import { PipelineEvent } from './event.ts';
 import { Lane, type LaneOptions } from './lane.ts';
 import { resourceId } from './resource.ts';
 import { silentLogger, type Logger } from './log.ts';
@@ -156,7 +157,7 @@ export class MeshSyncCore implements Core {
     const observedAt = Date.now();
     for (const reader of this.snapshotReaders) {
       for (const item of reader.read()) {
-        const event = this.runPipeline({ type: 'ADDED', resource: item.resource, object: item.object, clusterId: this.clusterId, observedAt }, reader.source);
+        const event = this.runPipeline(new PipelineEvent('ADDED', item.resource, item.object, this.clusterId, observedAt), reader.source);
         if (event !== undefined) out.push(event);
       }
     }
@@ -271,7 +272,7 @@ export class MeshSyncCore implements Core {
       });
       return;
     }
-    const event = this.runPipeline(new SourceEvent(type, resource, object, this.clusterId, observedAt), source);
+    const event = this.runPipeline(new PipelineEvent(type, resource, object, this.clusterId, observedAt), source);
     if (event === undefined) return;
     for (const lane of this.lanes) lane.push(event);
   }
@@ -471,22 +472,4 @@ function safeCheck(check: () => boolean): boolean {
 /** Builds a core from plugins; nothing runs until start(). */
 export function createCore(options: CoreOptions): MeshSyncCore {
   return new MeshSyncCore(options);
-}
-
-/**
- * An event as a source emits it. A class, not an object literal: V8 learns per literal site
- * whether its objects live long, and during an initial sync (events queued behind a busy sink)
- * it would decide to allocate this site's objects in the old generation from then on. An
- * old-generation event keeps its young object alive through every scavenge: at 1,000 events/s
- * that promoted ~3 MB per scavenge and made a major GC (a 100-200 ms stall) every few seconds.
- * Objects made by `new` carry no such allocation-site feedback.
- */
-class SourceEvent implements SyncEvent {
-  constructor(
-    readonly type: EventType,
-    readonly resource: ResourceRef,
-    readonly object: KubeObject,
-    readonly clusterId: string,
-    readonly observedAt: number,
-  ) {}
 }

@@ -1,3 +1,4 @@
+import { PipelineEvent } from './event.ts';
 import type { Batch, SyncEvent } from './types.ts';
 
 /**
@@ -18,7 +19,7 @@ export function objectKey(event: SyncEvent): string {
 export function coalesce(pending: SyncEvent, next: SyncEvent): SyncEvent | null | 'both' {
   if (next.type === 'DELETED') return pending.type === 'ADDED' ? null : next;
   if (pending.type === 'DELETED') return 'both';
-  if (pending.type === 'ADDED' && next.type !== 'ADDED') return { ...next, type: 'ADDED' };
+  if (pending.type === 'ADDED' && next.type !== 'ADDED') return new PipelineEvent('ADDED', next.resource, next.object, next.clusterId, next.observedAt);
   return next;
 }
 

@@ -58,7 +58,7 @@ function reflectorLoad(kubeconfig: string, metadataOnly: boolean) {
     let listed!: () => void;
     const done = new Promise<void>((resolve) => (listed = resolve));
     const reflector = new Reflector(client, POD, { metadataOnly }, {
-      pageSize: 500, minWatchTimeoutSeconds: 300, watchSilenceTimeoutMs: 0, backoffInitialMs: 800, backoffMaxMs: 30_000,
+      pageSize: 500, minWatchTimeoutSeconds: 300, watchSilenceTimeoutMs: 0, watchHoldMaxMs: 5000, backoffInitialMs: 800, backoffMaxMs: 30_000,
     }, {
       emit: () => {}, listed: () => listed(), failed: (e) => console.error(e.message), watchRestarted: () => {}, relisted: () => {}, malformedLine: () => {},
     });

@@ -44,6 +44,7 @@ export const kubernetesOptions = z.object({
   pageSize: z.number().int().positive().default(500).describe('Items per LIST page; each page is emitted as it arrives.'),
   minWatchTimeoutSeconds: z.number().int().positive().default(300).describe('Each watch lasts a random time between this and twice this, then is resumed.'),
   watchSilenceTimeoutMs: z.number().int().nonnegative().default(0).describe('A watch silent this long (no event, no bookmark) is restarted. 0: the watch timeout plus 30 s.'),
+  watchHoldMaxMs: z.number().int().nonnegative().default(5000).describe('Longest a watch stops reading while every sink is behind (pipeline.sourcePauseAbove); then it reads on, the queues coalescing, until they catch up. 0: never held.'),
   backoffInitialMs: z.number().int().positive().default(800).describe('First retry delay after a failure (doubles, with jitter).'),
   backoffMaxMs: z.number().int().positive().default(30_000).describe('Longest retry delay; retries never stop.'),
   watchCustomResourceDefinitions: z.boolean().default(true).describe('Watch CRDs so resources installed or removed at runtime start or stop being watched.'),
@@ -158,6 +159,7 @@ class KubernetesSource {
       pageSize: options.pageSize,
       minWatchTimeoutSeconds: options.minWatchTimeoutSeconds,
       watchSilenceTimeoutMs: options.watchSilenceTimeoutMs,
+      watchHoldMaxMs: options.watchHoldMaxMs,
       backoffInitialMs: options.backoffInitialMs,
       backoffMaxMs: options.backoffMaxMs,
     };

@@ -26,6 +26,8 @@ export interface ReflectorTiming {
   readonly minWatchTimeoutSeconds: number;
   /** A watch that delivers nothing (no event, no bookmark) for this long is restarted; 0: its timeout + 30 s. */
   readonly watchSilenceTimeoutMs: number;
+  /** Longest a watch is held back while the sinks are behind; 0: never held. */
+  readonly watchHoldMaxMs: number;
   readonly backoffInitialMs: number;
   readonly backoffMaxMs: number;
 }
@@ -45,13 +47,6 @@ export interface ReflectorListener {
   /** Whether sinksCaughtUp would wait: the watch stops reading meanwhile. */
   sinksBehind?(): boolean;
 }
-
-/**
- * Longest a watch stream is held back while the sinks are behind. A stream held much longer is
- * closed by a real API server as too slow; past this the watch reads on, and the sink's queue
- * coalesces what comes (bounded by the number of objects) until it catches up.
- */
-const WATCH_HOLD_MAX_MS = 5_000;
 
 const PARTIAL_LIST = 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json';
 const PARTIAL_WATCH = 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json';
@@ -213,6 +208,8 @@ export class Reflector {
 
   /** A watch line other than ERROR arrived since the last 410: relisting at once is not a loop. */
   private progressed = true;
+  /** A watch hold ran out while the sinks were behind: read on until they catch up. */
+  private readingOn = false;
 
   private async loop(): Promise<void> {
     const signal = this.abort.signal;
@@ -331,13 +328,10 @@ export class Reflector {
           this.progressed = true;
         },
         pause: () => {
-          const caughtUp = this.listener.sinksBehind?.() ? this.listener.sinksCaughtUp?.() : undefined;
-          if (caughtUp === undefined) return undefined;
+          const hold = this.holdWatch();
+          if (hold === undefined) return undefined;
           holding = true;
-          let timer: NodeJS.Timeout | undefined;
-          const timedOut = new Promise<void>((resolve) => (timer = setTimeout(resolve, WATCH_HOLD_MAX_MS).unref()));
-          return Promise.race([caughtUp, timedOut]).finally(() => {
-            clearTimeout(timer);
+          return hold.finally(() => {
             holding = false;
             lastLineAt = Date.now();
           });
@@ -352,6 +346,28 @@ export class Reflector {
       clearInterval(watchdog);
     }
     return delivered;
+  }
+
+  /**
+   * While every sink is behind: a promise that settles once one catches up or the hold runs out
+   * (`watchHoldMaxMs`). A hold rides on TCP buffers; the store lags the cluster meanwhile, and a
+   * real API server closes a watcher whose buffer stays full (the watch is then resumed from its
+   * resourceVersion, or relisted on 410). So holds are short, and after one that ran out the watch
+   * reads on, the sinks' queues coalescing by object, until they have caught up.
+   */
+  private holdWatch(): Promise<void> | undefined {
+    if (this.timing.watchHoldMaxMs === 0 || !this.listener.sinksBehind?.()) {
+      this.readingOn = false;
+      return undefined;
+    }
+    const caughtUp = this.readingOn ? undefined : this.listener.sinksCaughtUp?.();
+    if (caughtUp === undefined) return undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const ranOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), this.timing.watchHoldMaxMs).unref()));
+    return Promise.race([caughtUp.then(() => false), ranOut]).then((expired) => {
+      clearTimeout(timer);
+      this.readingOn = expired;
+    });
   }
 
   private onLine(text: string, observedAt: number): void {

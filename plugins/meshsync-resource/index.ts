@@ -37,7 +37,7 @@ export const meshsyncResourceOptions = z.object({
 
 export type MeshsyncResourceOptions = z.input<typeof meshsyncResourceOptions>;
 
-const WATCH_TIMING: ReflectorTiming = { pageSize: 50, minWatchTimeoutSeconds: 300, watchSilenceTimeoutMs: 0, backoffInitialMs: 800, backoffMaxMs: 30_000 };
+const WATCH_TIMING: ReflectorTiming = { pageSize: 50, minWatchTimeoutSeconds: 300, watchSilenceTimeoutMs: 0, watchHoldMaxMs: 0, backoffInitialMs: 800, backoffMaxMs: 30_000 };
 
 /** Every problem of a rejected reconfigure, one per line part, without the plugin-error prefix. */
 export function rejectionMessage(error: unknown): string {

@@ -24,7 +24,7 @@ export const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
 
 export type Truncation = 'none' | 'stripped' | 'metadata-only' | 'dropped';
 
-/** A class, not a literal, for the reason `SourceEvent` (core/core.ts) gives: it holds young payloads. */
+/** A class, not a literal: see `PipelineEvent` (core/event.ts). */
 export class EncodedMessage {
   constructor(
     readonly payload: string | Uint8Array,

@@ -11,6 +11,7 @@ import {
   DiscardPolicy, JetStreamApiCodes, JetStreamApiError, jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamClient,
 } from '@nats-io/jetstream';
 import { MeshSyncError } from '../../core/errors.ts';
+import { PipelineEvent } from '../../core/event.ts';
 import { objectKey } from '../../core/lane.ts';
 import type { Logger } from '../../core/log.ts';
 import { resourceId } from '../../core/resource.ts';
@@ -22,8 +23,7 @@ import { natsMetrics, type NatsMetrics } from './metrics.ts';
 import { redactUrl, resolveServers, type NatsOptions } from './options.ts';
 import { compileSubject, markerSubject, renderSubject, streamSubjects } from './subject.ts';
 
-/** One message ready to go: JetStream mode also needs its id. */
-/** A class, not a literal, for the reason `SourceEvent` (core/core.ts) gives: it holds young payloads. */
+/** One message ready to go: JetStream mode also needs its id. A class: see `PipelineEvent` (core/event.ts). */
 class Outgoing {
   constructor(readonly subject: string, readonly payload: string | Uint8Array, readonly headers: MsgHdrs | undefined, readonly msgId: string) {}
 }
@@ -156,7 +156,7 @@ export class NatsSink {
       for (let start = 0; start < confirmed.length; start += this.options.resyncChunkSize) {
         const outgoing: Outgoing[] = [];
         for (const { resource, json } of confirmed.slice(start, start + this.options.resyncChunkSize)) {
-          const event: SyncEvent = { type: 'ADDED', resource, object: parseJsonBytes<KubeObject>(json), clusterId, observedAt };
+          const event = new PipelineEvent('ADDED', resource, parseJsonBytes<KubeObject>(json), clusterId, observedAt);
           const message = encodeEvent(event, { withHeaders: this.options.headers, maxPayload, resyncId });
           if (message.truncation !== 'none') {
             truncated++;

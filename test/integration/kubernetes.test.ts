@@ -314,8 +314,8 @@ describe('kubernetes source (against the API simulator)', function () {
   });
 
   it('reads a watch burst no faster than the sink takes, and a stream it holds back is not taken for a silent one', async () => {
-    // The sink takes longer than the silence timeout: the held stream is silent that long.
-    const lane = await startSlowSink({ watchSilenceTimeoutMs: 100 }, 150);
+    // The sink takes longer than the silence timeout (bookmarks come every 100 ms): the held stream is silent that long.
+    const lane = await startSlowSink({ watchSilenceTimeoutMs: 250 }, 300);
     await until(() => requestsFor(POD_ID, 'watch').length === 1, 8000, 'the watch');
     for (let i = 0; i < 600; i++) sim.create(POD_ID, pod(`burst-${i}`));
     await until(() => t!.sink.events.length === 600, 15_000, 'the burst');
@@ -323,6 +323,22 @@ describe('kubernetes source (against the API simulator)', function () {
     expect(lane.maxBacklog()).to.be.within(100, 300);
     expect(await metricValue(t!, 'meshsync_watch_restarts_total', { resource: POD_ID })).to.equal(0);
     expect(requestsFor(POD_ID, 'watch')).to.have.length(1);
+  });
+
+  it('reads on once a hold runs out, while the only sink keeps failing, and delivers it all when the sink is back', async () => {
+    await startSlowSink({ watchHoldMaxMs: 200 }, 0);
+    t!.sink.failing = true;
+    await until(() => requestsFor(POD_ID, 'watch').length === 1, 8000, 'the watch');
+    // 600 pods of ~4 KB: ~40 reads of the stream. Holding 200 ms before each would take 8 s.
+    const blob = 'x'.repeat(4000);
+    for (let i = 0; i < 600; i++) {
+      const p = pod(`held-${i}`);
+      sim.create(POD_ID, { ...p, metadata: { ...p.metadata, annotations: { blob } } });
+    }
+    await until(() => t!.core.state.resourceCounts()[POD_ID] === 600, 3000, 'the store to have read the whole burst');
+    expect(t!.core.state.lanes()[0].pending + t!.core.state.lanes()[0].inFlight).to.equal(600);
+    t!.sink.failing = false;
+    await until(() => t!.sink.events.length === 600, 8000, 'delivery after the sink is back');
   });
 
   it('emits nothing for an update that changes nothing', async () => {
