@@ -325,7 +325,8 @@ function write(stream: NodeJS.WritableStream, text: string): void {
  * (V8 picks about 1.5x here). With the store's bytes outside the heap, what is left alive is small,
  * 1.5x of it is less room than one scavenge may promote, and V8 would mark almost without pause
  * under steady churn: a 30-140 ms stall every 2-4 s at 1,000 events/s, 100k pods (bench/e2e).
- * At 3x, peak RSS is unchanged and those stalls go. A value given on node's command line wins.
+ * At 3x, peak RSS is unchanged and those stalls go. A value given on node's command line wins
+ * (NODE_OPTIONS cannot carry V8 flags such as this one: node refuses to start).
  */
 export function heapFlagsFor(execArgv: readonly string[]): string[] {
   return execArgv.some((arg) => /^--heap[-_]growing[-_]percent\b/.test(arg)) ? [] : ['--heap-growing-percent=200'];
