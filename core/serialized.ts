@@ -61,8 +61,24 @@ export function serializeForPipeline(object: object): Uint8Array {
   return bytes;
 }
 
+/**
+ * Bytes held for long (a store, a sink's view of what it sent): the ArrayBuffer alone when the view
+ * spans all of it, as the ones made here do. One heap object per held object instead of two, which
+ * at 100k objects is ~9 MB less heap and 100k fewer objects for every major GC to mark.
+ */
+export type HeldBytes = ArrayBuffer | Uint8Array;
+
+export function holdBytes(bytes: Uint8Array): HeldBytes {
+  return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? (bytes.buffer as ArrayBuffer) : bytes;
+}
+
+export function heldView(bytes: HeldBytes): Uint8Array {
+  return bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
+}
+
 /** Parses JSON bytes back into an object, remembering text and bytes on it. */
-export function parseJsonBytes<T extends object>(bytes: Uint8Array): T {
+export function parseJsonBytes<T extends object>(held: HeldBytes): T {
+  const bytes = heldView(held);
   const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
   const object = JSON.parse(text) as T;
   remember(object, new Serialized(text, bytes));

@@ -8,7 +8,7 @@ import { setMaxListeners } from 'node:events';
 import type { EventType, KubeObject, ResourceRef } from '../../core/types.ts';
 import { KubeRequestError, type FailureReason, type KubeClient } from './client.ts';
 import { resourceId } from '../../core/resource.ts';
-import { parseJsonBytes, serializeForPipeline } from '../../core/serialized.ts';
+import { holdBytes, parseJsonBytes, serializeForPipeline, type HeldBytes } from '../../core/serialized.ts';
 
 export interface ReflectorScope {
   /** Watch only this namespace (namespaced path). */
@@ -81,7 +81,7 @@ export function collectionPath(resource: Pick<ResourceRef, 'group' | 'version' |
  * sink sends (`serializeForPipeline`).
  */
 class ObjectBytes {
-  constructor(readonly uid: string | undefined, readonly resourceVersion: string | undefined, readonly json: Uint8Array) {}
+  constructor(readonly uid: string | undefined, readonly resourceVersion: string | undefined, readonly json: HeldBytes) {}
 }
 
 /** What the store holds per object: its bytes (full objects) or the object itself (metadata only: small, and cheaper without a wrapper). */
@@ -113,7 +113,7 @@ export class ObjectStore {
 
   /** Stores the object in place of the one with its namespace and name. */
   set(object: KubeObject): StoredObject {
-    const stored = this.asBytes ? new ObjectBytes(object.metadata.uid, object.metadata.resourceVersion, serializeForPipeline(object)) : object;
+    const stored = this.asBytes ? new ObjectBytes(object.metadata.uid, object.metadata.resourceVersion, holdBytes(serializeForPipeline(object))) : object;
     const namespace = object.metadata.namespace ?? '';
     let names = this.namespaces.get(namespace);
     if (names === undefined) this.namespaces.set(namespace, (names = new Map()));

@@ -15,7 +15,7 @@ import { PipelineEvent } from '../../core/event.ts';
 import { objectKey } from '../../core/lane.ts';
 import type { Logger } from '../../core/log.ts';
 import { resourceId } from '../../core/resource.ts';
-import { jsonBytesOf, jsonOf, parseJsonBytes } from '../../core/serialized.ts';
+import { holdBytes, jsonBytesOf, jsonOf, parseJsonBytes, type HeldBytes } from '../../core/serialized.ts';
 import type { Batch, Core, EventType, KubeObject, ResourceRef, SyncEvent } from '../../core/types.ts';
 import { BrokerConnection, jitter } from './connection.ts';
 import { encodeEvent, FORMAT_VERSION, HEADER, markerHeaders, messageId, metadataOnly, stripObject, type Truncation } from './encode.ts';
@@ -53,7 +53,7 @@ export class NatsSink {
    * The latest confirmed state per object, what a consumer that missed nothing holds, as JSON
    * bytes: usually the very bytes the source keeps (shared, not copied), never a parsed copy.
    */
-  private readonly published = new Map<string, { resource: ResourceRef; json: Uint8Array }>();
+  private readonly published = new Map<string, { resource: ResourceRef; json: HeldBytes }>();
 
   constructor(private readonly core: Core, private readonly options: NatsOptions, private readonly logger: Logger) {
     this.brokerConnection = this.connect(resolveServers(options));
@@ -124,7 +124,7 @@ export class NatsSink {
       await this.send(nc, outgoing);
       for (const event of batch) {
         if (event.type === 'DELETED') this.published.delete(objectKey(event));
-        else this.published.set(objectKey(event), { resource: event.resource, json: jsonBytesOf(event.object) });
+        else this.published.set(objectKey(event), { resource: event.resource, json: holdBytes(jsonBytesOf(event.object)) });
       }
       // Counted once confirmed, per batch.
       for (const type of ['ADDED', 'MODIFIED', 'DELETED'] as const) if (published[type] > 0) this.metrics.published.inc({ type }, published[type]);

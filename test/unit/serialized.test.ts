@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { jsonBytesOf, jsonOf, knownJsonBytes, parseJsonBytes, serializeForPipeline } from '../../core/serialized.ts';
+import { heldView, holdBytes, jsonBytesOf, jsonOf, knownJsonBytes, parseJsonBytes, serializeForPipeline } from '../../core/serialized.ts';
 import { makeObject, POD } from '../../core/testing/index.ts';
 
 describe('serialised objects', () => {
@@ -34,5 +34,19 @@ describe('serialised objects', () => {
     const object = parseJsonBytes<ReturnType<typeof makeObject>>(bytes);
     expect(object.metadata.name).to.equal('b');
     expect(jsonBytesOf(object)).to.equal(bytes);
+  });
+
+  it('holds bytes that span their buffer as the buffer alone, a slice as it is, and reads both back', () => {
+    const object = makeObject(POD, 'c', { labels: { app: 'é' } });
+    const bytes = serializeForPipeline(object);
+    const held = holdBytes(bytes);
+    expect(held).to.be.instanceOf(ArrayBuffer);
+    expect(held).to.equal(bytes.buffer, 'the same memory, not a copy');
+    expect(parseJsonBytes<typeof object>(held).metadata.labels).to.deep.equal({ app: 'é' });
+    const slice = Buffer.from(`xx${JSON.stringify(object)}`).subarray(2);
+    const heldSlice = holdBytes(slice);
+    expect(heldSlice).to.equal(slice);
+    expect(parseJsonBytes<typeof object>(heldSlice).metadata.name).to.equal('c');
+    expect(new TextDecoder().decode(heldView(held))).to.equal(JSON.stringify(object));
   });
 });
