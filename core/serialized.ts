@@ -52,10 +52,10 @@ export function knownJsonBytes(object: object): Uint8Array | undefined {
 /**
  * Serialises an object for a source that keeps it as bytes, and remembers text and bytes on it so
  * the sinks reuse them. Only for objects the source does not keep itself, or the text would live
- * as long as they do.
+ * as long as they do. `text`: the object's JSON when the source already has it (cut from what the
+ * server sent), which must parse to exactly this object.
  */
-export function serializeForPipeline(object: object): Uint8Array {
-  const text = JSON.stringify(object);
+export function serializeForPipeline(object: object, text = JSON.stringify(object)): Uint8Array {
   const bytes = utf8(text);
   remember(object, new Serialized(text, bytes));
   return bytes;

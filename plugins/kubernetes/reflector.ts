@@ -7,6 +7,7 @@
 import { setMaxListeners } from 'node:events';
 import type { EventType, KubeObject, ResourceRef } from '../../core/types.ts';
 import { KubeRequestError, type FailureReason, type KubeClient } from './client.ts';
+import { watchObjectText } from './json-text.ts';
 import { resourceId } from '../../core/resource.ts';
 import { holdBytes, parseJsonBytes, serializeForPipeline, type HeldBytes } from '../../core/serialized.ts';
 
@@ -111,9 +112,9 @@ export class ObjectStore {
     return this.namespaces.get(object.metadata.namespace ?? '')?.get(object.metadata.name);
   }
 
-  /** Stores the object in place of the one with its namespace and name. */
-  set(object: KubeObject): StoredObject {
-    const stored = this.asBytes ? new ObjectBytes(object.metadata.uid, object.metadata.resourceVersion, holdBytes(serializeForPipeline(object))) : object;
+  /** Stores the object in place of the one with its namespace and name; `json`: its JSON text, when the caller has it. */
+  set(object: KubeObject, json?: string): StoredObject {
+    const stored = this.asBytes ? new ObjectBytes(object.metadata.uid, object.metadata.resourceVersion, holdBytes(serializeForPipeline(object, json))) : object;
     const namespace = object.metadata.namespace ?? '';
     let names = this.namespaces.get(namespace);
     if (names === undefined) this.namespaces.set(namespace, (names = new Map()));
@@ -399,6 +400,9 @@ export class Reflector {
       case 'ADDED':
       case 'MODIFIED':
       case 'DELETED': {
+        // Before normalize changes it: whether the line's text, less managedFields, is the stored object's JSON.
+        const asSent = !this.scope.metadataOnly && raw.kind === this.resource.kind && raw.apiVersion === this.apiVersion;
+        const withManagedFields = raw.metadata?.managedFields !== undefined;
         const object = this.normalize(raw);
         if (object === undefined) {
           this.listener.malformedLine(text, new Error('watch event object without metadata.name'));
@@ -410,7 +414,7 @@ export class Reflector {
           this.store.delete(object);
           this.listener.emit('DELETED', object, observedAt);
         } else {
-          this.upsert(object, observedAt);
+          this.upsert(object, observedAt, asSent ? () => watchObjectText(text, type, withManagedFields) : undefined);
         }
         return;
       }
@@ -419,11 +423,14 @@ export class Reflector {
     }
   }
 
-  /** Stores and emits an object unless the stored one has the same resourceVersion (nothing changed); returns the stored one. */
-  private upsert(object: KubeObject, observedAt: number): StoredObject {
+  /**
+   * Stores and emits an object unless the stored one has the same resourceVersion (nothing
+   * changed); returns the stored one. `json` gives the object's JSON text when the source has it.
+   */
+  private upsert(object: KubeObject, observedAt: number, json?: () => string | undefined): StoredObject {
     const previous = this.store.get(object);
     if (previous !== undefined && storedMeta(previous).resourceVersion === object.metadata.resourceVersion) return previous;
-    const stored = this.store.set(object);
+    const stored = this.store.set(object, json?.());
     // Same name, another uid: deleted and re-created while we were not watching (a relist). The
     // old object's DELETED must still reach consumers, who key objects by uid.
     if (previous !== undefined && storedMeta(previous).uid !== object.metadata.uid) {

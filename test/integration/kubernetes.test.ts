@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_RESOURCES } from '../../config/defaults.ts';
 import { createTestCore, type TestCore } from '../../core/testing/index.ts';
+import { knownJsonBytes } from '../../core/serialized.ts';
 import type { ErrorReport, SyncEvent } from '../../core/types.ts';
 import kubernetes from '../../plugins/kubernetes/index.ts';
 import { startSimulator, type KubeSimulator } from '../../plugins/kubernetes/simulator/index.ts';
@@ -91,7 +92,8 @@ describe('kubernetes source (against the API simulator)', function () {
   const requestsFor = (resource: string, verb: string) => sim.requests().filter((r) => r.resource === resource && r.verb === verb);
 
   it('lists and watches the 15 default resources and streams later changes', async () => {
-    sim.create(POD_ID, pod('before'));
+    const before = pod('before');
+    sim.create(POD_ID, { ...before, metadata: { ...before.metadata, managedFields: [{ manager: 'kubectl', operation: 'Update', fieldsV1: { 'f:metadata': { 'f:labels': {} } } }] } });
     const core = await start({}, { clusterId: '' });
     for (const id of DEFAULT_RESOURCES) {
       expect(requestsFor(id, 'list'), `list of ${id}`).to.have.length.greaterThan(0);
@@ -108,7 +110,11 @@ describe('kubernetes source (against the API simulator)', function () {
       expect(event.object.kind, `kind of ${event.resource.resource}`).to.equal(event.resource.kind);
       expect(event.object.apiVersion).to.equal(event.resource.group ? `${event.resource.group}/${event.resource.version}` : event.resource.version);
       expect(event.object.metadata.managedFields).to.equal(undefined);
+      // The bytes the sinks send (cut from the watch line, or serialised) are this very object.
+      const bytes = knownJsonBytes(event.object);
+      if (bytes) expect(JSON.parse(Buffer.from(bytes).toString('utf8')), `bytes of ${event.resource.resource}`).to.deep.equal(event.object);
     }
+    expect(knownJsonBytes(core.sink.events.find((e) => e.type === 'MODIFIED' && e.object.metadata.name === 'before')!.object)).to.not.equal(undefined);
     expect(named(core.sink.events, 'namespaces', 'ADDED')).to.include.members(['default', 'kube-system']);
     const counts = core.core.state.resourceCounts();
     expect(counts[POD_ID]).to.equal(1);

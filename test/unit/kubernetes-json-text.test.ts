@@ -1,0 +1,60 @@
+import { expect } from 'chai';
+import { watchObjectText, withoutMetadataMember } from '../../plugins/kubernetes/json-text.ts';
+
+const managedFields = [{ manager: 'kubectl', operation: 'Update', fieldsV1: { 'f:metadata': { 'f:labels': { '.': {}, 'f:app': {} } } }, time: '2026-01-01T00:00:00Z' }];
+const tricky = {
+  'kubectl.kubernetes.io/last-applied-configuration': '{"metadata":{"managedFields":[{"x":"}]"}],"name":"a\\"b"}}\n',
+  quotes: 'a "quoted" \\ back\\\\slash } ] { [',
+  unicode: 'é ✓ 😀 <b>&',
+};
+const pod = (metadata: Record<string, unknown>) => ({
+  kind: 'Pod', apiVersion: 'v1',
+  metadata: { name: 'p', namespace: 'default', uid: 'u-1', resourceVersion: '7', ...metadata },
+  spec: { containers: [{ name: 'c', image: 'nginx', ports: [{ containerPort: 80 }], args: [] }], nodeName: null, priority: 0, enableServiceLinks: true },
+  status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] },
+});
+const without = (object: ReturnType<typeof pod>) => {
+  const { managedFields: _dropped, ...metadata } = object.metadata as Record<string, unknown>;
+  return { ...object, metadata };
+};
+const line = (type: string, object: unknown) => JSON.stringify({ type, object });
+
+describe('watch object text', () => {
+  it('is the object as sent, byte for byte, without metadata.managedFields wherever it stands', () => {
+    const objects = [
+      pod({ labels: { app: 'x' }, annotations: tricky, managedFields }),
+      pod({ managedFields, annotations: tricky }),
+      pod({ annotations: tricky }),
+    ];
+    for (const object of objects) {
+      for (const type of ['ADDED', 'MODIFIED', 'DELETED']) {
+        expect(watchObjectText(line(type, object), type, false)).to.equal(JSON.stringify(object));
+        if ('managedFields' in object.metadata) expect(watchObjectText(line(type, object), type, true)).to.equal(JSON.stringify(without(object)));
+      }
+    }
+    const only = { kind: 'Pod', apiVersion: 'v1', metadata: { managedFields }, spec: {} };
+    expect(JSON.parse(withoutMetadataMember(JSON.stringify(only), 'managedFields')!)).to.deep.equal({ kind: 'Pod', apiVersion: 'v1', metadata: {}, spec: {} });
+  });
+
+  it('keeps the server\'s own escapes (Go writes < as \\u003c), which parse to the same values', () => {
+    const sent = '{"type":"MODIFIED","object":{"kind":"Pod","apiVersion":"v1","metadata":{"name":"\\u003cp\\u003e","managedFields":[{"a":1}],"labels":{"x":"\\u0026"}}}}';
+    const text = watchObjectText(sent, 'MODIFIED', true)!;
+    expect(JSON.parse(text)).to.deep.equal({ kind: 'Pod', apiVersion: 'v1', metadata: { name: '<p>', labels: { x: '&' } } });
+  });
+
+  it('gives up on any other shape, so the object is serialised as before', () => {
+    const object = pod({ managedFields });
+    const body = JSON.stringify(object);
+    const shapes = [
+      `{"object":${body},"type":"MODIFIED"}`, // other key order
+      `{"type":"MODIFIED","object":${body},"extra":1}`, // a member after the object
+      `{"type":"MODIFIED","object":${body},"object":${body}}`, // a repeated key
+      `{"type":"MODIFIED", "object":${body}}`, // whitespace
+      `{"type":"MODIFIED","object":${body.slice(0, -1)}}`, // cut short
+      JSON.stringify({ type: 'MODIFIED', object }, null, 1), // pretty-printed
+    ];
+    for (const shape of shapes) expect(watchObjectText(shape, 'MODIFIED', true), shape.slice(0, 40)).to.equal(undefined);
+    expect(watchObjectText(line('MODIFIED', object), 'ADDED', true)).to.equal(undefined, 'another type');
+    expect(watchObjectText(line('MODIFIED', pod({})), 'MODIFIED', true)).to.equal(undefined, 'no managedFields to cut');
+  });
+});
