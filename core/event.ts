@@ -2,7 +2,7 @@ import type { EventType, KubeObject, ResourceRef, SyncEvent } from './types.ts';
 
 /**
  * An event as the core makes it. A class, not an object literal, and so is every other record
- * made per event that holds an object, text or payload (`Serialized`, the NATS sink's messages):
+ * made per event that holds an object, text or payload (the NATS sink's messages):
  * V8 learns per literal site whether its objects live long, and during an initial sync (events
  * queued behind a busy sink) it decides to allocate that site's objects in the old generation from
  * then on. An old-generation record keeps what it holds alive through every scavenge: at 1,000

@@ -7,21 +7,22 @@
  * and left for a major GC (in a micro-benchmark: 8 major GCs instead of none, half the
  * throughput). The property is invisible to JSON.stringify, Object.keys and spreads, so a
  * transform's copy never carries it: sound because objects in the pipeline are never changed in
- * place (transforms copy on write). A class, not a literal: see `PipelineEvent` (core/event.ts).
+ * place (transforms copy on write).
+ *
+ * Only the bytes are kept, never the text: text cut from what the server sent is a slice of a
+ * larger string (an HTTP chunk, a LIST page), which V8 keeps whole as long as the slice lives. An
+ * event waiting in a queue (a sink down, a standby) would pin its chunk; the bytes are a copy of
+ * exactly the object. `jsonOf` decodes them when text is wanted.
  */
-class Serialized {
-  constructor(readonly text: string, readonly bytes: Uint8Array) {}
-}
-
 const SERIALIZED = Symbol('meshsync.serialized');
 
-function remembered(object: object): Serialized | undefined {
-  return (object as { [SERIALIZED]?: Serialized })[SERIALIZED];
+function remembered(object: object): Uint8Array | undefined {
+  return (object as { [SERIALIZED]?: Uint8Array })[SERIALIZED];
 }
 
-function remember(object: object, serialized: Serialized): void {
+function remember(object: object, bytes: Uint8Array): void {
   // A frozen or sealed object simply goes without (it is serialised again when sent).
-  if (Object.isExtensible(object)) Object.defineProperty(object, SERIALIZED, { value: serialized, writable: true, configurable: true });
+  if (Object.isExtensible(object)) Object.defineProperty(object, SERIALIZED, { value: bytes, writable: true, configurable: true });
 }
 
 /** UTF-8 bytes in an allocation of their own (a slice of Buffer's shared pool would pin the pool). */
@@ -34,30 +35,30 @@ function utf8(text: string): Uint8Array {
   return bytes;
 }
 
-/** `JSON.stringify(object)`, from the remembered text when a source left one. */
+/** The object's JSON text: decoded from the remembered bytes when a source left some. */
 export function jsonOf(object: object): string {
-  return remembered(object)?.text ?? JSON.stringify(object);
+  const bytes = remembered(object);
+  return bytes === undefined ? JSON.stringify(object) : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
 }
 
 /** The object's JSON in UTF-8: the remembered bytes (shared, not copied) when there are some. */
 export function jsonBytesOf(object: object): Uint8Array {
-  return remembered(object)?.bytes ?? utf8(JSON.stringify(object));
+  return remembered(object) ?? utf8(JSON.stringify(object));
 }
 
 /** The remembered bytes of the object's JSON, if a source left them. */
 export function knownJsonBytes(object: object): Uint8Array | undefined {
-  return remembered(object)?.bytes;
+  return remembered(object);
 }
 
 /**
- * Serialises an object for a source that keeps it as bytes, and remembers text and bytes on it so
- * the sinks reuse them. Only for objects the source does not keep itself, or the text would live
- * as long as they do. `text`: the object's JSON when the source already has it (cut from what the
+ * Serialises an object for a source that keeps it as bytes, and remembers the bytes on it so the
+ * sinks reuse them. `text`: the object's JSON when the source already has it (cut from what the
  * server sent), which must parse to exactly this object.
  */
 export function serializeForPipeline(object: object, text = JSON.stringify(object)): Uint8Array {
   const bytes = utf8(text);
-  remember(object, new Serialized(text, bytes));
+  remember(object, bytes);
   return bytes;
 }
 
@@ -76,11 +77,10 @@ export function heldView(bytes: HeldBytes): Uint8Array {
   return bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
 }
 
-/** Parses JSON bytes back into an object, remembering text and bytes on it. */
+/** Parses JSON bytes back into an object, remembering the bytes on it. */
 export function parseJsonBytes<T extends object>(held: HeldBytes): T {
   const bytes = heldView(held);
-  const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
-  const object = JSON.parse(text) as T;
-  remember(object, new Serialized(text, bytes));
+  const object = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8')) as T;
+  remember(object, bytes);
   return object;
 }

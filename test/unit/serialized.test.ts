@@ -36,6 +36,16 @@ describe('serialised objects', () => {
     expect(jsonBytesOf(object)).to.equal(bytes);
   });
 
+  it('remembers a copy in bytes of text it is given, never the text (a slice would keep its whole page alive)', () => {
+    const object = makeObject(POD, 'd');
+    const page = `${'x'.repeat(100_000)}${JSON.stringify(object)}`;
+    const bytes = serializeForPipeline(object, page.slice(100_000));
+    const kept = Object.getOwnPropertySymbols(object).map((key) => (object as unknown as Record<symbol, unknown>)[key]);
+    expect(kept).to.deep.equal([bytes]);
+    expect(bytes.byteLength).to.equal(JSON.stringify(object).length);
+    expect(jsonOf(object)).to.equal(JSON.stringify(object));
+  });
+
   it('holds bytes that span their buffer as the buffer alone, a slice as it is, and reads both back', () => {
     const object = makeObject(POD, 'c', { labels: { app: 'é' } });
     const bytes = serializeForPipeline(object);
