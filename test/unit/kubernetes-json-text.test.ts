@@ -54,6 +54,18 @@ describe('watch object text', () => {
       JSON.stringify({ type: 'MODIFIED', object }, null, 1), // pretty-printed
     ];
     for (const shape of shapes) expect(watchObjectText(shape, 'MODIFIED', true), shape.slice(0, 40)).to.equal(undefined);
+    const wrap = (metadata: string, rest = '') => `{"type":"ADDED","object":{"kind":"Pod","apiVersion":"v1",${rest}"metadata":${metadata}}}`;
+    for (const risky of [
+      wrap('{"name":"p","managedFields": [{"a":1},{"b":2}]}'), // whitespace before a value
+      wrap('{"name":"p","labels": {"a":"1","managedFields":"x"},"managedFields":[]}'),
+      wrap('{"name":"p","managedFields":[]}', '"spec": {"a":1,"metadata":{"managedFields":1}},'),
+      wrap('{"name":"p","managedFields":[],"managedFields":[]}'), // JSON.parse keeps the last
+      wrap('{"name":"p","managedFields":[],"managed\\u0046ields":[]}'), // an escaped key that decodes to it
+      wrap('{"name":"p","managedFields":[]},"metadata":{"name":"q","managedFields":[]}'), // two metadata
+    ]) {
+      JSON.parse(risky); // well-formed: the reflector would get this far
+      expect(watchObjectText(risky, 'ADDED', true), risky).to.equal(undefined);
+    }
     expect(watchObjectText(line('MODIFIED', object), 'ADDED', true)).to.equal(undefined, 'another type');
     expect(watchObjectText(line('MODIFIED', pod({})), 'MODIFIED', true)).to.equal(undefined, 'no managedFields to cut');
   });
