@@ -22,7 +22,7 @@ export interface CoreOptions {
   readonly retryMaxMs?: number;
   /** Pending events per sink above which a warning is logged; nothing is ever dropped. */
   readonly highWaterMark?: number;
-  /** Events held by every sink lane above which paged source reads (lists) wait for the sinks. */
+  /** Events held by every open sink lane above which sources wait for the sinks (lists between pages, watches stop reading). */
   readonly sourcePauseAbove?: number;
   /** How long stop() waits for the sinks to drain. */
   readonly stopTimeoutMs?: number;

@@ -1,11 +1,11 @@
 /**
  * The wire format: payload and headers of each message. Every object is serialised once, or not at
- * all when its source already did (its bytes are then framed as they are, nothing is re-encoded);
+ * all when its source already did; its bytes are framed as they are (nothing is re-encoded), and
  * only one too large for the server is serialised again, stripped.
  */
 import { headers as natsHeaders, type MsgHdrs, type MsgHdrsImpl } from '@nats-io/transport-node';
 import { resourceId } from '../../core/resource.ts';
-import { knownJsonBytes } from '../../core/serialized.ts';
+import { jsonBytesOf } from '../../core/serialized.ts';
 import type { KubeObject, ObjectMeta, SyncEvent } from '../../core/types.ts';
 
 /** Bumped when the payload or headers change incompatibly; sent in Meshsync-Format-Version. */
@@ -31,6 +31,8 @@ export class EncodedMessage {
     readonly headers: MsgHdrs | undefined,
     /** What had to be cut to fit max_payload. */
     readonly truncation: Truncation,
+    /** The whole object's JSON, as framed when it fits (the sink keeps it as what it confirmed). */
+    readonly objectBytes: Uint8Array,
   ) {}
 }
 
@@ -51,19 +53,19 @@ const HEADER_ALLOWANCE = 1024;
 export function encodeEvent(event: SyncEvent, options: EncodeOptions): EncodedMessage {
   const tail = payloadTail(event, options.resyncId);
   const headers = options.withHeaders ? eventHeaders(event, options.resyncId) : undefined;
-  const known = knownJsonBytes(event.object);
-  const full = known === undefined ? `{"object":${JSON.stringify(event.object)}${tail}}` : frameObjectBytes(known, `${tail}}`);
-  if (fits(full, headers, options.maxPayload)) return new EncodedMessage(full, headers, 'none');
+  const objectBytes = jsonBytesOf(event.object);
+  const full = frameObjectBytes(objectBytes, `${tail}}`);
+  if (fits(full, headers, options.maxPayload)) return new EncodedMessage(full, headers, 'none', objectBytes);
 
   const truncatedTail = `${tail},"truncated":true`;
   headers?.set(HEADER.truncated, 'true');
   const stripped = `{"object":${JSON.stringify(stripObject(event.object))}${truncatedTail}}`;
-  if (fits(stripped, headers, options.maxPayload)) return new EncodedMessage(stripped, headers, 'stripped');
+  if (fits(stripped, headers, options.maxPayload)) return new EncodedMessage(stripped, headers, 'stripped', objectBytes);
   const metaOnly = `{"object":${JSON.stringify(metadataOnly(event.object))}${truncatedTail}}`;
-  if (fits(metaOnly, headers, options.maxPayload)) return new EncodedMessage(metaOnly, headers, 'metadata-only');
+  if (fits(metaOnly, headers, options.maxPayload)) return new EncodedMessage(metaOnly, headers, 'metadata-only', objectBytes);
   const identity = `{"object":${JSON.stringify(identityOnly(event.object))}${truncatedTail}}`;
-  if (fits(identity, headers, options.maxPayload)) return new EncodedMessage(identity, headers, 'metadata-only');
-  return new EncodedMessage('', headers, 'dropped');
+  if (fits(identity, headers, options.maxPayload)) return new EncodedMessage(identity, headers, 'metadata-only', objectBytes);
+  return new EncodedMessage('', headers, 'dropped', objectBytes);
 }
 
 const OBJECT_HEAD = Buffer.from('{"object":');

@@ -15,7 +15,7 @@ import { PipelineEvent } from '../../core/event.ts';
 import { objectKey } from '../../core/lane.ts';
 import type { Logger } from '../../core/log.ts';
 import { resourceId } from '../../core/resource.ts';
-import { holdBytes, jsonBytesOf, jsonOf, parseJsonBytes, type HeldBytes } from '../../core/serialized.ts';
+import { holdBytes, jsonOf, parseJsonBytes, type HeldBytes } from '../../core/serialized.ts';
 import type { Batch, Core, EventType, KubeObject, ResourceRef, SyncEvent } from '../../core/types.ts';
 import { BrokerConnection, jitter } from './connection.ts';
 import { encodeEvent, FORMAT_VERSION, HEADER, markerHeaders, messageId, metadataOnly, stripObject, type Truncation } from './encode.ts';
@@ -111,8 +111,12 @@ export class NatsSink {
       const outgoing: Outgoing[] = [];
       const published = { ADDED: 0, MODIFIED: 0, DELETED: 0 } satisfies Record<EventType, number>;
       let truncated = 0;
-      for (const event of batch) {
+      // Each object's JSON as encoded, kept once confirmed: serialised once per event, not again here.
+      const objectBytes: Uint8Array[] = new Array(batch.length);
+      for (let i = 0; i < batch.length; i++) {
+        const event = batch[i];
         const message = encodeEvent(event, { withHeaders: this.options.headers, maxPayload });
+        objectBytes[i] = message.objectBytes;
         if (message.truncation !== 'none') {
           truncated++;
           this.noteTruncation(event, message.truncation, maxPayload);
@@ -122,10 +126,10 @@ export class NatsSink {
         published[event.type]++;
       }
       await this.send(nc, outgoing);
-      for (const event of batch) {
+      batch.forEach((event, i) => {
         if (event.type === 'DELETED') this.published.delete(objectKey(event));
-        else this.published.set(objectKey(event), { resource: event.resource, json: holdBytes(jsonBytesOf(event.object)) });
-      }
+        else this.published.set(objectKey(event), { resource: event.resource, json: holdBytes(objectBytes[i]) });
+      });
       // Counted once confirmed, per batch.
       for (const type of ['ADDED', 'MODIFIED', 'DELETED'] as const) if (published[type] > 0) this.metrics.published.inc({ type }, published[type]);
       if (truncated > 0) this.metrics.truncated.inc(truncated);
