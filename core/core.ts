@@ -152,16 +152,14 @@ export class MeshSyncCore implements Core {
     await Promise.all(this.lanes.map((lane) => lane.idle()));
   }
 
-  snapshot(): SyncEvent[] {
-    const out: SyncEvent[] = [];
+  *snapshot(): IterableIterator<SyncEvent> {
     const observedAt = Date.now();
     for (const reader of this.snapshotReaders) {
       for (const item of reader.read()) {
         const event = this.runPipeline(new PipelineEvent('ADDED', item.resource, item.object, this.clusterId, observedAt), reader.source);
-        if (event !== undefined) out.push(event);
+        if (event !== undefined) yield event;
       }
     }
-    return out;
   }
 
   holdDelivery(holder: string, held: boolean): void {

@@ -63,6 +63,22 @@ export function serializeForPipeline(object: object, text = JSON.stringify(objec
 }
 
 /**
+ * Marks an object its source keeps, and gives with its current state in its snapshot for as long
+ * as it exists there: a sink that must be able to republish what it sent (the NATS sink's resync)
+ * can read it from the snapshot instead of keeping a copy of its own. A transform's copy is not
+ * marked (the symbol does not survive a spread), so what a sink keeps for it stays its own.
+ */
+const KEPT_BY_SOURCE = Symbol('meshsync.keptBySource');
+
+export function markKeptBySource(object: object): void {
+  if (Object.isExtensible(object)) Object.defineProperty(object, KEPT_BY_SOURCE, { value: true, configurable: true });
+}
+
+export function isKeptBySource(object: object): boolean {
+  return (object as { [KEPT_BY_SOURCE]?: true })[KEPT_BY_SOURCE] === true;
+}
+
+/**
  * Bytes held for long (a store, a sink's view of what it sent): the ArrayBuffer alone when the view
  * spans all of it, as the ones made here do. One heap object per held object instead of two, which
  * at 100k objects is ~9 MB less heap and 100k fewer objects for every major GC to mark.

@@ -90,8 +90,11 @@ export interface SinkContext {
   readonly logger: Logger;
   /** Aborted on stop once the lanes drained (or the stop deadline passed), not before: in-flight writes may finish. */
   readonly signal: AbortSignal;
-  /** The current state of every source, filtered and transformed like live events (type ADDED). */
-  snapshot(): SyncEvent[];
+  /**
+   * The current state of every source, filtered and transformed like live events (type ADDED),
+   * read lazily: each object is read from its source as the iteration reaches it.
+   */
+  snapshot(): IterableIterator<SyncEvent>;
 }
 
 export interface ErrorReport {
@@ -182,7 +185,7 @@ export interface Core {
   readonly logger: Logger;
   readonly state: CoreState;
   /** See SinkContext.snapshot. */
-  snapshot(): SyncEvent[];
+  snapshot(): IterableIterator<SyncEvent>;
   /** Registers a readiness check; /readyz asks all of them. The NATS sink registers `broker`. */
   addReadinessCheck(name: string, check: () => boolean): void;
   /** Every readiness check by name, plus `synced` (every source listed its initial state). */

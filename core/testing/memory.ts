@@ -2,6 +2,7 @@ import { definePlugin } from '../plugin.ts';
 import { z } from 'zod';
 import type { EventType, KubeObject, ResourceRef, SourceContext, SyncEvent } from '../types.ts';
 import { objectKey } from '../lane.ts';
+import { markKeptBySource } from '../serialized.ts';
 
 /** Handle of an in-memory source: inject events as a Kubernetes watch would. */
 export interface MemorySourceHandle {
@@ -27,7 +28,10 @@ export function memorySource(name = 'test:memory-source', options: { syncedAtSta
       if (!context) throw new Error(`${name}: emit() before the core started`);
       const key = objectKey({ type, resource, object } as SyncEvent);
       if (type === 'DELETED') objects.delete(key);
-      else objects.set(key, { resource, object });
+      else {
+        objects.set(key, { resource, object });
+        markKeptBySource(object);
+      }
       context.emit(type, resource, object);
     },
     synced() {

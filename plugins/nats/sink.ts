@@ -15,7 +15,7 @@ import { PipelineEvent } from '../../core/event.ts';
 import { objectKey } from '../../core/lane.ts';
 import type { Logger } from '../../core/log.ts';
 import { resourceId } from '../../core/resource.ts';
-import { holdBytes, jsonOf, parseJsonBytes, type HeldBytes } from '../../core/serialized.ts';
+import { holdBytes, isKeptBySource, jsonOf, parseJsonBytes, type HeldBytes } from '../../core/serialized.ts';
 import type { Batch, Core, EventType, KubeObject, ResourceRef, SyncEvent } from '../../core/types.ts';
 import { BrokerConnection, jitter } from './connection.ts';
 import { encodeEvent, FORMAT_VERSION, HEADER, markerHeaders, messageId, metadataOnly, stripObject, type Truncation } from './encode.ts';
@@ -27,6 +27,14 @@ import { compileSubject, markerSubject, renderSubject, streamSubjects } from './
 class Outgoing {
   constructor(readonly subject: string, readonly payload: string | Uint8Array, readonly headers: MsgHdrs | undefined, readonly msgId: string) {}
 }
+
+/** An object's JSON as this sink confirmed it, kept to republish it in a resync. */
+class ConfirmedBytes {
+  constructor(readonly resource: ResourceRef, readonly json: HeldBytes) {}
+}
+
+/** The confirmed-state entry of an object its source keeps (see `markKeptBySource`). */
+const KEPT_BY_SOURCE = Symbol('kept by source');
 
 export type ControlCommand = 'resync' | 'snapshot' | 'meta';
 const COMMANDS: readonly ControlCommand[] = ['resync', 'snapshot', 'meta'];
@@ -50,10 +58,11 @@ export class NatsSink {
   private clusterKnown = false;
   private readonly truncationLogged = new Set<string>();
   /**
-   * The latest confirmed state per object, what a consumer that missed nothing holds, as JSON
-   * bytes: usually the very bytes the source keeps (shared, not copied), never a parsed copy.
+   * Every object a consumer that missed nothing holds, by key: `KEPT_BY_SOURCE` when its source
+   * keeps it and gives its current state in the snapshot (a resync reads it there), otherwise the
+   * JSON bytes confirmed last (a transform's copy, a source without a store).
    */
-  private readonly published = new Map<string, { resource: ResourceRef; json: HeldBytes }>();
+  private readonly published = new Map<string, ConfirmedBytes | typeof KEPT_BY_SOURCE>();
 
   constructor(private readonly core: Core, private readonly options: NatsOptions, private readonly logger: Logger) {
     this.brokerConnection = this.connect(resolveServers(options));
@@ -128,7 +137,7 @@ export class NatsSink {
       await this.send(nc, outgoing);
       batch.forEach((event, i) => {
         if (event.type === 'DELETED') this.published.delete(objectKey(event));
-        else this.published.set(objectKey(event), { resource: event.resource, json: holdBytes(objectBytes[i]) });
+        else this.published.set(objectKey(event), isKeptBySource(event.object) ? KEPT_BY_SOURCE : new ConfirmedBytes(event.resource, holdBytes(objectBytes[i])));
       });
       // Counted once confirmed, per batch.
       for (const type of ['ADDED', 'MODIFIED', 'DELETED'] as const) if (published[type] > 0) this.metrics.published.inc({ type }, published[type]);
@@ -140,6 +149,13 @@ export class NatsSink {
    * Republishes the current state between RESYNC_BEGIN and RESYNC_END markers, holding the lane so
    * no live batch lands inside the frame. A consumer may then drop every object of this cluster
    * the frame did not mention.
+   *
+   * The frame names only objects this sink confirmed: the lane may still hold an ADDED that a
+   * later DELETED cancels out (coalescing), and a consumer that got the ADDED from a resync would
+   * never hear of the DELETED. Each is sent as it is now (its source's snapshot, through the
+   * filters and transforms) or as it was confirmed; either way the lane's pending events take the
+   * consumer the rest of the way. One confirmed and since deleted is left out, and its pending
+   * DELETED finds nothing to delete.
    */
   resync(reason: string): Promise<{ resyncId: string; count: number }> {
     return this.lock.run(async () => {
@@ -147,31 +163,34 @@ export class NatsSink {
       const maxPayload = maxPayloadOf(nc);
       const clusterId = this.core.clusterId;
       const resyncId = nuid.next();
-      // What this sink confirmed, not the sources' state: the lane may still hold an ADDED that a
-      // later DELETED cancels out (coalescing), and a consumer that got the ADDED from a resync
-      // would never hear of the DELETED. Relative to what was confirmed, the lane's pending
-      // events are exactly the deltas still to come, so the consumer converges.
-      const confirmed = [...this.published.values()];
       const observedAt = Date.now();
       const begin = JSON.stringify({ type: 'RESYNC_BEGIN', resync_id: resyncId, cluster_id: clusterId });
       await this.send(nc, [this.marker('RESYNC_BEGIN', begin, resyncId)]);
       let count = 0;
       let truncated = 0;
-      for (let start = 0; start < confirmed.length; start += this.options.resyncChunkSize) {
-        const outgoing: Outgoing[] = [];
-        for (const { resource, json } of confirmed.slice(start, start + this.options.resyncChunkSize)) {
-          const event = new PipelineEvent('ADDED', resource, parseJsonBytes<KubeObject>(json), clusterId, observedAt);
-          const message = encodeEvent(event, { withHeaders: this.options.headers, maxPayload, resyncId });
-          if (message.truncation !== 'none') {
-            truncated++;
-            this.noteTruncation(event, message.truncation, maxPayload);
-            if (message.truncation === 'dropped') continue;
-          }
-          outgoing.push(new Outgoing(this.subjectOf(event), message.payload, message.headers, messageId(event, resyncId)));
+      let outgoing: Outgoing[] = [];
+      const add = async (event: SyncEvent) => {
+        const message = encodeEvent(event, { withHeaders: this.options.headers, maxPayload, resyncId });
+        if (message.truncation !== 'none') {
+          truncated++;
+          this.noteTruncation(event, message.truncation, maxPayload);
+          if (message.truncation === 'dropped') return;
         }
+        outgoing.push(new Outgoing(this.subjectOf(event), message.payload, message.headers, messageId(event, resyncId)));
+        if (outgoing.length < this.options.resyncChunkSize) return;
         await this.send(nc, outgoing);
         count += outgoing.length;
+        outgoing = [];
+      };
+      // Read lazily, a chunk at a time: parsing every object up front would hold the whole state in the heap.
+      for (const event of this.core.snapshot()) {
+        if (this.published.get(objectKey(event)) === KEPT_BY_SOURCE) await add(event);
       }
+      for (const confirmed of this.published.values()) {
+        if (confirmed !== KEPT_BY_SOURCE) await add(new PipelineEvent('ADDED', confirmed.resource, parseJsonBytes<KubeObject>(confirmed.json), clusterId, observedAt));
+      }
+      await this.send(nc, outgoing);
+      count += outgoing.length;
       const end = JSON.stringify({ type: 'RESYNC_END', resync_id: resyncId, count, cluster_id: clusterId });
       await this.send(nc, [this.marker('RESYNC_END', end, resyncId)]);
       this.metrics.resyncs.inc({ reason });

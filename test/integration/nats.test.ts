@@ -2,6 +2,8 @@ import { expect } from 'chai';
 import { Writable } from 'node:stream';
 import { createTestCore, DEPLOYMENT, makeObject, POD, type TestCore } from '../../core/testing/index.ts';
 import { createLogger } from '../../core/log.ts';
+import { definePlugin } from '../../core/plugin.ts';
+import { z } from 'zod';
 import type { ResourceRef } from '../../core/types.ts';
 import nats, { type NatsOptionsInput } from '../../plugins/nats/index.ts';
 import { ReferenceConsumer, wireKey } from '../../plugins/nats/consumer.ts';
@@ -17,7 +19,15 @@ const INGRESS: ResourceRef = Object.freeze({ group: 'networking.k8s.io', version
 const NODE: ResourceRef = Object.freeze({ group: '', version: 'v1', resource: 'nodes', kind: 'Node', namespaced: false });
 
 function natsCore(options: NatsOptionsInput, extra: Parameters<typeof createTestCore>[0] = {}): TestCore {
-  return createTestCore({ plugins: [nats({ reconnectInitialMs: 20, reconnectMaxMs: 200, ...options })], ...extra });
+  return createTestCore({ ...extra, plugins: [...(extra.plugins ?? []), nats({ reconnectInitialMs: 20, reconnectMaxMs: 200, ...options })] });
+}
+
+/** A transform that copies every object (as an enricher would), so no object is the source's own. */
+function copyEveryObject() {
+  return definePlugin({
+    name: 'test:copy', description: 'Copies every object.', options: z.object({}),
+    setup: () => (core) => void core.hooks.transform.tap('test:copy', (event) => ({ ...event, object: { ...event.object } })),
+  })();
 }
 
 function memoryLog() {
@@ -145,7 +155,13 @@ describe('nats sink delivery guarantees (real nats-server)', function () {
     return handle;
   };
 
-  it('converges to the source state after the broker is killed and restarted during churn', async () => {
+  // Two ways a resync finds what to republish: the source's snapshot for objects the source keeps,
+  // the sink's own confirmed bytes for a transform's copies. Both must converge.
+  const variants = [
+    { name: 'objects the source keeps (the resync reads its snapshot)', plugins: [] },
+    { name: 'objects a transform copied (the resync sends the bytes it confirmed)', plugins: [copyEveryObject()] },
+  ];
+  for (const variant of variants) it(`converges to the source state after the broker is killed and restarted during churn: ${variant.name}`, async () => {
     const nats1 = await server();
     const consumer = new ReferenceConsumer();
     // A consumer asks for a resync whenever its own connection comes back (PROTOCOL.md).
@@ -162,7 +178,7 @@ describe('nats sink delivery guarantees (real nats-server)', function () {
         }
       }
     })();
-    const t = natsCore({ url: nats1.url });
+    const t = natsCore({ url: nats1.url }, { plugins: variant.plugins });
     cleanups.push(t.stop);
     await t.start();
     let n = 0;

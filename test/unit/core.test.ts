@@ -189,7 +189,7 @@ describe('core', () => {
     t.source.emit('ADDED', POD, makeObject(POD, 'a'));
     t.source.emit('ADDED', POD, makeObject(POD, 'b'));
     t.source.emit('DELETED', POD, makeObject(POD, 'a'));
-    const snapshot = t.core.snapshot();
+    const snapshot = [...t.core.snapshot()];
     expect(snapshot.map((e) => [e.type, e.object.metadata.name, e.object.marked])).to.deep.equal([['ADDED', 'b', true]]);
     expect(t.core.state.resourceCounts()).to.deep.equal({ 'pods.v1.': 1 });
     await t.stop();

@@ -7,7 +7,9 @@ import { MeshSyncError } from '../../core/errors.ts';
 import { loadKubeConfig } from '../../plugins/kubernetes/client.ts';
 import { addAggregated, addResourceList, closeMatches, editDistance, resolveResources, type Catalog } from '../../plugins/kubernetes/discovery.ts';
 import { forbiddenMessage, kubernetes, scopesFor } from '../../plugins/kubernetes/index.ts';
-import { Backoff, collectionPath } from '../../plugins/kubernetes/reflector.ts';
+import { Backoff, collectionPath, ObjectStore } from '../../plugins/kubernetes/reflector.ts';
+import { isKeptBySource, knownJsonBytes } from '../../core/serialized.ts';
+import { makeObject, POD } from '../../core/testing/index.ts';
 import { DEFAULT_FIXTURES_DIR } from '../../plugins/kubernetes/simulator/index.ts';
 
 const FIXTURES = join(DEFAULT_FIXTURES_DIR, 'discovery');
@@ -115,6 +117,51 @@ describe('kubernetes reflector helpers', () => {
     const high = new Backoff(800, 30_000, () => 0.999);
     for (let i = 0; i < 10; i++) high.next();
     expect(high.next()).to.equal(30_000, 'jitter never goes above the cap');
+  });
+});
+
+describe('kubernetes object store', () => {
+  const decode = (bytes: Uint8Array | undefined) => JSON.parse(new TextDecoder().decode(bytes));
+  const bufferOf = (stored: unknown) => (stored as { buffer: ArrayBuffer }).buffer;
+
+  it('rewrites an object\'s buffer in place on a change, never the bytes an emitted object carries', () => {
+    const store = new ObjectStore(true);
+    const v1 = makeObject(POD, 'web', { namespace: 'default', uid: 'u1', resourceVersion: '9' }, { spec: { image: 'a' } });
+    const stored = store.set(v1);
+    const buffer = bufferOf(stored);
+    const [read] = store.values();
+    const v2 = makeObject(POD, 'web', { namespace: 'default', uid: 'u1', resourceVersion: '10' }, { spec: { image: 'b' } });
+    expect(store.set(v2)).to.equal(stored);
+    expect(bufferOf(stored), 'the same buffer, rewritten').to.equal(buffer);
+    expect([...store.values()]).to.deep.equal([v2]);
+    // The event of the first version and an object read before the change keep their own bytes.
+    expect(decode(knownJsonBytes(v1))).to.deep.equal(v1);
+    expect(decode(knownJsonBytes(read))).to.deep.equal(v1);
+    expect(decode(knownJsonBytes(v2))).to.deep.equal(v2);
+  });
+
+  it('takes a new buffer when a change outgrows the room or would waste half of it', () => {
+    const store = new ObjectStore(true);
+    const stored = store.set(makeObject(POD, 'web', { uid: 'u1', resourceVersion: '1' }, { spec: { blob: 'x'.repeat(1000) } }));
+    const small = bufferOf(stored);
+    const grown = makeObject(POD, 'web', { uid: 'u1', resourceVersion: '2' }, { spec: { blob: 'x'.repeat(1200) } });
+    store.set(grown);
+    expect(bufferOf(stored)).to.not.equal(small);
+    const large = bufferOf(stored);
+    const shrunk = makeObject(POD, 'web', { uid: 'u1', resourceVersion: '3' }, { spec: { blob: 'x' } });
+    store.set(shrunk);
+    expect(bufferOf(stored)).to.not.equal(large);
+    expect(bufferOf(stored).byteLength).to.be.below(200);
+    expect([...store.values()]).to.deep.equal([shrunk]);
+  });
+
+  it('marks what it stores, and what it gives back, as kept by the source (resyncs read it there)', () => {
+    const store = new ObjectStore(true);
+    const object = makeObject(POD, 'web', { uid: 'u1' });
+    store.set(object);
+    expect(isKeptBySource(object)).to.equal(true);
+    expect(isKeptBySource([...store.values()][0])).to.equal(true);
+    expect(isKeptBySource(makeObject(POD, 'other'))).to.equal(false);
   });
 });
 
