@@ -6,9 +6,10 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { nkeys } from '@nats-io/transport-node';
 import { createTestCore, makeObject, POD } from '../../core/testing/index.ts';
-import { createLogger } from '../../core/log.ts';
+import { createLogger, type Logger } from '../../core/log.ts';
 import nats, { type NatsOptionsInput } from '../../plugins/nats/index.ts';
 import { startNatsServer, subscriber, type NatsServerHandle } from '../support/nats-server.ts';
+import { decentralizedAuth } from '../support/nats-jwt.ts';
 
 function memoryLog() {
   const lines: string[] = [];
@@ -17,9 +18,9 @@ function memoryLog() {
 }
 
 /** Starts meshsync with the nats sink and checks one event reaches a subscriber. */
-async function deliversOneEvent(server: NatsServerHandle, options: NatsOptionsInput, subscriberOptions: Parameters<typeof subscriber>[2]) {
+async function deliversOneEvent(server: NatsServerHandle, options: NatsOptionsInput, subscriberOptions: Parameters<typeof subscriber>[2], logger?: Logger) {
   const sub = await subscriber(server.url, 'meshery.meshsync.request', subscriberOptions);
-  const t = createTestCore({ plugins: [nats({ url: server.url, reconnectInitialMs: 20, ...options })] });
+  const t = createTestCore({ logger, plugins: [nats({ url: server.url, reconnectInitialMs: 20, ...options })] });
   try {
     await t.start();
     t.source.emit('ADDED', POD, makeObject(POD, 'p1'));
@@ -64,6 +65,25 @@ describe('nats sink authentication and TLS (real nats-server)', function () {
     try {
       writeFileSync(join(dir, 'seed'), `${seed}\n`);
       await deliversOneEvent(server, { auth: { nkeySeedFile: join(dir, 'seed') } }, subscriberAuth);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('authenticates with a creds file (user JWT and seed) against an operator-mode server, and never logs the seed', async () => {
+    const auth = decentralizedAuth();
+    const server = await start(auth.serverConfig);
+    const dir = mkdtempSync(join(tmpdir(), 'meshsync-creds-'));
+    try {
+      const credsFile = join(dir, 'meshsync.creds');
+      writeFileSync(credsFile, auth.creds);
+      const subscriberAuth = { authenticator: (await import('@nats-io/transport-node')).credsAuthenticator(new TextEncoder().encode(auth.creds)) };
+      // Without the creds the server refuses the connection: the test's server really checks them.
+      const refused = await subscriber(server.url, 'x', { reconnect: false }).then(async (sub) => (await sub.close(), false), () => true);
+      expect(refused).to.equal(true);
+      const { logger, lines } = memoryLog();
+      await deliversOneEvent(server, { auth: { credsFile } }, subscriberAuth, logger);
+      expect(lines.join('')).to.include('NATS connected').and.not.include(auth.userSeed);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
