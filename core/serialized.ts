@@ -53,11 +53,13 @@ export function knownJsonBytes(object: object): Uint8Array | undefined {
 
 /**
  * Serialises an object for a source that keeps it as bytes, and remembers the bytes on it so the
- * sinks reuse them. `text`: the object's JSON when the source already has it (cut from what the
- * server sent), which must parse to exactly this object.
+ * sinks reuse them. `json`: the object's JSON when the source already has it (cut from what the
+ * server sent), which must parse to exactly this object: text is copied into bytes; bytes are
+ * remembered as they are, so they must be the source's own copy (never a view of a larger buffer,
+ * which it would keep alive) and never change.
  */
-export function serializeForPipeline(object: object, text = JSON.stringify(object)): Uint8Array {
-  const bytes = utf8(text);
+export function serializeForPipeline(object: object, json: string | Uint8Array = JSON.stringify(object)): Uint8Array {
+  const bytes = typeof json === 'string' ? utf8(json) : json;
   remember(object, bytes);
   return bytes;
 }

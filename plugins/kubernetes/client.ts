@@ -68,13 +68,54 @@ export interface RequestOptions {
 }
 
 export interface WatchHandlers {
-  /** Called once per complete line; a throw ends the watch with that error. */
-  line(text: string): void;
+  /**
+   * Called once per complete line, as the bytes the server sent (a view of the chunk, valid only
+   * during the call: copy what you keep); a throw ends the watch with that error.
+   */
+  line(bytes: Buffer): void;
   /**
    * Asked after each chunk: a promise stops reading until it settles (TCP then holds the server
    * back), so a burst the sinks cannot take yet waits in the socket, not in memory.
    */
   pause?(): Promise<unknown> | undefined;
+}
+
+const NEWLINE = 10;
+
+/**
+ * Splits a byte stream into lines. Split as bytes (a newline byte is never part of a UTF-8
+ * character), each line is decoded once, by whoever reads it, and its bytes can be kept as they came.
+ */
+export class LineSplitter {
+  private rest: Buffer | undefined;
+
+  /** Calls `line` for each line `chunk` completes (a view, valid during the call), while it returns true. */
+  push(chunk: Buffer, line: (bytes: Buffer) => boolean): void {
+    let end = chunk.indexOf(NEWLINE);
+    if (end < 0) {
+      this.rest = this.rest === undefined ? Buffer.from(chunk) : Buffer.concat([this.rest, chunk]);
+      return;
+    }
+    let start = 0;
+    let bytes = this.rest === undefined ? chunk.subarray(0, end) : Buffer.concat([this.rest, chunk.subarray(0, end)]);
+    this.rest = undefined;
+    for (;;) {
+      if (bytes.length > 0 && !line(bytes)) return;
+      start = end + 1;
+      end = chunk.indexOf(NEWLINE, start);
+      if (end < 0) break;
+      bytes = chunk.subarray(start, end);
+    }
+    // A copy: a view would keep the whole chunk alive until the line is complete.
+    if (start < chunk.length) this.rest = Buffer.from(chunk.subarray(start));
+  }
+
+  /** The last line when the stream ended without a newline. */
+  end(): Buffer | undefined {
+    const rest = this.rest;
+    this.rest = undefined;
+    return rest;
+  }
 }
 
 /** Requests against one API server with the credentials of one KubeConfig context. */
@@ -200,34 +241,21 @@ export class KubeClient {
         reject(error);
       };
       const req = this.transport.request(request, (res) => {
-        res.setEncoding('utf8');
         if (res.statusCode !== 200) {
+          res.setEncoding('utf8');
           let text = '';
           res.on('data', (chunk: string) => (text += chunk));
           res.on('end', () => fail(statusError(res.statusCode ?? 0, text, path)));
           return;
         }
-        let rest = '';
-        res.on('data', (chunk: string) => {
+        const lines = new LineSplitter();
+        res.on('data', (chunk: Buffer) => {
           if (settled) return;
-          let start = 0;
-          let end = chunk.indexOf('\n');
-          if (end < 0) {
-            rest += chunk;
-            return;
-          }
           try {
-            let text = rest + chunk.slice(0, end);
-            rest = '';
-            for (;;) {
-              if (text.length > 0) handlers.line(text);
-              if (settled) return;
-              start = end + 1;
-              end = chunk.indexOf('\n', start);
-              if (end < 0) break;
-              text = chunk.slice(start, end);
-            }
-            rest = chunk.slice(start);
+            lines.push(chunk, (line) => {
+              handlers.line(line);
+              return !settled;
+            });
           } catch (error) {
             fail(error);
             return;
@@ -243,7 +271,8 @@ export class KubeClient {
         res.on('end', () => {
           if (settled) return;
           try {
-            if (rest.trim().length > 0) handlers.line(rest);
+            const last = lines.end();
+            if (last !== undefined && last.toString('utf8').trim().length > 0) handlers.line(last);
           } catch (error) {
             fail(error);
             return;

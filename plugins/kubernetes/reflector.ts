@@ -7,7 +7,7 @@
 import { setMaxListeners } from 'node:events';
 import type { EventType, KubeObject, ResourceRef } from '../../core/types.ts';
 import { KubeRequestError, type FailureReason, type KubeClient } from './client.ts';
-import { watchObjectText } from './json-text.ts';
+import { watchObjectBytes } from './json-text.ts';
 import { resourceId } from '../../core/resource.ts';
 import { markKeptBySource, parseJsonBytes, serializeForPipeline } from '../../core/serialized.ts';
 
@@ -142,8 +142,8 @@ export class ObjectStore {
     return this.namespaces.get(object.metadata.namespace ?? '')?.get(object.metadata.name);
   }
 
-  /** Stores the object in place of the one with its namespace and name; `json`: its JSON text, when the caller has it. */
-  set(object: KubeObject, json?: string): StoredObject {
+  /** Stores the object in place of the one with its namespace and name; `json`: its JSON bytes, when the caller has them (its own copy). */
+  set(object: KubeObject, json?: Uint8Array): StoredObject {
     const meta = object.metadata;
     const namespace = meta.namespace ?? '';
     let names = this.namespaces.get(namespace);
@@ -361,10 +361,10 @@ export class Reflector {
     const path = this.query({ watch: 1, resourceVersion: this.resourceVersion, allowWatchBookmarks: 'true', timeoutSeconds });
     try {
       await this.client.watch(path, {
-        line: (text) => {
+        line: (bytes) => {
           lastLineAt = Date.now();
           delivered = true;
-          this.onLine(text, lastLineAt);
+          this.onLine(bytes, lastLineAt);
           // After onLine: an ERROR event (which throws) is no progress.
           this.backoff.reset();
           this.progressed = true;
@@ -412,7 +412,8 @@ export class Reflector {
     });
   }
 
-  private onLine(text: string, observedAt: number): void {
+  private onLine(bytes: Buffer, observedAt: number): void {
+    const text = bytes.toString('utf8');
     let event: { type?: unknown; object?: any };
     try {
       event = JSON.parse(text);
@@ -455,7 +456,7 @@ export class Reflector {
           this.store.delete(object);
           this.listener.emit('DELETED', object, observedAt);
         } else {
-          this.upsert(object, observedAt, asSent ? () => watchObjectText(text, type, withManagedFields) : undefined);
+          this.upsert(object, observedAt, asSent ? () => watchObjectBytes(bytes, type, withManagedFields) : undefined);
         }
         return;
       }
@@ -466,9 +467,9 @@ export class Reflector {
 
   /**
    * Stores and emits an object unless the stored one has the same resourceVersion (nothing
-   * changed); returns the stored one. `json` gives the object's JSON text when the source has it.
+   * changed); returns the stored one. `json` gives the object's JSON bytes when the source has them.
    */
-  private upsert(object: KubeObject, observedAt: number, json?: () => string | undefined): StoredObject {
+  private upsert(object: KubeObject, observedAt: number, json?: () => Uint8Array | undefined): StoredObject {
     const previous = this.store.get(object);
     if (previous !== undefined && storedMeta(previous).resourceVersion === object.metadata.resourceVersion) return previous;
     // Same name, another uid: deleted and re-created while we were not watching (a relist). The

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { watchObjectText, withoutMetadataMember } from '../../plugins/kubernetes/json-text.ts';
+import { watchObjectBytes } from '../../plugins/kubernetes/json-text.ts';
 
 const managedFields = [{ manager: 'kubectl', operation: 'Update', fieldsV1: { 'f:metadata': { 'f:labels': { '.': {}, 'f:app': {} } } }, time: '2026-01-01T00:00:00Z' }];
 const tricky = {
@@ -18,8 +18,14 @@ const without = (object: ReturnType<typeof pod>) => {
   return { ...object, metadata };
 };
 const line = (type: string, object: unknown) => JSON.stringify({ type, object });
+/** The cut as text, from the line's bytes as a watch hands them over: a view into a larger chunk. */
+const cut = (text: string, type: string, withoutManagedFields: boolean) => {
+  const chunk = Buffer.from(`{"type":"ADDED","object":{}}\n${text}\n{"type"`);
+  const bytes = watchObjectBytes(chunk.subarray(chunk.indexOf(10) + 1, chunk.lastIndexOf(10)), type, withoutManagedFields);
+  return bytes === undefined ? undefined : Buffer.from(bytes).toString('utf8');
+};
 
-describe('watch object text', () => {
+describe('watch object bytes', () => {
   it('is the object as sent, byte for byte, without metadata.managedFields wherever it stands', () => {
     const objects = [
       pod({ labels: { app: 'x' }, annotations: tricky, managedFields }),
@@ -28,17 +34,27 @@ describe('watch object text', () => {
     ];
     for (const object of objects) {
       for (const type of ['ADDED', 'MODIFIED', 'DELETED']) {
-        expect(watchObjectText(line(type, object), type, false)).to.equal(JSON.stringify(object));
-        if ('managedFields' in object.metadata) expect(watchObjectText(line(type, object), type, true)).to.equal(JSON.stringify(without(object)));
+        expect(cut(line(type, object), type, false)).to.equal(JSON.stringify(object));
+        if ('managedFields' in object.metadata) expect(cut(line(type, object), type, true)).to.equal(JSON.stringify(without(object)));
       }
     }
     const only = { kind: 'Pod', apiVersion: 'v1', metadata: { managedFields }, spec: {} };
-    expect(JSON.parse(withoutMetadataMember(JSON.stringify(only), 'managedFields')!)).to.deep.equal({ kind: 'Pod', apiVersion: 'v1', metadata: {}, spec: {} });
+    expect(JSON.parse(cut(line('ADDED', only), 'ADDED', true)!)).to.deep.equal({ kind: 'Pod', apiVersion: 'v1', metadata: {}, spec: {} });
+  });
+
+  it('is a copy in an allocation of its own, never a view of the chunk it was cut from', () => {
+    const chunk = Buffer.from(`${line('MODIFIED', pod({ managedFields }))}\n${line('MODIFIED', pod({}))}\n`);
+    const first = chunk.subarray(0, chunk.indexOf(10));
+    for (const withoutManagedFields of [true, false]) {
+      const bytes = watchObjectBytes(first, 'MODIFIED', withoutManagedFields)!;
+      expect(bytes.buffer).to.not.equal(chunk.buffer);
+      expect([bytes.byteOffset, bytes.byteLength]).to.deep.equal([0, bytes.buffer.byteLength]);
+    }
   });
 
   it('keeps the server\'s own escapes (Go writes < as \\u003c), which parse to the same values', () => {
     const sent = '{"type":"MODIFIED","object":{"kind":"Pod","apiVersion":"v1","metadata":{"name":"\\u003cp\\u003e","managedFields":[{"a":1}],"labels":{"x":"\\u0026"}}}}';
-    const text = watchObjectText(sent, 'MODIFIED', true)!;
+    const text = cut(sent, 'MODIFIED', true)!;
     expect(JSON.parse(text)).to.deep.equal({ kind: 'Pod', apiVersion: 'v1', metadata: { name: '<p>', labels: { x: '&' } } });
   });
 
@@ -53,7 +69,7 @@ describe('watch object text', () => {
       `{"type":"MODIFIED","object":${body.slice(0, -1)}}`, // cut short
       JSON.stringify({ type: 'MODIFIED', object }, null, 1), // pretty-printed
     ];
-    for (const shape of shapes) expect(watchObjectText(shape, 'MODIFIED', true), shape.slice(0, 40)).to.equal(undefined);
+    for (const shape of shapes) expect(cut(shape, 'MODIFIED', true), shape.slice(0, 40)).to.equal(undefined);
     const wrap = (metadata: string, rest = '') => `{"type":"ADDED","object":{"kind":"Pod","apiVersion":"v1",${rest}"metadata":${metadata}}}`;
     for (const risky of [
       wrap('{"name":"p","managedFields": [{"a":1},{"b":2}]}'), // whitespace before a value
@@ -64,9 +80,9 @@ describe('watch object text', () => {
       wrap('{"name":"p","managedFields":[]},"metadata":{"name":"q","managedFields":[]}'), // two metadata
     ]) {
       JSON.parse(risky); // well-formed: the reflector would get this far
-      expect(watchObjectText(risky, 'ADDED', true), risky).to.equal(undefined);
+      expect(cut(risky, 'ADDED', true), risky).to.equal(undefined);
     }
-    expect(watchObjectText(line('MODIFIED', object), 'ADDED', true)).to.equal(undefined, 'another type');
-    expect(watchObjectText(line('MODIFIED', pod({})), 'MODIFIED', true)).to.equal(undefined, 'no managedFields to cut');
+    expect(cut(line('MODIFIED', object), 'ADDED', true)).to.equal(undefined, 'another type');
+    expect(cut(line('MODIFIED', pod({})), 'MODIFIED', true)).to.equal(undefined, 'no managedFields to cut');
   });
 });

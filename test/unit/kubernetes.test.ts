@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_RESOURCES } from '../../config/defaults.ts';
 import { MeshSyncError } from '../../core/errors.ts';
-import { loadKubeConfig } from '../../plugins/kubernetes/client.ts';
+import { LineSplitter, loadKubeConfig } from '../../plugins/kubernetes/client.ts';
 import { addAggregated, addResourceList, closeMatches, editDistance, resolveResources, type Catalog } from '../../plugins/kubernetes/discovery.ts';
 import { forbiddenMessage, kubernetes, scopesFor } from '../../plugins/kubernetes/index.ts';
 import { Backoff, collectionPath, ObjectStore } from '../../plugins/kubernetes/reflector.ts';
@@ -117,6 +117,33 @@ describe('kubernetes reflector helpers', () => {
     const high = new Backoff(800, 30_000, () => 0.999);
     for (let i = 0; i < 10; i++) high.next();
     expect(high.next()).to.equal(30_000, 'jitter never goes above the cap');
+  });
+});
+
+describe('kubernetes watch line splitting', () => {
+  const stream = ['{"type":"ADDED","object":{"name":"é✓😀"}}', '', '{"type":"BOOKMARK"}', '{"a":"\\n"}'].join('\n') + '\n{"last":"no newline ✓"}';
+
+  it('gives every line whole, whatever the chunks, characters split across them included', () => {
+    const bytes = Buffer.from(stream);
+    const expected = stream.split('\n').filter((line) => line.length > 0);
+    for (const size of [1, 2, 3, 5, 7, 64, bytes.length]) {
+      const splitter = new LineSplitter();
+      const lines: string[] = [];
+      for (let at = 0; at < bytes.length; at += size) splitter.push(bytes.subarray(at, at + size), (line) => lines.push(line.toString('utf8')) > 0);
+      lines.push(splitter.end()!.toString('utf8'));
+      expect(lines, `chunks of ${size}`).to.deep.equal(expected);
+    }
+  });
+
+  it('stops when told to, and keeps no view of a chunk for an unfinished line', () => {
+    const splitter = new LineSplitter();
+    const seen: string[] = [];
+    splitter.push(Buffer.from('a\nb\nc\n'), (line) => seen.push(line.toString()) < 2);
+    expect(seen).to.deep.equal(['a', 'b']);
+    const chunk = Buffer.allocUnsafeSlow(9); // a chunk of its own, as a socket read gives
+    chunk.write('x\npartial');
+    splitter.push(chunk, () => true);
+    expect(splitter.end()!.buffer).to.not.equal(chunk.buffer);
   });
 });
 

@@ -46,6 +46,14 @@ describe('serialised objects', () => {
     expect(jsonOf(object)).to.equal(JSON.stringify(object));
   });
 
+  it('remembers bytes it is given as they are (the source\'s own copy, cut from what the server sent)', () => {
+    const object = makeObject(POD, 'e');
+    const given = Buffer.from(JSON.stringify(object));
+    expect(serializeForPipeline(object, given)).to.equal(given);
+    expect(jsonBytesOf(object)).to.equal(given);
+    expect(jsonOf(object)).to.equal(JSON.stringify(object));
+  });
+
   it('holds bytes that span their buffer as the buffer alone, a slice as it is, and reads both back', () => {
     const object = makeObject(POD, 'c', { labels: { app: 'é' } });
     const bytes = serializeForPipeline(object);
