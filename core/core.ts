@@ -152,11 +152,17 @@ export class MeshSyncCore implements Core {
     await Promise.all(this.lanes.map((lane) => lane.idle()));
   }
 
-  *snapshot(): IterableIterator<SyncEvent> {
+  snapshot(typeOf?: (item: SnapshotItem) => EventType | undefined): Iterable<SyncEvent> {
+    return { [Symbol.iterator]: () => this.readSnapshot(typeOf) };
+  }
+
+  private *readSnapshot(typeOf?: (item: SnapshotItem) => EventType | undefined): Generator<SyncEvent> {
     const observedAt = Date.now();
     for (const reader of this.snapshotReaders) {
       for (const item of reader.read()) {
-        const event = this.runPipeline(new PipelineEvent('ADDED', item.resource, item.object, this.clusterId, observedAt), reader.source);
+        const type = typeOf === undefined ? 'ADDED' : typeOf(item);
+        if (type === undefined) continue;
+        const event = this.runPipeline(new PipelineEvent(type, item.resource, item.object, this.clusterId, observedAt), reader.source);
         if (event !== undefined) yield event;
       }
     }
@@ -313,7 +319,7 @@ export class MeshSyncCore implements Core {
       clusterId: this.clusterId,
       logger: this.logger.child({ plugin: name }),
       signal: this.sinkAbort.signal,
-      snapshot: () => this.snapshot(),
+      snapshot: (typeOf) => this.snapshot(typeOf),
     };
     const options: LaneOptions = this.options;
     const lane = new Lane(name, options, {

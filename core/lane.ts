@@ -5,7 +5,7 @@ import type { Batch, SyncEvent } from './types.ts';
  * Identity of the object an event is about: coalescing merges events with the same key. The uid
  * is unique in a cluster and already a string, so keying on it allocates nothing on the hot path.
  */
-export function objectKey(event: SyncEvent): string {
+export function objectKey(event: Pick<SyncEvent, 'resource' | 'object'>): string {
   const meta = event.object.metadata;
   return meta.uid ?? `${event.resource.group}/${event.resource.resource}/${meta.namespace ?? ''}/${meta.name}`;
 }

@@ -91,10 +91,12 @@ export interface SinkContext {
   /** Aborted on stop once the lanes drained (or the stop deadline passed), not before: in-flight writes may finish. */
   readonly signal: AbortSignal;
   /**
-   * The current state of every source, filtered and transformed like live events (type ADDED),
-   * read lazily: each object is read from its source as the iteration reaches it.
+   * The current state of every source, filtered and transformed like live events, read lazily:
+   * each object is read from its source as an iteration reaches it (so not one point in time; each
+   * object is consistent in itself). The filters see type ADDED, or what `typeOf` says per object;
+   * an object it gives `undefined` for is skipped without running the pipeline.
    */
-  snapshot(): IterableIterator<SyncEvent>;
+  snapshot(typeOf?: (item: SnapshotItem) => EventType | undefined): Iterable<SyncEvent>;
 }
 
 export interface ErrorReport {
@@ -185,7 +187,7 @@ export interface Core {
   readonly logger: Logger;
   readonly state: CoreState;
   /** See SinkContext.snapshot. */
-  snapshot(): IterableIterator<SyncEvent>;
+  snapshot(typeOf?: (item: SnapshotItem) => EventType | undefined): Iterable<SyncEvent>;
   /** Registers a readiness check; /readyz asks all of them. The NATS sink registers `broker`. */
   addReadinessCheck(name: string, check: () => boolean): void;
   /** Every readiness check by name, plus `synced` (every source listed its initial state). */

@@ -26,7 +26,7 @@ export function memorySource(name = 'test:memory-source', options: { syncedAtSta
     objects,
     emit(type, resource, object) {
       if (!context) throw new Error(`${name}: emit() before the core started`);
-      const key = objectKey({ type, resource, object } as SyncEvent);
+      const key = objectKey({ resource, object });
       if (type === 'DELETED') objects.delete(key);
       else {
         objects.set(key, { resource, object });

@@ -87,18 +87,20 @@ const NEWLINE = 10;
  * character), each line is decoded once, by whoever reads it, and its bytes can be kept as they came.
  */
 export class LineSplitter {
-  private rest: Buffer | undefined;
+  /** The start of an unfinished line: copies of chunk tails, joined once the line ends (joining per chunk would copy a long line over and over). */
+  private rest: Buffer[] = [];
 
   /** Calls `line` for each line `chunk` completes (a view, valid during the call), while it returns true. */
   push(chunk: Buffer, line: (bytes: Buffer) => boolean): void {
     let end = chunk.indexOf(NEWLINE);
     if (end < 0) {
-      this.rest = this.rest === undefined ? Buffer.from(chunk) : Buffer.concat([this.rest, chunk]);
+      // A copy: a view would keep the whole chunk alive until the line is complete.
+      this.rest.push(Buffer.from(chunk));
       return;
     }
     let start = 0;
-    let bytes = this.rest === undefined ? chunk.subarray(0, end) : Buffer.concat([this.rest, chunk.subarray(0, end)]);
-    this.rest = undefined;
+    let bytes = this.rest.length === 0 ? chunk.subarray(0, end) : Buffer.concat([...this.rest, chunk.subarray(0, end)]);
+    this.rest = [];
     for (;;) {
       if (bytes.length > 0 && !line(bytes)) return;
       start = end + 1;
@@ -106,15 +108,14 @@ export class LineSplitter {
       if (end < 0) break;
       bytes = chunk.subarray(start, end);
     }
-    // A copy: a view would keep the whole chunk alive until the line is complete.
-    if (start < chunk.length) this.rest = Buffer.from(chunk.subarray(start));
+    if (start < chunk.length) this.rest.push(Buffer.from(chunk.subarray(start)));
   }
 
   /** The last line when the stream ended without a newline. */
   end(): Buffer | undefined {
     const rest = this.rest;
-    this.rest = undefined;
-    return rest;
+    this.rest = [];
+    return rest.length === 0 ? undefined : Buffer.concat(rest);
   }
 }
 

@@ -16,7 +16,7 @@ import { objectKey } from '../../core/lane.ts';
 import type { Logger } from '../../core/log.ts';
 import { resourceId } from '../../core/resource.ts';
 import { holdBytes, isKeptBySource, jsonOf, parseJsonBytes, type HeldBytes } from '../../core/serialized.ts';
-import type { Batch, Core, EventType, KubeObject, ResourceRef, SyncEvent } from '../../core/types.ts';
+import type { Batch, Core, EventType, KubeObject, ResourceRef, SnapshotItem, SyncEvent } from '../../core/types.ts';
 import { BrokerConnection, jitter } from './connection.ts';
 import { encodeEvent, FORMAT_VERSION, HEADER, markerHeaders, messageId, metadataOnly, stripObject, type Truncation } from './encode.ts';
 import { natsMetrics, type NatsMetrics } from './metrics.ts';
@@ -33,8 +33,8 @@ class ConfirmedBytes {
   constructor(readonly resource: ResourceRef, readonly json: HeldBytes) {}
 }
 
-/** The confirmed-state entry of an object its source keeps (see `markKeptBySource`). */
-const KEPT_BY_SOURCE = Symbol('kept by source');
+/** The confirmed-state entry of an object its source keeps (see `markKeptBySource`): the type it was confirmed as. */
+type KeptBySource = 'ADDED' | 'MODIFIED';
 
 export type ControlCommand = 'resync' | 'snapshot' | 'meta';
 const COMMANDS: readonly ControlCommand[] = ['resync', 'snapshot', 'meta'];
@@ -58,11 +58,12 @@ export class NatsSink {
   private clusterKnown = false;
   private readonly truncationLogged = new Set<string>();
   /**
-   * Every object a consumer that missed nothing holds, by key: `KEPT_BY_SOURCE` when its source
-   * keeps it and gives its current state in the snapshot (a resync reads it there), otherwise the
-   * JSON bytes confirmed last (a transform's copy, a source without a store).
+   * Every object a consumer that missed nothing holds, by key: the type it was confirmed as when
+   * its source keeps it and gives its current state in the snapshot (a resync reads it there, and
+   * the filters see that type again), otherwise the JSON bytes confirmed last (a transform's copy,
+   * a source without a store).
    */
-  private readonly published = new Map<string, ConfirmedBytes | typeof KEPT_BY_SOURCE>();
+  private readonly published = new Map<string, ConfirmedBytes | KeptBySource>();
 
   constructor(private readonly core: Core, private readonly options: NatsOptions, private readonly logger: Logger) {
     this.brokerConnection = this.connect(resolveServers(options));
@@ -137,7 +138,7 @@ export class NatsSink {
       await this.send(nc, outgoing);
       batch.forEach((event, i) => {
         if (event.type === 'DELETED') this.published.delete(objectKey(event));
-        else this.published.set(objectKey(event), isKeptBySource(event.object) ? KEPT_BY_SOURCE : new ConfirmedBytes(event.resource, holdBytes(objectBytes[i])));
+        else this.published.set(objectKey(event), isKeptBySource(event.object) ? event.type : new ConfirmedBytes(event.resource, holdBytes(objectBytes[i])));
       });
       // Counted once confirmed, per batch.
       for (const type of ['ADDED', 'MODIFIED', 'DELETED'] as const) if (published[type] > 0) this.metrics.published.inc({ type }, published[type]);
@@ -182,17 +183,30 @@ export class NatsSink {
         count += outgoing.length;
         outgoing = [];
       };
-      // Read lazily, a chunk at a time: parsing every object up front would hold the whole state in the heap.
-      for (const event of this.core.snapshot()) {
-        if (this.published.get(objectKey(event)) === KEPT_BY_SOURCE) await add(event);
+      // Read lazily, a chunk at a time: parsing every object up front would hold the whole state
+      // in the heap. The filters see each object as the type it was confirmed as, so one they
+      // let through then (a watch-list allowing only MODIFIED) is not left out now.
+      const keptAs = (item: SnapshotItem) => {
+        const entry = this.published.get(objectKey(item));
+        return typeof entry === 'string' ? entry : undefined;
+      };
+      const mentioned = new Set<string>();
+      for (const event of this.core.snapshot(keptAs)) {
+        const key = objectKey(event);
+        if (mentioned.has(key)) continue;
+        mentioned.add(key);
+        await add(new PipelineEvent('ADDED', event.resource, event.object, clusterId, observedAt));
       }
       for (const confirmed of this.published.values()) {
-        if (confirmed !== KEPT_BY_SOURCE) await add(new PipelineEvent('ADDED', confirmed.resource, parseJsonBytes<KubeObject>(confirmed.json), clusterId, observedAt));
+        if (typeof confirmed !== 'string') await add(new PipelineEvent('ADDED', confirmed.resource, parseJsonBytes<KubeObject>(confirmed.json), clusterId, observedAt));
       }
       await this.send(nc, outgoing);
       count += outgoing.length;
       const end = JSON.stringify({ type: 'RESYNC_END', resync_id: resyncId, count, cluster_id: clusterId });
       await this.send(nc, [this.marker('RESYNC_END', end, resyncId)]);
+      // Consumers dropped what the frame left out (deleted since, filtered out now, or of a
+      // resource no longer watched): so does this view.
+      for (const [key, entry] of this.published) if (typeof entry === 'string' && !mentioned.has(key)) this.published.delete(key);
       this.metrics.resyncs.inc({ reason });
       if (truncated > 0) this.metrics.truncated.inc(truncated);
       this.logger.info({ resyncId, count, reason }, 'resync published');

@@ -10,6 +10,7 @@ import { ReferenceConsumer, wireKey } from '../../plugins/nats/consumer.ts';
 import { startNatsServer, subscriber, type NatsServerHandle } from '../support/nats-server.ts';
 import kubernetes from '../../plugins/kubernetes/index.ts';
 import redactSecrets from '../../plugins/redact-secrets/index.ts';
+import watchList from '../../plugins/watch-list/index.ts';
 import { startSimulator } from '../../plugins/kubernetes/simulator/index.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -102,6 +103,25 @@ describe('nats sink (real nats-server)', function () {
       if (payload.object.kind === 'Secret') expect(payload.object.data).to.deep.equal({ password: '<redacted>' });
       else expect(payload.object).to.deep.include({ kind: 'Pod', apiVersion: 'v1' });
     }
+  });
+
+  it('republishes in a resync what a filter let through only as MODIFIED: the filters see the type each object was confirmed as', async () => {
+    const sub = await subscriber(server.url, 'meshery.meshsync.request');
+    cleanups.push(sub.close);
+    const t = natsCore({ url: server.url }, { plugins: [watchList({ include: [{ resource: 'pods.v1.', events: ['MODIFIED'] }] })] });
+    cleanups.push(t.stop);
+    await t.start();
+    for (const name of ['web', 'api']) {
+      t.source.emit('ADDED', POD, makeObject(POD, name, { resourceVersion: '1' })); // filtered out
+      t.source.emit('MODIFIED', POD, makeObject(POD, name, { resourceVersion: '2' })); // published
+    }
+    await t.drain();
+    await sub.waitFor((m) => m.length === 2);
+    const reply = await sub.nc.request('meshery.meshsync.control', 'resync', { timeout: 2000 });
+    expect(reply.json<any>().count).to.equal(2);
+    await sub.waitFor((m) => m.length === 6);
+    const frame = sub.json().slice(3, 5);
+    expect(frame.map((p: any) => [p.type, p.object.metadata.name, p.object.metadata.resourceVersion]).sort()).to.deep.equal([['ADDED', 'api', '2'], ['ADDED', 'web', '2']]);
   });
 
   it('renders subject templates with one token per value (dots in groups become _)', async () => {
