@@ -34,7 +34,12 @@ export const CORE_DEFAULTS = {
   retryInitialMs: 200,
   retryMaxMs: 30_000,
   highWaterMark: 100_000,
-  sourcePauseAbove: 1_000,
+  // Low enough that what waits in the lanes during a burst (parsed objects, ~10 KB each for a pod)
+  // stays a small part of V8's young generation: at 1,000, each scavenge copied and then promoted
+  // most of a burst, and GC took a large share of the CPU (bench/e2e burst: 150 us/event at 1,000,
+  // 86-101 at 300, 110 at 150 where batches got small). Lists and watches still read ahead of
+  // the sinks by a batch or so.
+  sourcePauseAbove: 300,
   stopTimeoutMs: 10_000,
 } as const;
 

@@ -130,7 +130,7 @@ describe('config schema', () => {
   it('fills every default from an empty config', () => {
     const parsed = configSchema.parse({});
     expect(parsed).to.deep.equal({
-      pipeline: { batchSize: 500, batchMaxWaitMs: 0, retryInitialMs: 200, retryMaxMs: 30_000, highWaterMark: 100_000, sourcePauseAbove: 1_000 },
+      pipeline: { batchSize: 500, batchMaxWaitMs: 0, retryInitialMs: 200, retryMaxMs: 30_000, highWaterMark: 100_000, sourcePauseAbove: 300 },
       stopTimeoutMs: 10_000,
       logLevel: 'info',
     });
