@@ -310,15 +310,12 @@ export class Reflector {
     let resourceVersion = '';
     type Page = { metadata?: { resourceVersion?: string; continue?: string }; items?: unknown[] };
     const fetchPage = (token: string | undefined) => this.client.get<Page>(this.query({ limit: this.timing.pageSize, continue: token }), { accept, signal });
-    let next: Promise<Page> | undefined;
     // Not a do-while: there `continue` would test the condition, and with the token reset that
     // ends the list and diffs a partial one (everything unseen would look deleted).
     for (;;) {
       let page: Page;
-      const asked = next ?? fetchPage(continueToken);
-      next = undefined;
       try {
-        page = await asked;
+        page = await fetchPage(continueToken);
       } catch (error) {
         if (continueToken && error instanceof KubeRequestError && error.reason === 'gone') {
           // The continue token expired mid-list: start the list over (what was seen stays valid).
@@ -340,10 +337,6 @@ export class Reflector {
       continueToken = page.metadata?.continue || undefined;
       resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
       if (continueToken) {
-        // The next page is asked for now, so the server makes it while the sinks catch up; its
-        // items wait until they have. One page ahead at most.
-        next = fetchPage(continueToken);
-        next.catch(() => undefined); // seen when awaited above; left unawaited when stopped meanwhile
         await this.listener.sinksCaughtUp?.();
         // Stopped while waiting: a partial list must not be diffed (everything unseen would look deleted).
         if (signal.aborted) return;
