@@ -148,10 +148,11 @@ export class ObjectStore {
     const namespace = meta.namespace ?? '';
     let names = this.namespaces.get(namespace);
     if (names === undefined) this.namespaces.set(namespace, (names = new Map()));
+    // Both modes: a snapshot gives the object's current state for as long as the store has it.
+    markKeptBySource(object);
     let stored: StoredObject = object;
     if (this.asBytes) {
       const bytes = serializeForPipeline(object, json);
-      markKeptBySource(object);
       const previous = names.get(meta.name);
       if (previous instanceof ObjectBytes) {
         previous.write(meta.uid, meta.resourceVersion, bytes);
@@ -308,14 +309,12 @@ export class Reflector {
     const seen = new Set<StoredObject>();
     let continueToken: string | undefined;
     let resourceVersion = '';
-    type Page = { metadata?: { resourceVersion?: string; continue?: string }; items?: unknown[] };
-    const fetchPage = (token: string | undefined) => this.client.get<Page>(this.query({ limit: this.timing.pageSize, continue: token }), { accept, signal });
     // Not a do-while: there `continue` would test the condition, and with the token reset that
     // ends the list and diffs a partial one (everything unseen would look deleted).
     for (;;) {
-      let page: Page;
+      let page: { metadata?: { resourceVersion?: string; continue?: string }; items?: unknown[] };
       try {
-        page = await fetchPage(continueToken);
+        page = await this.client.get(this.query({ limit: this.timing.pageSize, continue: continueToken }), { accept, signal });
       } catch (error) {
         if (continueToken && error instanceof KubeRequestError && error.reason === 'gone') {
           // The continue token expired mid-list: start the list over (what was seen stays valid).

@@ -189,6 +189,9 @@ describe('kubernetes object store', () => {
     expect(isKeptBySource(object)).to.equal(true);
     expect(isKeptBySource([...store.values()][0])).to.equal(true);
     expect(isKeptBySource(makeObject(POD, 'other'))).to.equal(false);
+    const metadataOnly = makeObject(POD, 'meta', { uid: 'u2' });
+    new ObjectStore(false).set(metadataOnly);
+    expect(isKeptBySource(metadataOnly), 'a metadata-only store too').to.equal(true);
   });
 });
 
