@@ -189,11 +189,7 @@ async function snapshot(loaded: LoadedConfig, logger: Logger, options: CliOption
       timer = setTimeout(() => reject(new Error(`the sources did not finish their initial sync within ${options.timeoutMs} ms`)), options.timeoutMs);
     });
     await Promise.race([core.whenReady(), timeout]).finally(() => clearTimeout(timer));
-    let count = 0;
-    const events = core.snapshot();
-    await writeSnapshot(out, (function* counted() {
-      for (const event of events) yield (count++, event);
-    })());
+    const count = await writeSnapshot(out, core.snapshot());
     logger.info({ file: out, events: count }, 'snapshot written');
   } finally {
     await core.stop();

@@ -27,16 +27,19 @@ let tempCounter = 0;
 /**
  * Writes `events` as JSON lines (one object per line) to `path` atomically: a temp file in the same
  * directory, flushed to disk, then renamed over `path`. A reader sees the old file or the new one,
- * never a partial one. Used by the snapshot mode and by `meshsync snapshot --out F`.
+ * never a partial one. Used by the snapshot mode and by `meshsync snapshot --out F`. Returns how
+ * many events it wrote.
  */
-export async function writeSnapshot(path: string, events: Iterable<SyncEvent>): Promise<void> {
+export async function writeSnapshot(path: string, events: Iterable<SyncEvent>): Promise<number> {
   const dir = dirname(path);
   await mkdir(dir, { recursive: true });
   const temp = join(dir, `.${basename(path)}.${process.pid}.${++tempCounter}.tmp`);
   const handle = await open(temp, 'w');
+  let count = 0;
   try {
     let chunk = '';
     for (const event of events) {
+      count++;
       chunk += `${eventLine(event)}\n`;
       if (chunk.length >= CHUNK_CHARS) {
         await handle.writeFile(chunk);
@@ -53,6 +56,7 @@ export async function writeSnapshot(path: string, events: Iterable<SyncEvent>): 
     throw error;
   }
   await syncDirectory(dir);
+  return count;
 }
 
 /** Makes the rename itself durable; not every platform can open a directory, which is fine. */
@@ -106,10 +110,10 @@ export const file = definePlugin({
     let lastWriteAt = 0;
     let stopped = false;
 
-    const write = (): Promise<void> => {
+    const write = async (): Promise<void> => {
       dirty = false;
       lastWriteAt = Date.now();
-      return writeSnapshot(options.path, [...state.values()]); // a point-in-time copy: batches may land while it writes
+      await writeSnapshot(options.path, [...state.values()]); // a point-in-time copy: batches may land while it writes
     };
     const schedule = () => {
       if (timer !== null || writing !== null || !dirty || stopped) return;

@@ -101,23 +101,22 @@ function scanObject(bytes: Uint8Array, objectStart: number, end: number, key: Ui
   }
 }
 
-/** A copy of `bytes[start, end)` without `member` and one of the commas around it. */
-function copyWithout(bytes: Uint8Array, start: number, end: number, member: Member): Uint8Array {
-  let [cutStart, cutEnd] = [member.start, member.end];
-  if (bytes[cutStart - 1] === COMMA) cutStart--;
-  else if (bytes[cutEnd] === COMMA) cutEnd++;
-  return copyOf(bytes, [start, cutStart], [cutEnd, end]);
+/**
+ * `bytes[start, end)` without `[cutStart, cutEnd)`, in an allocation of its own (never a view of
+ * the HTTP chunk).
+ */
+function copyOf(bytes: Uint8Array, start: number, end: number, cutStart = end, cutEnd = end): Uint8Array {
+  const out = Buffer.allocUnsafeSlow(end - start - (cutEnd - cutStart));
+  out.set(bytes.subarray(start, cutStart), 0);
+  out.set(bytes.subarray(cutEnd, end), cutStart - start);
+  return out;
 }
 
-/** The ranges of `bytes`, one after the other, in an allocation of their own (never a view of the HTTP chunk). */
-function copyOf(bytes: Uint8Array, ...ranges: [number, number][]): Uint8Array {
-  const out = Buffer.allocUnsafeSlow(ranges.reduce((n, [from, to]) => n + to - from, 0));
-  let at = 0;
-  for (const [from, to] of ranges) {
-    out.set(bytes.subarray(from, to), at);
-    at += to - from;
-  }
-  return out;
+/** A copy of `bytes[start, end)` without `member` and one of the commas around it. */
+function copyWithout(bytes: Uint8Array, start: number, end: number, member: Member): Uint8Array {
+  if (bytes[member.start - 1] === COMMA) return copyOf(bytes, start, end, member.start - 1, member.end);
+  if (bytes[member.end] === COMMA) return copyOf(bytes, start, end, member.start, member.end + 1);
+  return copyOf(bytes, start, end, member.start, member.end);
 }
 
 const ascii = (text: string) => Buffer.from(text, 'latin1');
@@ -135,7 +134,7 @@ export function watchObjectBytes(line: Uint8Array, type: string, withoutManagedF
   if (head === undefined || !holdsAt(line, 0, head) || line[line.length - 1] !== CLOSE_BRACE) return undefined;
   const start = head.length;
   const end = line.length - 1;
-  if (!withoutManagedFields) return line[start] === OPEN_BRACE && skipValue(line, start, end) === end ? copyOf(line, [start, end]) : undefined;
+  if (!withoutManagedFields) return line[start] === OPEN_BRACE && skipValue(line, start, end) === end ? copyOf(line, start, end) : undefined;
   const object = scanObject(line, start, end, METADATA_KEY);
   if (object?.end !== end || object.member === undefined) return undefined;
   const managedFields = scanObject(line, object.member.valueStart, end, MANAGED_FIELDS_KEY)?.member;

@@ -81,7 +81,7 @@ describe('meshsync:file', () => {
     const path = join(dir, 'out.jsonl');
     await writeFile(path, 'old content\n');
     const events: SyncEvent[] = [1, 2, 3].map((i) => ({ type: 'ADDED', resource: POD, object: makeObject(POD, `p${i}`), clusterId: 'c', observedAt: 0 }));
-    await writeSnapshot(path, events);
+    expect(await writeSnapshot(path, events), 'events written').to.equal(3);
     expect((await readLines(path)).map((line) => line.object.metadata.name)).to.deep.equal(['p1', 'p2', 'p3']);
     expect(await readdir(dir)).to.deep.equal(['out.jsonl']);
   });
