@@ -54,11 +54,22 @@ export function loadKubeConfig(choice: KubeConfigChoice = {}, env: NodeJS.Proces
 /** Why a request failed, as the reflector acts on it. */
 export type FailureReason = 'unreachable' | 'forbidden' | 'gone' | 'not-found' | 'http' | 'malformed' | 'stalled' | 'aborted';
 
-/** A failed request: the HTTP status (0 when the server was not reached) and the server's Status message. */
+/**
+ * A failed request: the HTTP status (0 when the server was not reached), the server's Status
+ * message, and how long the server asked us to wait before trying again (Retry-After: a 429 from
+ * API Priority and Fairness, a 5xx of an overloaded server).
+ */
 export class KubeRequestError extends Error {
-  constructor(readonly reason: FailureReason, readonly status: number, message: string, options?: { cause?: unknown }) {
+  readonly retryAfterMs?: number;
+  constructor(readonly reason: FailureReason, readonly status: number, message: string, options?: { cause?: unknown; retryAfterMs?: number }) {
     super(message, options);
     this.name = 'KubeRequestError';
+    if (options?.retryAfterMs !== undefined) this.retryAfterMs = options.retryAfterMs;
+  }
+
+  /** Worth retrying the same request: the server was unreachable, throttled us or failed on its side. */
+  get transient(): boolean {
+    return this.reason === 'unreachable' || this.reason === 'malformed' || (this.reason === 'http' && (this.status === 429 || this.status >= 500));
   }
 }
 
@@ -182,7 +193,7 @@ export class KubeClient {
         res.on('data', (chunk: string) => (text += chunk));
         res.on('end', () => {
           if (res.statusCode === 200) resolve(text);
-          else reject(statusError(res.statusCode ?? 0, text, path));
+          else reject(statusError(res.statusCode ?? 0, text, path, 'GET', res.headers['retry-after']));
         });
         res.on('error', (error) => reject(networkError(error, this.server, path)));
       });
@@ -213,7 +224,7 @@ export class KubeClient {
         res.on('end', () => {
           const status = res.statusCode ?? 0;
           if (status >= 200 && status < 300) resolve(answer);
-          else reject(statusError(status, answer, path, method));
+          else reject(statusError(status, answer, path, method, res.headers['retry-after']));
         });
         res.on('error', (error) => reject(networkError(error, this.server, path)));
       });
@@ -246,7 +257,7 @@ export class KubeClient {
           res.setEncoding('utf8');
           let text = '';
           res.on('data', (chunk: string) => (text += chunk));
-          res.on('end', () => fail(statusError(res.statusCode ?? 0, text, path)));
+          res.on('end', () => fail(statusError(res.statusCode ?? 0, text, path, 'GET', res.headers['retry-after'])));
           return;
         }
         const lines = new LineSplitter();
@@ -296,18 +307,29 @@ export class KubeClient {
 }
 
 /** The message of a Kubernetes Status body, or the raw text. */
-function statusError(status: number, text: string, path: string, method = 'GET'): KubeRequestError {
+function statusError(status: number, text: string, path: string, method: string, retryAfter: string | undefined): KubeRequestError {
   let message = text.slice(0, 300);
   let code = status;
+  let retryAfterSeconds = retryAfterHeaderSeconds(retryAfter);
   try {
-    const body = JSON.parse(text) as { message?: string; code?: number };
+    const body = JSON.parse(text) as { message?: string; code?: number; details?: { retryAfterSeconds?: unknown } };
     if (body.message) message = body.message;
     if (typeof body.code === 'number') code = body.code;
+    if (retryAfterSeconds === undefined && typeof body.details?.retryAfterSeconds === 'number') retryAfterSeconds = body.details.retryAfterSeconds;
   } catch {
     // not a Status: keep the text
   }
   const reason: FailureReason = code === 403 ? 'forbidden' : code === 410 ? 'gone' : code === 404 ? 'not-found' : 'http';
-  return new KubeRequestError(reason, code, `${method} ${path}: HTTP ${status}: ${message}`);
+  const retryAfterMs = retryAfterSeconds !== undefined && retryAfterSeconds >= 0 ? retryAfterSeconds * 1000 : undefined;
+  return new KubeRequestError(reason, code, `${method} ${path}: HTTP ${status}: ${message}`, { retryAfterMs });
+}
+
+/** Retry-After as seconds: a number of seconds or an HTTP date (RFC 9110); undefined when absent or unreadable. */
+function retryAfterHeaderSeconds(value: string | undefined): number | undefined {
+  if (value === undefined || value.trim() === '') return undefined;
+  if (/^\s*\d+\s*$/.test(value)) return Number(value);
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, (at - Date.now()) / 1000);
 }
 
 function networkError(error: Error, server: URL, path: string): KubeRequestError {

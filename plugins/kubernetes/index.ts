@@ -180,7 +180,7 @@ class KubernetesSource {
       } catch (error) {
         if (signal.aborted) return;
         this.ctx.reportError(this.describeFailure(error, 'discovery'));
-        await sleep(backoff.next(), signal);
+        await sleep(backoff.next(error instanceof KubeRequestError ? error.retryAfterMs : undefined), signal);
       }
     }
     if (signal.aborted) return;

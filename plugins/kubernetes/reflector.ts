@@ -2,7 +2,10 @@
  * One reflector keeps one resource (in one namespace, or all) in step with the API server, as
  * client-go's does: a paginated LIST, then a WATCH from the list's resourceVersion with bookmarks,
  * resumed from the last resourceVersion seen; a relist diffed against the store on 410 Gone;
- * backoff with jitter on any other failure, forever.
+ * backoff with jitter on any other failure, forever, never sooner than the server's Retry-After.
+ * A list page that fails on the way (throttled, server error) is asked for again with the same
+ * continue token: against a busy server, starting a 100k-object list over at each failure might
+ * never finish it.
  */
 import { setMaxListeners } from 'node:events';
 import type { EventType, KubeObject, ResourceRef } from '../../core/types.ts';
@@ -57,11 +60,14 @@ export class Backoff {
   private attempt = 0;
   constructor(private readonly initialMs: number, private readonly maxMs: number, private readonly random: () => number = Math.random) {}
 
-  /** The next delay: base * 2^attempt capped at max, then jittered into [0.5, 1.5) of it (never above max). */
-  next(): number {
+  /**
+   * The next delay: base * 2^attempt capped at max, then jittered into [0.5, 1.5) of it (never
+   * above max); never below `serverAskedMs` (a Retry-After), itself capped at max.
+   */
+  next(serverAskedMs = 0): number {
     const base = Math.min(this.maxMs, this.initialMs * 2 ** Math.min(this.attempt, 30));
     this.attempt++;
-    return Math.min(this.maxMs, Math.round(base * (0.5 + this.random())));
+    return Math.max(Math.min(this.maxMs, Math.round(base * (0.5 + this.random()))), Math.min(serverAskedMs, this.maxMs));
   }
 
   reset(): void {
@@ -286,7 +292,7 @@ export class Reflector {
         }
         if (watching) this.listener.watchRestarted();
         if (failure.reason === 'stalled') continue;
-        await sleep(this.backoff.next(), signal);
+        await sleep(this.backoff.next(failure.retryAfterMs), signal);
       }
     }
   }
@@ -316,14 +322,21 @@ export class Reflector {
       try {
         page = await this.client.get(this.query({ limit: this.timing.pageSize, continue: continueToken }), { accept, signal });
       } catch (error) {
-        if (continueToken && error instanceof KubeRequestError && error.reason === 'gone') {
+        if (!continueToken || !(error instanceof KubeRequestError) || signal.aborted) throw error;
+        if (error.reason === 'gone') {
           // The continue token expired mid-list: start the list over (what was seen stays valid).
           continueToken = undefined;
           seen.clear();
           continue;
         }
-        throw error;
+        if (!error.transient) throw error;
+        this.listener.failed(error);
+        await sleep(this.backoff.next(error.retryAfterMs), signal);
+        if (signal.aborted) return;
+        continue;
       }
+      // Progress: a later failure of this list starts its backoff afresh.
+      this.backoff.reset();
       const observedAt = Date.now();
       for (const item of page.items ?? []) {
         const object = this.normalize(item);

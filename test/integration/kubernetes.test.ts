@@ -339,6 +339,50 @@ describe('kubernetes source (against the API simulator)', function () {
     expect(t.core.counters.received).to.equal(301);
   });
 
+  it('asks for a list page that was throttled again with the same continue token, after the Retry-After, without starting over', async () => {
+    for (let i = 0; i < 300; i++) sim.create(POD_ID, pod(`throttled-${i}`));
+    // The second and third pages are each refused once, as API Priority and Fairness refuses.
+    sim.failRequests({ resourceId: POD_ID, verbs: ['list'], status: 429, retryAfterSeconds: 1, times: 2, when: (r) => Boolean(r.query.continue) });
+    // A quick backoff: only the Retry-After can explain a wait of a second.
+    t = createTestCore({ plugins: [kubernetes({ kubeconfig, resources: [POD_ID], pageSize: 50, backoffInitialMs: 10 })] });
+    t.core.hooks.error.tap('test', (report) => errors.push(report));
+    await t.start();
+    await t.core.whenReady();
+    await t.drain();
+    const lists = requestsFor(POD_ID, 'list');
+    expect(lists.filter((r) => !r.query.continue), 'lists started from the top').to.have.length(1);
+    expect(lists, '6 pages, 2 of them asked twice').to.have.length(8);
+    const tokens = lists.map((r) => r.query.continue ?? '');
+    for (const i of [1, 2]) {
+      expect(tokens[i + 1], 'the refused page asked again').to.equal(tokens[i]);
+      expect(lists[i + 1].at - lists[i].at, 'waited out the Retry-After').to.be.at.least(990);
+    }
+    const names = t.sink.events.map((e) => `${e.type} ${e.object.metadata.name}`);
+    expect(names.filter((n) => n.startsWith('ADDED'))).to.have.length(300);
+    expect(t.core.counters.received, 'each object emitted once').to.equal(300);
+    expect(errors.map((e) => e.error.message).filter((m) => m.includes('HTTP 429'))).to.have.length(2);
+    expect(await metricValue(t, 'meshsync_watch_errors_total', { resource: POD_ID, reason: 'http' })).to.equal(2);
+  });
+
+  it('retries a first list that fails with server errors, and resumes a refused watch from its resourceVersion without relisting', async () => {
+    sim.create(POD_ID, pod('first'));
+    sim.failRequests({ resourceId: POD_ID, verbs: ['list'], status: 500, times: 2 });
+    await start({ resources: [POD_ID] });
+    expect(requestsFor(POD_ID, 'list')).to.have.length(3);
+    await until(() => requestsFor(POD_ID, 'watch').length === 1, 8000, 'the watch');
+    // The watch ends and the server refuses the next two; what changes meanwhile still arrives, once.
+    sim.failRequests({ resourceId: POD_ID, verbs: ['watch'], status: 503, times: 2 });
+    sim.dropWatches();
+    sim.create(POD_ID, pod('while-refused'));
+    await until(() => named(t!.sink.events, 'pods').includes('while-refused'), 8000, 'the pod created while watches were refused');
+    const watches = requestsFor(POD_ID, 'watch');
+    expect(watches.length).to.be.at.least(4);
+    expect(watches.every((w) => w.query.resourceVersion), 'every watch resumes from a resourceVersion').to.equal(true);
+    expect(requestsFor(POD_ID, 'list'), 'no relist').to.have.length(3);
+    expect(named(t!.sink.events, 'pods', 'ADDED')).to.deep.equal(['first', 'while-refused']);
+    expect(errors.map((e) => e.error.message).filter((m) => / HTTP 50[03]: /.test(m))).to.have.length(4);
+  });
+
   it('reads a watch burst no faster than the sink takes, and a stream it holds back is not taken for a silent one', async () => {
     // The sink takes longer than the silence timeout (bookmarks come every 100 ms): the held stream is silent that long.
     const lane = await startSlowSink({ watchSilenceTimeoutMs: 250 }, 300);

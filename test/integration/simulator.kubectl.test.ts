@@ -95,6 +95,20 @@ describe('Kubernetes API simulator with the real kubectl', function () {
     expect(sim.requests().some((r) => r.method === 'PATCH' && r.contentType === 'application/strategic-merge-patch+json')).to.equal(true);
   });
 
+  it('answers injected failures as kube-apiserver does: kubectl waits out a 429 Retry-After and retries, and reports a 503', async () => {
+    sim.create('configmaps.v1.', { metadata: { name: 'c', namespace: 'default' }, data: { a: 'b' } });
+    sim.failRequests({ resourceId: 'configmaps.v1.', verbs: ['list'], status: 429, retryAfterSeconds: 1 });
+    expect(await kubectlOk(k, ['get', 'configmaps', '-n', 'default', '-o', 'name'])).to.contain('configmap/c');
+    const lists = sim.requests().filter((r) => r.resource === 'configmaps.v1.' && r.verb === 'list');
+    expect(lists).to.have.length(2);
+    expect(lists[1].at - lists[0].at, 'kubectl honoured the Retry-After').to.be.at.least(990);
+
+    sim.failRequests({ resourceId: 'configmaps.v1.', verbs: ['list'], status: 503 });
+    const refused = await kubectl(k, ['get', 'configmaps', '-n', 'default']);
+    expect(refused.code).to.not.equal(0);
+    expect(refused.stderr).to.contain('Error from server (ServiceUnavailable): the server is currently unable to handle the request');
+  });
+
   it('kubectl get pods -w prints changes as they happen', async () => {
     const w = kubectlSpawn(k, ['get', 'pods', '-n', 'default', '-w', '--output-watch-events']);
     try {

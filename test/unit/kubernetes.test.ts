@@ -118,6 +118,13 @@ describe('kubernetes reflector helpers', () => {
     for (let i = 0; i < 10; i++) high.next();
     expect(high.next()).to.equal(30_000, 'jitter never goes above the cap');
   });
+
+  it('waits at least what the server asked (Retry-After), capped at the longest backoff', () => {
+    const backoff = new Backoff(800, 30_000, () => 0.5);
+    expect(backoff.next(5_000)).to.equal(5_000, 'the server asked for more than the backoff');
+    expect(backoff.next(1_000)).to.equal(1_600, 'the backoff asks for more than the server');
+    expect(backoff.next(3_600_000)).to.equal(30_000, 'an hour is capped');
+  });
 });
 
 describe('kubernetes watch line splitting', () => {

@@ -87,5 +87,11 @@ export const errors = {
       }`,
       { group, kind: plural },
     ),
-  internal: (message: string) => new KubeApiError(500, 'InternalError', `Internal error occurred: ${message}`),
+  internal: (message: string, retryAfterSeconds?: number) =>
+    new KubeApiError(500, 'InternalError', `Internal error occurred: ${message}`, retryAfterSeconds === undefined ? undefined : { retryAfterSeconds }),
+  /** What API Priority and Fairness answers when a request is rejected: 429 with Retry-After. */
+  tooManyRequests: (retryAfterSeconds = 1) =>
+    new KubeApiError(429, 'TooManyRequests', 'Too many requests, please try again later.', { retryAfterSeconds }),
+  serviceUnavailable: (retryAfterSeconds?: number) =>
+    new KubeApiError(503, 'ServiceUnavailable', 'the server is currently unable to handle the request', retryAfterSeconds === undefined ? undefined : { retryAfterSeconds }),
 };

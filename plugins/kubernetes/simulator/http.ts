@@ -62,9 +62,9 @@ export function readBody(req: IncomingMessage): Promise<Buffer> {
   });
 }
 
-export function sendJson(res: ServerResponse, code: number, body: unknown, contentType = JSON_TYPE): void {
+export function sendJson(res: ServerResponse, code: number, body: unknown, contentType = JSON_TYPE, headers: Record<string, string> = {}): void {
   const text = typeof body === 'string' ? body : JSON.stringify(body);
-  res.writeHead(code, { 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(text) });
+  res.writeHead(code, { ...headers, 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(text) });
   res.end(text);
 }
 
@@ -74,7 +74,9 @@ export function sendError(res: ServerResponse, e: unknown): void {
     res.destroy();
     return;
   }
-  sendJson(res, err.code, err.status);
+  // As kube-apiserver does: the delay in the Status details is also a Retry-After header.
+  const retryAfter = err.status.details?.retryAfterSeconds;
+  sendJson(res, err.code, err.status, JSON_TYPE, retryAfter === undefined ? {} : { 'Retry-After': String(retryAfter) });
 }
 
 const BATCH_BYTES = 256 * 1024;

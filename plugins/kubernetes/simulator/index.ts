@@ -13,10 +13,13 @@ import { ProtobufDecoder } from './protobuf.ts';
 import { DEFAULT_FIXTURES_DIR, Registry } from './registry.ts';
 import type { ResourceInfo } from './registry.ts';
 import { ApiServer, SIMULATED_USER } from './server.ts';
-import type { RequestRecord } from './server.ts';
+import type { InjectedFailure, RequestRecord } from './server.ts';
 
 export type { KubeObject } from './cluster.ts';
 export type { RequestRecord } from './server.ts';
+
+/** Which requests `failRequests` answers with an error, and how. */
+export type FailRequestsOptions = Omit<InjectedFailure, 'remaining' | 'status'> & { readonly status?: number; readonly times?: number };
 export type { ResourceInfo } from './registry.ts';
 export { KubeApiError } from './errors.ts';
 export type { Status } from './errors.ts';
@@ -68,6 +71,12 @@ export interface KubeSimulator {
   stallWatches(on: boolean): void;
   /** The next line each matching open watch writes is invalid JSON (or the next watch opened, if none is open). */
   injectMalformedLine(resourceId?: string): void;
+  /**
+   * The next `times` (default 1) resource requests that match fail with `status` (default 503;
+   * 429 and 500 as kube-apiserver words them), with a Retry-After header when `retryAfterSeconds`
+   * is given. Match on a resource id, verbs, and/or a predicate on the request.
+   */
+  failRequests(options: FailRequestsOptions): void;
   /** 403 Forbidden for these verbs (default list and watch) of a resource. */
   forbid(resourceId: string, verbs?: string[]): void;
   unforbid(resourceId?: string): void;
@@ -216,6 +225,11 @@ class Simulator implements KubeSimulator {
     const matching = [...this.api.watches].filter((w) => !resourceId || w.resourceId === resourceId);
     if (matching.length) for (const w of matching) w.injectMalformed();
     else this.api.pendingMalformed.push(resourceId ?? '*');
+  }
+
+  failRequests(options: FailRequestsOptions): void {
+    const { times = 1, status = 503, ...match } = options;
+    this.api.failures.push({ ...match, status, remaining: times });
   }
 
   forbid(resourceId: string, verbs: string[] = ['list', 'watch']): void {

@@ -37,6 +37,18 @@ export interface RequestRecord {
   verb: string;
   /** resource id (`pods.v1.`) for resource requests */
   resource?: string;
+  /** When the server received it (ms since the epoch). */
+  at: number;
+}
+
+/** Requests answered with an error instead (see KubeSimulator.failRequests). */
+export interface InjectedFailure {
+  readonly resourceId?: string;
+  readonly verbs?: readonly string[];
+  readonly when?: (request: RequestRecord) => boolean;
+  readonly status: number;
+  readonly retryAfterSeconds?: number;
+  remaining: number;
 }
 
 const REQUEST_LOG_CAP = 100_000;
@@ -55,6 +67,7 @@ export class ApiServer {
   stalled = false;
   /** resource id → forbidden verbs */
   readonly forbidden = new Map<string, Set<string>>();
+  readonly failures: InjectedFailure[] = [];
   /** malformed-line injections waiting for a watch to open (resource id or '*') */
   readonly pendingMalformed: string[] = [];
 
@@ -79,7 +92,19 @@ export class ApiServer {
       contentType: req.headers['content-type'] ?? '',
       verb,
       ...(resource ? { resource } : {}),
+      at: Date.now(),
     });
+  }
+
+  private injectedFailure(request: RequestRecord): KubeApiError | undefined {
+    const failure = this.failures.find((f) => f.remaining > 0 && (f.resourceId === undefined || f.resourceId === request.resource)
+      && (f.verbs === undefined || f.verbs.includes(request.verb)) && (f.when === undefined || f.when(request)));
+    if (failure === undefined) return undefined;
+    failure.remaining--;
+    if (failure.status === 429) return errors.tooManyRequests(failure.retryAfterSeconds);
+    if (failure.status === 503) return errors.serviceUnavailable(failure.retryAfterSeconds);
+    if (failure.status === 500) return errors.internal('injected failure', failure.retryAfterSeconds);
+    return new KubeApiError(failure.status, 'InternalError', `injected failure (HTTP ${failure.status})`, failure.retryAfterSeconds === undefined ? undefined : { retryAfterSeconds: failure.retryAfterSeconds });
   }
 
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -174,6 +199,8 @@ export class ApiServer {
     }
     const verb = this.verbOf(req.method ?? 'GET', t, url);
     this.record(req, url, verb, t.info.id);
+    const injected = this.injectedFailure(this.log.at(-1)!);
+    if (injected) throw injected;
     const { info } = t;
     if (this.forbidden.get(info.id)?.has(verb)) {
       throw errors.forbidden(SIMULATED_USER, verb, info.plural, info.group, t.namespace);
