@@ -4,6 +4,7 @@ import { asError, MeshSyncError, pluginError } from './errors.ts';
 import { PipelineEvent } from './event.ts';
 import { Lane, type LaneOptions } from './lane.ts';
 import { resourceId } from './resource.ts';
+import { rereadableOf, type Rereadable } from './serialized.ts';
 import { silentLogger, type Logger } from './log.ts';
 import type {
   Batch, BatchReport, Core, CoreCounters, CoreHooks, CoreState, EventType, KubeObject, Plugin, ResourceRef, SinkContext, SnapshotItem,
@@ -284,7 +285,24 @@ export class MeshSyncCore implements Core {
     }
     const event = this.runPipeline(new PipelineEvent(type, resource, object, this.clusterId, observedAt), source);
     if (event === undefined) return;
-    for (const lane of this.lanes) lane.push(event);
+    // The record of the object as the source emitted it: read again, it goes through the pipeline again.
+    const rereadable = rereadableOf(object);
+    for (const lane of this.lanes) lane.push(event, rereadable);
+  }
+
+  /** An event a lane held by reference, made whole: the object's latest state, through the pipeline again. */
+  private reread(event: SyncEvent, record: Rereadable, uid: string | undefined, sink: string): SyncEvent | undefined {
+    let object: KubeObject;
+    try {
+      object = record.parse() as KubeObject;
+    } catch (error) {
+      this.counters.dropped.invalid++;
+      this.reportError({ plugin: sink, hook: 'sink', error: new MeshSyncError('MESHSYNC_EVENT_INVALID', `a held ${event.type} for ${event.resource.resource} could not be read again; skipped`, { cause: error }) });
+      return undefined;
+    }
+    // The source's record was rewritten for another object of that name (deleted and created again).
+    if (object.metadata?.uid !== uid) return undefined;
+    return this.runPipeline(new PipelineEvent(event.type, event.resource, object, event.clusterId, event.observedAt), sink);
   }
 
   private reportError(report: ErrorReport): void {
@@ -330,6 +348,7 @@ export class MeshSyncCore implements Core {
     const options: LaneOptions = this.options;
     const lane = new Lane(name, options, {
       deliver: (batch) => callTap(tap, [batch, context]),
+      reread: (event, record, uid) => this.reread(event, record, uid, name),
       attempted: (batch, attempt, error) => {
         if (error === undefined) counters.delivered += batch.length;
         else {

@@ -1,5 +1,6 @@
 import { PipelineEvent } from './event.ts';
-import type { Batch, SyncEvent } from './types.ts';
+import type { Rereadable } from './serialized.ts';
+import type { Batch, KubeObject, SyncEvent } from './types.ts';
 
 /**
  * Identity of the object an event is about: coalescing merges events with the same key. The uid
@@ -38,6 +39,12 @@ export interface LaneOptions {
 
 export interface LaneCallbacks {
   deliver(batch: Batch): Promise<void>;
+  /**
+   * An event the lane held by reference (see `Lane.push`), made whole again just before its
+   * delivery: the object's latest state read from the source's record and run through the
+   * pipeline; `undefined` drops it (filtered now, or the record holds another object by now).
+   */
+  reread(event: SyncEvent, record: Rereadable, uid: string | undefined): SyncEvent | undefined;
   attempted(batch: Batch, attempt: number, error?: Error): void;
   /** A batch was accepted: the lane holds fewer events. */
   delivered(): void;
@@ -45,10 +52,25 @@ export interface LaneCallbacks {
 }
 
 /**
+ * Backlog from which a lane holds the events of objects their source can read again by
+ * reference (see `Lane.push`): ~5,000 parsed pods, some 50 MB.
+ */
+export const HOLD_BY_REFERENCE_ABOVE = 5_000;
+
+/**
+ * In place of an event's object while a lane holds it by reference: the source's record, and the
+ * uid the object had (a record since rewritten for another object of the same name is not it).
+ */
+class HeldObject {
+  constructor(readonly record: Rereadable, readonly uid: string | undefined) {}
+}
+
+/**
  * One sink's queue: coalescing by object, batching by size and time, and retrying a failed batch
  * with jittered backoff until it is accepted. A batch in flight is retried as it was (so a sink
  * that delivered part of it sees the same events again, never a subset); what arrives meanwhile
- * waits, coalesced, behind it. Memory is bounded by the number of objects, not by time.
+ * waits, coalesced, behind it. Memory is bounded by the number of objects, not by time; and while
+ * the lane is held or far behind, by about 100 bytes per object its source keeps, not the object.
  */
 export class Lane {
   private pending = new Map<string, SyncEvent>();
@@ -66,8 +88,19 @@ export class Lane {
 
   constructor(readonly sink: string, private readonly options: LaneOptions, private readonly callbacks: LaneCallbacks) {}
 
-  push(event: SyncEvent): void {
+  /**
+   * Queues an event. `rereadable`: the source's record of the object (see `markKeptBySource`).
+   * While the gate is closed (a standby) or the backlog is above HOLD_BY_REFERENCE_ABOVE (a sink
+   * down), the lane keeps that record instead of the object and reads the object's latest state
+   * from it just before delivery; coalescing already made "the latest state" what it delivers. A
+   * DELETED is always kept whole: its object is no longer in the source's keeping.
+   */
+  push(event: SyncEvent, rereadable?: Rereadable): void {
     const key = objectKey(event);
+    if (rereadable !== undefined && event.type !== 'DELETED' && (!this.open || this.backlog >= HOLD_BY_REFERENCE_ABOVE)) {
+      const held = new HeldObject(rereadable, event.object.metadata.uid) as unknown as KubeObject;
+      event = new PipelineEvent(event.type, event.resource, held, event.clusterId, event.observedAt);
+    }
     const previous = this.pending.get(key);
     if (previous === undefined) {
       if (this.pending.size === 0) this.oldestAt = event.observedAt;
@@ -170,7 +203,13 @@ export class Lane {
         this.takenOffset = 0;
         this.pending = new Map();
       }
-      const batch = this.taken.slice(this.takenOffset, this.takenOffset + this.options.batchSize);
+      const end = Math.min(this.takenOffset + this.options.batchSize, this.taken.length);
+      const batch = this.wholeEvents(end);
+      if (batch.length === 0) {
+        this.takenOffset = end;
+        this.callbacks.delivered();
+        continue;
+      }
       let delay = this.options.retryInitialMs;
       let delivered = false;
       // A gate closed meanwhile (this replica became a standby) stops the retries: the batch
@@ -189,7 +228,7 @@ export class Lane {
         delay = Math.min(delay * 2, this.options.retryMaxMs);
       }
       if (!delivered) break;
-      this.takenOffset += batch.length;
+      this.takenOffset = end;
       this.callbacks.delivered();
       if (this.takenOffset >= this.taken.length) {
         this.taken = [];
@@ -201,6 +240,22 @@ export class Lane {
     this.running = false;
     if (this.backlog > 0) this.schedule();
     this.settle();
+  }
+
+  /** The taken events up to `end`, those held by reference read again (once: a retry reuses the batch). */
+  private wholeEvents(end: number): SyncEvent[] {
+    const batch: SyncEvent[] = [];
+    for (let i = this.takenOffset; i < end; i++) {
+      const event = this.taken[i];
+      const held = event.object as unknown;
+      if (!(held instanceof HeldObject)) {
+        batch.push(event);
+        continue;
+      }
+      const whole = this.callbacks.reread(event, held.record, held.uid);
+      if (whole !== undefined) batch.push(whole);
+    }
+    return batch;
   }
 
   private settle(): void {

@@ -69,15 +69,30 @@ export function serializeForPipeline(object: object, json: string | Uint8Array =
  * as it exists there: a sink that must be able to republish what it sent (the NATS sink's resync)
  * can read it from the snapshot instead of keeping a copy of its own. A transform's copy is not
  * marked (the symbol does not survive a spread), so what a sink keeps for it stays its own.
+ *
+ * `rereadable`: the source's own record of the object, which can parse its latest state again
+ * (the kubernetes store's bytes). A lane that holds events for long (a standby, a sink down) then
+ * keeps that record instead of the parsed object: ~100 bytes per object instead of ~10 KB for a pod.
  */
 const KEPT_BY_SOURCE = Symbol('meshsync.keptBySource');
 
-export function markKeptBySource(object: object): void {
-  if (Object.isExtensible(object)) Object.defineProperty(object, KEPT_BY_SOURCE, { value: true, configurable: true });
+/** A source's record of one object it keeps: `parse()` gives its latest state, as a new object. */
+export interface Rereadable {
+  parse(): object;
+}
+
+export function markKeptBySource(object: object, rereadable?: Rereadable): void {
+  if (Object.isExtensible(object)) Object.defineProperty(object, KEPT_BY_SOURCE, { value: rereadable ?? true, configurable: true });
 }
 
 export function isKeptBySource(object: object): boolean {
-  return (object as { [KEPT_BY_SOURCE]?: true })[KEPT_BY_SOURCE] === true;
+  return (object as { [KEPT_BY_SOURCE]?: unknown })[KEPT_BY_SOURCE] !== undefined;
+}
+
+/** The source's record of the object, when it keeps one that can be read again. */
+export function rereadableOf(object: object): Rereadable | undefined {
+  const kept = (object as { [KEPT_BY_SOURCE]?: true | Rereadable })[KEPT_BY_SOURCE];
+  return kept === undefined || kept === true ? undefined : kept;
 }
 
 /**

@@ -2,7 +2,8 @@
  * Memory benchmark (not a test): bytes per cached pod (JS heap plus memory outside it, such as
  * the byte arrays meshsync keeps full objects in) for 10k realistic pods, held by
  * meshsync's reflector (full objects and metadataOnly) and by @kubernetes/client-node's
- * makeInformer, in the same run. The simulator runs in a child process.
+ * makeInformer, in the same run; and by a whole meshsync core on standby (delivery held, so its
+ * sink's lane holds an event per pod besides the store). The simulator runs in a child process.
  *
  *   node --expose-gc --import tsx bench/kubernetes-memory/run.ts [--pods 10000]
  *
@@ -14,6 +15,9 @@ import { parseArgs } from 'node:util';
 import { CoreV1Api, makeInformer, type V1Pod } from '@kubernetes/client-node';
 import { KubeClient, loadKubeConfig } from '../../plugins/kubernetes/client.ts';
 import { Reflector } from '../../plugins/kubernetes/reflector.ts';
+import kubernetes from '../../plugins/kubernetes/index.ts';
+import { createCore } from '../../core/core.ts';
+import { memorySink } from '../../core/testing/index.ts';
 import type { ResourceRef } from '../../core/types.ts';
 import { startBenchCluster } from './cluster.ts';
 
@@ -75,6 +79,20 @@ function reflectorLoad(kubeconfig: string, metadataOnly: boolean) {
   };
 }
 
+/** A standby replica: the kubernetes source and one sink whose lane is held (as leader election holds it). */
+function standbyLoad(kubeconfig: string) {
+  return async () => {
+    const sink = memorySink('bench:sink');
+    const core = createCore({ plugins: [kubernetes({ kubeconfig, resources: ['pods.v1.'], watchCustomResourceDefinitions: false }), sink.plugin] });
+    core.holdDelivery('bench', true);
+    await core.start();
+    await core.whenReady();
+    const [lane] = core.state.lanes();
+    if (lane.pending !== PODS) throw new Error(`the held lane has ${lane.pending} events, not ${PODS}`);
+    return { hold: core, count: () => core.state.resourceCounts()['pods.v1.'] ?? 0, stop: () => core.stop() };
+  };
+}
+
 function informerLoad(kubeconfig: string) {
   return async () => {
     const kc = loadKubeConfig({ kubeconfig });
@@ -93,16 +111,19 @@ try {
   const informer = await measure('client-node makeInformer', informerLoad(cluster.kubeconfig));
   const full = await measure('meshsync reflector (full)', reflectorLoad(cluster.kubeconfig, false));
   const metadataOnly = await measure('meshsync reflector (metadataOnly)', reflectorLoad(cluster.kubeconfig, true));
+  const standby = await measure('meshsync standby (held lane)', standbyLoad(cluster.kubeconfig));
   const result = {
     benchmark: 'kubernetes-memory',
     date: new Date().toISOString(),
     node: process.version,
     pods: PODS,
     podSource: 'plugins/kubernetes/simulator/demo.ts makePod',
-    results: [informer, full, metadataOnly],
+    results: [informer, full, metadataOnly, standby],
     ratios: {
       fullVsClientNode: +(full.bytesPerObject / informer.bytesPerObject).toFixed(3),
       metadataOnlyVsClientNode: +(metadataOnly.bytesPerObject / informer.bytesPerObject).toFixed(3),
+      // Not a target: what a standby holds per pod, against its store alone (the held lane's share).
+      standbyVsReflector: +(standby.bytesPerObject / full.bytesPerObject).toFixed(3),
     },
     targets: { fullVsClientNode: 0.6, metadataOnlyVsClientNode: 0.1 },
   };

@@ -23,16 +23,17 @@ export interface TestCore {
  * A core running `plugins` between an in-memory source and an in-memory sink. Batching is quick
  * (batchMaxWaitMs 5) and retries are fast, so tests run in milliseconds.
  */
-export function createTestCore(options: Partial<CoreOptions> & { plugins?: CoreOptions['plugins'] } = {}): TestCore {
-  const source = memorySource();
+export function createTestCore(options: Partial<CoreOptions> & { plugins?: CoreOptions['plugins']; source?: Parameters<typeof memorySource>[1] } = {}): TestCore {
+  const { source: sourceOptions, ...coreOptions } = options;
+  const source = memorySource(undefined, sourceOptions);
   const sink = memorySink();
   const core = createCore({
     clusterId: 'test-cluster',
     batchMaxWaitMs: 5,
     retryInitialMs: 5,
     retryMaxMs: 50,
-    ...options,
-    plugins: [source.plugin, ...(options.plugins ?? []), sink.plugin],
+    ...coreOptions,
+    plugins: [source.plugin, ...(coreOptions.plugins ?? []), sink.plugin],
   });
   return {
     core,

@@ -2,7 +2,7 @@ import { definePlugin } from '../plugin.ts';
 import { z } from 'zod';
 import type { EventType, KubeObject, ResourceRef, SourceContext, SyncEvent } from '../types.ts';
 import { objectKey } from '../lane.ts';
-import { markKeptBySource } from '../serialized.ts';
+import { markKeptBySource, type Rereadable } from '../serialized.ts';
 
 /** Handle of an in-memory source: inject events as a Kubernetes watch would. */
 export interface MemorySourceHandle {
@@ -16,21 +16,49 @@ export interface MemorySourceHandle {
   sinksCaughtUp(): Promise<void>;
   /** What a streaming source checks before reading on (SourceContext.sinksBehind). */
   sinksBehind(): boolean;
+  /** With `rereadable`: how many times a lane read an object again from the source's records. */
+  readonly rereads: number;
 }
 
-/** A source plugin fed by hand; `handle` is usable once the core has started. */
-export function memorySource(name = 'test:memory-source', options: { syncedAtStart?: boolean } = {}) {
+/**
+ * A source plugin fed by hand; `handle` is usable once the core has started. `rereadable`: it keeps
+ * a record per namespace/name that can be read again, as the kubernetes source's store does, so
+ * lanes that hold events for long keep records instead of objects (see `markKeptBySource`).
+ */
+export function memorySource(name = 'test:memory-source', options: { syncedAtStart?: boolean; rereadable?: boolean } = {}) {
   const objects = new Map<string, { resource: ResourceRef; object: KubeObject }>();
+  const records = new Map<string, Rereadable & { object: KubeObject }>();
   let context: SourceContext | undefined;
+  let rereads = 0;
+  /** The record of this namespace/name, rewritten with the latest object (a store's entry). */
+  const recordOf = (resource: ResourceRef, object: KubeObject): Rereadable => {
+    const path = `${resource.group}/${resource.resource}/${object.metadata.namespace ?? ''}/${object.metadata.name}`;
+    let record = records.get(path);
+    if (record === undefined) {
+      record = {
+        object,
+        parse() {
+          rereads++;
+          return structuredClone(this.object);
+        },
+      };
+      records.set(path, record);
+    }
+    record.object = object;
+    return record;
+  };
   const handle: MemorySourceHandle = {
     objects,
+    get rereads() {
+      return rereads;
+    },
     emit(type, resource, object) {
       if (!context) throw new Error(`${name}: emit() before the core started`);
       const key = objectKey({ resource, object });
       if (type === 'DELETED') objects.delete(key);
       else {
         objects.set(key, { resource, object });
-        markKeptBySource(object);
+        markKeptBySource(object, options.rereadable ? recordOf(resource, object) : undefined);
       }
       context.emit(type, resource, object);
     },

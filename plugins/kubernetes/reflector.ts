@@ -155,17 +155,20 @@ export class ObjectStore {
     let names = this.namespaces.get(namespace);
     if (names === undefined) this.namespaces.set(namespace, (names = new Map()));
     // Both modes: a snapshot gives the object's current state for as long as the store has it.
-    markKeptBySource(object);
     let stored: StoredObject = object;
     if (this.asBytes) {
       const bytes = serializeForPipeline(object, json);
       const previous = names.get(meta.name);
       if (previous instanceof ObjectBytes) {
         previous.write(meta.uid, meta.resourceVersion, bytes);
+        markKeptBySource(object, previous);
         return previous;
       }
       stored = new ObjectBytes(meta.uid, meta.resourceVersion, bytes);
     }
+    // Bytes can be parsed again (a lane holding events for long keeps them instead of the object);
+    // a metadata-only object is itself what the store keeps.
+    markKeptBySource(object, stored instanceof ObjectBytes ? stored : undefined);
     const before = names.size;
     names.set(meta.name, stored);
     this.count += names.size - before;

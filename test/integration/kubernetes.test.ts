@@ -383,6 +383,35 @@ describe('kubernetes source (against the API simulator)', function () {
     expect(errors.map((e) => e.error.message).filter((m) => / HTTP 50[03]: /.test(m))).to.have.length(4);
   });
 
+  it('on standby (delivery held) keeps the store\'s records in the lane, and on release delivers the cluster as it is then', async () => {
+    for (let i = 0; i < 40; i++) sim.create(POD_ID, pod(`standby-${i}`));
+    t = createTestCore({ plugins: [kubernetes({ kubeconfig, resources: [POD_ID], watchCustomResourceDefinitions: false })] });
+    t.core.holdDelivery('test:standby', true);
+    await t.start();
+    await t.core.whenReady();
+    await until(() => requestsFor(POD_ID, 'watch').length === 1, 8000, 'the watch');
+    for (let i = 0; i < 10; i++) sim.patch(POD_ID, 'default', `standby-${i}`, { metadata: { labels: { changed: 'yes' } } });
+    for (let i = 10; i < 15; i++) sim.delete(POD_ID, 'default', `standby-${i}`);
+    // Deleted and created again under the same name while held: a new uid in the store's record.
+    sim.delete(POD_ID, 'default', 'standby-15');
+    sim.create(POD_ID, pod('standby-15', 'default', { again: 'yes' }));
+    await until(() => t!.core.state.resourceCounts()[POD_ID] === 35 && t!.core.state.lanes()[0].pending === 35, 8000, 'the held lane to catch up with the cluster');
+    expect(t.sink.events).to.have.length(0);
+    t.core.holdDelivery('test:standby', false);
+    await t.drain();
+    expect(t.sink.events.every((e) => e.type === 'ADDED')).to.equal(true);
+    const delivered = new Map(t.sink.events.map((e) => [e.object.metadata.name, e.object]));
+    const cluster = sim.list(POD_ID).map((o) => o.metadata);
+    expect([...delivered.keys()].sort()).to.deep.equal(cluster.map((m) => m.name).sort());
+    for (const meta of cluster) {
+      const object = delivered.get(meta.name)!;
+      expect([object.metadata.uid, object.metadata.resourceVersion], meta.name).to.deep.equal([meta.uid, meta.resourceVersion]);
+      expect(knownJsonBytes(object), 'read again from the store\'s bytes').to.not.equal(undefined);
+    }
+    expect(delivered.get('standby-0')!.metadata.labels).to.deep.equal({ changed: 'yes' });
+    expect(delivered.get('standby-15')!.metadata.labels).to.deep.equal({ again: 'yes' });
+  });
+
   it('reads a watch burst no faster than the sink takes, and a stream it holds back is not taken for a silent one', async () => {
     // The sink takes longer than the silence timeout (bookmarks come every 100 ms): the held stream is silent that long.
     const lane = await startSlowSink({ watchSilenceTimeoutMs: 250 }, 300);

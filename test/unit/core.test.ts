@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { createTestCore, makeObject, memorySink, memorySource, POD, SECRET } from '../../core/testing/index.ts';
 import { createCore } from '../../core/core.ts';
 import { definePlugin } from '../../core/plugin.ts';
-import { coalesce } from '../../core/lane.ts';
+import { coalesce, HOLD_BY_REFERENCE_ABOVE } from '../../core/lane.ts';
 import { z } from 'zod';
 import type { EventType, SyncEvent } from '../../core/types.ts';
 
@@ -345,5 +345,67 @@ describe('core backpressure on paged source reads', () => {
     expect(await settledWithin(caughtUp, 30)).to.equal(true, 'stop releases the source');
     t.sink.failing = false;
     await stopped;
+  });
+});
+
+describe('lanes holding events by reference', () => {
+  /** A transform that copies each object with an annotation: proves a held event went through the pipeline again. */
+  const stamp = definePlugin({
+    name: 'test:stamp', description: '', options: z.object({}),
+    setup: () => (core) => core.hooks.transform.tap('test:stamp', (e) => ({ ...e, object: { ...e.object, metadata: { ...e.object.metadata, annotations: { stamped: 'yes' } } } })),
+  });
+  /** Drops every DELETED: a user's watch-list that denies them. */
+  const noDeletes = definePlugin({
+    name: 'test:no-deletes', description: '', options: z.object({}),
+    setup: () => (core) => core.hooks.filter.tap('test:no-deletes', (e) => (e.type === 'DELETED' ? false : undefined)),
+  });
+  const summary = (events: SyncEvent[]) => events.map((e) => `${e.type} ${e.object.metadata.name}@${e.object.metadata.resourceVersion} ${e.object.metadata.annotations?.stamped ?? '-'}`);
+
+  it('a held lane keeps the source\'s records, and on release delivers each object\'s latest state through the pipeline again', async () => {
+    const t = createTestCore({ source: { rereadable: true }, plugins: [stamp()] });
+    await t.start();
+    t.core.holdDelivery('standby', true);
+    t.source.emit('ADDED', POD, makeObject(POD, 'a', { resourceVersion: '1' }));
+    t.source.emit('ADDED', POD, makeObject(POD, 'b', { resourceVersion: '1' }));
+    t.source.emit('MODIFIED', POD, makeObject(POD, 'a', { resourceVersion: '2' }));
+    t.source.emit('DELETED', POD, makeObject(POD, 'b', { resourceVersion: '2' }));
+    t.source.emit('ADDED', POD, makeObject(POD, 'c', { resourceVersion: '1' }));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(t.sink.events).to.have.length(0);
+    expect(t.source.rereads, 'nothing read back while held').to.equal(0);
+    t.core.holdDelivery('standby', false);
+    await t.drain();
+    expect(summary(t.sink.events)).to.deep.equal(['ADDED a@2 yes', 'ADDED c@1 yes']);
+    expect(t.source.rereads, 'each held object read once').to.equal(2);
+    await t.stop();
+  });
+
+  it('holds by reference only past HOLD_BY_REFERENCE_ABOVE while an open lane is behind, and keeps DELETED events whole', async () => {
+    const t = createTestCore({ source: { rereadable: true }, highWaterMark: 1e9 });
+    await t.start();
+    t.sink.failing = true;
+    const extra = 10;
+    for (let i = 0; i < HOLD_BY_REFERENCE_ABOVE + extra; i++) t.source.emit('ADDED', POD, makeObject(POD, `p${i}`));
+    t.source.emit('MODIFIED', POD, makeObject(POD, 'x'));
+    t.source.emit('DELETED', POD, makeObject(POD, 'x', { resourceVersion: '9' }));
+    t.sink.failing = false;
+    await t.drain();
+    expect(t.sink.events).to.have.length(HOLD_BY_REFERENCE_ABOVE + extra + 1);
+    expect(t.source.rereads, 'only what came past the mark').to.be.within(extra - 1, extra + 1);
+    expect(summary([t.sink.events.at(-1)!])).to.deep.equal(['DELETED x@9 -']);
+    await t.stop();
+  });
+
+  it('drops a held event whose record was rewritten for another object of the same name (deleted and created again, the DELETED filtered out)', async () => {
+    const t = createTestCore({ source: { rereadable: true }, plugins: [noDeletes()] });
+    await t.start();
+    t.core.holdDelivery('standby', true);
+    t.source.emit('ADDED', POD, makeObject(POD, 'a', { uid: 'first', resourceVersion: '1' }));
+    t.source.emit('DELETED', POD, makeObject(POD, 'a', { uid: 'first', resourceVersion: '2' }));
+    t.source.emit('ADDED', POD, makeObject(POD, 'a', { uid: 'second', resourceVersion: '3' }));
+    t.core.holdDelivery('standby', false);
+    await t.drain();
+    expect(t.sink.events.map((e) => `${e.type} ${e.object.metadata.uid}@${e.object.metadata.resourceVersion}`)).to.deep.equal(['ADDED second@3']);
+    await t.stop();
   });
 });
