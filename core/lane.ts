@@ -79,6 +79,8 @@ export class Lane {
   private taken: SyncEvent[] = [];
   private takenOffset = 0;
   private running = false;
+  /** A batch not accepted yet, kept as it was made (events held by reference read once). */
+  private unaccepted: { batch: SyncEvent[]; end: number } | null = null;
   private timer: NodeJS.Timeout | null = null;
   private idleWaiters: (() => void)[] = [];
   private deleteSeq = 0;
@@ -203,8 +205,9 @@ export class Lane {
         this.takenOffset = 0;
         this.pending = new Map();
       }
-      const end = Math.min(this.takenOffset + this.options.batchSize, this.taken.length);
-      const batch = this.wholeEvents(end);
+      const end = this.unaccepted?.end ?? Math.min(this.takenOffset + this.options.batchSize, this.taken.length);
+      const batch = this.unaccepted?.batch ?? this.wholeEvents(end);
+      this.unaccepted = null;
       if (batch.length === 0) {
         this.takenOffset = end;
         this.callbacks.delivered();
@@ -227,7 +230,10 @@ export class Lane {
         await sleep(Math.min(delay * (0.5 + Math.random()), this.options.retryMaxMs));
         delay = Math.min(delay * 2, this.options.retryMaxMs);
       }
-      if (!delivered) break;
+      if (!delivered) {
+        this.unaccepted = { batch, end };
+        break;
+      }
       this.takenOffset = end;
       this.callbacks.delivered();
       if (this.takenOffset >= this.taken.length) {
@@ -242,7 +248,7 @@ export class Lane {
     this.settle();
   }
 
-  /** The taken events up to `end`, those held by reference read again (once: a retry reuses the batch). */
+  /** The taken events up to `end`, those held by reference read again. */
   private wholeEvents(end: number): SyncEvent[] {
     const batch: SyncEvent[] = [];
     for (let i = this.takenOffset; i < end; i++) {

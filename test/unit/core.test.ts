@@ -396,6 +396,25 @@ describe('lanes holding events by reference', () => {
     await t.stop();
   });
 
+  it('reads a held event once: a batch that fails, and waits out a closed gate, is retried as it was made', async () => {
+    const t = createTestCore({ source: { rereadable: true } });
+    await t.start();
+    t.core.holdDelivery('standby', true);
+    t.source.emit('ADDED', POD, makeObject(POD, 'a'));
+    t.source.emit('ADDED', POD, makeObject(POD, 'b'));
+    t.sink.failing = true;
+    t.core.holdDelivery('standby', false);
+    while (t.sink.rejected < 3) await new Promise((resolve) => setTimeout(resolve, 5));
+    t.core.holdDelivery('standby', true);
+    t.sink.failing = false;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    t.core.holdDelivery('standby', false);
+    await t.drain();
+    expect(summary(t.sink.events)).to.deep.equal(['ADDED a@1 -', 'ADDED b@1 -']);
+    expect(t.source.rereads, 'each read once, whatever the attempts').to.equal(2);
+    await t.stop();
+  });
+
   it('drops a held event whose record was rewritten for another object of the same name (deleted and created again, the DELETED filtered out)', async () => {
     const t = createTestCore({ source: { rereadable: true }, plugins: [noDeletes()] });
     await t.start();
