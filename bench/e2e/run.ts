@@ -11,7 +11,11 @@
  * measured processes).
  *
  *   npx tsx bench/e2e/run.ts [--pods 100000] [--rate 1000] [--seconds 20] [--burst 20000]
- *                            [--contenders bare,informer,meshsync] [--no-build]
+ *                            [--contenders bare,informer,meshsync] [--rounds 3] [--no-build]
+ *
+ * Each round runs every contender once, in an order rotated round by round; the ratios compare
+ * the contenders' medians over the rounds (a shared machine's hiccup in one round moves a median
+ * little), and each round's own ratios are reported beside them.
  *                            [--profile meshsync [--node-args=--trace-gc]]   (CPU profile of one contender)
  *                            [--node-args-for meshsync --node-args=...]      (V8 flags without profiling)
  *
@@ -37,6 +41,7 @@ const { values: args } = parseArgs({
     seconds: { type: 'string', default: '20' },
     burst: { type: 'string', default: '20000' },
     contenders: { type: 'string', default: 'bare,informer,meshsync' },
+    rounds: { type: 'string', default: '3' },
     profile: { type: 'string' },
     'node-args': { type: 'string', default: '' },
     /** Contenders (comma-separated) given --node-args; default: the profiled one. */
@@ -51,6 +56,7 @@ const NAMESPACES = Number(args.namespaces);
 const RATE = Number(args.rate);
 const SECONDS = Number(args.seconds);
 const BURST = Number(args.burst);
+const ROUNDS = Number(args.rounds);
 const BUILD = args.build!;
 const POD = 'pods.v1.';
 /** Latency samples of the first second of steady churn are left out (warm-up). */
@@ -351,6 +357,24 @@ async function runContender(contender: Contender, env: Env, subscriber: Subscrib
 
 // ---- report ---------------------------------------------------------------------------------
 
+const median = (values: number[]) => {
+  const sorted = [...values].sort((x, y) => x - y);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+};
+
+/** Every number in the results, the median over the rounds (each field on its own); lists are left out. */
+function medianOf<T>(rounds: T[]): T {
+  const first = rounds[0] as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(first)) {
+    if (typeof value === 'number') out[key] = round(median(rounds.map((r) => (r as Record<string, number>)[key])), 2);
+    else if (typeof value === 'object' && value !== null && !Array.isArray(value)) out[key] = medianOf(rounds.map((r) => (r as Record<string, unknown>)[key]));
+    else if (!Array.isArray(value)) out[key] = value;
+  }
+  return out as T;
+}
+
 const ratio = (x: number, y: number) => round(x / y, 2);
 
 function compare(results: Record<string, ContenderResult>) {
@@ -425,11 +449,18 @@ async function main(): Promise<void> {
   const podBytes = Buffer.byteLength(JSON.stringify(sim.get(POD, pods[0][0], pods[0][1])));
   log(`pods created (${podBytes} bytes each as JSON)`);
 
-  const results: Record<string, ContenderResult> = {};
+  const rounds: Record<string, ContenderResult>[] = [];
   try {
-    for (const name of names) {
-      results[name] = await runContender(CONTENDERS[name], { sim, kubeconfig, natsUrl: nats.url, dir }, subscriber, pods);
-      await sleep(2000);
+    for (let r = 0; r < ROUNDS; r++) {
+      const order = names.map((_, i) => names[(i + r) % names.length]);
+      log(`round ${r + 1}/${ROUNDS}: ${order.join(', ')}`);
+      const results: Record<string, ContenderResult> = {};
+      for (const name of order) {
+        results[name] = await runContender(CONTENDERS[name], { sim, kubeconfig, natsUrl: nats.url, dir }, subscriber, pods);
+        await sleep(2000);
+      }
+      rounds.push(results);
+      if (ROUNDS > 1) printTable(results, compare(results));
     }
   } finally {
     subscriber.stop();
@@ -437,6 +468,7 @@ async function main(): Promise<void> {
     await nats.dispose();
   }
 
+  const results = Object.fromEntries(names.map((name) => [name, medianOf(rounds.map((r) => r[name]))]));
   const ratios = compare(results);
   const loadAtEnd = loadavg();
   const output = {
@@ -455,12 +487,16 @@ async function main(): Promise<void> {
       eachChangeTouchesADifferentPod: true,
       meshsync: 'built JS (tsc), node dist/core/cli.js run; plugins kubernetes (pods.v1. only, no CRD watch), nats (resyncOnReconnect off, headers on), redact-secrets (added by default); no metrics',
     },
+    rounds: ROUNDS,
+    /** Per contender, the median of each figure over the rounds. */
     results,
+    /** Targets checked on the medians. */
     ratios: ratios ?? null,
+    perRound: rounds.map((results) => ({ results, ratios: compare(results) ?? null })),
   };
   mkdirSync(dirname(args.out!), { recursive: true });
   writeFileSync(args.out!, `${JSON.stringify(output, null, 2)}\n`);
-  console.log(`\nE2E: ${PODS} pods of ${podBytes} B, churn ${RATE}/s for ${SECONDS} s, burst ${BURST}; load ${loadAtStart.map((l) => l.toFixed(2)).join(' ')} -> ${loadAtEnd.map((l) => l.toFixed(2)).join(' ')}`);
+  console.log(`\nE2E: ${PODS} pods of ${podBytes} B, churn ${RATE}/s for ${SECONDS} s, burst ${BURST}; load ${loadAtStart.map((l) => l.toFixed(2)).join(' ')} -> ${loadAtEnd.map((l) => l.toFixed(2)).join(' ')}${ROUNDS > 1 ? `; medians of ${ROUNDS} rounds` : ''}`);
   printTable(results, ratios);
   console.log(`\nwritten: ${args.out}`);
   if (args.profile) log(`CPU profile in ${join(BUILD, 'profiles')}`);
