@@ -2,9 +2,9 @@ import { Registry } from 'prom-client';
 import { AsyncParallelHook, AsyncSeriesHook, AsyncSeriesWaterfallHook, SyncBailHook, SyncHook, SyncWaterfallHook } from 'tapable';
 import { asError, MeshSyncError, pluginError } from './errors.ts';
 import { PipelineEvent } from './event.ts';
-import { Lane, type LaneOptions } from './lane.ts';
+import { Lane, type LaneOptions, type SourceRecord } from './lane.ts';
 import { resourceId } from './resource.ts';
-import { rereadableOf, type Rereadable } from './serialized.ts';
+import { rereadableOf } from './serialized.ts';
 import { silentLogger, type Logger } from './log.ts';
 import type {
   Batch, BatchReport, Core, CoreCounters, CoreHooks, CoreState, EventType, KubeObject, Plugin, ResourceRef, SinkContext, SnapshotItem,
@@ -285,24 +285,30 @@ export class MeshSyncCore implements Core {
     }
     const event = this.runPipeline(new PipelineEvent(type, resource, object, this.clusterId, observedAt), source);
     if (event === undefined) return;
-    // The record of the object as the source emitted it: read again, it goes through the pipeline again.
-    const rereadable = rereadableOf(object);
-    for (const lane of this.lanes) lane.push(event, rereadable);
+    // The source's record of the object, and what the source said of it: a lane that keeps the
+    // record reads the object again and runs it through the pipeline again, as emitted.
+    const record = rereadableOf(object);
+    const kept = record === undefined ? undefined : { record, resource, uid: object.metadata.uid };
+    for (const lane of this.lanes) lane.push(event, kept);
   }
 
   /** An event a lane held by reference, made whole: the object's latest state, through the pipeline again. */
-  private reread(event: SyncEvent, record: Rereadable, uid: string | undefined, sink: string): SyncEvent | undefined {
+  private reread(type: EventType, held: SourceRecord, event: SyncEvent, sink: string): SyncEvent | undefined {
     let object: KubeObject;
     try {
-      object = record.parse() as KubeObject;
+      object = held.record.parse() as KubeObject;
     } catch (error) {
       this.counters.dropped.invalid++;
-      this.reportError({ plugin: sink, hook: 'sink', error: new MeshSyncError('MESHSYNC_EVENT_INVALID', `a held ${event.type} for ${event.resource.resource} could not be read again; skipped`, { cause: error }) });
+      this.reportError({ plugin: sink, hook: 'sink', error: new MeshSyncError('MESHSYNC_EVENT_INVALID', `a held ${type} for ${held.resource.resource} could not be read again; skipped`, { cause: error }) });
       return undefined;
     }
-    // The source's record was rewritten for another object of that name (deleted and created again).
-    if (object.metadata?.uid !== uid) return undefined;
-    return this.runPipeline(new PipelineEvent(event.type, event.resource, object, event.clusterId, event.observedAt), sink);
+    if (object.metadata?.uid !== held.uid) {
+      // The record was rewritten for another object of that name (deleted and created again,
+      // the DELETED filtered out): what this event said is no longer there to say.
+      this.logger.debug({ sink, resource: resourceId(held.resource), uid: held.uid }, 'a held event\'s object was replaced meanwhile; skipped');
+      return undefined;
+    }
+    return this.runPipeline(new PipelineEvent(type, held.resource, object, event.clusterId, event.observedAt), sink);
   }
 
   private reportError(report: ErrorReport): void {
@@ -348,7 +354,7 @@ export class MeshSyncCore implements Core {
     const options: LaneOptions = this.options;
     const lane = new Lane(name, options, {
       deliver: (batch) => callTap(tap, [batch, context]),
-      reread: (event, record, uid) => this.reread(event, record, uid, name),
+      reread: (type, held, event) => this.reread(type, held, event, name),
       attempted: (batch, attempt, error) => {
         if (error === undefined) counters.delivered += batch.length;
         else {

@@ -1,6 +1,6 @@
 import { PipelineEvent } from './event.ts';
 import type { Rereadable } from './serialized.ts';
-import type { Batch, KubeObject, SyncEvent } from './types.ts';
+import type { Batch, KubeObject, ResourceRef, SyncEvent } from './types.ts';
 
 /**
  * Identity of the object an event is about: coalescing merges events with the same key. The uid
@@ -44,7 +44,7 @@ export interface LaneCallbacks {
    * delivery: the object's latest state read from the source's record and run through the
    * pipeline; `undefined` drops it (filtered now, or the record holds another object by now).
    */
-  reread(event: SyncEvent, record: Rereadable, uid: string | undefined): SyncEvent | undefined;
+  reread(type: SyncEvent['type'], held: SourceRecord, event: SyncEvent): SyncEvent | undefined;
   attempted(batch: Batch, attempt: number, error?: Error): void;
   /** A batch was accepted: the lane holds fewer events. */
   delivered(): void;
@@ -58,11 +58,18 @@ export interface LaneCallbacks {
 export const HOLD_BY_REFERENCE_ABOVE = 5_000;
 
 /**
- * In place of an event's object while a lane holds it by reference: the source's record, and the
- * uid the object had (a record since rewritten for another object of the same name is not it).
+ * The source's record of an emitted object, with what the source said of it before any transform:
+ * its resource and uid (a record since rewritten for another object of the same name is not it).
  */
+export interface SourceRecord {
+  readonly record: Rereadable;
+  readonly resource: ResourceRef;
+  readonly uid: string | undefined;
+}
+
+/** In place of an event's object while a lane holds it by reference. */
 class HeldObject {
-  constructor(readonly record: Rereadable, readonly uid: string | undefined) {}
+  constructor(readonly held: SourceRecord) {}
 }
 
 /**
@@ -91,16 +98,16 @@ export class Lane {
   constructor(readonly sink: string, private readonly options: LaneOptions, private readonly callbacks: LaneCallbacks) {}
 
   /**
-   * Queues an event. `rereadable`: the source's record of the object (see `markKeptBySource`).
-   * While the gate is closed (a standby) or the backlog is above HOLD_BY_REFERENCE_ABOVE (a sink
-   * down), the lane keeps that record instead of the object and reads the object's latest state
-   * from it just before delivery; coalescing already made "the latest state" what it delivers. A
-   * DELETED is always kept whole: its object is no longer in the source's keeping.
+   * Queues an event. `source`: the source's record of the object (see `markKeptBySource`). While
+   * the gate is closed (a standby) or the backlog is above HOLD_BY_REFERENCE_ABOVE (a sink down),
+   * the lane keeps that record instead of the object and reads the object's latest state from it
+   * just before delivery; coalescing already made "the latest state" what it delivers. A DELETED
+   * is always kept whole: its object is no longer in the source's keeping.
    */
-  push(event: SyncEvent, rereadable?: Rereadable): void {
+  push(event: SyncEvent, source?: SourceRecord): void {
     const key = objectKey(event);
-    if (rereadable !== undefined && event.type !== 'DELETED' && (!this.open || this.backlog >= HOLD_BY_REFERENCE_ABOVE)) {
-      const held = new HeldObject(rereadable, event.object.metadata.uid) as unknown as KubeObject;
+    if (source !== undefined && event.type !== 'DELETED' && (!this.open || this.backlog >= HOLD_BY_REFERENCE_ABOVE)) {
+      const held = new HeldObject(source) as unknown as KubeObject;
       event = new PipelineEvent(event.type, event.resource, held, event.clusterId, event.observedAt);
     }
     const previous = this.pending.get(key);
@@ -208,29 +215,7 @@ export class Lane {
       const end = this.unaccepted?.end ?? Math.min(this.takenOffset + this.options.batchSize, this.taken.length);
       const batch = this.unaccepted?.batch ?? this.wholeEvents(end);
       this.unaccepted = null;
-      if (batch.length === 0) {
-        this.takenOffset = end;
-        this.callbacks.delivered();
-        continue;
-      }
-      let delay = this.options.retryInitialMs;
-      let delivered = false;
-      // A gate closed meanwhile (this replica became a standby) stops the retries: the batch
-      // waits, to be retried as it was once the gate opens again.
-      for (let attempt = 1; !this.closed && this.open; attempt++) {
-        let failure: Error | undefined;
-        try {
-          await this.callbacks.deliver(batch);
-          delivered = true;
-        } catch (error) {
-          failure = error instanceof Error ? error : new Error(String(error));
-        }
-        this.callbacks.attempted(batch, attempt, failure);
-        if (delivered) break;
-        await sleep(Math.min(delay * (0.5 + Math.random()), this.options.retryMaxMs));
-        delay = Math.min(delay * 2, this.options.retryMaxMs);
-      }
-      if (!delivered) {
+      if (batch.length > 0 && !(await this.deliver(batch))) {
         this.unaccepted = { batch, end };
         break;
       }
@@ -248,6 +233,26 @@ export class Lane {
     this.settle();
   }
 
+  /** Offers a batch until it is accepted, with backoff; false when the lane closed or was held meanwhile. */
+  private async deliver(batch: Batch): Promise<boolean> {
+    let delay = this.options.retryInitialMs;
+    // A gate closed meanwhile (this replica became a standby) stops the retries: the batch
+    // waits, to be retried as it was once the gate opens again.
+    for (let attempt = 1; !this.closed && this.open; attempt++) {
+      let failure: Error | undefined;
+      try {
+        await this.callbacks.deliver(batch);
+      } catch (error) {
+        failure = error instanceof Error ? error : new Error(String(error));
+      }
+      this.callbacks.attempted(batch, attempt, failure);
+      if (failure === undefined) return true;
+      await sleep(Math.min(delay * (0.5 + Math.random()), this.options.retryMaxMs));
+      delay = Math.min(delay * 2, this.options.retryMaxMs);
+    }
+    return false;
+  }
+
   /** The taken events up to `end`, those held by reference read again. */
   private wholeEvents(end: number): SyncEvent[] {
     const batch: SyncEvent[] = [];
@@ -258,7 +263,7 @@ export class Lane {
         batch.push(event);
         continue;
       }
-      const whole = this.callbacks.reread(event, held.record, held.uid);
+      const whole = this.callbacks.reread(event.type, held.held, event);
       if (whole !== undefined) batch.push(whole);
     }
     return batch;

@@ -62,12 +62,15 @@ export class Backoff {
 
   /**
    * The next delay: base * 2^attempt capped at max, then jittered into [0.5, 1.5) of it (never
-   * above max); never below `serverAskedMs` (a Retry-After), itself capped at max.
+   * above max); never below `serverAskedMs` (a Retry-After), jittered up to a fifth above it so
+   * the clients a server throttled together do not come back together, all capped at max.
    */
   next(serverAskedMs = 0): number {
     const base = Math.min(this.maxMs, this.initialMs * 2 ** Math.min(this.attempt, 30));
     this.attempt++;
-    return Math.max(Math.min(this.maxMs, Math.round(base * (0.5 + this.random()))), Math.min(serverAskedMs, this.maxMs));
+    const backoff = Math.min(this.maxMs, Math.round(base * (0.5 + this.random())));
+    if (serverAskedMs <= backoff) return backoff;
+    return Math.min(this.maxMs, Math.round(serverAskedMs * (1 + 0.2 * this.random())));
   }
 
   reset(): void {
@@ -331,6 +334,9 @@ export class Reflector {
     const seen = new Set<StoredObject>();
     let continueToken: string | undefined;
     let resourceVersion = '';
+    // A page asked for again backs off on its own: a page that comes makes progress (its next
+    // failure starts small), while the loop's backoff keeps growing across lists that fail.
+    const pageBackoff = new Backoff(this.timing.backoffInitialMs, this.timing.backoffMaxMs);
     // Not a do-while: there `continue` would test the condition, and with the token reset that
     // ends the list and diffs a partial one (everything unseen would look deleted).
     for (;;) {
@@ -347,12 +353,11 @@ export class Reflector {
         }
         if (!error.transient) throw error;
         this.listener.failed(error);
-        await sleep(this.backoff.next(error.retryAfterMs), signal);
+        await sleep(pageBackoff.next(error.retryAfterMs), signal);
         if (signal.aborted) return;
         continue;
       }
-      // Progress: a later failure of this list starts its backoff afresh.
-      this.backoff.reset();
+      pageBackoff.reset();
       const observedAt = Date.now();
       for (const item of page.items ?? []) {
         const object = this.normalize(item);

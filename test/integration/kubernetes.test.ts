@@ -341,7 +341,7 @@ describe('kubernetes source (against the API simulator)', function () {
 
   it('asks for a list page that was throttled again with the same continue token, after the Retry-After, without starting over', async () => {
     for (let i = 0; i < 300; i++) sim.create(POD_ID, pod(`throttled-${i}`));
-    // The second and third pages are each refused once, as API Priority and Fairness refuses.
+    // The second page is refused twice, as API Priority and Fairness refuses.
     sim.failRequests({ resourceId: POD_ID, verbs: ['list'], status: 429, retryAfterSeconds: 1, times: 2, when: (r) => Boolean(r.query.continue) });
     // A quick backoff: only the Retry-After can explain a wait of a second.
     t = createTestCore({ plugins: [kubernetes({ kubeconfig, resources: [POD_ID], pageSize: 50, backoffInitialMs: 10 })] });
@@ -386,6 +386,9 @@ describe('kubernetes source (against the API simulator)', function () {
   it('on standby (delivery held) keeps the store\'s records in the lane, and on release delivers the cluster as it is then', async () => {
     for (let i = 0; i < 40; i++) sim.create(POD_ID, pod(`standby-${i}`));
     t = createTestCore({ plugins: [kubernetes({ kubeconfig, resources: [POD_ID], watchCustomResourceDefinitions: false })] });
+    // Every object the pipeline sees, in order: an event held by reference goes through it twice.
+    const seen = new Map<string, object[]>();
+    t.core.hooks.filter.tap('test:seen', (e) => void seen.set(e.object.metadata.name, [...(seen.get(e.object.metadata.name) ?? []), e.object]));
     t.core.holdDelivery('test:standby', true);
     await t.start();
     await t.core.whenReady();
@@ -396,20 +399,32 @@ describe('kubernetes source (against the API simulator)', function () {
     sim.delete(POD_ID, 'default', 'standby-15');
     sim.create(POD_ID, pod('standby-15', 'default', { again: 'yes' }));
     await until(() => t!.core.state.resourceCounts()[POD_ID] === 35 && t!.core.state.lanes()[0].pending === 35, 8000, 'the held lane to catch up with the cluster');
+    // The same again, but unseen by the watch: a relist finds standby-16 under a new uid and the
+    // store rewrites that object's record in place.
+    sim.stallWatches(true);
+    sim.delete(POD_ID, 'default', 'standby-16');
+    sim.create(POD_ID, pod('standby-16', 'default', { relisted: 'yes' }));
+    sim.compact();
+    sim.dropWatches();
+    sim.stallWatches(false);
+    await until(() => (seen.get('standby-16') ?? []).some((o) => (o as { metadata: { labels?: Record<string, string> } }).metadata.labels?.relisted === 'yes'), 8000, 'the relist');
     expect(t.sink.events).to.have.length(0);
+    const seenBeforeRelease = [...seen.values()].flat().length;
     t.core.holdDelivery('test:standby', false);
     await t.drain();
     expect(t.sink.events.every((e) => e.type === 'ADDED')).to.equal(true);
+    expect([...seen.values()].flat().length - seenBeforeRelease, 'each delivered object read again and filtered again').to.equal(t.sink.events.length);
     const delivered = new Map(t.sink.events.map((e) => [e.object.metadata.name, e.object]));
     const cluster = sim.list(POD_ID).map((o) => o.metadata);
     expect([...delivered.keys()].sort()).to.deep.equal(cluster.map((m) => m.name).sort());
     for (const meta of cluster) {
       const object = delivered.get(meta.name)!;
       expect([object.metadata.uid, object.metadata.resourceVersion], meta.name).to.deep.equal([meta.uid, meta.resourceVersion]);
-      expect(knownJsonBytes(object), 'read again from the store\'s bytes').to.not.equal(undefined);
+      expect(seen.get(meta.name)!.at(-1), `${meta.name}: the object read again, as the pipeline saw it`).to.equal(object);
     }
     expect(delivered.get('standby-0')!.metadata.labels).to.deep.equal({ changed: 'yes' });
     expect(delivered.get('standby-15')!.metadata.labels).to.deep.equal({ again: 'yes' });
+    expect(delivered.get('standby-16')!.metadata.labels).to.deep.equal({ relisted: 'yes' });
   });
 
   it('reads a watch burst no faster than the sink takes, and a stream it holds back is not taken for a silent one', async () => {
