@@ -204,6 +204,8 @@ interface PhaseResult {
   p99Ms?: number;
   maxMs?: number;
   worstPerSecondMs?: number[];
+  cpuMsPerSecond?: number[];
+  driverPauseMsPerSecond?: number[];
 }
 
 interface ContenderResult {
@@ -292,6 +294,14 @@ async function runContender(contender: Contender, env: Env, subscriber: Subscrib
     const cpu2 = cpuUs(pid);
     const startUs = nowUs();
     let written = 0;
+    // Per second of writing: the contender's CPU time, and the longest pause of this process's
+    // driver loop (the simulator lives here). A stall in the latencies with the contender's CPU
+    // high is the contender's own work; with this loop's pause long, it is the bench's.
+    const cpuMsPerSecond: number[] = [];
+    const driverPauseMsPerSecond: number[] = [];
+    let lastLoopAt = startUs;
+    let longestPause = 0;
+    let lastCpu = cpu2;
     while (written < steadyEvents) {
       const due = Math.min(steadyEvents, Math.floor(((nowUs() - startUs) / 1e6) * RATE));
       while (written < due) {
@@ -299,6 +309,16 @@ async function runContender(contender: Contender, env: Env, subscriber: Subscrib
         written++;
       }
       await sleep(2);
+      const now = nowUs();
+      longestPause = Math.max(longestPause, now - lastLoopAt);
+      lastLoopAt = now;
+      if (now - startUs >= (cpuMsPerSecond.length + 1) * 1e6) {
+        const cpu = cpuUs(pid);
+        cpuMsPerSecond.push(Math.round((cpu - lastCpu) / 1000));
+        driverPauseMsPerSecond.push(Math.round(longestPause / 1000));
+        lastCpu = cpu;
+        longestPause = 0;
+      }
     }
     const steadyDoneAt = await guard(Promise.race([steady.done, sleep(30_000).then(() => NaN)]));
     const cpu3 = cpuUs(pid);
@@ -307,6 +327,8 @@ async function runContender(contender: Contender, env: Env, subscriber: Subscrib
     const worstPerSecond: number[] = [];
     for (let i = 0; i < steadyStats.latenciesUs.length; i += RATE) worstPerSecond.push(Math.round(Math.max(...steadyStats.latenciesUs.slice(i, i + RATE)) / 1000));
     log(`${contender.name}: worst latency per second of churn (ms): ${worstPerSecond.join(' ')}`);
+    log(`${contender.name}: its CPU per second of churn (ms): ${cpuMsPerSecond.join(' ')}`);
+    log(`${contender.name}: the bench driver's longest pause per second (ms): ${driverPauseMsPerSecond.join(' ')}`);
     const latencies = steadyStats.latenciesUs.slice(Math.min(steadyStats.latenciesUs.length, RATE * (WARMUP_US / 1e6))).sort((x, y) => x - y);
     const steadySeconds = ((Number.isNaN(steadyDoneAt) ? steadyStats.lastAt : steadyDoneAt) - startUs) / 1e6;
     const steadyChurn: PhaseResult = {
@@ -318,6 +340,8 @@ async function runContender(contender: Contender, env: Env, subscriber: Subscrib
       p99Ms: round(percentile(latencies, 0.99) / 1000, 2),
       maxMs: round(latencies[latencies.length - 1] / 1000, 2),
       worstPerSecondMs: worstPerSecond,
+      cpuMsPerSecond,
+      driverPauseMsPerSecond,
     };
     if (steadyStats.count < steadyEvents) log(`${contender.name}: steady churn delivered ${steadyStats.count} of ${steadyEvents}`);
     log(`${contender.name}: steady churn p50 ${steadyChurn.p50Ms} ms, p99 ${steadyChurn.p99Ms} ms`);
