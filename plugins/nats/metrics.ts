@@ -6,16 +6,27 @@ export interface NatsMetrics {
   readonly resyncs: Counter<'reason'>;
 }
 
-/** Registers the sink's metrics once per registry (a second nats sink shares them). */
+/** Each registry's NATS sinks, by whether their connection is up. */
+const connectionChecks = new WeakMap<Registry, (() => boolean)[]>();
+
+/**
+ * Registers the sink's metrics once per registry (a second nats sink shares them). The broker
+ * gauge is 1 only while every NATS sink of the registry is connected: with two brokers, an alert
+ * on 0 fires when either is down.
+ */
 export function natsMetrics(registry: Registry, isConnected: () => boolean): NatsMetrics {
+  let checks = connectionChecks.get(registry);
+  if (checks === undefined) connectionChecks.set(registry, (checks = []));
+  checks.push(isConnected);
   const existing = registry.getSingleMetric('meshsync_events_published_total');
   if (existing === undefined) {
+    const all = checks;
     new Gauge({
       name: 'meshsync_broker_connected',
-      help: '1 while the NATS connection is up, else 0.',
+      help: '1 while the connection of every NATS sink is up, else 0.',
       registers: [registry],
       collect() {
-        this.set(isConnected() ? 1 : 0);
+        this.set(all.every((connected) => connected()) ? 1 : 0);
       },
     });
   }

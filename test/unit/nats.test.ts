@@ -6,6 +6,8 @@ import { encodeEvent, messageId, LAST_APPLIED } from '../../plugins/nats/encode.
 import { compileSubject, markerSubject, streamSubjects, subjectToken, validateSubjectTemplate } from '../../plugins/nats/subject.ts';
 import { ReferenceConsumer } from '../../plugins/nats/consumer.ts';
 import { serializeForPipeline } from '../../core/serialized.ts';
+import { natsMetrics } from '../../plugins/nats/metrics.ts';
+import { Registry } from 'prom-client';
 
 const text = (payload: string | Uint8Array) => (typeof payload === 'string' ? payload : Buffer.from(payload).toString('utf8'));
 
@@ -122,5 +124,24 @@ describe('nats reference consumer', () => {
     consumer.apply('{"type":"RESYNC_END","resync_id":"r","count":1,"cluster_id":"c1"}');
     expect(consumer.view('c1').size).to.equal(1);
     expect(consumer.incompleteResyncs).to.equal(1);
+  });
+});
+
+describe('nats metrics', () => {
+  it('reports the broker connected only while every NATS sink of the registry is', async () => {
+    const registry = new Registry();
+    let first = true;
+    let second = true;
+    natsMetrics(registry, () => first);
+    natsMetrics(registry, () => second);
+    const gauge = async () => (await registry.getSingleMetric('meshsync_broker_connected')!.get()).values[0].value;
+    expect(await gauge()).to.equal(1);
+    second = false;
+    expect(await gauge(), 'the second broker is down').to.equal(0);
+    second = true;
+    first = false;
+    expect(await gauge(), 'the first broker is down').to.equal(0);
+    first = true;
+    expect(await gauge()).to.equal(1);
   });
 });
