@@ -4,7 +4,6 @@ import { asError, MeshSyncError, pluginError } from './errors.ts';
 import { PipelineEvent } from './event.ts';
 import { Lane, type LaneOptions, type SourceRecord } from './lane.ts';
 import { resourceId } from './resource.ts';
-import { rereadableOf } from './serialized.ts';
 import { silentLogger, type Logger } from './log.ts';
 import type {
   Batch, BatchReport, Core, CoreCounters, CoreHooks, CoreState, EventType, KubeObject, Plugin, ResourceRef, SinkContext, SnapshotItem,
@@ -283,23 +282,21 @@ export class MeshSyncCore implements Core {
       });
       return;
     }
-    const event = this.runPipeline(new PipelineEvent(type, resource, object, this.clusterId, observedAt), source);
+    const emitted = new PipelineEvent(type, resource, object, this.clusterId, observedAt);
+    const event = this.runPipeline(emitted, source);
     if (event === undefined) return;
-    // The source's record of the object, and what the source said of it: a lane that keeps the
-    // record reads the object again and runs it through the pipeline again, as emitted.
-    const record = rereadableOf(object);
-    const kept = record === undefined ? undefined : { record, resource, uid: object.metadata.uid };
-    for (const lane of this.lanes) lane.push(event, kept);
+    // A lane that holds the event by reference reads the object again as the source emitted it.
+    for (const lane of this.lanes) lane.push(event, emitted);
   }
 
   /** An event a lane held by reference, made whole: the object's latest state, through the pipeline again. */
-  private reread(type: EventType, held: SourceRecord, event: SyncEvent, sink: string): SyncEvent | undefined {
+  private reread(event: SyncEvent, held: SourceRecord, sink: string): SyncEvent | undefined {
     let object: KubeObject;
     try {
       object = held.record.parse() as KubeObject;
     } catch (error) {
       this.counters.dropped.invalid++;
-      this.reportError({ plugin: sink, hook: 'sink', error: new MeshSyncError('MESHSYNC_EVENT_INVALID', `a held ${type} for ${held.resource.resource} could not be read again; skipped`, { cause: error }) });
+      this.reportError({ plugin: sink, hook: 'sink', error: new MeshSyncError('MESHSYNC_EVENT_INVALID', `a held ${event.type} for ${held.resource.resource} could not be read again; skipped`, { cause: error }) });
       return undefined;
     }
     if (object.metadata?.uid !== held.uid) {
@@ -308,7 +305,7 @@ export class MeshSyncCore implements Core {
       this.logger.debug({ sink, resource: resourceId(held.resource), uid: held.uid }, 'a held event\'s object was replaced meanwhile; skipped');
       return undefined;
     }
-    return this.runPipeline(new PipelineEvent(type, held.resource, object, event.clusterId, event.observedAt), sink);
+    return this.runPipeline(new PipelineEvent(event.type, held.resource, object, event.clusterId, event.observedAt), sink);
   }
 
   private reportError(report: ErrorReport): void {
@@ -354,7 +351,7 @@ export class MeshSyncCore implements Core {
     const options: LaneOptions = this.options;
     const lane = new Lane(name, options, {
       deliver: (batch) => callTap(tap, [batch, context]),
-      reread: (type, held, event) => this.reread(type, held, event, name),
+      reread: (event, held) => this.reread(event, held, name),
       attempted: (batch, attempt, error) => {
         if (error === undefined) counters.delivered += batch.length;
         else {

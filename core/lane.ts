@@ -1,5 +1,5 @@
 import { PipelineEvent } from './event.ts';
-import type { Rereadable } from './serialized.ts';
+import { rereadableOf, type Rereadable } from './serialized.ts';
 import type { Batch, KubeObject, ResourceRef, SyncEvent } from './types.ts';
 
 /**
@@ -44,7 +44,7 @@ export interface LaneCallbacks {
    * delivery: the object's latest state read from the source's record and run through the
    * pipeline; `undefined` drops it (filtered now, or the record holds another object by now).
    */
-  reread(type: SyncEvent['type'], held: SourceRecord, event: SyncEvent): SyncEvent | undefined;
+  reread(event: SyncEvent, held: SourceRecord): SyncEvent | undefined;
   attempted(batch: Batch, attempt: number, error?: Error): void;
   /** A batch was accepted: the lane holds fewer events. */
   delivered(): void;
@@ -68,8 +68,8 @@ export interface SourceRecord {
 }
 
 /** In place of an event's object while a lane holds it by reference. */
-class HeldObject {
-  constructor(readonly held: SourceRecord) {}
+class HeldObject implements SourceRecord {
+  constructor(readonly record: Rereadable, readonly resource: ResourceRef, readonly uid: string | undefined) {}
 }
 
 /**
@@ -98,17 +98,21 @@ export class Lane {
   constructor(readonly sink: string, private readonly options: LaneOptions, private readonly callbacks: LaneCallbacks) {}
 
   /**
-   * Queues an event. `source`: the source's record of the object (see `markKeptBySource`). While
+   * Queues an event. `emitted`: the event as its source emitted it, before the transforms. While
    * the gate is closed (a standby) or the backlog is above HOLD_BY_REFERENCE_ABOVE (a sink down),
-   * the lane keeps that record instead of the object and reads the object's latest state from it
-   * just before delivery; coalescing already made "the latest state" what it delivers. A DELETED
-   * is always kept whole: its object is no longer in the source's keeping.
+   * and the source keeps a record of the object (see `markKeptBySource`), the lane keeps that
+   * record instead of the object and reads the object's latest state from it just before
+   * delivery; coalescing already made "the latest state" what it delivers. A DELETED is always
+   * kept whole: its object is no longer in the source's keeping.
    */
-  push(event: SyncEvent, source?: SourceRecord): void {
+  push(event: SyncEvent, emitted: SyncEvent = event): void {
     const key = objectKey(event);
-    if (source !== undefined && event.type !== 'DELETED' && (!this.open || this.backlog >= HOLD_BY_REFERENCE_ABOVE)) {
-      const held = new HeldObject(source) as unknown as KubeObject;
-      event = new PipelineEvent(event.type, event.resource, held, event.clusterId, event.observedAt);
+    if (event.type !== 'DELETED' && (!this.open || this.backlog >= HOLD_BY_REFERENCE_ABOVE)) {
+      const record = rereadableOf(emitted.object);
+      if (record !== undefined) {
+        const held = new HeldObject(record, emitted.resource, emitted.object.metadata.uid) as unknown as KubeObject;
+        event = new PipelineEvent(event.type, event.resource, held, event.clusterId, event.observedAt);
+      }
     }
     const previous = this.pending.get(key);
     if (previous === undefined) {
@@ -263,7 +267,7 @@ export class Lane {
         batch.push(event);
         continue;
       }
-      const whole = this.callbacks.reread(event.type, held.held, event);
+      const whole = this.callbacks.reread(event, held);
       if (whole !== undefined) batch.push(whole);
     }
     return batch;

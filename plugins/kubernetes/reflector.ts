@@ -170,7 +170,9 @@ export class ObjectStore {
     const namespace = meta.namespace ?? '';
     let names = this.namespaces.get(namespace);
     if (names === undefined) this.namespaces.set(namespace, (names = new Map()));
-    // Both modes: a snapshot gives the object's current state for as long as the store has it.
+    // The store marks what it keeps, in both modes: a snapshot gives the object's current state
+    // for as long as the store has it. Bytes can be parsed again (a lane holding events for long
+    // keeps them instead of the object); a metadata-only object is itself what the store keeps.
     let stored: StoredObject = object;
     if (this.asBytes) {
       const bytes = serializeForPipeline(object, json);
@@ -182,8 +184,6 @@ export class ObjectStore {
       }
       stored = new ObjectBytes(meta.uid, meta.resourceVersion, bytes);
     }
-    // Bytes can be parsed again (a lane holding events for long keeps them instead of the object);
-    // a metadata-only object is itself what the store keeps.
     markKeptBySource(object, stored instanceof ObjectBytes ? stored : undefined);
     const before = names.size;
     names.set(meta.name, stored);

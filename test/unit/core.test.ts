@@ -3,6 +3,7 @@ import { createTestCore, makeObject, memorySink, memorySource, POD, SECRET } fro
 import { createCore } from '../../core/core.ts';
 import { definePlugin } from '../../core/plugin.ts';
 import { coalesce, HOLD_BY_REFERENCE_ABOVE, Lane } from '../../core/lane.ts';
+import { markKeptBySource } from '../../core/serialized.ts';
 import { z } from 'zod';
 import type { EventType, SyncEvent } from '../../core/types.ts';
 
@@ -409,8 +410,10 @@ describe('lanes holding events by reference', () => {
     const deleted = event('DELETED', 'a', '9');
     const added = event('ADDED', 'b');
     const record = { parse: () => makeObject(POD, 'other') };
-    lane.push(deleted, { record, resource: POD, uid: deleted.object.metadata.uid });
-    lane.push(added, { record, resource: POD, uid: added.object.metadata.uid });
+    markKeptBySource(deleted.object, record);
+    markKeptBySource(added.object, record);
+    lane.push(deleted);
+    lane.push(added);
     lane.setOpen(true);
     await lane.idle();
     expect(delivered, 'the DELETED as it came; the ADDED held by reference, then dropped by reread').to.deep.equal([deleted]);
