@@ -185,15 +185,20 @@ export class KubeClient {
 
   /** GET a JSON document (discovery, one list page). */
   async get<T>(path: string, options: RequestOptions = {}): Promise<T> {
+    return (await this.getWithBytes<T>(path, options)).value;
+  }
+
+  /** GET a JSON document, with the bytes it came in (a list page's items are cut from them). */
+  async getWithBytes<T>(path: string, options: RequestOptions = {}): Promise<{ value: T; bytes: Buffer }> {
     const request = await this.requestOptions(path, options.accept ?? 'application/json', options.signal);
-    const body = await new Promise<string>((resolve, reject) => {
+    const bytes = await new Promise<Buffer>((resolve, reject) => {
       const req = this.transport.request(request, (res) => {
-        res.setEncoding('utf8');
-        let text = '';
-        res.on('data', (chunk: string) => (text += chunk));
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
         res.on('end', () => {
-          if (res.statusCode === 200) resolve(text);
-          else reject(statusError(res.statusCode ?? 0, text, path, 'GET', res.headers['retry-after']));
+          const body = Buffer.concat(chunks);
+          if (res.statusCode === 200) resolve(body);
+          else reject(statusError(res.statusCode ?? 0, body.toString('utf8'), path, 'GET', res.headers['retry-after']));
         });
         res.on('error', (error) => reject(networkError(error, this.server, path)));
       });
@@ -201,7 +206,7 @@ export class KubeClient {
       req.end();
     });
     try {
-      return JSON.parse(body) as T;
+      return { value: JSON.parse(bytes.toString('utf8')) as T, bytes };
     } catch (error) {
       throw new KubeRequestError('malformed', 200, `GET ${path}: the server sent a body that is not JSON`, { cause: error });
     }

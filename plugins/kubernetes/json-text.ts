@@ -1,6 +1,6 @@
 /**
- * The JSON of a watch event's object, cut from the bytes of the line the API server sent instead of
- * made again with JSON.stringify. Only a structural scan over the bytes: it finds where values
+ * The JSON of a watch event's object or a list's item, cut from the bytes the API server sent
+ * instead of made again with JSON.stringify. Only a structural scan over the bytes: it finds where values
  * begin and end (strings with their escapes, nesting), never decodes them; UTF-8 never puts an
  * ASCII byte inside a multi-byte character, so the structure is found byte by byte. Anything not
  * as expected gives `undefined`, and the caller serialises the parsed object as before.
@@ -76,9 +76,13 @@ function holdsAt(bytes: Uint8Array, at: number, wanted: Uint8Array): boolean {
  * Walks every member of the object that starts at `objectStart`: where it ends, and its member
  * `key` (given as the bytes of `"key":`). Undefined when the object is not as expected, when the
  * key appears twice (JSON.parse keeps the last, this would cut the first) or when a key has an
- * escape (it might decode to the key).
+ * escape (it might decode to the key). `skipKeyValue` walks the key's value (and may note what it
+ * finds there); it returns where the value ends, or -1.
  */
-function scanObject(bytes: Uint8Array, objectStart: number, end: number, key: Uint8Array): { end: number; member?: Member } | undefined {
+function scanObject(
+  bytes: Uint8Array, objectStart: number, end: number, key: Uint8Array,
+  skipKeyValue: (bytes: Uint8Array, start: number, end: number) => number = skipValue,
+): { end: number; member?: Member } | undefined {
   if (bytes[objectStart] !== OPEN_BRACE) return undefined;
   let member: Member | undefined;
   let i = objectStart + 1;
@@ -88,12 +92,11 @@ function scanObject(bytes: Uint8Array, objectStart: number, end: number, key: Ui
     const keyEnd = skipString(bytes, i, end);
     if (keyEnd < 0 || bytes[keyEnd] !== COLON) return undefined;
     for (let k = i + 1; k < keyEnd - 1; k++) if (bytes[k] === BACKSLASH) return undefined;
-    const valueEnd = skipValue(bytes, keyEnd + 1, end);
+    const isKey = keyEnd + 1 - i === key.length && holdsAt(bytes, i, key);
+    if (isKey && member !== undefined) return undefined;
+    const valueEnd = (isKey ? skipKeyValue : skipValue)(bytes, keyEnd + 1, end);
     if (valueEnd < 0) return undefined;
-    if (keyEnd + 1 - i === key.length && holdsAt(bytes, i, key)) {
-      if (member !== undefined) return undefined;
-      member = { start: i, end: valueEnd, valueStart: keyEnd + 1 };
-    }
+    if (isKey) member = { start: i, end: valueEnd, valueStart: keyEnd + 1 };
     const next = bytes[valueEnd];
     if (next === CLOSE_BRACE) return { end: valueEnd + 1, member };
     if (next !== COMMA) return undefined;
@@ -102,27 +105,59 @@ function scanObject(bytes: Uint8Array, objectStart: number, end: number, key: Ui
 }
 
 /**
- * `bytes[start, end)` without `[cutStart, cutEnd)`, in an allocation of its own (never a view of
- * the HTTP chunk).
+ * `bytes[start, end)` without `[cutStart, cutEnd)`, and with `tail` before its last byte (the
+ * closing brace), in an allocation of its own (never a view of the HTTP chunk or the list page).
  */
-function copyOf(bytes: Uint8Array, start: number, end: number, cutStart = end, cutEnd = end): Uint8Array {
-  const out = Buffer.allocUnsafeSlow(end - start - (cutEnd - cutStart));
+function copyOf(bytes: Uint8Array, start: number, end: number, cutStart = end, cutEnd = end, tail?: Uint8Array): Uint8Array {
+  const tailLength = tail?.length ?? 0;
+  const out = Buffer.allocUnsafeSlow(end - start - (cutEnd - cutStart) + tailLength);
   out.set(bytes.subarray(start, cutStart), 0);
-  out.set(bytes.subarray(cutEnd, end), cutStart - start);
+  if (tail === undefined) {
+    out.set(bytes.subarray(cutEnd, end), cutStart - start);
+    return out;
+  }
+  out.set(bytes.subarray(cutEnd, end - 1), cutStart - start);
+  out.set(tail, out.length - 1 - tailLength);
+  out[out.length - 1] = CLOSE_BRACE;
   return out;
 }
 
-/** A copy of `bytes[start, end)` without `member` and one of the commas around it. */
-function copyWithout(bytes: Uint8Array, start: number, end: number, member: Member): Uint8Array {
-  if (bytes[member.start - 1] === COMMA) return copyOf(bytes, start, end, member.start - 1, member.end);
-  if (bytes[member.end] === COMMA) return copyOf(bytes, start, end, member.start, member.end + 1);
-  return copyOf(bytes, start, end, member.start, member.end);
+/** Where `member` lies together with one of the commas around it: what to cut to remove it. */
+function cutOf(bytes: Uint8Array, member: Member): [number, number] {
+  if (bytes[member.start - 1] === COMMA) return [member.start - 1, member.end];
+  if (bytes[member.end] === COMMA) return [member.start, member.end + 1];
+  return [member.start, member.end];
 }
 
 const ascii = (text: string) => Buffer.from(text, 'latin1');
 const METADATA_KEY = ascii('"metadata":');
 const MANAGED_FIELDS_KEY = ascii('"managedFields":');
+const ITEMS_KEY = ascii('"items":');
 const HEADS = new Map(['ADDED', 'MODIFIED', 'DELETED'].map((type) => [type, ascii(`{"type":"${type}","object":`)]));
+
+/** Set by `skipMetadata`: the managedFields member of the metadata it walked last. */
+let managedFieldsFound: Member | undefined;
+
+/** Walks a metadata value as `skipValue` would, noting its managedFields member on the way. */
+function skipMetadata(bytes: Uint8Array, start: number, end: number): number {
+  const metadata = scanObject(bytes, start, end, MANAGED_FIELDS_KEY);
+  managedFieldsFound = metadata?.member;
+  return metadata === undefined ? -1 : metadata.end;
+}
+
+/**
+ * Walks a Kubernetes object in one pass: where it ends, and the cut that removes its
+ * metadata.managedFields (with a comma beside it; empty when it has none).
+ */
+function scanKubeObject(bytes: Uint8Array, start: number, end: number): { end: number; cutStart: number; cutEnd: number } | undefined {
+  managedFieldsFound = undefined;
+  const object = scanObject(bytes, start, end, METADATA_KEY, skipMetadata);
+  if (object === undefined) return undefined;
+  const managedFields = object.member === undefined ? undefined : managedFieldsFound;
+  if (managedFields === undefined) return { end: object.end, cutStart: object.end, cutEnd: object.end };
+  const [cutStart, cutEnd] = cutOf(bytes, managedFields);
+  return { end: object.end, cutStart, cutEnd };
+}
 
 /**
  * The object's JSON from the bytes of a watch line `{"type":"<type>","object":{...}}` (what the API
@@ -135,8 +170,67 @@ export function watchObjectBytes(line: Uint8Array, type: string, withoutManagedF
   const start = head.length;
   const end = line.length - 1;
   if (!withoutManagedFields) return line[start] === OPEN_BRACE && skipValue(line, start, end) === end ? copyOf(line, start, end) : undefined;
-  const object = scanObject(line, start, end, METADATA_KEY);
-  if (object?.end !== end || object.member === undefined) return undefined;
-  const managedFields = scanObject(line, object.member.valueStart, end, MANAGED_FIELDS_KEY)?.member;
-  return managedFields === undefined ? undefined : copyWithout(line, start, end, managedFields);
+  const object = scanKubeObject(line, start, end);
+  if (object?.end !== end || object.cutStart === object.cutEnd) return undefined;
+  return copyOf(line, start, end, object.cutStart, object.cutEnd);
+}
+
+/**
+ * Where the items of a list page lie in its bytes: item i spans `[spans[2i], spans[2i+1])`, and
+ * its metadata.managedFields member, with a comma beside it, `[cuts[2i], cuts[2i+1])` (an empty
+ * span when it has none).
+ */
+export interface ListItemSpans {
+  readonly count: number;
+  readonly spans: Int32Array;
+  readonly cuts: Int32Array;
+}
+
+const isSpace = (c: number) => c === 32 || c === 10 || c === 13 || c === 9;
+
+/**
+ * Finds the items of a list page as the API server sends it (`{"kind":…,"items":[{…},…]}`, no
+ * whitespace inside, a newline after it) in one pass over its bytes; undefined when the page is
+ * shaped otherwise.
+ */
+export function listItemSpans(page: Uint8Array): ListItemSpans | undefined {
+  let end = page.length;
+  while (end > 0 && isSpace(page[end - 1])) end--;
+  const spans: number[] = [];
+  const cuts: number[] = [];
+  const walkItems = (bytes: Uint8Array, start: number, stop: number): number => {
+    if (bytes[start] !== OPEN_BRACKET) return -1;
+    let i = start + 1;
+    if (bytes[i] === CLOSE_BRACKET) return i + 1;
+    for (;;) {
+      const item = scanKubeObject(bytes, i, stop);
+      if (item === undefined) return -1;
+      spans.push(i, item.end);
+      cuts.push(item.cutStart, item.cutEnd);
+      const next = bytes[item.end];
+      if (next === CLOSE_BRACKET) return item.end + 1;
+      if (next !== COMMA) return -1;
+      i = item.end + 1;
+    }
+  };
+  const list = scanObject(page, 0, end, ITEMS_KEY, walkItems);
+  if (list?.end !== end || list.member === undefined) return undefined;
+  return { count: spans.length / 2, spans: Int32Array.from(spans), cuts: Int32Array.from(cuts) };
+}
+
+/**
+ * The JSON of item `index` of a list page (see `listItemSpans`), as its own copy: without
+ * metadata.managedFields when `withoutManagedFields`, with `tail` (such as `,"kind":"Pod"`)
+ * added before its closing brace. Undefined when that cannot be done safely: the caller then
+ * serialises the parsed item.
+ */
+export function listItemBytes(page: Uint8Array, items: ListItemSpans, index: number, withoutManagedFields: boolean, tail?: Uint8Array): Uint8Array | undefined {
+  const start = items.spans[2 * index];
+  const end = items.spans[2 * index + 1];
+  const cutStart = items.cuts[2 * index];
+  const cutEnd = items.cuts[2 * index + 1];
+  if (withoutManagedFields !== cutEnd > cutStart) return undefined;
+  // An empty object has no member to put a tail after (an item without metadata is rejected anyway).
+  if (tail !== undefined && page[start + 1] === CLOSE_BRACE) return undefined;
+  return copyOf(page, start, end, cutStart, cutEnd, tail);
 }

@@ -10,7 +10,7 @@
 import { setMaxListeners } from 'node:events';
 import type { EventType, KubeObject, ResourceRef } from '../../core/types.ts';
 import { KubeRequestError, type FailureReason, type KubeClient } from './client.ts';
-import { watchObjectBytes } from './json-text.ts';
+import { listItemBytes, listItemSpans, watchObjectBytes, type ListItemSpans } from './json-text.ts';
 import { resourceId } from '../../core/resource.ts';
 import { markKeptBySource, parseJsonBytes, serializeForPipeline } from '../../core/serialized.ts';
 
@@ -50,6 +50,11 @@ export interface ReflectorListener {
   sinksCaughtUp?(): Promise<void>;
   /** Whether sinksCaughtUp would wait: the watch stops reading meanwhile. */
   sinksBehind?(): boolean;
+}
+
+interface ListPage {
+  metadata?: { resourceVersion?: string; continue?: string };
+  items?: unknown[];
 }
 
 const PARTIAL_LIST = 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json';
@@ -239,6 +244,8 @@ export class Reflector {
   private readonly apiVersion: string;
   private running?: Promise<void>;
   private readonly strings: StringPool;
+  /** What `normalize` adds to a list item without kind and apiVersion, as JSON after its last member. */
+  private kindTail?: Buffer;
 
   constructor(
     private readonly client: KubeClient,
@@ -340,9 +347,13 @@ export class Reflector {
     // Not a do-while: there `continue` would test the condition, and with the token reset that
     // ends the list and diffs a partial one (everything unseen would look deleted).
     for (;;) {
-      let page: { metadata?: { resourceVersion?: string; continue?: string }; items?: unknown[] };
+      let page: ListPage;
+      let bytes: Buffer | undefined;
       try {
-        page = await this.client.get(this.query({ limit: this.timing.pageSize, continue: continueToken }), { accept, signal });
+        const query = this.query({ limit: this.timing.pageSize, continue: continueToken });
+        // Full objects are kept as JSON: their bytes are cut from the page's instead of serialised again.
+        if (this.scope.metadataOnly) page = await this.client.get<ListPage>(query, { accept, signal });
+        else ({ value: page, bytes } = await this.client.getWithBytes<ListPage>(query, { accept, signal }));
       } catch (error) {
         if (!continueToken || !(error instanceof KubeRequestError) || signal.aborted) throw error;
         if (error.reason === 'gone') {
@@ -359,13 +370,18 @@ export class Reflector {
       }
       pageBackoff.reset();
       const observedAt = Date.now();
-      for (const item of page.items ?? []) {
+      const items = page.items ?? [];
+      const spans = bytes === undefined ? undefined : listItemSpans(bytes);
+      const cut = spans?.count === items.length ? spans : undefined;
+      for (let index = 0; index < items.length; index++) {
+        const item = items[index] as any;
+        const json = cut && this.listItemJson(bytes!, cut, index, item);
         const object = this.normalize(item);
         if (object === undefined) {
           this.listener.malformedLine(JSON.stringify(item)?.slice(0, 200) ?? '', new Error('list item without metadata.name'));
           continue;
         }
-        seen.add(this.upsert(object, observedAt));
+        seen.add(this.upsert(object, observedAt, json));
       }
       continueToken = page.metadata?.continue || undefined;
       resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
@@ -382,6 +398,21 @@ export class Reflector {
     const initial = !this.listedOnce;
     this.listedOnce = true;
     this.listener.listed(initial);
+  }
+
+  /**
+   * How to cut a list item's JSON from the page, decided before `normalize` changes the item: the
+   * cut drops managedFields if the item has them, and adds kind and apiVersion at the end if it
+   * lacks both (built-in resources' list items do), as `normalize` does.
+   */
+  private listItemJson(page: Buffer, spans: ListItemSpans, index: number, item: any): (() => Uint8Array | undefined) | undefined {
+    if (typeof item?.metadata !== 'object' || item.metadata === null) return undefined;
+    const withoutManagedFields = item.metadata.managedFields !== undefined;
+    if (item.kind === this.resource.kind && item.apiVersion === this.apiVersion) return () => listItemBytes(page, spans, index, withoutManagedFields);
+    if (item.kind !== undefined || item.apiVersion !== undefined) return undefined;
+    this.kindTail ??= Buffer.from(`,"kind":${JSON.stringify(this.resource.kind)},"apiVersion":${JSON.stringify(this.apiVersion)}`);
+    const tail = this.kindTail;
+    return () => listItemBytes(page, spans, index, withoutManagedFields, tail);
   }
 
   /** Watches from the last resourceVersion until the server ends the watch. Resolves true when something arrived. */
