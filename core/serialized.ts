@@ -1,3 +1,5 @@
+import { isAscii } from 'node:buffer';
+
 /**
  * JSON made for an object, kept on the object itself: a source that serialises an object (to keep
  * it compactly) and a sink that sends it share one serialisation, and the very same bytes.
@@ -35,10 +37,19 @@ function utf8(text: string): Uint8Array {
   return bytes;
 }
 
+/**
+ * UTF-8 bytes as text. All-ASCII bytes (JSON from an API server usually is) are copied as
+ * Latin-1, which is UTF-8 for them: checking and copying costs about a third of decoding.
+ */
+export function textOf(bytes: Uint8Array): string {
+  const buffer = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return buffer.toString(isAscii(buffer) ? 'latin1' : 'utf8');
+}
+
 /** The object's JSON text: decoded from the remembered bytes when a source left some. */
 export function jsonOf(object: object): string {
   const bytes = remembered(object);
-  return bytes === undefined ? JSON.stringify(object) : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
+  return bytes === undefined ? JSON.stringify(object) : textOf(bytes);
 }
 
 /** The object's JSON in UTF-8: the remembered bytes (shared, not copied) when there are some. */
@@ -113,7 +124,7 @@ export function heldView(bytes: HeldBytes): Uint8Array {
 /** Parses JSON bytes back into an object, remembering the bytes on it. */
 export function parseJsonBytes<T extends object>(held: HeldBytes): T {
   const bytes = heldView(held);
-  const object = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8')) as T;
+  const object = JSON.parse(textOf(bytes)) as T;
   remember(object, bytes);
   return object;
 }

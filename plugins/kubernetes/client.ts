@@ -10,6 +10,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { MeshSyncError } from '../../core/errors.ts';
+import { textOf } from '../../core/serialized.ts';
 
 const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
 
@@ -206,7 +207,7 @@ export class KubeClient {
       req.end();
     });
     try {
-      return { value: JSON.parse(bytes.toString('utf8')) as T, bytes };
+      return { value: JSON.parse(textOf(bytes)) as T, bytes };
     } catch (error) {
       throw new KubeRequestError('malformed', 200, `GET ${path}: the server sent a body that is not JSON`, { cause: error });
     }

@@ -12,7 +12,7 @@ import type { EventType, KubeObject, ResourceRef } from '../../core/types.ts';
 import { KubeRequestError, type FailureReason, type KubeClient } from './client.ts';
 import { listItemBytes, listItemSpans, watchObjectBytes, type ListItemSpans } from './json-text.ts';
 import { resourceId } from '../../core/resource.ts';
-import { markKeptBySource, parseJsonBytes, serializeForPipeline } from '../../core/serialized.ts';
+import { markKeptBySource, parseJsonBytes, serializeForPipeline, textOf } from '../../core/serialized.ts';
 
 export interface ReflectorScope {
   /** Watch only this namespace (namespaced path). */
@@ -482,7 +482,7 @@ export class Reflector {
   }
 
   private onLine(bytes: Buffer, observedAt: number): void {
-    const text = bytes.toString('utf8');
+    const text = textOf(bytes);
     let event: { type?: unknown; object?: any };
     try {
       event = JSON.parse(text);

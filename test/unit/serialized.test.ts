@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { heldView, holdBytes, jsonBytesOf, jsonOf, knownJsonBytes, parseJsonBytes, serializeForPipeline } from '../../core/serialized.ts';
+import { heldView, holdBytes, jsonBytesOf, jsonOf, knownJsonBytes, parseJsonBytes, serializeForPipeline, textOf } from '../../core/serialized.ts';
 import { makeObject, POD } from '../../core/testing/index.ts';
 
 describe('serialised objects', () => {
@@ -66,5 +66,16 @@ describe('serialised objects', () => {
     expect(heldSlice).to.equal(slice);
     expect(parseJsonBytes<typeof object>(heldSlice).metadata.name).to.equal('c');
     expect(new TextDecoder().decode(heldView(held))).to.equal(JSON.stringify(object));
+  });
+});
+
+describe('textOf', () => {
+  it('decodes UTF-8, ASCII or not, from a Buffer or from a view into a larger buffer', () => {
+    for (const text of ['{"name":"plain ascii"}', '{"name":"é ✓ 😀 <b>&"}', '', '\u007f\u0080']) {
+      const bytes = Buffer.from(`xx${text}yy`);
+      expect(textOf(bytes.subarray(2, bytes.length - 2))).to.equal(text);
+      expect(textOf(new Uint8Array(bytes.buffer, bytes.byteOffset + 2, bytes.length - 4))).to.equal(text);
+    }
+    expect(textOf(Buffer.from([0xc3, 0xa9]))).to.equal('é', 'not read as two Latin-1 characters');
   });
 });
