@@ -95,6 +95,24 @@ describe('nats wire format', () => {
     expect(managed.object.metadata.managedFields, 'the event is never mutated').to.have.length(1);
   });
 
+  it('shares headers between messages of one type, resource and cluster only where asked, and never changes shared ones', () => {
+    const options = { withHeaders: true, maxPayload: 1 << 20, sharedHeaders: true };
+    const first = encodeEvent(event('MODIFIED'), options).headers!;
+    expect(encodeEvent(event('MODIFIED', makeObject(POD, 'other')), options).headers).to.equal(first);
+    for (const other of [event('ADDED'), event('MODIFIED', makeObject(POD, 'x'), INGRESS), { ...event('MODIFIED'), clusterId: 'c2' }]) {
+      const headers = encodeEvent(other, options).headers!;
+      expect(headers).to.not.equal(first);
+      expect([headers.get('Meshsync-Type'), headers.get('Meshsync-Resource'), headers.get('Meshsync-Cluster')])
+        .to.deep.equal([other.type, other.resource === INGRESS ? 'ingresses.v1.networking.k8s.io' : 'pods.v1.', other.clusterId]);
+    }
+    expect(encodeEvent(event('MODIFIED'), { ...options, sharedHeaders: false }).headers, 'a JetStream publish adds to its headers').to.not.equal(first);
+    expect(encodeEvent(event('MODIFIED'), { ...options, resyncId: 'r' }).headers).to.not.equal(first);
+    const big = event('MODIFIED', makeObject(POD, 'h', {}, { spec: { big: 'x'.repeat(3000) } }));
+    const truncated = encodeEvent(big, { ...options, maxPayload: 2048 }).headers!;
+    expect(truncated.get('Meshsync-Truncated')).to.equal('true');
+    expect(first.has('Meshsync-Truncated'), 'the shared headers are left as they were').to.equal(false);
+  });
+
   it('gives the same change the same JetStream message id', () => {
     expect(messageId(event('ADDED'))).to.equal('uid-pods-web:1:ADDED');
     expect(messageId(event('ADDED'), 'R')).to.equal('uid-pods-web:1:ADDED:R');
