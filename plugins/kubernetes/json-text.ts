@@ -133,7 +133,7 @@ const ascii = (text: string) => Buffer.from(text, 'latin1');
 const METADATA_KEY = ascii('"metadata":');
 const MANAGED_FIELDS_KEY = ascii('"managedFields":');
 const ITEMS_KEY = ascii('"items":');
-const HEADS = new Map(['ADDED', 'MODIFIED', 'DELETED'].map((type) => [type, ascii(`{"type":"${type}","object":`)]));
+const HEADS = new Map((['ADDED', 'MODIFIED', 'DELETED'] as const).map((type) => [type, ascii(`{"type":"${type}","object":`)]));
 
 /** Set by `skipMetadata`: the managedFields member of the metadata it walked last. */
 let managedFieldsFound: Member | undefined;
@@ -159,20 +159,26 @@ function scanKubeObject(bytes: Uint8Array, start: number, end: number): { end: n
   return { end: object.end, cutStart, cutEnd };
 }
 
+/** A watch event that carries an object the store keeps. */
+export type WatchObjectType = 'ADDED' | 'MODIFIED' | 'DELETED';
+
 /**
- * The object's JSON from the bytes of a watch line `{"type":"<type>","object":{...}}` (what the API
- * server sends), without `metadata.managedFields` when `withoutManagedFields`; undefined when the
- * line is shaped otherwise. The object's span is checked to end exactly where the line does.
+ * The type and object of a watch line `{"type":"<type>","object":{...}}` as the API server sends
+ * it: the object's JSON without metadata.managedFields, cut from the line into a copy of its own,
+ * so that only it need be parsed. Undefined when the line is shaped otherwise (a BOOKMARK or an
+ * ERROR, another key order, whitespace, a member after the object): the caller parses the line.
  */
-export function watchObjectBytes(line: Uint8Array, type: string, withoutManagedFields: boolean): Uint8Array | undefined {
-  const head = HEADS.get(type);
-  if (head === undefined || !holdsAt(line, 0, head) || line[line.length - 1] !== CLOSE_BRACE) return undefined;
-  const start = head.length;
-  const end = line.length - 1;
-  if (!withoutManagedFields) return line[start] === OPEN_BRACE && skipValue(line, start, end) === end ? copyOf(line, start, end) : undefined;
-  const object = scanKubeObject(line, start, end);
-  if (object?.end !== end || object.cutStart === object.cutEnd) return undefined;
-  return copyOf(line, start, end, object.cutStart, object.cutEnd);
+export function cutWatchObject(line: Uint8Array): { type: WatchObjectType; object: Uint8Array } | undefined {
+  if (line[line.length - 1] !== CLOSE_BRACE) return undefined;
+  for (const [type, head] of HEADS) {
+    if (!holdsAt(line, 0, head)) continue;
+    const start = head.length;
+    const end = line.length - 1;
+    // Ending exactly where the line does: the line has no member after the object, so no second "type" either.
+    const object = scanKubeObject(line, start, end);
+    return object?.end === end ? { type, object: copyOf(line, start, end, object.cutStart, object.cutEnd) } : undefined;
+  }
+  return undefined;
 }
 
 /**

@@ -10,7 +10,7 @@
 import { setMaxListeners } from 'node:events';
 import type { EventType, KubeObject, ResourceRef } from '../../core/types.ts';
 import { KubeRequestError, type FailureReason, type KubeClient } from './client.ts';
-import { listItemBytes, listItemSpans, watchObjectBytes, type ListItemSpans } from './json-text.ts';
+import { cutWatchObject, listItemBytes, listItemSpans, type ListItemSpans } from './json-text.ts';
 import { resourceId } from '../../core/resource.ts';
 import { markKeptBySource, parseJsonBytes, serializeForPipeline, textOf } from '../../core/serialized.ts';
 
@@ -482,18 +482,35 @@ export class Reflector {
   }
 
   private onLine(bytes: Buffer, observedAt: number): void {
-    const text = textOf(bytes);
-    let event: { type?: unknown; object?: any };
-    try {
-      event = JSON.parse(text);
-    } catch (error) {
-      this.listener.malformedLine(text, error);
-      return;
+    // A full object is cut from the line, less managedFields, and only that is parsed: less to
+    // parse, nothing to drop afterwards, and the store and the sinks get the very bytes parsed.
+    const cut = this.scope.metadataOnly ? undefined : cutWatchObject(bytes);
+    let type: unknown;
+    let raw: any;
+    let json: Uint8Array | undefined;
+    if (cut !== undefined) {
+      try {
+        raw = JSON.parse(textOf(cut.object));
+        type = cut.type;
+        json = cut.object;
+      } catch {
+        // Not JSON after all: the whole line is read below, and reported as it came.
+      }
     }
-    const type = event?.type;
-    const raw = event?.object;
+    if (json === undefined) {
+      const text = textOf(bytes);
+      let event: { type?: unknown; object?: any };
+      try {
+        event = JSON.parse(text);
+      } catch (error) {
+        this.listener.malformedLine(text, error);
+        return;
+      }
+      type = event?.type;
+      raw = event?.object;
+    }
     if (typeof raw !== 'object' || raw === null) {
-      this.listener.malformedLine(text, new Error('watch event without an object'));
+      this.listener.malformedLine(textOf(bytes), new Error('watch event without an object'));
       return;
     }
     switch (type) {
@@ -511,12 +528,11 @@ export class Reflector {
       case 'ADDED':
       case 'MODIFIED':
       case 'DELETED': {
-        // Before normalize changes it: whether the line's text, less managedFields, is the stored object's JSON.
-        const asSent = !this.scope.metadataOnly && raw.kind === this.resource.kind && raw.apiVersion === this.apiVersion;
-        const withManagedFields = raw.metadata?.managedFields !== undefined;
+        // Before normalize changes it: whether the cut bytes are the stored object's JSON.
+        const asSent = json !== undefined && raw.kind === this.resource.kind && raw.apiVersion === this.apiVersion;
         const object = this.normalize(raw);
         if (object === undefined) {
-          this.listener.malformedLine(text, new Error('watch event object without metadata.name'));
+          this.listener.malformedLine(textOf(bytes), new Error('watch event object without metadata.name'));
           return;
         }
         const rv = object.metadata.resourceVersion;
@@ -525,12 +541,12 @@ export class Reflector {
           this.store.delete(object);
           this.listener.emit('DELETED', object, observedAt);
         } else {
-          this.upsert(object, observedAt, asSent ? () => watchObjectBytes(bytes, type, withManagedFields) : undefined);
+          this.upsert(object, observedAt, asSent ? () => json : undefined);
         }
         return;
       }
       default:
-        this.listener.malformedLine(text, new Error(`unknown watch event type ${String(type)}`));
+        this.listener.malformedLine(textOf(bytes), new Error(`unknown watch event type ${String(type)}`));
     }
   }
 

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { listItemBytes, listItemSpans, watchObjectBytes } from '../../plugins/kubernetes/json-text.ts';
+import { cutWatchObject, listItemBytes, listItemSpans } from '../../plugins/kubernetes/json-text.ts';
 
 const managedFields = [{ manager: 'kubectl', operation: 'Update', fieldsV1: { 'f:metadata': { 'f:labels': { '.': {}, 'f:app': {} } } }, time: '2026-01-01T00:00:00Z' }];
 const tricky = {
@@ -18,15 +18,15 @@ const without = (object: ReturnType<typeof pod>) => {
   return { ...object, metadata };
 };
 const line = (type: string, object: unknown) => JSON.stringify({ type, object });
-/** The cut as text, from the line's bytes as a watch hands them over: a view into a larger chunk. */
-const cut = (text: string, type: string, withoutManagedFields: boolean) => {
+/** The cut, from the line's bytes as a watch hands them over: a view into a larger chunk. */
+const cut = (text: string) => {
   const chunk = Buffer.from(`{"type":"ADDED","object":{}}\n${text}\n{"type"`);
-  const bytes = watchObjectBytes(chunk.subarray(chunk.indexOf(10) + 1, chunk.lastIndexOf(10)), type, withoutManagedFields);
-  return bytes === undefined ? undefined : Buffer.from(bytes).toString('utf8');
+  const result = cutWatchObject(chunk.subarray(chunk.indexOf(10) + 1, chunk.lastIndexOf(10)));
+  return result === undefined ? undefined : { type: result.type, text: Buffer.from(result.object).toString('utf8') };
 };
 
-describe('watch object bytes', () => {
-  it('is the object as sent, byte for byte, without metadata.managedFields wherever it stands', () => {
+describe('watch object cut', () => {
+  it('is the line\'s type and its object as sent, byte for byte, without metadata.managedFields wherever it stands', () => {
     const objects = [
       pod({ labels: { app: 'x' }, annotations: tricky, managedFields }),
       pod({ managedFields, annotations: tricky }),
@@ -34,56 +34,63 @@ describe('watch object bytes', () => {
     ];
     for (const object of objects) {
       for (const type of ['ADDED', 'MODIFIED', 'DELETED']) {
-        expect(cut(line(type, object), type, false)).to.equal(JSON.stringify(object));
-        if ('managedFields' in object.metadata) expect(cut(line(type, object), type, true)).to.equal(JSON.stringify(without(object)));
+        expect(cut(line(type, object))).to.deep.equal({ type, text: JSON.stringify(without(object)) });
       }
     }
     const only = { kind: 'Pod', apiVersion: 'v1', metadata: { managedFields }, spec: {} };
-    expect(JSON.parse(cut(line('ADDED', only), 'ADDED', true)!)).to.deep.equal({ kind: 'Pod', apiVersion: 'v1', metadata: {}, spec: {} });
+    expect(JSON.parse(cut(line('ADDED', only))!.text)).to.deep.equal({ kind: 'Pod', apiVersion: 'v1', metadata: {}, spec: {} });
   });
 
   it('is a copy in an allocation of its own, never a view of the chunk it was cut from', () => {
     const chunk = Buffer.from(`${line('MODIFIED', pod({ managedFields }))}\n${line('MODIFIED', pod({}))}\n`);
-    const first = chunk.subarray(0, chunk.indexOf(10));
-    for (const withoutManagedFields of [true, false]) {
-      const bytes = watchObjectBytes(first, 'MODIFIED', withoutManagedFields)!;
-      expect(bytes.buffer).to.not.equal(chunk.buffer);
-      expect([bytes.byteOffset, bytes.byteLength]).to.deep.equal([0, bytes.buffer.byteLength]);
+    for (const bytes of [chunk.subarray(0, chunk.indexOf(10)), chunk.subarray(chunk.indexOf(10) + 1, chunk.length - 1)]) {
+      const { object } = cutWatchObject(bytes)!;
+      expect(object.buffer).to.not.equal(chunk.buffer);
+      expect([object.byteOffset, object.byteLength]).to.deep.equal([0, object.buffer.byteLength]);
     }
   });
 
   it('keeps the server\'s own escapes (Go writes < as \\u003c), which parse to the same values', () => {
     const sent = '{"type":"MODIFIED","object":{"kind":"Pod","apiVersion":"v1","metadata":{"name":"\\u003cp\\u003e","managedFields":[{"a":1}],"labels":{"x":"\\u0026"}}}}';
-    const text = cut(sent, 'MODIFIED', true)!;
+    const { text } = cut(sent)!;
+    expect(text).to.include('\\u003cp\\u003e');
     expect(JSON.parse(text)).to.deep.equal({ kind: 'Pod', apiVersion: 'v1', metadata: { name: '<p>', labels: { x: '&' } } });
   });
 
-  it('gives up on any other shape, so the object is serialised as before', () => {
+  it('gives up on any other shape, so the whole line is parsed as before', () => {
     const object = pod({ managedFields });
     const body = JSON.stringify(object);
     const shapes = [
       `{"object":${body},"type":"MODIFIED"}`, // other key order
       `{"type":"MODIFIED","object":${body},"extra":1}`, // a member after the object
       `{"type":"MODIFIED","object":${body},"object":${body}}`, // a repeated key
+      `{"type":"MODIFIED","object":${body},"type":"ADDED"}`, // a repeated type: JSON.parse keeps the last
       `{"type":"MODIFIED", "object":${body}}`, // whitespace
       `{"type":"MODIFIED","object":${body.slice(0, -1)}}`, // cut short
+      `{"type":"BOOKMARK","object":${body}}`,
+      `{"type":"ERROR","object":{"kind":"Status","code":410}}`,
       JSON.stringify({ type: 'MODIFIED', object }, null, 1), // pretty-printed
     ];
-    for (const shape of shapes) expect(cut(shape, 'MODIFIED', true), shape.slice(0, 40)).to.equal(undefined);
+    for (const shape of shapes) expect(cut(shape), shape.slice(0, 40)).to.equal(undefined);
     const wrap = (metadata: string, rest = '') => `{"type":"ADDED","object":{"kind":"Pod","apiVersion":"v1",${rest}"metadata":${metadata}}}`;
     for (const risky of [
       wrap('{"name":"p","managedFields": [{"a":1},{"b":2}]}'), // whitespace before a value
-      wrap('{"name":"p","labels": {"a":"1","managedFields":"x"},"managedFields":[]}'),
-      wrap('{"name":"p","managedFields":[]}', '"spec": {"a":1,"metadata":{"managedFields":1}},'),
       wrap('{"name":"p","managedFields":[],"managedFields":[]}'), // JSON.parse keeps the last
       wrap('{"name":"p","managedFields":[],"managed\\u0046ields":[]}'), // an escaped key that decodes to it
       wrap('{"name":"p","managedFields":[]},"metadata":{"name":"q","managedFields":[]}'), // two metadata
     ]) {
       JSON.parse(risky); // well-formed: the reflector would get this far
-      expect(cut(risky, 'ADDED', true), risky).to.equal(undefined);
+      expect(cut(risky), risky).to.equal(undefined);
     }
-    expect(cut(line('MODIFIED', object), 'ADDED', true)).to.equal(undefined, 'another type');
-    expect(cut(line('MODIFIED', pod({})), 'MODIFIED', true)).to.equal(undefined, 'no managedFields to cut');
+    // A key named managedFields anywhere but directly in metadata is left where it is.
+    for (const risky of [
+      wrap('{"name":"p","labels":{"a":"1","managedFields":"x"},"managedFields":[]}'),
+      wrap('{"name":"p","managedFields":[]}', '"spec":{"a":1,"metadata":{"managedFields":1}},'),
+    ]) {
+      const expected = JSON.parse(risky).object;
+      delete expected.metadata.managedFields;
+      expect(JSON.parse(cut(risky)!.text)).to.deep.equal(expected);
+    }
   });
 });
 
