@@ -86,6 +86,17 @@ function build(): void {
 
 const TICK_US = 1_000_000 / 100; // USER_HZ is 100 on Linux
 
+/** The VM's steal time so far in ms (the `cpu` line of /proc/stat, in clock ticks); undefined off Linux. */
+function stealMs(): number | undefined {
+  try {
+    const fields = readFileSync('/proc/stat', 'latin1').slice(0, 200).split('\n')[0].trim().split(/\s+/);
+    const ticks = Number(fields[8]);
+    return Number.isFinite(ticks) ? (ticks * TICK_US) / 1000 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** utime + stime of a process, in µs. */
 function cpuUs(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -206,6 +217,8 @@ interface PhaseResult {
   worstPerSecondMs?: number[];
   cpuMsPerSecond?: number[];
   driverPauseMsPerSecond?: number[];
+  /** Linux guests only: CPU time the hypervisor gave to others (steal), summed over CPUs. */
+  stealMsPerSecond?: number[];
 }
 
 interface ContenderResult {
@@ -294,14 +307,17 @@ async function runContender(contender: Contender, env: Env, subscriber: Subscrib
     const cpu2 = cpuUs(pid);
     const startUs = nowUs();
     let written = 0;
-    // Per second of writing: the contender's CPU time, and the longest pause of this process's
-    // driver loop (the simulator lives here). A stall in the latencies with the contender's CPU
-    // high is the contender's own work; with this loop's pause long, it is the bench's.
+    // Per second of writing: the contender's CPU time, the longest pause of this process's
+    // driver loop (the simulator lives here), and the CPU time the hypervisor took from this VM.
+    // A stall in the latencies with the contender's CPU high is the contender's own work; with
+    // this loop's pause long, it is the bench's; with steal time high, the host's.
     const cpuMsPerSecond: number[] = [];
     const driverPauseMsPerSecond: number[] = [];
+    const stealMsPerSecond: number[] = [];
     let lastLoopAt = startUs;
     let longestPause = 0;
     let lastCpu = cpu2;
+    let lastSteal = stealMs();
     while (written < steadyEvents) {
       const due = Math.min(steadyEvents, Math.floor(((nowUs() - startUs) / 1e6) * RATE));
       while (written < due) {
@@ -316,6 +332,9 @@ async function runContender(contender: Contender, env: Env, subscriber: Subscrib
         const cpu = cpuUs(pid);
         cpuMsPerSecond.push(Math.round((cpu - lastCpu) / 1000));
         driverPauseMsPerSecond.push(Math.round(longestPause / 1000));
+        const steal = stealMs();
+        if (steal !== undefined && lastSteal !== undefined) stealMsPerSecond.push(steal - lastSteal);
+        lastSteal = steal;
         lastCpu = cpu;
         longestPause = 0;
       }
@@ -329,6 +348,7 @@ async function runContender(contender: Contender, env: Env, subscriber: Subscrib
     log(`${contender.name}: worst latency per second of churn (ms): ${worstPerSecond.join(' ')}`);
     log(`${contender.name}: its CPU per second of churn (ms): ${cpuMsPerSecond.join(' ')}`);
     log(`${contender.name}: the bench driver's longest pause per second (ms): ${driverPauseMsPerSecond.join(' ')}`);
+    if (stealMsPerSecond.length > 0) log(`${contender.name}: CPU time stolen from this VM per second, all CPUs (ms): ${stealMsPerSecond.join(' ')}`);
     const latencies = steadyStats.latenciesUs.slice(Math.min(steadyStats.latenciesUs.length, RATE * (WARMUP_US / 1e6))).sort((x, y) => x - y);
     const steadySeconds = ((Number.isNaN(steadyDoneAt) ? steadyStats.lastAt : steadyDoneAt) - startUs) / 1e6;
     const steadyChurn: PhaseResult = {
@@ -342,6 +362,7 @@ async function runContender(contender: Contender, env: Env, subscriber: Subscrib
       worstPerSecondMs: worstPerSecond,
       cpuMsPerSecond,
       driverPauseMsPerSecond,
+      ...(stealMsPerSecond.length > 0 ? { stealMsPerSecond } : {}),
     };
     if (steadyStats.count < steadyEvents) log(`${contender.name}: steady churn delivered ${steadyStats.count} of ${steadyEvents}`);
     log(`${contender.name}: steady churn p50 ${steadyChurn.p50Ms} ms, p99 ${steadyChurn.p99Ms} ms`);
