@@ -132,6 +132,15 @@ export class LineSplitter {
 }
 
 /** Requests against one API server with the credentials of one KubeConfig context. */
+/** A 200 answer's body as JSON; one that is not JSON is a malformed answer (retried like a 5xx). */
+export function parseBody<T>(body: Uint8Array | string, request: string): T {
+  try {
+    return JSON.parse(typeof body === 'string' ? body : textOf(body)) as T;
+  } catch (error) {
+    throw new KubeRequestError('malformed', 200, `${request}: the server sent a body that is not JSON`, { cause: error });
+  }
+}
+
 export class KubeClient {
   readonly server: URL;
   private readonly agent: http.Agent;
@@ -186,13 +195,13 @@ export class KubeClient {
 
   /** GET a JSON document (discovery, one list page). */
   async get<T>(path: string, options: RequestOptions = {}): Promise<T> {
-    return (await this.getWithBytes<T>(path, options)).value;
+    return parseBody<T>(await this.getBytes(path, options), `GET ${path}`);
   }
 
-  /** GET a JSON document, with the bytes it came in (a list page's items are cut from them). */
-  async getWithBytes<T>(path: string, options: RequestOptions = {}): Promise<{ value: T; bytes: Buffer }> {
+  /** GET a document as the bytes it came in (a list page's items are cut from them). */
+  async getBytes(path: string, options: RequestOptions = {}): Promise<Buffer> {
     const request = await this.requestOptions(path, options.accept ?? 'application/json', options.signal);
-    const bytes = await new Promise<Buffer>((resolve, reject) => {
+    return new Promise<Buffer>((resolve, reject) => {
       const req = this.transport.request(request, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -206,11 +215,6 @@ export class KubeClient {
       req.on('error', (error) => reject(networkError(error, this.server, path)));
       req.end();
     });
-    try {
-      return { value: JSON.parse(textOf(bytes)) as T, bytes };
-    } catch (error) {
-      throw new KubeRequestError('malformed', 200, `GET ${path}: the server sent a body that is not JSON`, { cause: error });
-    }
   }
 
   /**
@@ -237,11 +241,7 @@ export class KubeClient {
       req.on('error', (error) => reject(networkError(error, this.server, path)));
       req.end(payload);
     });
-    try {
-      return JSON.parse(text) as T;
-    } catch (error) {
-      throw new KubeRequestError('malformed', 200, `${method} ${path}: the server sent a body that is not JSON`, { cause: error });
-    }
+    return parseBody<T>(text, `${method} ${path}`);
   }
 
   /**

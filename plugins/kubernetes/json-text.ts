@@ -77,28 +77,32 @@ function holdsAt(bytes: Uint8Array, at: number, wanted: Uint8Array): boolean {
  * `key` (given as the bytes of `"key":`). Undefined when the object is not as expected, when the
  * key appears twice (JSON.parse keeps the last, this would cut the first) or when a key has an
  * escape (it might decode to the key). `skipKeyValue` walks the key's value (and may note what it
- * finds there); it returns where the value ends, or -1.
+ * finds there); it returns where the value ends, or -1. `typeMeta`: whether it has a member named
+ * kind or apiVersion.
  */
 function scanObject(
   bytes: Uint8Array, objectStart: number, end: number, key: Uint8Array,
   skipKeyValue: (bytes: Uint8Array, start: number, end: number) => number = skipValue,
-): { end: number; member?: Member } | undefined {
+): { end: number; member?: Member; typeMeta: boolean } | undefined {
   if (bytes[objectStart] !== OPEN_BRACE) return undefined;
   let member: Member | undefined;
+  let typeMeta = false;
   let i = objectStart + 1;
-  if (bytes[i] === CLOSE_BRACE) return { end: i + 1 };
+  if (bytes[i] === CLOSE_BRACE) return { end: i + 1, typeMeta };
   for (;;) {
     if (bytes[i] !== QUOTE) return undefined;
     const keyEnd = skipString(bytes, i, end);
     if (keyEnd < 0 || bytes[keyEnd] !== COLON) return undefined;
     for (let k = i + 1; k < keyEnd - 1; k++) if (bytes[k] === BACKSLASH) return undefined;
-    const isKey = keyEnd + 1 - i === key.length && holdsAt(bytes, i, key);
+    const keyLength = keyEnd + 1 - i;
+    const isKey = keyLength === key.length && holdsAt(bytes, i, key);
     if (isKey && member !== undefined) return undefined;
+    if ((keyLength === KIND_KEY.length && holdsAt(bytes, i, KIND_KEY)) || (keyLength === API_VERSION_KEY.length && holdsAt(bytes, i, API_VERSION_KEY))) typeMeta = true;
     const valueEnd = (isKey ? skipKeyValue : skipValue)(bytes, keyEnd + 1, end);
     if (valueEnd < 0) return undefined;
     if (isKey) member = { start: i, end: valueEnd, valueStart: keyEnd + 1 };
     const next = bytes[valueEnd];
-    if (next === CLOSE_BRACE) return { end: valueEnd + 1, member };
+    if (next === CLOSE_BRACE) return { end: valueEnd + 1, member, typeMeta };
     if (next !== COMMA) return undefined;
     i = valueEnd + 1;
   }
@@ -133,6 +137,8 @@ const ascii = (text: string) => Buffer.from(text, 'latin1');
 const METADATA_KEY = ascii('"metadata":');
 const MANAGED_FIELDS_KEY = ascii('"managedFields":');
 const ITEMS_KEY = ascii('"items":');
+const KIND_KEY = ascii('"kind":');
+const API_VERSION_KEY = ascii('"apiVersion":');
 const HEADS = new Map((['ADDED', 'MODIFIED', 'DELETED'] as const).map((type) => [type, ascii(`{"type":"${type}","object":`)]));
 
 /** Set by `skipMetadata`: the managedFields member of the metadata it walked last. */
@@ -149,14 +155,14 @@ function skipMetadata(bytes: Uint8Array, start: number, end: number): number {
  * Walks a Kubernetes object in one pass: where it ends, and the cut that removes its
  * metadata.managedFields (with a comma beside it; empty when it has none).
  */
-function scanKubeObject(bytes: Uint8Array, start: number, end: number): { end: number; cutStart: number; cutEnd: number } | undefined {
+function scanKubeObject(bytes: Uint8Array, start: number, end: number): { end: number; cutStart: number; cutEnd: number; typeMeta: boolean } | undefined {
   managedFieldsFound = undefined;
   const object = scanObject(bytes, start, end, METADATA_KEY, skipMetadata);
   if (object === undefined) return undefined;
   const managedFields = object.member === undefined ? undefined : managedFieldsFound;
-  if (managedFields === undefined) return { end: object.end, cutStart: object.end, cutEnd: object.end };
+  if (managedFields === undefined) return { end: object.end, cutStart: object.end, cutEnd: object.end, typeMeta: object.typeMeta };
   const [cutStart, cutEnd] = cutOf(bytes, managedFields);
-  return { end: object.end, cutStart, cutEnd };
+  return { end: object.end, cutStart, cutEnd, typeMeta: object.typeMeta };
 }
 
 /** A watch event that carries an object the store keeps. */
@@ -184,12 +190,18 @@ export function cutWatchObject(line: Uint8Array): { type: WatchObjectType; objec
 /**
  * Where the items of a list page lie in its bytes: item i spans `[spans[2i], spans[2i+1])`, and
  * its metadata.managedFields member, with a comma beside it, `[cuts[2i], cuts[2i+1])` (an empty
- * span when it has none).
+ * span when it has none); `typeMeta[i]` is 1 when it has a kind or an apiVersion. The items
+ * array itself spans `[itemsStart, itemsEnd)`.
  */
 export interface ListItemSpans {
   readonly count: number;
   readonly spans: Int32Array;
   readonly cuts: Int32Array;
+  readonly typeMeta: Uint8Array;
+  readonly itemsStart: number;
+  readonly itemsEnd: number;
+  /** Where the page ends, before the whitespace after it. */
+  readonly end: number;
 }
 
 const isSpace = (c: number) => c === 32 || c === 10 || c === 13 || c === 9;
@@ -204,6 +216,7 @@ export function listItemSpans(page: Uint8Array): ListItemSpans | undefined {
   while (end > 0 && isSpace(page[end - 1])) end--;
   const spans: number[] = [];
   const cuts: number[] = [];
+  const typeMeta: number[] = [];
   const walkItems = (bytes: Uint8Array, start: number, stop: number): number => {
     if (bytes[start] !== OPEN_BRACKET) return -1;
     let i = start + 1;
@@ -213,6 +226,7 @@ export function listItemSpans(page: Uint8Array): ListItemSpans | undefined {
       if (item === undefined) return -1;
       spans.push(i, item.end);
       cuts.push(item.cutStart, item.cutEnd);
+      typeMeta.push(item.typeMeta ? 1 : 0);
       const next = bytes[item.end];
       if (next === CLOSE_BRACKET) return item.end + 1;
       if (next !== COMMA) return -1;
@@ -221,22 +235,29 @@ export function listItemSpans(page: Uint8Array): ListItemSpans | undefined {
   };
   const list = scanObject(page, 0, end, ITEMS_KEY, walkItems);
   if (list?.end !== end || list.member === undefined) return undefined;
-  return { count: spans.length / 2, spans: Int32Array.from(spans), cuts: Int32Array.from(cuts) };
+  return {
+    count: spans.length / 2, spans: Int32Array.from(spans), cuts: Int32Array.from(cuts), typeMeta: Uint8Array.from(typeMeta),
+    itemsStart: list.member.valueStart, itemsEnd: list.member.end, end,
+  };
 }
+
+/** The page's JSON with an empty items array: its kind, apiVersion and metadata, cheap to parse. */
+export function listPageWithoutItems(page: Uint8Array, items: ListItemSpans): Uint8Array {
+  return Buffer.concat([page.subarray(0, items.itemsStart), EMPTY_ARRAY, page.subarray(items.itemsEnd, items.end)]);
+}
+
+const EMPTY_ARRAY = ascii('[]');
 
 /**
  * The JSON of item `index` of a list page (see `listItemSpans`), as its own copy: without
- * metadata.managedFields when `withoutManagedFields`, with `tail` (such as `,"kind":"Pod"`)
- * added before its closing brace. Undefined when that cannot be done safely: the caller then
- * serialises the parsed item.
+ * metadata.managedFields, and with `tail` (such as `,"kind":"Pod","apiVersion":"v1"`) added
+ * before its closing brace when the item has neither kind nor apiVersion (built-in resources'
+ * list items have not). Undefined for an empty item, which has no member to put a tail after.
  */
-export function listItemBytes(page: Uint8Array, items: ListItemSpans, index: number, withoutManagedFields: boolean, tail?: Uint8Array): Uint8Array | undefined {
+export function listItemBytes(page: Uint8Array, items: ListItemSpans, index: number, tail: Uint8Array): Uint8Array | undefined {
   const start = items.spans[2 * index];
   const end = items.spans[2 * index + 1];
-  const cutStart = items.cuts[2 * index];
-  const cutEnd = items.cuts[2 * index + 1];
-  if (withoutManagedFields !== cutEnd > cutStart) return undefined;
-  // An empty object has no member to put a tail after (an item without metadata is rejected anyway).
-  if (tail !== undefined && page[start + 1] === CLOSE_BRACE) return undefined;
-  return copyOf(page, start, end, cutStart, cutEnd, tail);
+  const typed = items.typeMeta[index] === 1;
+  if (!typed && page[start + 1] === CLOSE_BRACE) return undefined;
+  return copyOf(page, start, end, items.cuts[2 * index], items.cuts[2 * index + 1], typed ? undefined : tail);
 }

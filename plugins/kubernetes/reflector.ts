@@ -9,8 +9,8 @@
  */
 import { setMaxListeners } from 'node:events';
 import type { EventType, KubeObject, ResourceRef } from '../../core/types.ts';
-import { KubeRequestError, type FailureReason, type KubeClient } from './client.ts';
-import { cutWatchObject, listItemBytes, listItemSpans, type ListItemSpans } from './json-text.ts';
+import { KubeRequestError, parseBody, type FailureReason, type KubeClient } from './client.ts';
+import { cutWatchObject, listItemBytes, listItemSpans, listPageWithoutItems } from './json-text.ts';
 import { resourceId } from '../../core/resource.ts';
 import { markKeptBySource, parseJsonBytes, serializeForPipeline, textOf } from '../../core/serialized.ts';
 
@@ -348,12 +348,18 @@ export class Reflector {
     // ends the list and diffs a partial one (everything unseen would look deleted).
     for (;;) {
       let page: ListPage;
-      let bytes: Buffer | undefined;
+      let items: unknown[] | undefined;
+      let json: Uint8Array[] | undefined;
       try {
         const query = this.query({ limit: this.timing.pageSize, continue: continueToken });
-        // Full objects are kept as JSON: their bytes are cut from the page's instead of serialised again.
         if (this.scope.metadataOnly) page = await this.client.get<ListPage>(query, { accept, signal });
-        else ({ value: page, bytes } = await this.client.getWithBytes<ListPage>(query, { accept, signal }));
+        else {
+          // Full objects are kept as JSON: each item's is cut from the page, not serialised again.
+          const bytes = await this.client.getBytes(query, { accept, signal });
+          const parsed = this.parseListPage(bytes);
+          if (parsed !== undefined) ({ page, items, json } = parsed);
+          else page = parseBody<ListPage>(bytes, `GET ${query}`);
+        }
       } catch (error) {
         if (!continueToken || !(error instanceof KubeRequestError) || signal.aborted) throw error;
         if (error.reason === 'gone') {
@@ -370,18 +376,18 @@ export class Reflector {
       }
       pageBackoff.reset();
       const observedAt = Date.now();
-      const items = page.items ?? [];
-      const spans = bytes === undefined ? undefined : listItemSpans(bytes);
-      const cut = spans?.count === items.length ? spans : undefined;
+      items ??= page.items ?? [];
       for (let index = 0; index < items.length; index++) {
         const item = items[index] as any;
-        const json = cut && this.listItemJson(bytes!, cut, index, item);
+        // Before normalize changes it: whether the item's cut bytes are the stored object's JSON.
+        const itemJson = json?.[index];
+        const asCut = itemJson !== undefined && item?.kind === this.resource.kind && item?.apiVersion === this.apiVersion;
         const object = this.normalize(item);
         if (object === undefined) {
           this.listener.malformedLine(JSON.stringify(item)?.slice(0, 200) ?? '', new Error('list item without metadata.name'));
           continue;
         }
-        seen.add(this.upsert(object, observedAt, json));
+        seen.add(this.upsert(object, observedAt, asCut ? () => itemJson : undefined));
       }
       continueToken = page.metadata?.continue || undefined;
       resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
@@ -401,18 +407,30 @@ export class Reflector {
   }
 
   /**
-   * How to cut a list item's JSON from the page, decided before `normalize` changes the item: the
-   * cut drops managedFields if the item has them, and adds kind and apiVersion at the end if it
-   * lacks both (built-in resources' list items do), as `normalize` does.
+   * A page's items parsed one by one from their own JSON, cut from the page's bytes less
+   * managedFields, with kind and apiVersion added at the end where an item has neither (as
+   * `normalize` would add them; built-in resources' list items have neither): less to parse than
+   * the whole page, and the store and the sinks get the very bytes parsed. Undefined when the page
+   * is not shaped for that; it is then parsed whole.
    */
-  private listItemJson(page: Buffer, spans: ListItemSpans, index: number, item: any): (() => Uint8Array | undefined) | undefined {
-    if (typeof item?.metadata !== 'object' || item.metadata === null) return undefined;
-    const withoutManagedFields = item.metadata.managedFields !== undefined;
-    if (item.kind === this.resource.kind && item.apiVersion === this.apiVersion) return () => listItemBytes(page, spans, index, withoutManagedFields);
-    if (item.kind !== undefined || item.apiVersion !== undefined) return undefined;
+  private parseListPage(bytes: Buffer): { page: ListPage; items: unknown[]; json: Uint8Array[] } | undefined {
+    const spans = listItemSpans(bytes);
+    if (spans === undefined) return undefined;
     this.kindTail ??= Buffer.from(`,"kind":${JSON.stringify(this.resource.kind)},"apiVersion":${JSON.stringify(this.apiVersion)}`);
-    const tail = this.kindTail;
-    return () => listItemBytes(page, spans, index, withoutManagedFields, tail);
+    const items: unknown[] = new Array(spans.count);
+    const json: Uint8Array[] = new Array(spans.count);
+    try {
+      const page = JSON.parse(textOf(listPageWithoutItems(bytes, spans))) as ListPage;
+      for (let index = 0; index < spans.count; index++) {
+        const item = listItemBytes(bytes, spans, index, this.kindTail);
+        if (item === undefined) return undefined;
+        json[index] = item;
+        items[index] = JSON.parse(textOf(item));
+      }
+      return { page, items, json };
+    } catch {
+      return undefined;
+    }
   }
 
   /** Watches from the last resourceVersion until the server ends the watch. Resolves true when something arrived. */

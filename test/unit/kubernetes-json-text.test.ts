@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { cutWatchObject, listItemBytes, listItemSpans } from '../../plugins/kubernetes/json-text.ts';
+import { cutWatchObject, listItemBytes, listItemSpans, listPageWithoutItems } from '../../plugins/kubernetes/json-text.ts';
 
 const managedFields = [{ manager: 'kubectl', operation: 'Update', fieldsV1: { 'f:metadata': { 'f:labels': { '.': {}, 'f:app': {} } } }, time: '2026-01-01T00:00:00Z' }];
 const tricky = {
@@ -105,43 +105,45 @@ describe('list item bytes', () => {
   /** What the reflector stores for a listed item: managedFields dropped, then kind and apiVersion added. */
   const normalized = (item: any) => {
     const { managedFields: _dropped, ...metadata } = item.metadata;
-    return { ...item, metadata, ...(item.kind === undefined ? { kind: 'Pod', apiVersion: 'v1' } : {}) };
+    return { ...item, metadata, ...(item.kind === undefined && item.apiVersion === undefined ? { kind: 'Pod', apiVersion: 'v1' } : {}) };
   };
   const text = (bytes: Uint8Array | undefined) => (bytes === undefined ? undefined : Buffer.from(bytes).toString('utf8'));
 
   it('is each item as JSON.stringify would make it after normalising, byte for byte', () => {
+    const { kind: _kind, ...withoutKind } = pod({ managedFields });
     const items = [
       listed({ labels: { app: 'x' }, annotations: tricky, managedFields }),
       listed({ managedFields, annotations: tricky }),
       listed({ annotations: tricky, managedFields }),
       listed({ annotations: tricky }),
       pod({ managedFields }), // a custom resource's item keeps kind and apiVersion
+      withoutKind, // an apiVersion alone takes no tail (normalize then adds the kind, and the item is serialised)
+      { metadata: { name: 'p', annotations: { kind: 'x', apiVersion: 'y' } }, spec: { kind: 'Deep' } }, // kind below the top takes the tail
     ];
     for (const after of ['\n', '']) {
       const bytes = page(items, after);
       const spans = listItemSpans(bytes)!;
       expect(spans.count).to.equal(items.length);
       items.forEach((item, index) => {
-        const withoutManagedFields = 'managedFields' in item.metadata;
-        const tail = 'kind' in item ? undefined : TAIL;
-        expect(text(listItemBytes(bytes, spans, index, withoutManagedFields, tail)), `item ${index}`).to.equal(JSON.stringify(normalized(item)));
+        expect(text(listItemBytes(bytes, spans, index, TAIL)), `item ${index}`).to.equal(JSON.stringify(normalized(item)));
       });
+      expect(JSON.parse(text(listPageWithoutItems(bytes, spans))!)).to.deep.equal({ kind: 'PodList', apiVersion: 'v1', metadata: { resourceVersion: '9', continue: 'x' }, items: [] });
     }
     const empty = page([]);
     expect(listItemSpans(empty)!.count).to.equal(0);
   });
 
   it('is a copy in an allocation of its own, never a view of the page', () => {
-    const bytes = page([listed({ managedFields }), listed({})]);
+    const bytes = page([listed({ managedFields }), listed({}), pod({})]);
     const spans = listItemSpans(bytes)!;
-    for (const [index, withoutManagedFields] of [[0, true], [1, false]] as const) {
-      const item = listItemBytes(bytes, spans, index, withoutManagedFields, TAIL)!;
+    for (const index of [0, 1, 2]) {
+      const item = listItemBytes(bytes, spans, index, TAIL)!;
       expect(item.buffer).to.not.equal(bytes.buffer);
       expect([item.byteOffset, item.byteLength]).to.deep.equal([0, item.buffer.byteLength]);
     }
   });
 
-  it('gives up on a page shaped otherwise, and on an item it cannot cut as asked, so items are serialised as before', () => {
+  it('gives up on a page shaped otherwise, and on an empty item, so the page is parsed whole as before', () => {
     const item = JSON.stringify(listed({ managedFields }));
     for (const shape of [
       JSON.stringify({ kind: 'PodList', items: [JSON.parse(item)] }, null, 1), // pretty-printed
@@ -149,16 +151,16 @@ describe('list item bytes', () => {
       `{"kind":"PodList","items":[${item}] }`, // whitespace
       `{"kind":"PodList","items":[${item.replace('"metadata":', '"metadata": ')}]}`, // whitespace in an item
       `{"kind":"PodList","items":[${item.replace('"name":"p"', '"name":"p","managedFields":[]')}]}`, // managedFields twice
+      `{"kind":"PodList","items":[${item.replace('"metadata":', '"\\u006bind":"Pod","metadata":')}]}`, // an escaped key (it might be kind)
       `{"kind":"PodList","items":[${item}]`, // cut short
       `{"kind":"PodList","items":{}}`,
+      `{"kind":"PodList","items":null}`,
     ]) {
       JSON.parse(shape.endsWith(']') ? `${shape}}` : shape); // well-formed but for the one cut short
       expect(listItemSpans(Buffer.from(shape)), shape.slice(0, 60)).to.equal(undefined);
     }
-    const bytes = page([listed({ managedFields }), listed({}), {}]);
+    const bytes = page([listed({}), {}]);
     const spans = listItemSpans(bytes)!;
-    expect(listItemBytes(bytes, spans, 0, false)).to.equal(undefined, 'it has managedFields the object has not');
-    expect(listItemBytes(bytes, spans, 1, true)).to.equal(undefined, 'no managedFields to cut');
-    expect(listItemBytes(bytes, spans, 2, false, TAIL)).to.equal(undefined, 'an empty object takes no tail');
+    expect(listItemBytes(bytes, spans, 1, TAIL)).to.equal(undefined, 'an empty object takes no tail');
   });
 });
