@@ -1,9 +1,12 @@
 /**
- * The JSON of a watch event's object or a list's item, cut from the bytes the API server sent
- * instead of made again with JSON.stringify. Only a structural scan over the bytes: it finds where values
- * begin and end (strings with their escapes, nesting), never decodes them; UTF-8 never puts an
- * ASCII byte inside a multi-byte character, so the structure is found byte by byte. Anything not
- * as expected gives `undefined`, and the caller serialises the parsed object as before.
+ * The JSON of a watch event's object or a list's item, cut from the bytes the API server sent, so
+ * that only it is parsed and nothing is made again with JSON.stringify. Only a structural scan
+ * over the bytes: it finds where values begin and end (strings with their escapes, nesting),
+ * never decodes them; UTF-8 never puts an ASCII byte inside a multi-byte character, so the
+ * structure is found byte by byte. Anything not as expected gives `undefined`, and the caller
+ * parses what the server sent whole, as before. What is cut away (managedFields) is only
+ * delimited, never checked: it is dropped unread, so nonsense inside it no longer makes the
+ * object malformed. Everything kept is parsed.
  */
 
 const QUOTE = 34; // "

@@ -360,6 +360,8 @@ export class Reflector {
           if (parsed !== undefined) ({ page, items, json } = parsed);
           else page = parseBody<ListPage>(bytes, `GET ${query}`);
         }
+        // Taken as an empty page, items that are not a list would make everything look deleted.
+        if (page.items != null && !Array.isArray(page.items)) throw new KubeRequestError('malformed', 200, `GET ${query}: the list's items are not an array`);
       } catch (error) {
         if (!continueToken || !(error instanceof KubeRequestError) || signal.aborted) throw error;
         if (error.reason === 'gone') {

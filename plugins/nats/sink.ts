@@ -125,7 +125,7 @@ export class NatsSink {
       const objectBytes: Uint8Array[] = new Array(batch.length);
       for (let i = 0; i < batch.length; i++) {
         const event = batch[i];
-        const message = encodeEvent(event, { withHeaders: this.options.headers, maxPayload, sharedHeaders: this.options.jetstream === undefined });
+        const message = encodeEvent(event, { withHeaders: this.options.headers, maxPayload, sharedHeaders: !this.options.jetstream });
         objectBytes[i] = message.objectBytes;
         if (message.truncation !== 'none') {
           truncated++;

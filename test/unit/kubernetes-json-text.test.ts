@@ -13,6 +13,11 @@ const pod = (metadata: Record<string, unknown>) => ({
   spec: { containers: [{ name: 'c', image: 'nginx', ports: [{ containerPort: 80 }], args: [] }], nodeName: null, priority: 0, enableServiceLinks: true },
   status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] },
 });
+/** managedFields as the first member of metadata: the comma after it is cut with it. */
+const managedFieldsFirst = () => {
+  const object = pod({ annotations: tricky });
+  return { ...object, metadata: { managedFields, ...object.metadata } };
+};
 const without = (object: ReturnType<typeof pod>) => {
   const { managedFields: _dropped, ...metadata } = object.metadata as Record<string, unknown>;
   return { ...object, metadata };
@@ -31,6 +36,7 @@ describe('watch object cut', () => {
       pod({ labels: { app: 'x' }, annotations: tricky, managedFields }),
       pod({ managedFields, annotations: tricky }),
       pod({ annotations: tricky }),
+      managedFieldsFirst(),
     ];
     for (const object of objects) {
       for (const type of ['ADDED', 'MODIFIED', 'DELETED']) {
@@ -117,6 +123,7 @@ describe('list item bytes', () => {
       listed({ annotations: tricky, managedFields }),
       listed({ annotations: tricky }),
       pod({ managedFields }), // a custom resource's item keeps kind and apiVersion
+      (({ kind: _kind, apiVersion: _apiVersion, ...item }) => item)(managedFieldsFirst()),
       withoutKind, // an apiVersion alone takes no tail (normalize then adds the kind, and the item is serialised)
       { metadata: { name: 'p', annotations: { kind: 'x', apiVersion: 'y' } }, spec: { kind: 'Deep' } }, // kind below the top takes the tail
     ];

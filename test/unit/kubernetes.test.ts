@@ -4,10 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_RESOURCES } from '../../config/defaults.ts';
 import { MeshSyncError } from '../../core/errors.ts';
-import { LineSplitter, loadKubeConfig } from '../../plugins/kubernetes/client.ts';
+import { KubeRequestError, LineSplitter, loadKubeConfig, type KubeClient, type WatchHandlers } from '../../plugins/kubernetes/client.ts';
 import { addAggregated, addResourceList, closeMatches, editDistance, resolveResources, type Catalog } from '../../plugins/kubernetes/discovery.ts';
 import { forbiddenMessage, kubernetes, scopesFor } from '../../plugins/kubernetes/index.ts';
-import { Backoff, collectionPath, ObjectStore } from '../../plugins/kubernetes/reflector.ts';
+import { Backoff, collectionPath, ObjectStore, Reflector } from '../../plugins/kubernetes/reflector.ts';
+import { until } from '../support/wait.ts';
 import { isKeptBySource, knownJsonBytes } from '../../core/serialized.ts';
 import { makeObject, POD } from '../../core/testing/index.ts';
 import { DEFAULT_FIXTURES_DIR } from '../../plugins/kubernetes/simulator/index.ts';
@@ -199,6 +200,78 @@ describe('kubernetes object store', () => {
     const metadataOnly = makeObject(POD, 'meta', { uid: 'u2' });
     new ObjectStore(false).set(metadataOnly);
     expect(isKeptBySource(metadataOnly), 'a metadata-only store too').to.equal(true);
+  });
+});
+
+describe('kubernetes reflector, on what the server sends', () => {
+  const TIMING = { pageSize: 500, minWatchTimeoutSeconds: 60, watchSilenceTimeoutMs: 0, watchHoldMaxMs: 0, backoffInitialMs: 1, backoffMaxMs: 5 };
+  const POD_REF = { group: '', version: 'v1', resource: 'pods', kind: 'Pod', namespaced: true } as const;
+  const page = (items: string, rv = '9') => `{"kind":"PodList","apiVersion":"v1","metadata":{"resourceVersion":"${rv}"},"items":${items}}\n`;
+  const listedPod = (name: string) => `{"metadata":{"name":"${name}","namespace":"d","uid":"uid-${name}","resourceVersion":"1"},"spec":{"nodeName":"n"}}`;
+
+  /** A server scripted request by request: list pages in turn (the last one again), watches in turn (then silence until stopped). */
+  function scripted(pages: string[], watches: ((handlers: WatchHandlers) => void)[]) {
+    const requests: string[] = [];
+    const client = {
+      async getBytes(path: string) {
+        requests.push(path);
+        return Buffer.from(pages.length > 1 ? pages.shift()! : pages[0]);
+      },
+      async watch(path: string, handlers: WatchHandlers, options: { signal?: AbortSignal }) {
+        requests.push(path);
+        const script = watches.shift();
+        if (script !== undefined) return script(handlers);
+        await new Promise((resolve) => options.signal?.addEventListener('abort', resolve));
+      },
+    };
+    return { client: client as unknown as KubeClient, requests };
+  }
+
+  function run(client: KubeClient) {
+    const events: { type: string; object: any }[] = [];
+    const failures: KubeRequestError[] = [];
+    const reflector = new Reflector(client, POD_REF, {}, TIMING, {
+      emit: (type, object) => events.push({ type, object }),
+      listed() {}, relisted() {}, watchRestarted() {},
+      failed: (error) => failures.push(error),
+      malformedLine: (_line, error) => failures.push(new KubeRequestError('malformed', 0, String(error))),
+    });
+    reflector.start(new AbortController().signal);
+    return { reflector, events, failures };
+  }
+
+  it('takes a list page whose items are not an array as malformed, and deletes nothing for it', async () => {
+    const gone = () => {
+      throw new KubeRequestError('gone', 410, 'too old resource version');
+    };
+    const { client, requests } = scripted([page(`[${listedPod('a')}]`), page('{}'), page(`[${listedPod('a')}]`)], [gone]);
+    const { reflector, events, failures } = run(client);
+    await until(() => requests.filter((path) => !path.includes('watch=1')).length >= 3 && requests.at(-1)!.includes('watch=1'), 'three lists and a watch');
+    await reflector.stop();
+    expect(events.map((e) => `${e.type} ${e.object.metadata.name}`)).to.deep.equal(['ADDED a']);
+    expect(failures.map((f) => f.reason)).to.deep.equal(['gone', 'malformed']);
+  });
+
+  it('stores and emits a watched object as the server sent it, kind and apiVersion added where it had none', async () => {
+    const lines = [
+      // No kind or apiVersion: its bytes as sent would lack what the emitted object has.
+      '{"type":"ADDED","object":{"metadata":{"name":"bare","namespace":"d","uid":"u1","resourceVersion":"2"}}}',
+      // managedFields first in metadata: the comma after it goes with it.
+      '{"type":"ADDED","object":{"kind":"Pod","apiVersion":"v1","metadata":{"managedFields":[{"manager":"m"}],"name":"first","namespace":"d","uid":"u2","resourceVersion":"3"}}}',
+      '{"type":"MODIFIED","object":{"kind":"Pod","apiVersion":"v1","metadata":{"name":"first","namespace":"d","uid":"u2","resourceVersion":"4","managedFields":[{"manager":"m"}],"labels":{"a":"\\u003c"}}}}',
+    ];
+    const { client } = scripted([page('[]')], [(handlers) => lines.forEach((line) => handlers.line(Buffer.from(line)))]);
+    const { reflector, events, failures } = run(client);
+    await until(() => events.length === 3, 'three events');
+    await reflector.stop();
+    expect(failures).to.deep.equal([]);
+    for (const { object } of events) {
+      expect([object.kind, object.apiVersion, object.metadata.managedFields]).to.deep.equal(['Pod', 'v1', undefined]);
+      const bytes = knownJsonBytes(object);
+      expect(bytes, object.metadata.name).to.not.equal(undefined);
+      expect(JSON.parse(Buffer.from(bytes!).toString('utf8')), object.metadata.name).to.deep.equal(object);
+    }
+    expect(events[2].object.metadata.labels).to.deep.equal({ a: '<' });
   });
 });
 
