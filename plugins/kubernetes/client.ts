@@ -131,7 +131,6 @@ export class LineSplitter {
   }
 }
 
-/** Requests against one API server with the credentials of one KubeConfig context. */
 /** A 200 answer's body as JSON; one that is not JSON is a malformed answer (retried like a 5xx). */
 export function parseBody<T>(body: Uint8Array | string, request: string): T {
   try {
@@ -141,6 +140,7 @@ export function parseBody<T>(body: Uint8Array | string, request: string): T {
   }
 }
 
+/** Requests against one API server with the credentials of one KubeConfig context. */
 export class KubeClient {
   readonly server: URL;
   private readonly agent: http.Agent;
