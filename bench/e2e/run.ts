@@ -12,12 +12,12 @@
  *
  *   npx tsx bench/e2e/run.ts [--pods 100000] [--rate 1000] [--seconds 20] [--burst 20000]
  *                            [--contenders bare,informer,meshsync] [--rounds 3] [--no-build]
+ *                            [--profile meshsync [--node-args=--trace-gc]]   (CPU profile of one contender)
+ *                            [--node-args-for meshsync --node-args=...]      (V8 flags without profiling)
  *
  * Each round runs every contender once, in an order rotated round by round; the ratios compare
  * the contenders' medians over the rounds (a shared machine's hiccup in one round moves a median
  * little), and each round's own ratios are reported beside them.
- *                            [--profile meshsync [--node-args=--trace-gc]]   (CPU profile of one contender)
- *                            [--node-args-for meshsync --node-args=...]      (V8 flags without profiling)
  *
  * Writes bench/results/e2e.json and prints a table. See bench/README.md, section "e2e".
  */
@@ -31,6 +31,7 @@ import { startSimulator, type KubeSimulator } from '../../plugins/kubernetes/sim
 import { makePod } from '../../plugins/kubernetes/simulator/demo.ts';
 import { startNatsServer } from '../../test/support/nats-server.ts';
 import type { EndCommand, PhaseCommand, SubscriberMessage } from './subscriber.ts';
+import { median } from '../stats.ts';
 
 const ROOT = join(import.meta.dirname, '../..');
 const { values: args } = parseArgs({
@@ -401,12 +402,6 @@ async function runContender(contender: Contender, env: Env, subscriber: Subscrib
 }
 
 // ---- report ---------------------------------------------------------------------------------
-
-const median = (values: number[]) => {
-  const sorted = [...values].sort((x, y) => x - y);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-};
 
 /** Every number in the results, the median over the rounds (each field on its own); lists are left out. */
 function medianOf<T>(rounds: T[]): T {

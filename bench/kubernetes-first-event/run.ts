@@ -18,6 +18,7 @@ import { definePlugin } from '../../core/plugin.ts';
 import kubernetes from '../../plugins/kubernetes/index.ts';
 import { loadKubeConfig } from '../../plugins/kubernetes/client.ts';
 import { startBenchCluster } from '../kubernetes-memory/cluster.ts';
+import { median } from '../stats.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -67,7 +68,6 @@ async function informerFirstEvent(kubeconfig: string): Promise<number> {
   return first - started;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 console.log(`seeding ${PODS} pods in the simulator (child process)...`);
 const cluster = await startBenchCluster(PODS);

@@ -19,6 +19,7 @@ import { resourceId } from '../../core/resource.ts';
 import type { Batch, EventType, KubeObject, ResourceRef, SourceContext, SyncEvent } from '../../core/types.ts';
 import { watchList, compileWatchList, watchListOptions, EVENT_BITS, type WatchListOptions } from '../../plugins/watch-list/index.ts';
 import { redactSecrets, createRedactor } from '../../plugins/redact-secrets/index.ts';
+import { median } from '../stats.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -221,12 +222,6 @@ async function runBaseline(): Promise<RunResult> {
 }
 
 // ---- measure ------------------------------------------------------------------------------------
-
-const median = (values: number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-};
 
 type Side = 'baseline' | 'framework';
 interface SideResult { side: Side; seconds: number[]; cpuSeconds: number[]; delivered: number; podBytes: { min: number; max: number } }

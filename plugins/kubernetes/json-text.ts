@@ -115,7 +115,7 @@ function scanObject(
  * `bytes[start, end)` without `[cutStart, cutEnd)`, and with `tail` before its last byte (the
  * closing brace), in an allocation of its own (never a view of the HTTP chunk or the list page).
  */
-function copyOf(bytes: Uint8Array, start: number, end: number, cutStart = end, cutEnd = end, tail?: Uint8Array): Uint8Array {
+function copyOf(bytes: Uint8Array, start: number, end: number, cutStart: number, cutEnd: number, tail?: Uint8Array): Uint8Array {
   const tailLength = tail?.length ?? 0;
   const out = Buffer.allocUnsafeSlow(end - start - (cutEnd - cutStart) + tailLength);
   out.set(bytes.subarray(start, cutStart), 0);
