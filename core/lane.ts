@@ -77,7 +77,7 @@ class HeldObject implements SourceRecord {
  * with jittered backoff until it is accepted. A batch in flight is retried as it was (so a sink
  * that delivered part of it sees the same events again, never a subset); what arrives meanwhile
  * waits, coalesced, behind it. Memory is bounded by the number of objects, not by time; and while
- * the lane is held or far behind, by about 100 bytes per object its source keeps, not the object.
+ * the lane is held or far behind, by about 200 bytes per object its source keeps, not the object.
  */
 export class Lane {
   private pending = new Map<string, SyncEvent>();

@@ -83,7 +83,7 @@ export function serializeForPipeline(object: object, json: string | Uint8Array =
  *
  * `rereadable`: the source's own record of the object, which can parse its latest state again
  * (the kubernetes store's bytes). A lane that holds events for long (a standby, a sink down) then
- * keeps that record instead of the parsed object: ~100 bytes per object instead of ~10 KB for a pod.
+ * keeps that record instead of the parsed object: ~200 bytes per object instead of ~8 KB for a pod.
  */
 const KEPT_BY_SOURCE = Symbol('meshsync.keptBySource');
 
