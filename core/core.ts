@@ -273,12 +273,12 @@ export class MeshSyncCore implements Core {
 
   private emit(source: string, type: EventType, resource: ResourceRef, object: KubeObject, observedAt: number): void {
     this.counters.received++;
-    if (typeof object !== 'object' || object === null || typeof object.metadata?.name !== 'string') {
+    if (typeof object !== 'object' || object === null || !validIdentity(object.metadata)) {
       this.counters.dropped.invalid++;
       this.reportError({
         plugin: source,
         hook: 'source',
-        error: new MeshSyncError('MESHSYNC_EVENT_INVALID', `${source} emitted a ${type} for ${resource?.resource ?? '?'} without metadata.name; skipped`),
+        error: new MeshSyncError('MESHSYNC_EVENT_INVALID', `${source} emitted a ${type} for ${resource?.resource ?? '?'} without a string metadata.name (or with a uid that is not a string); skipped`),
       });
       return;
     }
@@ -499,6 +499,16 @@ function safeCheck(check: () => boolean): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * A string name, and a string uid when there is one. Both are read in one expression, so the two
+ * loads overlap and the uid (the lanes' key) is in cache by the time it is hashed.
+ */
+function validIdentity(meta: KubeObject['metadata'] | undefined): boolean {
+  if (typeof meta !== 'object' || meta === null) return false;
+  const uid = meta.uid;
+  return typeof meta.name === 'string' && (uid === undefined || typeof uid === 'string');
 }
 
 /** Builds a core from plugins; nothing runs until start(). */

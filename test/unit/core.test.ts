@@ -140,10 +140,12 @@ describe('core', () => {
     const t = createTestCore();
     await t.start();
     t.source.emit('ADDED', SECRET, { metadata: {} } as never);
+    t.source.emit('ADDED', SECRET, { metadata: { name: 'numeric-uid', uid: 42 } } as never);
     t.source.emit('ADDED', SECRET, makeObject(SECRET, 's'));
+    t.source.emit('ADDED', SECRET, makeObject(SECRET, 'no-uid', { uid: undefined }));
     await t.drain();
-    expect(t.core.counters.dropped.invalid).to.equal(1);
-    expect(t.sink.events).to.have.length(1);
+    expect(t.core.counters.dropped.invalid).to.equal(2);
+    expect(t.sink.events.map((e) => e.object.metadata.name)).to.deep.equal(['s', 'no-uid']);
     await t.stop();
   });
 
