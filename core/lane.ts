@@ -91,6 +91,8 @@ export class Lane {
   private timer: NodeJS.Timeout | null = null;
   private idleWaiters: (() => void)[] = [];
   private deleteSeq = 0;
+  /** Set when an event is held by reference; cleared once the lane is empty (then batches are plain slices). */
+  private holdsReferences = false;
   private aboveHighWater = false;
   private closed = false;
   private open = true;
@@ -111,6 +113,7 @@ export class Lane {
       const record = rereadableOf(emitted.object);
       if (record !== undefined) {
         const held = new HeldObject(record, emitted.resource, emitted.object.metadata.uid) as unknown as KubeObject;
+        this.holdsReferences = true;
         event = new PipelineEvent(event.type, event.resource, held, event.clusterId, event.observedAt);
       }
     }
@@ -228,6 +231,7 @@ export class Lane {
       if (this.takenOffset >= this.taken.length) {
         this.taken = [];
         this.takenOffset = 0;
+        if (this.pending.size === 0) this.holdsReferences = false;
         // A partial batch waits for the timer (when there is one), unless somebody waits for the lane to drain.
         if (this.pending.size < this.options.batchSize && this.idleWaiters.length === 0 && this.options.batchMaxWaitMs > 0) break;
       }
@@ -259,6 +263,7 @@ export class Lane {
 
   /** The taken events up to `end`, those held by reference read again. */
   private wholeEvents(end: number): SyncEvent[] {
+    if (!this.holdsReferences) return this.taken.slice(this.takenOffset, end);
     const batch: SyncEvent[] = [];
     for (let i = this.takenOffset; i < end; i++) {
       const event = this.taken[i];
