@@ -68,7 +68,6 @@ async function informerFirstEvent(kubeconfig: string): Promise<number> {
   return first - started;
 }
 
-
 console.log(`seeding ${PODS} pods in the simulator (child process)...`);
 const cluster = await startBenchCluster(PODS);
 try {
