@@ -25,6 +25,9 @@ WORKDIR /src
 COPY package.json package-lock.json ./
 COPY examples/ examples/
 RUN ["npm", "ci", "--omit=dev", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=warn"]
+# KubeConfig without the generated API client meshsync never calls (see the script).
+COPY scripts/slim-client-node.mjs scripts/
+RUN ["node", "scripts/slim-client-node.mjs"]
 # Type declarations, TypeScript sources, source maps and docs are dead weight at run time
 # (typescript itself stays whole).
 RUN ["node", "-e", "const fs = require('fs'), path = require('path'); (function prune(dir) { for (const e of fs.readdirSync(dir, { withFileTypes: true })) { const f = path.join(dir, e.name); if (e.isDirectory()) { if (f !== 'node_modules/typescript') prune(f); } else if (/\\.([cm]?ts|map|md)$/.test(e.name) && !/^(license|licence)/i.test(e.name)) fs.rmSync(f); } })('node_modules');"]

@@ -8,7 +8,10 @@ import http from 'node:http';
 import https from 'node:https';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
+// KubeConfig's own module, not the package root: the root loads the whole generated API client,
+// which meshsync never calls. The image rewrites one import of this module so that it does not
+// load it either (see scripts/slim-client-node.mjs for what that saves).
+import { KubeConfig } from '@kubernetes/client-node/dist/config.js';
 import { MeshSyncError } from '../../core/errors.ts';
 import { textOf } from '../../core/serialized.ts';
 
