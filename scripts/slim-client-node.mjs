@@ -4,28 +4,39 @@
 // './gen/index.js', and that index loads the whole generated API: ~50 MB of RSS, ~23 MB of heap
 // and ~0.5 s of start-up. This rewrites that one import to the two files that define the names.
 // The image build runs it on its production node_modules; it stops the build (exit 1) when the
-// file no longer looks as expected or the index is still reachable, rather than ship unslimmed.
+// file no longer looks as expected or loading it still loads the generated API (its index, apis
+// or models), rather than ship unslimmed.
 //
 //   node scripts/slim-client-node.mjs [node_modules]     (default: ./node_modules)
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 const GEN_INDEX_IMPORT = "import { createConfiguration, ServerConfiguration, } from './gen/index.js';";
 const DIRECT_IMPORTS = "import { createConfiguration } from './gen/configuration.js';\nimport { ServerConfiguration } from './gen/servers.js';";
 
-/** Every file reachable from `entry` through relative static imports and re-exports. */
-function reachable(entry) {
-  const seen = new Set();
-  const pending = [entry];
-  while (pending.length > 0) {
-    const file = pending.pop();
-    if (seen.has(file)) continue;
-    seen.add(file);
-    for (const [, specifier] of readFileSync(file, 'utf8').matchAll(/^\s*(?:import|export)\b[^'"]*?\bfrom\s*['"](\.{1,2}\/[^'"]+)['"]/gm)) {
-      pending.push(resolve(dirname(file), specifier));
-    }
+/** The URL of every module a fresh node loads to import `file`, as a resolve hook records them. */
+function modulesLoadedBy(file) {
+  const dir = mkdtempSync(join(tmpdir(), 'slim-client-node-'));
+  const record = join(dir, 'loaded');
+  const hooks = `import { appendFileSync } from 'node:fs';
+export async function resolve(specifier, context, next) {
+  const resolved = await next(specifier, context);
+  appendFileSync(${JSON.stringify(record)}, resolved.url + '\\n');
+  return resolved;
+}`;
+  const register = `import { register } from 'node:module'; register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(hooks)}`)});`;
+  try {
+    writeFileSync(record, '');
+    execFileSync(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(register)}`, '--input-type=module', '-e', `await import(${JSON.stringify(pathToFileURL(file).href)});`], { stdio: ['ignore', 'ignore', 'inherit'] });
+    return readFileSync(record, 'utf8').split('\n').filter(Boolean);
+  } catch {
+    fail(`${file} does not load (node's error above)`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
-  return seen;
 }
 
 function fail(message) {
@@ -39,5 +50,6 @@ if (!existsSync(config)) fail(`${config} not found: is @kubernetes/client-node i
 const text = readFileSync(config, 'utf8');
 if (text.includes(GEN_INDEX_IMPORT)) writeFileSync(config, text.replace(GEN_INDEX_IMPORT, DIRECT_IMPORTS));
 else if (!text.includes(DIRECT_IMPORTS)) fail(`${config} does not import from './gen/index.js' as client-node 1.4 does; review this script for the installed version`);
-if (reachable(config).has(join(dist, 'gen', 'index.js'))) fail(`${config} still reaches gen/index.js through another import`);
+const generated = modulesLoadedBy(config).filter((url) => /\/dist\/gen\/(index\.js$|apis\/|models\/)/.test(url));
+if (generated.length > 0) fail(`${config} still loads the generated API: ${generated.slice(0, 3).join(', ')}${generated.length > 3 ? ', ...' : ''}`);
 console.error(`slim-client-node: ${config} no longer loads the generated API`);
