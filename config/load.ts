@@ -123,7 +123,7 @@ async function readConfigFile(cwd: string, configFile: string | undefined, confi
     searchPlaces: [...SEARCH_PLACES],
     searchStrategy: 'project',
     cache: false,
-    loaders: { '.ts': loadTypeScript, '.mts': loadTypeScript, '.yaml': loadYaml, '.yml': loadYaml, noExt: loadYaml },
+    loaders: { '.ts': loadTypeScript, '.mts': loadTypeScript, '.json': loadJson, '.yaml': loadYaml, '.yml': loadYaml, noExt: loadYaml },
   });
   let file: string | undefined = configFile === undefined ? undefined : resolve(cwd, configFile);
   let value: unknown;
@@ -132,9 +132,14 @@ async function readConfigFile(cwd: string, configFile: string | undefined, confi
       throw new ConfigError([{ code: 'MESHSYNC_CONFIG_LOAD', file, path: '', message: 'config file not found' } as LoadProblem], 'MESHSYNC_CONFIG_LOAD');
     }
     const result = file === undefined ? await explorer.search(cwd) : await explorer.load(file);
-    if (result === null) return { raw: {} };
-    file = result.filepath;
-    value = result.isEmpty ? {} : result.config;
+    if (result === null && file === undefined) return { raw: {} };
+    file = result?.filepath ?? file!;
+    // A named file that holds nothing (cosmiconfig: null, or isEmpty) is an empty config when it is
+    // data (YAML, JSON), and a mistake when it is a module that exports nothing.
+    if ((result === null || result.isEmpty) && /\.[cm]?[jt]s$/.test(file)) {
+      throw configError([{ code: 'MESHSYNC_CONFIG_INVALID', file, path: '', message: 'expected the config to be an object (export default defineConfig({...})), got nothing: the module exports null or undefined, or has no default export' }]);
+    }
+    value = result === null || result.isEmpty ? {} : result.config;
     if (typeof value === 'function') value = await (value as (env: ConfigEnv) => unknown)(configEnv);
     value = await value;
   } catch (error) {
@@ -146,13 +151,19 @@ async function readConfigFile(cwd: string, configFile: string | undefined, confi
   return { file, raw: value as Raw };
 }
 
-/** A config that throws while it is read: a parse error, or a plugin factory rejecting its options in a TS config. */
+/**
+ * A config that throws while it is read: a parse error, or a plugin factory rejecting its options
+ * in a TS config. Parsers quote the text around an error (code frames, the token found), and a
+ * config's text may hold secrets: the message keeps what went wrong and where, not the text.
+ */
 function loadError(error: unknown, file: string | undefined): ConfigError {
   if (error instanceof ConfigError || (error as ConfigError)?.name === 'ConfigError') {
     const config = error as ConfigError;
     return new ConfigError(config.problems.map((problem) => ({ ...problem, file: problem.file ?? file, code: config.code })), config.code);
   }
-  const message = error instanceof Error ? error.message.replace(/^(JSON|YAML|TypeScript) Error in [^\n]*:\n/, '') : String(error);
+  const lines = (error instanceof Error ? error.message : String(error)).replace(/^(JSON|YAML|TypeScript) Error in [^\n]*:\s*/, '').split('\n');
+  // esbuild (a TS config run by tsx): "Transform failed with 1 error:" then "<file>:1:30: ERROR: Expected "}" but found "'…'"".
+  const message = (lines[0].endsWith(':') && lines.length > 1 ? `${lines[0]} ${lines[1]}` : lines[0]).replace(/ but found ".*"$/, '');
   return configError([{ code: 'MESHSYNC_CONFIG_LOAD', file, path: '', message }]);
 }
 
@@ -186,10 +197,19 @@ function seesMeshsync(dir: string): boolean {
  */
 async function importTranspiled(filepath: string, content: string, inScratch: boolean): Promise<unknown> {
   const { default: ts } = await import('typescript');
-  const output = ts.transpileModule(content, {
+  const { outputText: output, diagnostics = [] } = ts.transpileModule(content, {
     fileName: filepath,
+    reportDiagnostics: true,
     compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: false, rewriteRelativeImportExtensions: true },
-  }).outputText;
+  });
+  // transpileModule repairs what it cannot parse and goes on: a syntax error must stop here.
+  const errors = diagnostics.filter((diagnostic) => diagnostic.category === ts.DiagnosticCategory.Error);
+  if (errors.length > 0) {
+    throw new Error(`TypeScript: ${errors.map((diagnostic) => {
+      const at = diagnostic.file && diagnostic.start !== undefined ? diagnostic.file.getLineAndCharacterOfPosition(diagnostic.start) : undefined;
+      return `${at ? `line ${at.line + 1}, column ${at.character + 1}: ` : ''}${ts.flattenDiagnosticMessageText(diagnostic.messageText, ' ')}`;
+    }).join('; ')}`);
+  }
   const name = `${basename(filepath)}.${randomUUID()}.mjs`;
   let target = join(dirname(filepath), name);
   let scratch: string | undefined;
@@ -246,11 +266,24 @@ function nearestNodeModules(from: string): string | undefined {
   }
 }
 
-/** YAML with line and column in its errors. */
+/** YAML with line and column in its errors, without the excerpt of the file that follows them (see loadError). */
 const loadYaml: Loader = (filepath, content) => {
   const document = parseDocument(content, { prettyErrors: true });
-  if (document.errors.length > 0) throw new Error(`YAML: ${document.errors.map((error) => error.message).join('\n')}`);
+  if (document.errors.length > 0) throw new Error(`YAML: ${document.errors.map((error) => error.message.split('\n')[0].replace(/:$/, '')).join('; ')}`);
   return document.toJS();
+};
+
+/** JSON with line and column in its errors, without the text V8 quotes around some of them (see loadError). */
+const loadJson: Loader = (filepath, content) => {
+  try {
+    return JSON.parse(content);
+  } catch (error) {
+    const message = (error as Error).message;
+    const at = /^(.*?) in JSON at position (\d+)/.exec(message);
+    if (at === null) throw new Error(`JSON: ${message.replace(/, (\.\.\.)?".*$/s, '')}`); // Unexpected token 'x', "{"a": x}" is not valid JSON
+    const before = content.slice(0, Number(at[2])).split('\n');
+    throw new Error(`JSON: ${at[1]} at line ${before.length}, column ${before.at(-1)!.length + 1}`);
+  }
 };
 
 function schemaProblems(error: z.ZodError, file: string | undefined): LoadProblem[] {

@@ -75,7 +75,7 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: proces
     return 2;
   }
 
-  const logger = createLogger({ level: options.logLevel ?? io.env.LOG_LEVEL ?? 'info' });
+  const logger = createLogger({ level: options.logLevel ?? envLogLevel(io.env, 'info') });
   let simulator: DemoCluster | undefined;
   try {
     if (options.command === 'run' || options.command === 'snapshot') {
@@ -109,12 +109,18 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: proces
   }
 }
 
+/** LOG_LEVEL when it names a level, else `fallback`: the config loader reports a bad one with every other problem. */
+function envLogLevel(env: NodeJS.ProcessEnv, fallback: string): string {
+  const level = env.LOG_LEVEL?.trim();
+  return level && (LOG_LEVELS as readonly string[]).includes(level) ? level : fallback;
+}
+
 /** `meshsync install|rbac`: manifests for the config in force, on stdout (for kubectl apply -f -). */
 async function installCommand(command: 'install' | 'rbac', argv: readonly string[], io: CliIo): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) return write(io.stdout, `${INSTALL_COMMAND_USAGE}\n`), 0;
   const configFlag = argv.findIndex((arg) => arg === '--config' || arg === '-c');
   const configFile = configFlag >= 0 ? argv[configFlag + 1] : argv.find((arg) => arg.startsWith('--config='))?.slice('--config='.length);
-  const logger = createLogger({ level: io.env.LOG_LEVEL ?? 'warn' });
+  const logger = createLogger({ level: envLogLevel(io.env, 'warn') });
   try {
     const loaded = await loadConfig({ configFile, cwd: io.cwd, env: io.env, logger, command: 'run' });
     // No file: the pod runs the in-cluster defaults, whatever this machine's defaults are.

@@ -33,6 +33,13 @@ describe('meshsync CLI (in process)', () => {
     expect(stderr).to.contain('--log-level must be one of');
   });
 
+  it('lists a LOG_LEVEL that is not a level with the config\'s own problems, instead of failing on it first', async () => {
+    await writeFile(join(dir, 'meshsync.config.yaml'), 'clusterId: 5\n');
+    const { code, stderr } = await cli(['validate'], { LOG_LEVEL: 'loud' });
+    expect(code).to.equal(1);
+    expect(stderr).to.contain('LOG_LEVEL (environment): expected one of').and.contain('clusterId');
+  });
+
   it('rejects a --simulator value other than auto', async () => {
     const { code, stderr } = await cli(['run', '--simulator', 'maybe']);
     expect(code).to.equal(2);

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { readdirSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,7 +19,8 @@ interface Expected {
   description: string;
   options?: Pick<LoadConfigOptions, 'configFile'>;
   env?: Record<string, string>;
-  error?: { code: string; problems: ExpectedProblem[] };
+  /** `secrets`: text of the config that must appear in no problem's message. */
+  error?: { code: string; problems: ExpectedProblem[]; secrets?: string[] };
   result?: {
     file?: string;
     clusterId?: string;
@@ -53,6 +54,7 @@ describe('config loader: case folders (test/fixtures/configs/<case>)', function 
           expect(got.message).to.match(new RegExp(want.message));
           if (want.file !== undefined) expect(got.file && relative(dir, got.file)).to.equal(want.file);
         }
+        for (const secret of expected.error.secrets ?? []) expect((error as ConfigError).message).to.not.include(secret);
         return;
       }
       const { file, config, plugins } = await load;
@@ -107,6 +109,14 @@ describe('config loader', function () {
     const record = lines.map((line) => JSON.parse(line)).find((r) => r.plugin === 'meshsync:redact-secrets');
     expect(record?.level).to.equal(30);
     expect(record?.msg).to.match(/enabled: false/);
+  });
+
+  it('stops at a syntax error in a TS config it transpiles (outside any project), with its line', async () => {
+    await writeFile(join(empty, 'meshsync.config.ts'), "export default { clusterId: 'a' logLevel: 'info' };\n");
+    const error = await loadConfig({ cwd: empty, env: {} }).catch((e: unknown) => e);
+    expect(error).to.be.instanceOf(ConfigError);
+    expect((error as ConfigError).code).to.equal('MESHSYNC_CONFIG_LOAD');
+    expect((error as ConfigError).problems[0].message).to.match(/^TypeScript: line 1, column 33: ',' expected/);
   });
 
   it('rejects a LOG_LEVEL that is not a level', async () => {
