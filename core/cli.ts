@@ -10,13 +10,13 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { loadConfig, type LoadedConfig, type LoadProblem } from '../config/load.ts';
-import { maskSecrets } from '../config/mask.ts';
+import { maskSecrets, secretPaths } from '../config/mask.ts';
 import { LOG_LEVELS } from '../config/schema.ts';
 import { createCore, type MeshSyncCore } from './core.ts';
 import { ERROR_CODES, MeshSyncError, type ErrorCode } from './errors.ts';
 import { createLogger, type Logger } from './log.ts';
 import { writeSnapshot } from '../plugins/file/index.ts';
-import { INSTALL_COMMAND_USAGE, runInstallCommand } from './install/command.ts';
+import { INSTALL_COMMAND_USAGE, runInstallCommand, type ShippedConfig } from './install/command.ts';
 
 const COMMANDS = ['run', 'validate', 'print-config', 'snapshot'] as const;
 type Command = (typeof COMMANDS)[number];
@@ -124,8 +124,13 @@ async function installCommand(command: 'install' | 'rbac', argv: readonly string
   try {
     const loaded = await loadConfig({ configFile, cwd: io.cwd, env: io.env, logger, command: 'run' });
     // No file: the pod runs the in-cluster defaults, whatever this machine's defaults are.
-    const shipped = loaded.file ? configForConfigMap(loaded.file) : undefined;
-    write(io.stdout, runInstallCommand(command, argv, loaded.file ? loaded.config : undefined, shipped?.text, shipped?.name));
+    const secrets = loaded.file ? secretPaths(loaded.config) : [];
+    const shipped = loaded.file ? shippedConfig(loaded.file, secrets.length > 0) : undefined;
+    const manifests = runInstallCommand(command, argv, loaded.file ? loaded.config : undefined, shipped);
+    if (command === 'install' && shipped?.holdsSecrets) {
+      write(io.stderr, `meshsync install: the config holds credentials (${secrets.join(', ')}): it goes into a Secret, not a ConfigMap\n`);
+    }
+    write(io.stdout, manifests);
     return 0;
   } catch (error) {
     if (error instanceof MeshSyncError) {
@@ -138,12 +143,12 @@ async function installCommand(command: 'install' | 'rbac', argv: readonly string
 }
 
 /** The config file as the pod will read it from /config: its text, under a name whose extension tells the format. */
-function configForConfigMap(file: string): { text: string; name: string } {
+function shippedConfig(file: string, holdsSecrets: boolean): ShippedConfig {
   const text = readFileSync(file, 'utf8');
-  if (basename(file) === 'package.json') return { text: `${JSON.stringify((JSON.parse(text) as { meshsync?: unknown }).meshsync ?? {}, null, 2)}\n`, name: 'meshsync.config.json' };
+  if (basename(file) === 'package.json') return { text: `${JSON.stringify((JSON.parse(text) as { meshsync?: unknown }).meshsync ?? {}, null, 2)}\n`, file: 'meshsync.config.json', holdsSecrets };
   const extension = extname(file);
   // .meshsyncrc has no extension and holds YAML or JSON (YAML reads both).
-  return { text, name: `meshsync.config${extension === '' || extension === '.meshsyncrc' ? '.yaml' : extension}` };
+  return { text, file: `meshsync.config${extension === '' || extension === '.meshsyncrc' ? '.yaml' : extension}`, holdsSecrets };
 }
 
 function createCoreFrom(loaded: LoadedConfig, logger: Logger): MeshSyncCore {

@@ -1,4 +1,5 @@
-import { pino, type DestinationStream, type Logger as PinoLogger } from 'pino';
+import { pino, stdSerializers, type DestinationStream, type Logger as PinoLogger } from 'pino';
+import { MASK, redactSecretsInText } from './secrets.ts';
 
 export type Logger = PinoLogger;
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -18,9 +19,20 @@ export function createLogger(options: { level?: string; pretty?: boolean; destin
   const destination = options.destination ?? process.stderr;
   const pretty = options.pretty ?? (destination === process.stderr && process.stderr.isTTY === true);
   return pino(
-    { level, base: { name: 'meshsync' }, redact: { paths: REDACTED_PATHS, censor: '[redacted]' } },
+    { level, base: { name: 'meshsync' }, redact: { paths: REDACTED_PATHS, censor: MASK }, serializers: { err: serializeError } },
     pretty ? humanStream(destination) : (destination as DestinationStream),
   );
+}
+
+/** A logged error as pino serializes it, with the credentials its message or stack may quote masked. */
+function serializeError(error: Error): unknown {
+  const mask = (value: unknown): unknown => {
+    if (typeof value === 'string') return redactSecretsInText(value);
+    if (Array.isArray(value)) return value.map(mask);
+    if (typeof value !== 'object' || value === null) return value;
+    return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, mask(item)]));
+  };
+  return mask(stdSerializers.err(error));
 }
 
 const LEVEL_NAMES: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };

@@ -66,12 +66,20 @@ export function rbacOptionsFromConfig(config: InstallCommandConfig | undefined):
   };
 }
 
+/** The config file as the pods get it under /config. */
+export interface ShippedConfig {
+  readonly text: string;
+  /** Its name under /config (the extension tells the format): default meshsync.config.yaml. */
+  readonly file?: string;
+  /** It holds credentials: it goes into a Secret, not a ConfigMap. */
+  readonly holdsSecrets?: boolean;
+}
+
 /**
- * Runs `install` or `rbac`: `argv` is what follows the command name; `configText` is the config
- * file's text for the ConfigMap (YAML or JSON; a .ts config cannot go into a ConfigMap as is).
- * Returns the YAML to print; throws an Error with a usage message on bad arguments.
+ * Runs `install` or `rbac`: `argv` is what follows the command name; `shipped` is the config file
+ * the pods read. Returns the YAML to print; throws an Error with a usage message on bad arguments.
  */
-export function runInstallCommand(command: 'install' | 'rbac', argv: readonly string[], config?: InstallCommandConfig, configText?: string, configFile?: string): string {
+export function runInstallCommand(command: 'install' | 'rbac', argv: readonly string[], config?: InstallCommandConfig, shipped?: ShippedConfig): string {
   const { values, positionals } = parseArgs({
     args: [...argv],
     allowPositionals: true,
@@ -97,7 +105,7 @@ export function runInstallCommand(command: 'install' | 'rbac', argv: readonly st
   const fromConfig = rbacOptionsFromConfig(config);
   // A config that lists no plugins runs the defaults, which in a cluster include the MeshSync
   // resource and leader-election plugins (config/load.ts) even where this command runs outside one.
-  if (!fromConfig.meshSyncResource && (config === undefined || (configText !== undefined && !listsPlugins(configText)))) {
+  if (!fromConfig.meshSyncResource && (config === undefined || (shipped !== undefined && !listsPlugins(shipped.text)))) {
     Object.assign(fromConfig, { meshSyncResource: {}, crStatus: true, ha: true, leaseName: fromConfig.leaseName ?? 'meshsync-leader' });
   }
   if (command === 'rbac') {
@@ -113,8 +121,9 @@ export function runInstallCommand(command: 'install' | 'rbac', argv: readonly st
     image: values.image,
     replicas,
     crd: !values['no-crd'],
-    config: configText,
-    configFile,
+    config: shipped?.text,
+    configFile: shipped?.file,
+    configSecret: shipped?.holdsSecrets,
   };
   return toYaml(installObjects(options));
 }

@@ -26,7 +26,7 @@ export const DEFAULT_INSTALL_CONFIG = Object.freeze({ logLevel: 'info' });
 export interface InstallOptions extends Partial<Omit<RbacOptions, 'namespace' | 'serviceAccount' | 'name'>> {
   /** Namespace to install into (created): default `meshery`. */
   readonly namespace?: string;
-  /** Name of the Deployment, ServiceAccount, ConfigMap, Service and RBAC objects: default `meshsync`. */
+  /** Name of the Deployment, ServiceAccount, ConfigMap (or Secret), Service and RBAC objects: default `meshsync`. */
   readonly name?: string;
   /** NATS URL (BROKER_URL): default the Meshery broker in the same namespace. */
   readonly brokerUrl?: string;
@@ -38,6 +38,8 @@ export interface InstallOptions extends Partial<Omit<RbacOptions, 'namespace' | 
   readonly config?: object | string;
   /** The config's file name in the ConfigMap and under /config (its extension tells its format): default meshsync.config.yaml. */
   readonly configFile?: string;
+  /** The config holds credentials: ship it in a Secret instead of a ConfigMap. */
+  readonly configSecret?: boolean;
   readonly metricsPort?: number;
   /** Include the MeshSync CRD: default true. */
   readonly crd?: boolean;
@@ -114,7 +116,7 @@ export function installObjects(options: InstallOptions = {}): KubeObject[] {
             },
           ],
           volumes: [
-            { name: 'config', configMap: { name } },
+            options.configSecret ? { name: 'config', secret: { secretName: name } } : { name: 'config', configMap: { name } },
             { name: 'tmp', emptyDir: { sizeLimit: '64Mi' } },
           ],
         },
@@ -141,7 +143,9 @@ export function installObjects(options: InstallOptions = {}): KubeObject[] {
       serviceAccount: name,
       name,
     }),
-    { apiVersion: 'v1', kind: 'ConfigMap', metadata: meta(), data: { [configFile]: configText } },
+    options.configSecret
+      ? { apiVersion: 'v1', kind: 'Secret', metadata: meta(), type: 'Opaque', stringData: { [configFile]: configText } }
+      : { apiVersion: 'v1', kind: 'ConfigMap', metadata: meta(), data: { [configFile]: configText } },
     deployment,
     {
       apiVersion: 'v1',

@@ -48,7 +48,9 @@ export function loadKubeConfig(choice: KubeConfigChoice = {}, env: NodeJS.Proces
   } catch (error) {
     if (error instanceof MeshSyncError) throw error;
     const where = choice.kubeconfig ?? env.KUBECONFIG ?? '~/.kube/config';
-    throw new MeshSyncError('MESHSYNC_KUBE_CONFIG', `cannot load the Kubernetes configuration from ${where}: ${(error as Error).message}`, { cause: error });
+    // The first line only: the YAML parser goes on to quote the file around the error, credentials and all.
+    const reason = (error as Error).message.split('\n')[0];
+    throw new MeshSyncError('MESHSYNC_KUBE_CONFIG', `cannot load the Kubernetes configuration from ${where}: ${reason}`);
   }
   const cluster = kc.getCurrentCluster();
   if (!cluster?.server) throw new MeshSyncError('MESHSYNC_KUBE_CONFIG', `the current context "${kc.getCurrentContext()}" names no cluster with a server address`);

@@ -5,7 +5,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { KubeObject } from '../../core/types.ts';
-import { redactUrl, resolveServers } from '../nats/options.ts';
+import { redactUrlCredentials } from '../../core/secrets.ts';
+import { resolveServers } from '../nats/options.ts';
 
 /** The layers, highest precedence first. */
 export const LAYERS = ['environment', 'custom-resource', 'configmap', 'config-files'] as const;
@@ -99,9 +100,9 @@ export function resolve(layers: Layers): Resolved {
   return out;
 }
 
-/** The broker address as shown in the CR's status (credentials removed). */
+/** The broker address as shown in the CR's status (passwords and tokens masked). */
 export function publishingTo(resolved: Resolved): string {
-  return resolved.broker === undefined ? '' : resolved.broker.split(',').map((url) => redactUrl(url.trim())).join(',');
+  return resolved.broker === undefined ? '' : resolved.broker.split(',').map((url) => redactUrlCredentials(url.trim())).join(',');
 }
 
 export interface Condition {

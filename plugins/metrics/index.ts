@@ -11,6 +11,7 @@ import packageJson from '../../package.json' with { type: 'json' };
 import { MeshSyncError } from '../../core/errors.ts';
 import { definePlugin } from '../../core/plugin.ts';
 import type { Batch, BatchReport, Core, ErrorReport } from '../../core/types.ts';
+import { redactSecretsInText } from '../../core/secrets.ts';
 
 const NAME = 'meshsync:metrics';
 
@@ -231,7 +232,7 @@ function describeError(report: ErrorReport, previous: PluginErrorStatus | undefi
   return {
     hook: report.hook,
     ...(typeof code === 'string' ? { code } : {}),
-    message: maskSecrets(report.error.message),
+    message: statusMessage(report.error.message),
     at: new Date().toISOString(),
     count: (previous?.count ?? 0) + 1,
   };
@@ -239,12 +240,9 @@ function describeError(report: ErrorReport, previous: PluginErrorStatus | undefi
 
 const MAX_MESSAGE_LENGTH = 500;
 
-/** Masks credentials an error message may quote (a broker URL with user:password, `token=...`), and caps its length. */
-export function maskSecrets(message: string): string {
-  const masked = message
-    .replace(/(\/\/)[^\s/@]+@/g, '$1[redacted]@')
-    .replace(/\b(bearer|basic)\s+[\w.~+/=-]+/gi, '$1 [redacted]')
-    .replace(/\b(password|passwd|pass|token|secret|seed|nkey|key|authorization)(\s*[=:]\s*)("[^"]*"|'[^']*'|\S+)/gi, '$1$2[redacted]');
+/** An error message fit for /status: the credentials it may quote masked, its length capped. */
+export function statusMessage(message: string): string {
+  const masked = redactSecretsInText(message);
   return masked.length > MAX_MESSAGE_LENGTH ? `${masked.slice(0, MAX_MESSAGE_LENGTH)}…` : masked;
 }
 

@@ -10,7 +10,8 @@ import {
 } from '@nats-io/transport-node';
 import { MeshSyncError } from '../../core/errors.ts';
 import type { Logger } from '../../core/log.ts';
-import { redactUrl, type NatsOptions } from './options.ts';
+import { redactUrlCredentials } from '../../core/secrets.ts';
+import type { NatsOptions } from './options.ts';
 
 export interface ConnectionEvents {
   /** A connection is up: `reconnect` is false only for the very first one. */
@@ -94,7 +95,7 @@ export class BrokerConnection {
   }
 
   describeServers(): string {
-    return this.servers.map(redactUrl).join(',');
+    return this.servers.map(redactUrlCredentials).join(',');
   }
 
   private async run(firstAttemptDone: () => void): Promise<void> {
@@ -121,7 +122,7 @@ export class BrokerConnection {
       this.up = true;
       const reconnect = this.everConnected;
       this.everConnected = true;
-      this.logger.info({ server: redactUrl(nc.getServer()), maxPayload: nc.info?.max_payload }, reconnect ? 'NATS connected again' : 'NATS connected');
+      this.logger.info({ server: redactUrlCredentials(nc.getServer()), maxPayload: nc.info?.max_payload }, reconnect ? 'NATS connected again' : 'NATS connected');
       void this.watchStatus(nc);
       this.notifyConnected();
       this.events.connected(nc, reconnect);
@@ -142,11 +143,11 @@ export class BrokerConnection {
         case 'disconnect':
           this.up = false;
           this.disconnectedAt = Date.now();
-          this.logger.warn({ server: redactUrl(status.server) }, 'NATS disconnected; reconnecting (events are held meanwhile)');
+          this.logger.warn({ server: redactUrlCredentials(status.server) }, 'NATS disconnected; reconnecting (events are held meanwhile)');
           break;
         case 'reconnect':
           this.up = true;
-          this.logger.info({ server: redactUrl(status.server) }, 'NATS reconnected');
+          this.logger.info({ server: redactUrlCredentials(status.server) }, 'NATS reconnected');
           this.notifyConnected();
           this.events.connected(nc, true);
           break;
@@ -154,7 +155,7 @@ export class BrokerConnection {
           this.logger.warn({ err: this.scrub(status.error.message) }, 'NATS server reported an error');
           break;
         case 'ldm':
-          this.logger.info({ server: redactUrl(status.server) }, 'NATS server entering lame duck mode; will move to another');
+          this.logger.info({ server: redactUrlCredentials(status.server) }, 'NATS server entering lame duck mode; will move to another');
           break;
         case 'staleConnection':
           this.up = false;

@@ -93,8 +93,3 @@ export function resolveServers(options: Pick<NatsOptions, 'url' | 'servers' | 'b
   if (broker && 'native' in broker) return [`nats://${broker.native.name}.${broker.native.namespace}.svc.cluster.local:4222`];
   return [DEFAULT_URL];
 }
-
-/** A URL fit for logs: credentials in it replaced. */
-export function redactUrl(url: string): string {
-  return url.replace(/\/\/[^@/]*@/, '//[redacted]@');
-}

@@ -20,7 +20,8 @@ import type { Batch, Core, EventType, KubeObject, ResourceRef, SnapshotItem, Syn
 import { BrokerConnection, jitter } from './connection.ts';
 import { encodeEvent, FORMAT_VERSION, HEADER, markerHeaders, messageId, metadataOnly, stripObject, type Truncation } from './encode.ts';
 import { natsMetrics, type NatsMetrics } from './metrics.ts';
-import { redactUrl, resolveServers, type NatsOptions } from './options.ts';
+import { redactUrlCredentials } from '../../core/secrets.ts';
+import { resolveServers, type NatsOptions } from './options.ts';
 import { compileSubject, markerSubject, renderSubject, streamSubjects } from './subject.ts';
 
 /** One message ready to go: JetStream mode also needs its id. A class: see `PipelineEvent` (core/event.ts). */
@@ -86,9 +87,9 @@ export class NatsSink {
   useBroker(url: string): void {
     if (process.env.BROKER_URL?.trim()) return;
     const servers = [url];
-    if (this.connection.describeServers() === servers.map(redactUrl).join(',')) return;
+    if (this.connection.describeServers() === servers.map(redactUrlCredentials).join(',')) return;
     if (this.started) {
-      this.logger.warn({ broker: redactUrl(url) }, 'the broker changed; restart meshsync to publish there (the connection in use is kept)');
+      this.logger.warn({ broker: redactUrlCredentials(url) }, 'the broker changed; restart meshsync to publish there (the connection in use is kept)');
       return;
     }
     this.brokerConnection = this.connect(servers);

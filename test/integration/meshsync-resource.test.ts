@@ -132,7 +132,7 @@ describe('meshsync-resource (MeshSync CR, ConfigMap and /config against the API 
     await until(() => readyCondition(sim)?.status === 'True', 'Ready=True');
     const cr = sim.get(CR_ID, 'meshery', 'meshery-meshsync')!;
     const status = cr.status as any;
-    expect(status['publishing-to']).to.equal('nats://[redacted]@broker.example:4222');
+    expect(status['publishing-to']).to.equal('nats://user:[redacted]@broker.example:4222');
     expect(readyCondition(sim)).to.include({ status: 'True', reason: 'MeshSyncRunning' });
     expect(JSON.stringify(status)).not.to.include('secret');
     const first = readyCondition(sim).lastTransitionTime;
@@ -144,7 +144,7 @@ describe('meshsync-resource (MeshSync CR, ConfigMap and /config against the API 
     // What an operator sees, through the real kubectl.
     const { kubectlEnv, kubectlOk } = await import('../support/kubectl.ts');
     const shown = JSON.parse(await kubectlOk(kubectlEnv(kubeconfig), ['get', 'meshsync', 'meshery-meshsync', '-n', 'meshery', '-o', 'json']));
-    expect(shown.status['publishing-to']).to.equal('nats://[redacted]@broker.example:4222');
+    expect(shown.status['publishing-to']).to.equal('nats://user:[redacted]@broker.example:4222');
     expect(shown.status.conditions.find((c: any) => c.type === 'Ready')).to.include({ status: 'True', reason: 'MeshSyncRunning' });
   });
 

@@ -59,6 +59,21 @@ describe('meshsync CLI (in process)', () => {
     expect(JSON.parse(stdout)).to.deep.include({ clusterId: 'unit', file: join(dir, 'meshsync.config.yaml') });
   });
 
+  it('install ships a config that holds credentials in a Secret, and says so; one without them in a ConfigMap', async () => {
+    const kinds = (yaml: string) => yaml.split(/^---$/m).map((doc) => /^kind: (\w+)$/m.exec(doc)?.[1]).filter(Boolean);
+    await writeFile(join(dir, 'secret.yaml'), 'plugins:\n  - [meshsync:nats, { url: "nats://app:Pw-9@nats:4222" }]\n');
+    const withSecret = await cli(['install', '--config', 'secret.yaml']);
+    expect(withSecret.code, withSecret.stderr).to.equal(0);
+    expect(kinds(withSecret.stdout)).to.include('Secret').and.not.include('ConfigMap');
+    expect(withSecret.stdout).to.match(/secret:\n\s+secretName: meshsync/);
+    expect(withSecret.stderr).to.contain('the config holds credentials (plugins[0].options.url)').and.not.contain('Pw-9');
+
+    await writeFile(join(dir, 'plain.yaml'), 'plugins:\n  - [meshsync:nats, { url: "nats://nats:4222" }]\n');
+    const plain = await cli(['install', '--config', 'plain.yaml']);
+    expect(kinds(plain.stdout)).to.include('ConfigMap').and.not.include('Secret');
+    expect(plain.stderr).to.equal('');
+  });
+
   it('CLUSTER_ID from the environment shows in print-config', async () => {
     await writeFile(join(dir, 'meshsync.config.json'), JSON.stringify({ clusterId: 'file', plugins: [] }));
     const { stdout } = await cli(['print-config'], { CLUSTER_ID: 'env' });

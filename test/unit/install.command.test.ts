@@ -55,7 +55,7 @@ describe('meshsync install / rbac command', () => {
   it('applies the install flags and puts the config file into the ConfigMap', async () => {
     const text = 'logLevel: debug\n';
     const yaml = runInstallCommand('install', ['--namespace', 'ops', '--broker-url', 'nats://n:4222', '--cluster-id', 'c1',
-      '--image', 'registry.local/meshsync:1.0.0', '--replicas', '2', '--no-crd', '--config', 'x.yaml'], await load(text), text);
+      '--image', 'registry.local/meshsync:1.0.0', '--replicas', '2', '--no-crd', '--config', 'x.yaml'], await load(text), { text });
     const objects = docs(yaml);
     expect(objects.map((o) => o.kind)).to.not.include('CustomResourceDefinition');
     const deployment = objects.find((o) => o.kind === 'Deployment');
@@ -90,10 +90,10 @@ describe('meshsync install / rbac command', () => {
 
   it('grants the MeshSync resource and the leader lease when the config leaves the plugins to the in-cluster defaults', async () => {
     const text = 'logLevel: info\n';
-    const role = docs(runInstallCommand('rbac', [], await load(text), text)).find((o) => o.kind === 'Role');
+    const role = docs(runInstallCommand('rbac', [], await load(text), { text })).find((o) => o.kind === 'Role');
     expect(role.rules.map((r: any) => r.resources[0])).to.deep.equal(['meshsyncs', 'configmaps', 'meshsyncs/status', 'leases', 'leases']);
     const explicit = 'plugins: [meshsync:kubernetes, meshsync:stdout]\n';
-    expect(docs(runInstallCommand('rbac', [], await load(explicit), explicit)).map((o) => o.kind)).to.not.include('Role');
+    expect(docs(runInstallCommand('rbac', [], await load(explicit), { text: explicit })).map((o) => o.kind)).to.not.include('Role');
   });
 
   it('rejects unknown flags and bad values with a message', () => {

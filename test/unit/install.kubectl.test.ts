@@ -56,6 +56,16 @@ describe('install manifests applied with kubectl', function () {
     }
   });
 
+  it('applies an install whose config goes into a Secret', async () => {
+    const options = { config: 'plugins:\n  - [meshsync:nats, { auth: { token: t0k } }]\n', configSecret: true };
+    const result = await kubectl(['--kubeconfig', kubeconfig, 'apply', '-f', '-'], renderInstall(options));
+    expect(result.stderr).to.equal('');
+    expect(result.code).to.equal(0);
+    expect(result.stdout).to.contain('secret/meshsync created');
+    expect(sim.get('secrets.v1.', 'meshery', 'meshsync')).to.not.equal(undefined);
+    expect(sim.get('configmaps.v1.', 'meshery', 'meshsync')).to.equal(undefined);
+  });
+
   it('is idempotent: applying again changes nothing', async () => {
     const yaml = renderInstall();
     expect((await kubectl(['--kubeconfig', kubeconfig, 'apply', '-f', '-'], yaml)).code).to.equal(0);

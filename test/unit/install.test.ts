@@ -20,6 +20,7 @@ const MODELS: Record<string, string> = {
   'v1/Namespace': 'kubernetes-models/v1/Namespace',
   'v1/ServiceAccount': 'kubernetes-models/v1/ServiceAccount',
   'v1/ConfigMap': 'kubernetes-models/v1/ConfigMap',
+  'v1/Secret': 'kubernetes-models/v1/Secret',
   'v1/Service': 'kubernetes-models/v1/Service',
   'apps/v1/Deployment': 'kubernetes-models/apps/v1/Deployment',
   'rbac.authorization.k8s.io/v1/ClusterRole': 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole',
@@ -70,6 +71,7 @@ describe('install manifests', () => {
       replicas: 2, config: { logLevel: 'debug' }, namespaces: ['a', 'b'], crds: true, ha: true, crStatus: true, metricsPort: 9000,
       resources: [...DEFAULT_RESOURCES, 'customresourcedefinitions.v1.apiextensions.k8s.io'],
     },
+    'config in a Secret': { config: 'plugins:\n  - [meshsync:nats, { auth: { token: t } }]\n', configSecret: true },
   };
 
   for (const [name, options] of Object.entries(variants)) {

@@ -348,4 +348,20 @@ describe('kubernetes options and configuration', () => {
     expect(loadKubeConfig({ kubeconfig: path }).getCurrentCluster()?.server).to.equal('http://127.0.0.1:1');
     expect(() => loadKubeConfig({ kubeconfig: path, context: 'two' })).to.throw(MeshSyncError, /no context "two" \(contexts: one\)/);
   });
+
+  it('says where a kubeconfig fails to parse, without quoting its lines (they hold credentials)', () => {
+    const path = join(dir, 'broken');
+    writeFileSync(path, ['apiVersion: v1', 'users:', '- name: u', '  user:', '    password: KubePwSecret1', '   bad: [', ''].join('\n'));
+    const error = (() => {
+      try {
+        loadKubeConfig({ kubeconfig: path });
+      } catch (thrown) {
+        return thrown as MeshSyncError;
+      }
+    })();
+    expect(error?.code).to.equal('MESHSYNC_KUBE_CONFIG');
+    expect(error?.message).to.match(/broken: .*\(6:4\)$/);
+    expect(error?.message).to.not.include('KubePwSecret1');
+    expect(error?.cause, 'the parser error (which quotes the file) is not kept either').to.equal(undefined);
+  });
 });

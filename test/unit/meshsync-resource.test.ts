@@ -43,7 +43,7 @@ describe('meshsync-resource settings', () => {
   });
 
   it('shows the broker without credentials', () => {
-    expect(publishingTo({ broker: 'nats://u:p@h:4222,nats://h2:4222' })).to.equal('nats://[redacted]@h:4222,nats://h2:4222');
+    expect(publishingTo({ broker: 'nats://u:p@h:4222,nats://h2:4222' })).to.equal('nats://u:[redacted]@h:4222,nats://h2:4222');
   });
 
   it('moves lastTransitionTime only when the status flips', () => {

@@ -7,7 +7,7 @@ import { ConfigError } from '../../core/errors.ts';
 import { definePlugin } from '../../core/plugin.ts';
 import { createTestCore, makeObject, memorySink, memorySource, POD, type TestCore } from '../../core/testing/index.ts';
 import type { Plugin } from '../../core/types.ts';
-import metrics, { maskSecrets } from '../../plugins/metrics/index.ts';
+import metrics, { statusMessage } from '../../plugins/metrics/index.ts';
 import { freePort } from '../support/wait.ts';
 
 
@@ -311,7 +311,7 @@ describe('meshsync:metrics', () => {
       const { body } = await getJson(port, '/status');
       const message = body.errors['test:leaky'].message as string;
       expect(message).to.not.contain('hunter2').and.not.contain('abc123');
-      expect(message).to.contain('nats://[redacted]@broker:4222');
+      expect(message).to.contain('nats://meshsync:[redacted]@broker:4222');
     });
   });
 
@@ -353,18 +353,18 @@ describe('meshsync:metrics', () => {
     });
   });
 
-  describe('maskSecrets', () => {
+  describe('statusMessage', () => {
     const cases: [string, string][] = [
-      ['dial nats://user:pa55@nats:4222 failed', 'dial nats://[redacted]@nats:4222 failed'],
+      ['dial nats://user:pa55@nats:4222 failed', 'dial nats://user:[redacted]@nats:4222 failed'],
       ['bad password=s3cret here', 'bad password=[redacted] here'],
       ['sent Authorization: Bearer abc.def-123', 'sent Authorization: [redacted] [redacted]'],
       ['plain message', 'plain message'],
     ];
     for (const [input, expected] of cases) {
-      it(`masks ${JSON.stringify(input)}`, () => expect(maskSecrets(input)).to.equal(expected));
+      it(`masks ${JSON.stringify(input)}`, () => expect(statusMessage(input)).to.equal(expected));
     }
 
-    it('caps long messages', () => expect(maskSecrets('x'.repeat(2000)).length).to.be.at.most(501));
+    it('caps long messages', () => expect(statusMessage('x'.repeat(2000)).length).to.be.at.most(501));
   });
 });
 

@@ -1,0 +1,31 @@
+/** What stands in for a secret in logs, errors and printed configs. */
+export const MASK = '[redacted]';
+
+/**
+ * Text with the credentials of every URL in it masked: `nats://user:pass@host` keeps the user,
+ * `nats://token@host` loses the token. So are URLs without a scheme (`user:pass@host:4222`, as
+ * BROKER_URL takes them), each URL of a comma-separated list, and passwords holding `/` or `@`
+ * (credentials end at a URL's last `@`).
+ */
+export function redactUrlCredentials(text: string): string {
+  return text.replace(/[^\s,]*@[^\s,]*/g, (url) => {
+    const at = url.lastIndexOf('@');
+    const schemeEnd = url.indexOf('://');
+    const start = schemeEnd >= 0 && schemeEnd < at ? schemeEnd + 3 : 0;
+    const userinfo = url.slice(start, at);
+    // No scheme and a slash before the `@`: a path (an image digest, say), not credentials.
+    if (start === 0 && userinfo.includes('/')) return url;
+    const colon = userinfo.indexOf(':');
+    return `${url.slice(0, start)}${colon <= 0 ? MASK : `${userinfo.slice(0, colon)}:${MASK}`}@${url.slice(at + 1)}`;
+  });
+}
+
+/**
+ * Free text (an error's message or stack) with the credentials it may quote masked: in URLs, after
+ * `Bearer` or `Basic`, and in `password=…`, `token: …` and similar pairs.
+ */
+export function redactSecretsInText(text: string): string {
+  return redactUrlCredentials(text)
+    .replace(/\b(bearer|basic)\s+[\w.~+/=-]+/gi, `$1 ${MASK}`)
+    .replace(/\b(password|passwd|pass|token|secret|seed|nkey|key|authorization)(\s*[=:]\s*)("[^"]*"|'[^']*'|\S+)/gi, `$1$2${MASK}`);
+}

@@ -1,0 +1,37 @@
+import { expect } from 'chai';
+import { createLogger } from '../../core/log.ts';
+import { MASK, redactUrlCredentials } from '../../core/secrets.ts';
+
+describe('redactUrlCredentials', () => {
+  const cases: [string, string, string][] = [
+    ['keeps the user and masks the password', 'nats://app:Pw-1@nats:4222', `nats://app:${MASK}@nats:4222`],
+    ['masks a bare token whole', 'nats://T0KEN@nats:4222', `nats://${MASK}@nats:4222`],
+    ['masks every URL of a comma-separated list', 'nats://a:PwOne@h:4299,nats://b:PwTwo@h:4298', `nats://a:${MASK}@h:4299,nats://b:${MASK}@h:4298`],
+    ['masks a URL without a scheme, as BROKER_URL takes it', 'alice:NoSchemePw@127.0.0.1:4301', `alice:${MASK}@127.0.0.1:4301`],
+    ['masks a password holding a slash', 'nats://admin:pa/ssSecret@nats:4222', `nats://admin:${MASK}@nats:4222`],
+    ['masks a password holding an @', 'nats://admin:p@ssSecret@nats:4222', `nats://admin:${MASK}@nats:4222`],
+    ['masks URLs inside a sentence', 'cannot reach nats://a:Pw@h:1, retrying (was tls://k3y@h:2)', `cannot reach nats://a:${MASK}@h:1, retrying (was tls://${MASK}@h:2)`],
+    ['leaves a URL without credentials alone', 'nats://nats.meshery.svc:4222', 'nats://nats.meshery.svc:4222'],
+    ['leaves an image digest alone', 'registry.example.com/web@sha256:0123abcd', 'registry.example.com/web@sha256:0123abcd'],
+  ];
+  for (const [what, text, want] of cases) {
+    it(what, () => {
+      expect(redactUrlCredentials(text)).to.equal(want);
+      expect(redactUrlCredentials(want), 'masking twice changes nothing').to.equal(want);
+    });
+  }
+});
+
+describe('logs', () => {
+  it('mask the credentials a logged error quotes, in its message, its stack and its cause', () => {
+    const lines: string[] = [];
+    const logger = createLogger({ level: 'info', pretty: false, destination: { write: (line: string) => lines.push(line) } as never });
+    const cause = new Error('dial nats://app:CausePw@nats:4222 refused');
+    logger.warn({ err: new Error('cannot publish: token=Tok3n-9 to nats://a:ErrPw@h:1,nats://b:ErrPw2@h:2', { cause }) }, 'publish failed');
+    expect(lines).to.have.length(1);
+    for (const secret of ['CausePw', 'Tok3n-9', 'ErrPw', 'ErrPw2']) expect(lines[0]).to.not.include(secret);
+    const record = JSON.parse(lines[0]);
+    expect(record.err.message).to.equal(`cannot publish: token=${MASK} to nats://a:${MASK}@h:1,nats://b:${MASK}@h:2: dial nats://app:${MASK}@nats:4222 refused`);
+    expect(record.err.stack).to.include(`nats://a:${MASK}@h:1`);
+  });
+});
