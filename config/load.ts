@@ -16,11 +16,14 @@ import { ConfigError, type ConfigProblem, type ErrorCode } from '../core/errors.
 import type { Logger } from '../core/log.ts';
 import { isPlugin, joinPath } from '../core/plugin.ts';
 import type { Plugin } from '../core/types.ts';
-import { BUILTIN_PLUGIN_NAMES, isBuiltinPluginName, isPluginFactory, loadBuiltinPlugin } from '../plugins/index.ts';
+import { BUILTIN_PLUGIN_NAMES, BUILTINS_RUN_ONCE, isBuiltinPluginName, isPluginFactory, loadBuiltinPlugin } from '../plugins/index.ts';
 import type { ConfigEnv } from './define.ts';
 import { configSchema, LOG_LEVELS, pluginEntrySchema, type LogLevel, type PluginSummary, type ResolvedConfig } from './schema.ts';
 
 export const REDACT_SECRETS = 'meshsync:redact-secrets';
+
+/** What npm accepts as a package name: lower case, an optional @scope/, no spaces or paths. */
+const NPM_PACKAGE_NAME = /^(@[a-z0-9-~][a-z0-9-._~]*\/)?[a-z0-9-~][a-z0-9-._~]*$/;
 
 /** Where a config is looked for, in each directory from the working directory up to the project root. */
 export const SEARCH_PLACES: readonly string[] = Object.freeze([
@@ -75,6 +78,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Loade
   } else {
     const valid = entries.map((entry) => (pluginEntrySchema.safeParse(entry).success ? entry : undefined));
     plugins.push(...await resolveAll(valid, 'plugins', baseDir, file, problems));
+    problems.push(...repeatedBuiltins(valid, file));
   }
 
   if (!plugins.some((plugin) => plugin.name === REDACT_SECRETS) && problems.length === 0) {
@@ -301,6 +305,20 @@ function schemaProblems(error: z.ZodError, file: string | undefined): LoadProble
   return problems;
 }
 
+/** A built-in that runs once per process, listed again: a problem at each repetition. */
+function repeatedBuiltins(entries: readonly unknown[], file: string | undefined): LoadProblem[] {
+  const firstAt = new Map<string, number>();
+  const problems: LoadProblem[] = [];
+  entries.forEach((entry, index) => {
+    const name = isPlugin(entry) ? entry.name : typeof entry === 'string' ? entry : Array.isArray(entry) ? entry[0] : undefined;
+    if (typeof name !== 'string' || !Object.hasOwn(BUILTINS_RUN_ONCE, name)) return;
+    const first = firstAt.get(name);
+    if (first === undefined) firstAt.set(name, index);
+    else problems.push({ code: 'MESHSYNC_CONFIG_INVALID', file, path: `plugins[${index}]`, message: `${name} is listed again (first at plugins[${first}]); list it once: ${BUILTINS_RUN_ONCE[name]}` });
+  });
+  return problems;
+}
+
 async function resolveAll(entries: readonly unknown[], label: string, baseDir: string, file: string | undefined, problems: LoadProblem[]): Promise<Plugin[]> {
   const results = await Promise.all(entries.map((entry, index) => (entry === undefined ? undefined : resolvePlugin(entry, `${label}[${index}]`, baseDir, file))));
   const plugins: Plugin[] = [];
@@ -328,6 +346,10 @@ async function resolvePlugin(entry: unknown, path: string, baseDir: string, file
     } catch (error) {
       return problem('MESHSYNC_PLUGIN_NOT_FOUND', `built-in plugin "${name}" could not be loaded: ${messageOf(error)}`);
     }
+  } else if (isBuiltinPluginName(`meshsync:${name}`)) {
+    return problem('MESHSYNC_CONFIG_INVALID', `unknown plugin "${name}": built-ins take the meshsync: prefix; did you mean "meshsync:${name}"?`);
+  } else if (!NPM_PACKAGE_NAME.test(name)) {
+    return problem('MESHSYNC_CONFIG_INVALID', `"${name}" is not a package name: a plugin is a built-in ("meshsync:nats") or an npm package ("meshsync-plugin-example"); a plugin in a file of your own goes into a TS or JS config as an imported instance`);
   } else {
     const loaded = await importPackage(name, baseDir);
     if ('error' in loaded) {

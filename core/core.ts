@@ -127,8 +127,16 @@ export class MeshSyncCore implements Core {
     if (this.started) return;
     this.started = true;
     this.forbidLateTaps();
-    await this.hooks.start.promise();
-    this.clusterId = await this.hooks.clusterId.promise(this.clusterId);
+    // Tap by tap, so that what one throws names its plugin and hook (as for stop); a MeshSyncError
+    // (MESHSYNC_LISTEN_FAILED, say) already says what failed and what to do, and stays as it is.
+    const named = (tap: TapInfo, hook: string) => (error: unknown) => {
+      throw error instanceof MeshSyncError ? error : pluginError(tap.name, hook, error);
+    };
+    for (const tap of this.hooks.start.taps as TapInfo[]) await callTap(tap, []).catch(named(tap, 'start'));
+    for (const tap of this.hooks.clusterId.taps as TapInfo[]) {
+      const clusterId = await callTap(tap, [this.clusterId]).catch(named(tap, 'clusterId'));
+      if (clusterId !== undefined) this.clusterId = clusterId as string;
+    }
     const sinks = this.hooks.sink.taps as TapInfo[];
     const sinkNames = distinctNames(sinks);
     this.lanes = sinks.map((tap, i) => this.createLane(tap, sinkNames[i]));
@@ -350,7 +358,9 @@ export class MeshSyncCore implements Core {
     };
     const options: LaneOptions = this.options;
     const lane = new Lane(name, options, {
-      deliver: (batch) => callTap(tap, [batch, context]),
+      deliver: async (batch) => {
+        await callTap(tap, [batch, context]);
+      },
       reread: (event, held) => this.reread(event, held, name),
       attempted: (batch, attempt, error) => {
         if (error === undefined) counters.delivered += batch.length;
@@ -474,14 +484,13 @@ function distinctNames(taps: readonly TapInfo[]): string[] {
   });
 }
 
-function callTap(tap: TapInfo, args: unknown[]): Promise<void> {
+/** Calls one tap of any type; resolves with what it returned (a waterfall's next value). */
+function callTap(tap: TapInfo, args: unknown[]): Promise<unknown> {
   try {
-    if (tap.type === 'promise') return Promise.resolve(tap.fn(...args));
     if (tap.type === 'async') {
-      return new Promise((resolve, reject) => tap.fn(...args, (error?: unknown) => (error ? reject(error) : resolve())));
+      return new Promise((resolve, reject) => tap.fn(...args, (error?: unknown, result?: unknown) => (error ? reject(error) : resolve(result))));
     }
-    tap.fn(...args);
-    return Promise.resolve();
+    return Promise.resolve(tap.fn(...args));
   } catch (error) {
     return Promise.reject(error);
   }

@@ -19,6 +19,13 @@ export const BUILTIN_PLUGINS: Readonly<Record<string, PluginLoader>> = Object.fr
   'meshsync:leader-election': () => import('./leader-election/index.ts'),
 });
 
+/** Built-ins a process runs once at most, and why (a config listing one twice is refused). */
+export const BUILTINS_RUN_ONCE: Readonly<Record<string, string>> = Object.freeze({
+  'meshsync:metrics': 'a process has one set of metrics and one endpoint for them',
+  'meshsync:leader-election': 'a process holds one lease',
+  'meshsync:meshsync-resource': 'a process follows one MeshSync resource',
+});
+
 export const BUILTIN_PLUGIN_NAMES: readonly string[] = Object.freeze(Object.keys(BUILTIN_PLUGINS));
 
 export function isBuiltinPluginName(name: string): boolean {

@@ -12,7 +12,7 @@ import type { Core, KubeObject, ResourceRef, SnapshotItem, SourceContext } from 
 import { KubeClient, KubeRequestError, loadKubeConfig } from './client.ts';
 import { discover, rediscoverGroup, resolveResources, type Catalog, type ServedResource } from './discovery.ts';
 import { Backoff, Reflector, sleep, StringPool, type ReflectorScope, type ReflectorTiming } from './reflector.ts';
-import { resourceId } from '../../core/resource.ts';
+import { resourceId, resourceIdProblem } from '../../core/resource.ts';
 
 export { loadKubeConfig, KubeClient, KubeRequestError } from './client.ts';
 export { Reflector, Backoff, collectionPath } from './reflector.ts';
@@ -20,15 +20,21 @@ export { discover, resolveResources, closeMatches, editDistance } from './discov
 
 const CRD_RESOURCE_ID = 'customresourcedefinitions.v1.apiextensions.k8s.io';
 
+/** A resource id or pattern, checked as the watch-list checks ids (a `*` part matches anything). */
+const resourcePattern = z.string().superRefine((id, ctx) => {
+  const problem = resourceIdProblem(id, true);
+  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+});
+
 const resourceEntry = z.union([
-  z.string().describe('A resource id `<plural>.<version>.<group>` (core group: trailing dot, `pods.v1.`); `*` matches any part (`*.v1.apps`, `*.*.example.com`; a `*` version means the preferred one).'),
+  resourcePattern.describe('A resource id `<plural>.<version>.<group>` (core group: trailing dot, `pods.v1.`); `*` matches any part (`*.v1.apps`, `*.*.example.com`; a `*` version means the preferred one).'),
   z.object({
-    id: z.string().describe('The resource id or pattern, as above.'),
+    id: resourcePattern.describe('The resource id or pattern, as above.'),
     labelSelector: z.string().optional().describe('Label selector for this resource, combined (AND) with the global one.'),
     fieldSelector: z.string().optional().describe('Field selector for this resource, combined (AND) with the global one.'),
     metadataOnly: z.boolean().optional().describe('Keep and emit metadata only (PartialObjectMetadata): a fraction of the memory for large resources.'),
   }).strict(),
-]);
+], { error: (issue) => (typeof issue.input === 'string' || (typeof issue.input === 'object' && issue.input !== null) ? undefined : 'expected a resource id (a string) or { id, labelSelector?, fieldSelector?, metadataOnly? }') });
 
 export const kubernetesOptions = z.object({
   kubeconfig: z.string().optional().describe('Path of a kubeconfig file. Default: KUBECONFIG, then ~/.kube/config, then the in-cluster service account.'),

@@ -6,32 +6,12 @@ import { z } from 'zod';
 import { Counter } from 'prom-client';
 import { ConfigError } from '../../core/errors.ts';
 import { definePlugin, zodProblems } from '../../core/plugin.ts';
-import { resourceId } from '../../core/resource.ts';
+import { resourceId, resourceIdProblem } from '../../core/resource.ts';
 import { EVENT_TYPES, type EventType, type ResourceRef, type SyncEvent } from '../../core/types.ts';
 
 /** One bit per event type; a resource's rule is the mask of the events that pass. */
 export const EVENT_BITS: Readonly<Record<EventType, number>> = Object.freeze({ ADDED: 1, MODIFIED: 2, DELETED: 4 });
 const ALL_EVENTS = 7;
-
-const PLURAL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const VERSION = /^v[1-9][0-9]*((alpha|beta)[1-9][0-9]*)?$/;
-const GROUP = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?)(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-
-/** Why a resource id is malformed, or undefined when it is well formed. */
-export function resourceIdProblem(id: string): string | undefined {
-  const hint = 'expected <plural>.<version>.<group>, e.g. "pods.v1." (core group: trailing dot) or "deployments.v1.apps"';
-  const first = id.indexOf('.');
-  const second = first < 0 ? -1 : id.indexOf('.', first + 1);
-  if (first < 0) return `"${id}" is not a resource id: ${hint}`;
-  if (second < 0) {
-    return VERSION.test(id.slice(first + 1)) ? `"${id}" lacks the group: core-group ids end with a dot ("${id}.")` : `"${id}" is not a resource id: ${hint}`;
-  }
-  const [plural, version, group] = [id.slice(0, first), id.slice(first + 1, second), id.slice(second + 1)];
-  if (!PLURAL.test(plural)) return `"${id}": "${plural}" is not a lowercase plural resource name; ${hint}`;
-  if (!VERSION.test(version)) return `"${id}": "${version}" is not an API version (v1, v1beta1, v2alpha1); ${hint}`;
-  if (group !== '' && !GROUP.test(group)) return `"${id}": "${group}" is not an API group; ${hint}`;
-  return undefined;
-}
 
 const eventName = z.enum(EVENT_TYPES as [EventType, ...EventType[]]);
 

@@ -149,6 +149,27 @@ describe('core', () => {
     await t.stop();
   });
 
+  it('names the plugin and the hook when a start or clusterId tap fails, and takes a clusterId tap\'s value', async () => {
+    const failing = (hook: 'start' | 'clusterId') => definePlugin({
+      name: `test:bad-${hook}`, description: '', options: z.object({}),
+      setup: () => (core) => core.hooks[hook].tapPromise(`test:bad-${hook}`, async () => {
+        throw new Error(`${hook} blew up`);
+      }),
+    })();
+    for (const hook of ['start', 'clusterId'] as const) {
+      const error = await createCore({ plugins: [failing(hook)] }).start().catch((thrown: unknown) => thrown);
+      expect((error as Error).message).to.equal(`plugin test:bad-${hook} failed in hook ${hook}: ${hook} blew up`);
+    }
+    const naming = definePlugin({
+      name: 'test:cluster-id', description: '', options: z.object({}),
+      setup: () => (core) => core.hooks.clusterId.tapPromise('test:cluster-id', async (configured) => `${configured || 'none'}+named`),
+    })();
+    const core = createCore({ plugins: [naming], clusterId: 'c1' });
+    await core.start();
+    expect(core.clusterId).to.equal('c1+named');
+    await core.stop();
+  });
+
   it('refuses a tap made after start', async () => {
     const t = createTestCore();
     await t.start();
