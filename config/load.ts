@@ -113,7 +113,7 @@ export function defaultPluginEntries(env: Readonly<Record<string, string | undef
   const inCluster = Boolean(env.KUBERNETES_SERVICE_HOST);
   // In a cluster, a Lease keeps one publisher even while a rolling update runs two pods.
   const operations = inCluster ? ['meshsync:meshsync-resource', 'meshsync:leader-election'] : [];
-  return ['meshsync:kubernetes', 'meshsync:watch-list', ...operations, REDACT_SECRETS, env.BROKER_URL ? 'meshsync:nats' : 'meshsync:stdout', 'meshsync:metrics'];
+  return ['meshsync:kubernetes', 'meshsync:watch-list', ...operations, REDACT_SECRETS, env.BROKER_URL?.trim() ? 'meshsync:nats' : 'meshsync:stdout', 'meshsync:metrics'];
 }
 
 /** One ConfigError for all problems; its code is theirs when they share one. */

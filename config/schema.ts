@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { CORE_DEFAULTS } from '../core/core.ts';
-import { isPlugin } from '../core/plugin.ts';
+import { isPlugin, oneOf } from '../core/plugin.ts';
 import type { Plugin } from '../core/types.ts';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -46,7 +46,7 @@ export const configSchema = z.strictObject({
   pipeline: pipelineSchema.prefault({}),
   stopTimeoutMs: z.int().nonnegative().default(CORE_DEFAULTS.stopTimeoutMs)
     .describe('How long (ms) a stop waits for every sink to drain before giving up on what is left.'),
-  logLevel: z.enum(LOG_LEVELS).default('info')
+  logLevel: oneOf(LOG_LEVELS).default('info')
     .describe('Log level. The LOG_LEVEL environment variable and --log-level override it.'),
 }).describe('The meshsync configuration.');
 

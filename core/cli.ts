@@ -121,6 +121,10 @@ async function installCommand(command: 'install' | 'rbac', argv: readonly string
   const configFlag = argv.findIndex((arg) => arg === '--config' || arg === '-c');
   const configFile = configFlag >= 0 ? argv[configFlag + 1] : argv.find((arg) => arg.startsWith('--config='))?.slice('--config='.length);
   const logger = createLogger({ level: envLogLevel(io.env, 'warn') });
+  if (configFile !== undefined && configFile.trim() === '') {
+    write(io.stderr, `meshsync ${command}: --config needs a file\n`);
+    return 2;
+  }
   try {
     const loaded = await loadConfig({ configFile, cwd: io.cwd, env: io.env, logger, command: 'run' });
     // No file: the pod runs the in-cluster defaults, whatever this machine's defaults are.
@@ -242,6 +246,8 @@ function parseCommandLine(argv: readonly string[]): CliOptions | 'help' | 'versi
   const timeoutMs = values.timeout === undefined ? 120_000 : Number(values.timeout);
   if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) throw new Error('--timeout must be a positive number of milliseconds');
   if (command === 'snapshot' && !values.out) throw new Error('snapshot needs --out <file>');
+  if (values.config !== undefined && values.config.trim() === '') throw new Error('--config needs a file');
+  if (argv.filter((arg) => arg === '--config' || arg === '-c' || arg.startsWith('--config=')).length > 1) throw new Error('--config is given more than once');
   return { command, config: values.config, logLevel, simulator, out: values.out, timeoutMs };
 }
 

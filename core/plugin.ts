@@ -34,6 +34,16 @@ export function definePlugin<S extends z.ZodType>(spec: PluginSpec<S>): PluginFa
   return Object.assign(factory, { pluginName: spec.name, description: spec.description, optionsSchema: spec.options });
 }
 
+/**
+ * z.enum whose error also says what was given: `expected one of "ADDED"|"MODIFIED"|"DELETED", got
+ * "DELETE"`. For enums of names and levels only: the value given is quoted back.
+ */
+export function oneOf<const T extends readonly [string, ...string[]]>(values: T) {
+  return z.enum(values, {
+    error: (issue) => `expected one of ${values.map((value) => JSON.stringify(value)).join('|')}, got ${JSON.stringify(issue.input)?.slice(0, 60) ?? String(issue.input)}`,
+  });
+}
+
 /** Turns a zod error into config problems, each with a readable path under `prefix`. */
 export function zodProblems(error: z.ZodError, prefix = '', file?: string): ConfigProblem[] {
   return error.issues.map((issue) => ({

@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { Counter } from 'prom-client';
 import { ConfigError } from '../../core/errors.ts';
-import { definePlugin, zodProblems } from '../../core/plugin.ts';
+import { definePlugin, oneOf, zodProblems } from '../../core/plugin.ts';
 import { resourceId, resourceIdProblem } from '../../core/resource.ts';
 import { EVENT_TYPES, type EventType, type ResourceRef, type SyncEvent } from '../../core/types.ts';
 
@@ -13,7 +13,7 @@ import { EVENT_TYPES, type EventType, type ResourceRef, type SyncEvent } from '.
 export const EVENT_BITS: Readonly<Record<EventType, number>> = Object.freeze({ ADDED: 1, MODIFIED: 2, DELETED: 4 });
 const ALL_EVENTS = 7;
 
-const eventName = z.enum(EVENT_TYPES as [EventType, ...EventType[]]);
+const eventName = oneOf(EVENT_TYPES as [EventType, ...EventType[]]);
 
 const rule = z.object({
   resource: z.string().superRefine((id, ctx) => {

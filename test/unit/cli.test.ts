@@ -40,6 +40,15 @@ describe('meshsync CLI (in process)', () => {
     expect(stderr).to.contain('LOG_LEVEL (environment): expected one of').and.contain('clusterId');
   });
 
+  it('rejects an empty --config and a --config given twice, with exit code 2', async () => {
+    const empty = await cli(['validate', '--config', '']);
+    expect(empty.code).to.equal(2);
+    expect(empty.stderr).to.contain('--config needs a file');
+    const twice = await cli(['validate', '--config', 'a.yaml', '--config=b.yaml']);
+    expect(twice.code).to.equal(2);
+    expect(twice.stderr).to.contain('--config is given more than once');
+  });
+
   it('rejects a --simulator value other than auto', async () => {
     const { code, stderr } = await cli(['run', '--simulator', 'maybe']);
     expect(code).to.equal(2);

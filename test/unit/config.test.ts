@@ -95,6 +95,11 @@ describe('config loader', function () {
     expect(plugins.map((p) => p.name)).to.deep.equal(['meshsync:kubernetes', 'meshsync:watch-list', 'meshsync:redact-secrets', 'meshsync:nats', 'meshsync:metrics']);
   });
 
+  it('writes to stdout by default when BROKER_URL holds only spaces', async () => {
+    const { plugins } = await loadConfig({ cwd: empty, env: { BROKER_URL: '  ' } });
+    expect(plugins.map((p) => p.name)).to.include('meshsync:stdout').and.not.include('meshsync:nats');
+  });
+
   it('watches the fifteen default resources when there is no config file', async () => {
     const { config } = await loadConfig({ cwd: empty, env: {} });
     const kubernetes = config.plugins.find((p) => p.name === 'meshsync:kubernetes');

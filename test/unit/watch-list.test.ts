@@ -12,7 +12,7 @@ const CASES = join(import.meta.dirname, '../fixtures/watch-list');
 
 interface CaseEvent { type: EventType; resource: string; name: string }
 interface CaseInput { about: string; candidates: string[]; events: CaseEvent[] }
-type CaseExpected = { selected: string[]; events: CaseEvent[] } | { errors: string[] };
+type CaseExpected = { selected: string[]; events: CaseEvent[] } | { errors: string[]; messages?: string[] };
 
 const readJson = <T>(file: string): T => JSON.parse(readFileSync(file, 'utf8')) as T;
 
@@ -40,6 +40,7 @@ describe('meshsync:watch-list cases (test/fixtures/watch-list)', () => {
         expect(error).to.be.instanceOf(ConfigError);
         const paths = (error as ConfigError).problems.map((problem) => problem.path.replace('meshsync:watch-list options.', ''));
         expect(paths).to.deep.equal(expected.errors);
+        if (expected.messages) expect((error as ConfigError).problems.map((problem) => problem.message)).to.deep.equal(expected.messages);
         return;
       }
       const t = createTestCore({ plugins: [watchList(config as never)] });
