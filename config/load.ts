@@ -165,7 +165,7 @@ function loadError(error: unknown, file: string | undefined): ConfigError {
     const config = error as ConfigError;
     return new ConfigError(config.problems.map((problem) => ({ ...problem, file: problem.file ?? file, code: config.code })), config.code);
   }
-  const lines = (error instanceof Error ? error.message : String(error)).replace(/^(JSON|YAML|TypeScript) Error in [^\n]*:\s*/, '').split('\n');
+  const lines = thrownText(error).replace(/^(JSON|YAML|TypeScript) Error in [^\n]*:\s*/, '').split('\n');
   // esbuild (a TS config run by tsx): "Transform failed with 1 error:" then "<file>:1:30: ERROR: Expected "}" but found "'…'"".
   const message = (lines[0].endsWith(':') && lines.length > 1 ? `${lines[0]} ${lines[1]}` : lines[0]).replace(/ but found ".*"$/, '');
   return configError([{ code: 'MESHSYNC_CONFIG_LOAD', file, path: '', message }]);
@@ -442,8 +442,15 @@ function userConditions(): string[] {
   return out;
 }
 
+/** What a config or plugin threw, as text: an Error's message, else a description of the value (never `[object Object]`). */
+function thrownText(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  if (typeof (error as { message?: unknown } | null)?.message === 'string') return (error as { message: string }).message;
+  return typeof error === 'object' && error !== null ? `it threw ${describe(error)} that is not an Error` : `it threw ${String(error)}`;
+}
+
 function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message.split('\n')[0] : String(error);
+  return thrownText(error).split('\n')[0];
 }
 
 function describe(value: unknown): string {

@@ -43,7 +43,8 @@ Options:
   -h, --help               show this help
   -v, --version            show the version
 
-Environment: CLUSTER_ID, BROKER_URL, LOG_LEVEL, KUBECONFIG (see config/README.md for precedence).`;
+Environment: CLUSTER_ID, BROKER_URL, LOG_LEVEL, KUBECONFIG (see config/README.md for precedence).
+Exit codes: 0 done, 1 failed (the message says why), 2 bad command line.`;
 
 export interface CliIo {
   readonly stdout: NodeJS.WritableStream;
