@@ -13,6 +13,7 @@ import { cosmiconfig, type Loader } from 'cosmiconfig';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError, type ConfigProblem, type ErrorCode } from '../core/errors.ts';
+import { withoutJsonExcerpt } from '../core/secrets.ts';
 import type { Logger } from '../core/log.ts';
 import { isPlugin, joinPath } from '../core/plugin.ts';
 import type { Plugin } from '../core/types.ts';
@@ -284,7 +285,7 @@ const loadJson: Loader = (filepath, content) => {
   } catch (error) {
     const message = (error as Error).message;
     const at = /^(.*?) in JSON at position (\d+)/.exec(message);
-    if (at === null) throw new Error(`JSON: ${message.replace(/, (\.\.\.)?".*$/s, '')}`); // Unexpected token 'x', "{"a": x}" is not valid JSON
+    if (at === null) throw new Error(`JSON: ${withoutJsonExcerpt(message)}`);
     const before = content.slice(0, Number(at[2])).split('\n');
     throw new Error(`JSON: ${at[1]} at line ${before.length}, column ${before.at(-1)!.length + 1}`);
   }

@@ -22,10 +22,19 @@ export function redactUrlCredentials(text: string): string {
 
 /**
  * Free text (an error's message or stack) with the credentials it may quote masked: in URLs, after
- * `Bearer` or `Basic`, and in `password=…`, `token: …` and similar pairs.
+ * `Bearer` or `Basic`, in `password=…`, `token: …` and similar pairs, and the text V8 quotes from
+ * JSON it could not parse (which may be a Secret's).
  */
 export function redactSecretsInText(text: string): string {
-  return redactUrlCredentials(text)
+  return redactUrlCredentials(withoutJsonExcerpt(text))
     .replace(/\b(bearer|basic)\s+[\w.~+/=-]+/gi, `$1 ${MASK}`)
     .replace(/\b(password|passwd|pass|token|secret|seed|nkey|key|authorization)(\s*[=:]\s*)("[^"]*"|'[^']*'|\S+)/gi, `$1$2${MASK}`);
+}
+
+/**
+ * A JSON.parse error message without the text V8 quotes from the input: `Unexpected token 'U',
+ * ..."password":UzNDUk"... is not valid JSON` becomes `Unexpected token 'U' (the text is not shown)`.
+ */
+export function withoutJsonExcerpt(message: string): string {
+  return message.replace(/,? (?:\.\.\.)?".*?"(?:\.\.\.)? is not valid JSON/gs, ' (the text is not shown)');
 }

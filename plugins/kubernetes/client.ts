@@ -13,6 +13,7 @@ import { join } from 'node:path';
 // load it either (see scripts/slim-client-node.mjs for what that saves).
 import { KubeConfig } from '@kubernetes/client-node/dist/config.js';
 import { MeshSyncError } from '../../core/errors.ts';
+import { withoutJsonExcerpt } from '../../core/secrets.ts';
 import { textOf } from '../../core/serialized.ts';
 
 const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
@@ -141,7 +142,8 @@ export function parseBody<T>(body: Uint8Array | string, request: string): T {
   try {
     return JSON.parse(typeof body === 'string' ? body : textOf(body)) as T;
   } catch (error) {
-    throw new KubeRequestError('malformed', 200, `${request}: the server sent a body that is not JSON`, { cause: error });
+    // The parser's message without the text it quotes (it may be a Secret's), and not the parser's error itself.
+    throw new KubeRequestError('malformed', 200, `${request}: the server sent a body that is not JSON (${withoutJsonExcerpt((error as Error).message)})`);
   }
 }
 

@@ -13,6 +13,7 @@ import { KubeClient, KubeRequestError, loadKubeConfig } from './client.ts';
 import { discover, rediscoverGroup, resolveResources, type Catalog, type ServedResource } from './discovery.ts';
 import { Backoff, Reflector, sleep, StringPool, type ReflectorScope, type ReflectorTiming } from './reflector.ts';
 import { resourceId, resourceIdProblem } from '../../core/resource.ts';
+import { withoutJsonExcerpt } from '../../core/secrets.ts';
 
 export { loadKubeConfig, KubeClient, KubeRequestError } from './client.ts';
 export { Reflector, Backoff, collectionPath } from './reflector.ts';
@@ -274,7 +275,8 @@ class KubernetesSource {
         malformedLine: (line, error) => {
           this.metrics.malformed.inc({ resource: served.id });
           this.ctx.reportError(new MeshSyncError('MESHSYNC_EVENT_INVALID',
-            `skipped a malformed line from the watch of ${reflector.describe()}: ${(error as Error)?.message ?? error}`, { details: { resource: served.id, bytes: line.length } })); // never the text: it may hold a Secret
+            // Never the text, not even the bit V8 quotes in its message: it may be a Secret's.
+            `skipped a malformed line from the watch of ${reflector.describe()}: ${withoutJsonExcerpt(String((error as Error)?.message ?? error))}`, { details: { resource: served.id, bytes: line.length } }));
         },
       }, this.strings);
       watched.reflectors.push(reflector);

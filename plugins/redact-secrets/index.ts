@@ -64,10 +64,11 @@ export function createRedactor(options: { redactSecrets: boolean; stripManagedFi
     };
 
   const redactValues = (values: unknown, meta: ObjectMeta, encoding: 'base64' | 'utf8'): unknown => {
-    if (typeof values !== 'object' || values === null) return values;
-    const out: Record<string, string> = {};
-    for (const [entry, value] of Object.entries(values)) out[entry] = marker(meta, entry, value, encoding);
-    return out;
+    if (values === undefined || values === null) return values;
+    // Not a map of values (a malformed Secret, or one as written in an annotation): nothing of it is kept.
+    if (typeof values !== 'object' || Array.isArray(values)) return REDACTED;
+    // fromEntries, not assignment: a key named __proto__ stays a key.
+    return Object.fromEntries(Object.entries(values).map(([entry, value]) => [entry, marker(meta, entry, value, encoding)]));
   };
 
   /** A copy of a Secret-shaped object with data and stringData redacted (other fields shared). */
@@ -86,8 +87,16 @@ export function createRedactor(options: { redactSecrets: boolean; stripManagedFi
       return REDACTED;
     }
     if (typeof applied !== 'object' || applied === null || Array.isArray(applied)) return REDACTED;
+    const redacted = redactSecretBody(applied as Record<string, unknown>, meta);
+    // The Secret as applied may carry a last-applied annotation of its own (applied from a copy of
+    // a live object): that one is redacted too.
+    const appliedMeta = (applied as { metadata?: unknown }).metadata as ObjectMeta | undefined;
+    const inner = appliedMeta?.annotations?.[LAST_APPLIED];
+    if (inner !== undefined) {
+      redacted.metadata = { ...appliedMeta, annotations: { ...appliedMeta!.annotations, [LAST_APPLIED]: typeof inner === 'string' ? redactLastApplied(inner, meta) : REDACTED } };
+    }
     // kubectl writes the annotation with a trailing newline; keep the shape it had.
-    return JSON.stringify(redactSecretBody(applied as Record<string, unknown>, meta)) + (text.endsWith('\n') ? '\n' : '');
+    return JSON.stringify(redacted) + (text.endsWith('\n') ? '\n' : '');
   };
 
   return (event) => {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_RESOURCES } from '../../config/defaults.ts';
 import { MeshSyncError } from '../../core/errors.ts';
-import { KubeRequestError, LineSplitter, loadKubeConfig, type KubeClient, type WatchHandlers } from '../../plugins/kubernetes/client.ts';
+import { KubeRequestError, LineSplitter, loadKubeConfig, parseBody, type KubeClient, type WatchHandlers } from '../../plugins/kubernetes/client.ts';
 import { addAggregated, addResourceList, closeMatches, editDistance, resolveResources, type Catalog } from '../../plugins/kubernetes/discovery.ts';
 import { forbiddenMessage, kubernetes, scopesFor } from '../../plugins/kubernetes/index.ts';
 import { Backoff, collectionPath, ObjectStore, Reflector } from '../../plugins/kubernetes/reflector.ts';
@@ -347,6 +347,20 @@ describe('kubernetes options and configuration', () => {
     ].join('\n'));
     expect(loadKubeConfig({ kubeconfig: path }).getCurrentCluster()?.server).to.equal('http://127.0.0.1:1');
     expect(() => loadKubeConfig({ kubeconfig: path, context: 'two' })).to.throw(MeshSyncError, /no context "two" \(contexts: one\)/);
+  });
+
+  it('reports a body that is not JSON without the text the parser quotes from it (it may be a Secret\'s)', () => {
+    const error = (() => {
+      try {
+        parseBody('{"items":[{"data":{"password":UzNDUkVULVZBTFVF}}]}', 'GET /api/v1/secrets');
+      } catch (thrown) {
+        return thrown as KubeRequestError;
+      }
+    })();
+    expect(error?.reason).to.equal('malformed');
+    expect(error?.message).to.match(/^GET \/api\/v1\/secrets: the server sent a body that is not JSON \(Unexpected token/);
+    expect(error?.message).to.not.include('UzNDUk');
+    expect(error?.cause).to.equal(undefined);
   });
 
   it('says where a kubeconfig fails to parse, without quoting its lines (they hold credentials)', () => {

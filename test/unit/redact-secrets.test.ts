@@ -115,6 +115,29 @@ describe('meshsync:redact-secrets', () => {
     expect(redact(eventOf(SECRET, object)).object.metadata.annotations![LAST_APPLIED]).to.equal(REDACTED);
   });
 
+  it('redacts a last-applied annotation nested in the applied Secret, and data or stringData that is not a map', () => {
+    const redact = createRedactor({ redactSecrets: true, stripManagedFields: true });
+    const inner = JSON.stringify({ apiVersion: 'v1', kind: 'Secret', data: { password: b64('inner-S3CRET') } });
+    const outer = JSON.stringify({ apiVersion: 'v1', kind: 'Secret', stringData: 'password=outer-S3CRET', metadata: { name: 'db', annotations: { [LAST_APPLIED]: inner } } });
+    const object = secretObject('db', undefined, { [LAST_APPLIED]: outer });
+    (object as { stringData?: unknown }).stringData = 'password=live-S3CRET';
+    const out = redact(eventOf(SECRET, object));
+    const text = JSON.stringify(out);
+    for (const secret of ['inner-S3CRET', b64('inner-S3CRET'), 'outer-S3CRET', 'live-S3CRET', 'hunter2', b64('hunter2')]) expect(text).to.not.include(secret);
+    const applied = JSON.parse(out.object.metadata.annotations![LAST_APPLIED]);
+    expect(applied.stringData).to.equal(REDACTED);
+    expect(JSON.parse(applied.metadata.annotations[LAST_APPLIED]).data).to.deep.equal({ password: REDACTED });
+    expect((out.object as { stringData?: unknown }).stringData).to.equal(REDACTED);
+  });
+
+  it('keeps every key, even one named __proto__', () => {
+    const redact = createRedactor({ redactSecrets: true, stripManagedFields: true });
+    const object = secretObject('db', JSON.parse(`{"password":"${b64('x')}","__proto__":"${b64('y')}"}`));
+    const data = redact(eventOf(SECRET, object)).object.data as Record<string, string>;
+    expect(Object.keys(data)).to.deep.equal(['password', '__proto__']);
+    expect(JSON.parse(JSON.stringify(data))).to.deep.equal(JSON.parse(`{"password":"${REDACTED}","__proto__":"${REDACTED}"}`));
+  });
+
   it('adds a keyed fingerprint that changes when a value changes and is not a plain hash', () => {
     const redact = createRedactor({ redactSecrets: true, stripManagedFields: true, key: KEY });
     const first = redact(eventOf(SECRET, secretObject('db', { password: b64('hunter2'), user: b64('app') }))).object.data as Record<string, string>;

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { createLogger } from '../../core/log.ts';
-import { MASK, redactUrlCredentials } from '../../core/secrets.ts';
+import { MASK, redactSecretsInText, redactUrlCredentials, withoutJsonExcerpt } from '../../core/secrets.ts';
 
 describe('redactUrlCredentials', () => {
   const cases: [string, string, string][] = [
@@ -33,5 +33,19 @@ describe('logs', () => {
     const record = JSON.parse(lines[0]);
     expect(record.err.message).to.equal(`cannot publish: token=${MASK} to nats://a:${MASK}@h:1,nats://b:${MASK}@h:2: dial nats://app:${MASK}@nats:4222 refused`);
     expect(record.err.stack).to.include(`nats://a:${MASK}@h:1`);
+  });
+});
+
+describe('withoutJsonExcerpt', () => {
+  it('drops the text V8 quotes from JSON it could not parse, keeping what went wrong', () => {
+    let message = '';
+    try {
+      JSON.parse('{"kind":"Secret","data":{"password":UzNDUkVULVZBTFVF}}');
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message, 'V8 quotes the text (the premise)').to.include('UzNDUk');
+    expect(withoutJsonExcerpt(message)).to.equal("Unexpected token 'U' (the text is not shown)");
+    expect(redactSecretsInText(`watch of secrets.v1.: ${message}`)).to.not.include('UzNDUk');
   });
 });
