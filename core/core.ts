@@ -127,10 +127,9 @@ export class MeshSyncCore implements Core {
     if (this.started) return;
     this.started = true;
     this.forbidLateTaps();
-    // Tap by tap, so that what one throws names its plugin and hook (as for stop); a MeshSyncError
-    // (MESHSYNC_LISTEN_FAILED, say) already says what failed and what to do, and stays as it is.
+    // Tap by tap, so that what one throws names its plugin and hook (as for stop).
     const named = (tap: TapInfo, hook: string) => (error: unknown) => {
-      throw error instanceof MeshSyncError ? error : pluginError(tap.name, hook, error);
+      throw attributed(tap.name, hook, error);
     };
     for (const tap of this.hooks.start.taps as TapInfo[]) await callTap(tap, []).catch(named(tap, 'start'));
     for (const tap of this.hooks.clusterId.taps as TapInfo[]) {
@@ -366,7 +365,7 @@ export class MeshSyncCore implements Core {
         if (error === undefined) counters.delivered += batch.length;
         else {
           counters.failedAttempts++;
-          this.reportError({ plugin: name, hook: 'sink', error: pluginError(name, 'sink', error) });
+          this.reportError({ plugin: name, hook: 'sink', error: attributed(name, 'sink', error) });
         }
         try {
           this.hooks.batch.call({ sink: name, events: batch, attempt, ok: error === undefined, error });
@@ -390,10 +389,16 @@ export class MeshSyncCore implements Core {
     this.readyReached.resolve();
   }
 
+  retryDelivery(sink: string): void {
+    for (const lane of this.lanes) if (lane.sink === sink || lane.sink.startsWith(`${sink}#`)) lane.retryNow();
+  }
+
   private async doStop(): Promise<void> {
     this.abort.abort();
     this.releaseSources();
     await Promise.allSettled(this.sourceRuns);
+    // The deadline is short next to a backoff (up to retryMaxMs): a failed batch is retried now.
+    for (const lane of this.lanes) lane.retryNow();
     // A replica whose delivery is held (a standby) has nothing to drain: the leader delivers.
     const timeoutMs = this.deliveryHolds.size > 0 ? 0 : this.options.stopTimeoutMs;
     const deadline = new Promise<'timeout'>((resolve) => setTimeout(resolve, timeoutMs, 'timeout').unref());
@@ -494,6 +499,14 @@ function callTap(tap: TapInfo, args: unknown[]): Promise<unknown> {
   } catch (error) {
     return Promise.reject(error);
   }
+}
+
+/**
+ * What a plugin threw, naming the plugin and the hook; a MeshSyncError (MESHSYNC_LISTEN_FAILED,
+ * MESHSYNC_BROKER_UNREACHABLE) already says what failed and what to do, and stays as it is.
+ */
+function attributed(plugin: string, hook: string, error: unknown): Error {
+  return error instanceof MeshSyncError ? error : pluginError(plugin, hook, error);
 }
 
 function deferred(): { promise: Promise<void>; resolve: () => void } {

@@ -94,6 +94,8 @@ export class Lane {
   /** Set when an event is held by reference; cleared once the lane is empty (then batches are plain slices). */
   private holdsReferences = false;
   private aboveHighWater = false;
+  /** Ends the backoff before a retry early (see retryNow). */
+  private wakeRetry: (() => void) | null = null;
   private closed = false;
   private open = true;
 
@@ -174,9 +176,18 @@ export class Lane {
     if (open) this.schedule();
   }
 
+  /**
+   * A failed batch is retried now, and its backoff starts over: the sink can take it again (a
+   * broker reconnected) or time is short (a stop is draining).
+   */
+  retryNow(): void {
+    this.wakeRetry?.();
+  }
+
   /** Stops retrying; used when the stop deadline has passed. Returns how many events were left undelivered. */
   close(): number {
     this.closed = true;
+    this.wakeRetry?.();
     this.clearTimer();
     const left = this.backlog;
     this.settle();
@@ -255,10 +266,25 @@ export class Lane {
       }
       this.callbacks.attempted(batch, attempt, failure);
       if (failure === undefined) return true;
-      await sleep(Math.min(delay * (0.5 + Math.random()), this.options.retryMaxMs));
-      delay = Math.min(delay * 2, this.options.retryMaxMs);
+      const woken = await this.backoff(Math.min(delay * (0.5 + Math.random()), this.options.retryMaxMs));
+      delay = woken ? this.options.retryInitialMs : Math.min(delay * 2, this.options.retryMaxMs);
     }
     return false;
+  }
+
+  /** Waits `ms` before a retry; true when retryNow (or close) ended the wait early. */
+  private backoff(ms: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.wakeRetry = null;
+        resolve(false);
+      }, ms);
+      this.wakeRetry = () => {
+        clearTimeout(timer);
+        this.wakeRetry = null;
+        resolve(true);
+      };
+    });
   }
 
   /** The taken events up to `end`, those held by reference read again. */
@@ -284,8 +310,4 @@ export class Lane {
     this.idleWaiters = [];
     for (const resolve of waiters) resolve();
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

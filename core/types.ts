@@ -196,6 +196,8 @@ export interface Core {
   holdDelivery(holder: string, held: boolean): void;
   /** Asks every sink that can to republish the current state (the resync hook). */
   requestResync(reason: string): void;
+  /** A sink can take batches again (its broker reconnected): the batches it failed are retried now, not at the end of their backoff. */
+  retryDelivery(sink: string): void;
   /** Applies live settings: every reconfigure tap, then selectionChanged. Throws (and changes nothing more) when a tap rejects them. */
   reconfigure(settings: LiveSettings): void;
 }

@@ -4,10 +4,10 @@
  * and republishes the whole state, framed, after a reconnect or on request.
  */
 import { definePlugin } from '../../core/plugin.ts';
-import { natsOptionsSchema } from './options.ts';
+import { natsOptionsSchema, PLUGIN_NAME } from './options.ts';
 import { NatsSink } from './sink.ts';
 
-export const PLUGIN_NAME = 'meshsync:nats';
+export { PLUGIN_NAME };
 
 export const nats = definePlugin({
   name: PLUGIN_NAME,

@@ -2,6 +2,8 @@ import { z } from 'zod';
 import { DEFAULT_SUBJECT } from '../../config/defaults.ts';
 import { validateSubjectTemplate } from './subject.ts';
 
+export const PLUGIN_NAME = 'meshsync:nats';
+
 export const DEFAULT_URL = 'nats://localhost:4222';
 export const DEFAULT_REQUEST_SUBJECT = 'meshery.meshsync.control';
 

@@ -21,7 +21,7 @@ import { BrokerConnection, jitter } from './connection.ts';
 import { encodeEvent, FORMAT_VERSION, HEADER, markerHeaders, messageId, metadataOnly, stripObject, type Truncation } from './encode.ts';
 import { natsMetrics, type NatsMetrics } from './metrics.ts';
 import { redactUrlCredentials } from '../../core/secrets.ts';
-import { resolveServers, type NatsOptions } from './options.ts';
+import { PLUGIN_NAME, resolveServers, type NatsOptions } from './options.ts';
 import { compileSubject, markerSubject, renderSubject, streamSubjects } from './subject.ts';
 
 /** One message ready to go: JetStream mode also needs its id. A class: see `PipelineEvent` (core/event.ts). */
@@ -253,6 +253,8 @@ export class NatsSink {
   }
 
   private onConnected(nc: NatsConnection, reconnect: boolean): void {
+    // A batch that failed while the broker was away is sent now, not when its backoff ends.
+    this.core.retryDelivery(PLUGIN_NAME);
     if (this.clusterKnown) this.subscribeRequests(nc);
     if (reconnect && this.options.resyncOnReconnect) this.requestResync('reconnect');
   }

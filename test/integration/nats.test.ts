@@ -161,6 +161,20 @@ describe('nats sink (real nats-server)', function () {
     await sub.waitFor((m) => m.filter((x) => x.json<any>().resync_id !== undefined && x.json<any>().object).length === 20);
     expect(t.core.readiness().broker).to.equal(true);
   });
+
+  it('sends what failed while the broker was down as soon as it is back, not when the batch\'s backoff ends', async () => {
+    await server.stop();
+    const t = natsCore({ url: server.url }, { retryInitialMs: 60_000, retryMaxMs: 60_000 });
+    cleanups.push(t.stop);
+    await t.start();
+    for (let i = 0; i < 5; i++) t.source.emit('ADDED', POD, makeObject(POD, `p${i}`));
+    while (t.core.counters.sinks['meshsync:nats'].failedAttempts === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+    await server.restart();
+    const backAt = Date.now();
+    await t.drain(); // a backoff of 30-90 s would outlast this test's 20 s
+    expect(t.core.counters.sinks['meshsync:nats'].delivered).to.equal(5);
+    expect(Date.now() - backAt).to.be.below(10_000);
+  });
 });
 
 describe('nats sink delivery guarantees (real nats-server)', function () {

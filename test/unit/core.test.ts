@@ -5,6 +5,7 @@ import { definePlugin } from '../../core/plugin.ts';
 import { coalesce, HOLD_BY_REFERENCE_ABOVE, Lane } from '../../core/lane.ts';
 import { markKeptBySource } from '../../core/serialized.ts';
 import { z } from 'zod';
+import { MeshSyncError } from '../../core/errors.ts';
 import type { EventType, SyncEvent } from '../../core/types.ts';
 
 const event = (type: EventType, name = 'a', rv = '1'): SyncEvent => ({
@@ -168,6 +169,51 @@ describe('core', () => {
     await core.start();
     expect(core.clusterId).to.equal('c1+named');
     await core.stop();
+  });
+
+  it('retries a failed batch at once when told the sink is back, and when a stop drains, not when its backoff ends', async () => {
+    const t = createTestCore({ retryInitialMs: 60_000, retryMaxMs: 60_000, stopTimeoutMs: 5_000 });
+    await t.start();
+    t.sink.failing = true;
+    t.source.emit('ADDED', POD, makeObject(POD, 'a'));
+    while (t.sink.rejected === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    t.sink.failing = false;
+    const started = Date.now();
+    t.core.retryDelivery('test:memory-sink');
+    await t.drain();
+    expect(Date.now() - started).to.be.below(5_000);
+    expect(t.sink.events.map((e) => e.object.metadata.name)).to.deep.equal(['a']);
+
+    t.sink.failing = true;
+    t.source.emit('ADDED', POD, makeObject(POD, 'b'));
+    while (t.sink.rejected < 2) await new Promise((resolve) => setTimeout(resolve, 5));
+    t.sink.failing = false;
+    await t.stop(); // would give up after stopTimeoutMs, with 'b' undelivered, if the backoff ran its course
+    expect(t.sink.events.map((e) => e.object.metadata.name)).to.deep.equal(['a', 'b']);
+  });
+
+  it('reports a sink\'s MeshSyncError as it is (its code and remedy), and names the sink of any other error', async () => {
+    const reports: { plugin: string; code?: string; message: string }[] = [];
+    const throwing = (name: string, error: Error) => definePlugin({
+      name, description: '', options: z.object({}),
+      setup: () => (core) => {
+        core.hooks.sink.tapPromise(name, async () => {
+          throw error;
+        });
+        core.hooks.error.tap(name, (report) => void (report.plugin === name && reports.push({ plugin: report.plugin, code: (report.error as MeshSyncError).code, message: report.error.message })));
+      },
+    })();
+    const t = createTestCore({ plugins: [
+      throwing('test:broker', new MeshSyncError('MESHSYNC_BROKER_UNREACHABLE', 'broker nats://b:4222 is not connected')),
+      throwing('test:plain', new Error('disk full')),
+    ] });
+    await t.start();
+    t.source.emit('ADDED', POD, makeObject(POD, 'a'));
+    while (reports.length < 2) await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(reports.find((r) => r.plugin === 'test:broker')).to.deep.equal({ plugin: 'test:broker', code: 'MESHSYNC_BROKER_UNREACHABLE', message: 'broker nats://b:4222 is not connected' });
+    expect(reports.find((r) => r.plugin === 'test:plain')).to.deep.equal({ plugin: 'test:plain', code: 'MESHSYNC_PLUGIN_FAILED', message: 'plugin test:plain failed in hook sink: disk full' });
+    await t.core.holdDelivery('test', true);
+    await t.stop();
   });
 
   it('refuses a tap made after start', async () => {
