@@ -307,9 +307,11 @@ export class Reflector {
         if (signal.aborted) break;
         const failure = error instanceof KubeRequestError ? error : new KubeRequestError('http', 0, String((error as Error)?.message ?? error), { cause: error });
         this.listener.failed(failure);
-        if (failure.reason === 'gone') {
-          // Our resourceVersion is too old: relist and diff, so deletions in the gap are not lost.
-          // A server answering every watch with 410 must not make us relist in a tight loop.
+        // 410: our resourceVersion is too old. Any other refusal of a watch that retrying cannot
+        // cure (400 "invalid resource version", 422): resuming from that resourceVersion would
+        // fail forever. Either way, relist and diff, so deletions in the gap are not lost.
+        if (failure.reason === 'gone' || (watching && !failure.transient && failure.reason !== 'forbidden' && failure.reason !== 'stalled')) {
+          // A server answering every watch with an error must not make us relist in a tight loop.
           this.listener.relisted();
           needList = true;
           if (!this.progressed) await sleep(this.backoff.next(), signal);

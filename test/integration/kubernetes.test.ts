@@ -383,6 +383,23 @@ describe('kubernetes source (against the API simulator)', function () {
     expect(errors.map((e) => e.error.message).filter((m) => / HTTP 50[03]: /.test(m))).to.have.length(4);
   });
 
+  it('relists when the server refuses to resume a watch with an error retrying cannot cure (400 invalid resource version)', async () => {
+    sim.create(POD_ID, pod('before'));
+    await start({ resources: [POD_ID] });
+    await until(() => requestsFor(POD_ID, 'watch').length === 1, 8000, 'the watch');
+    sim.failRequests({ resourceId: POD_ID, verbs: ['watch'], status: 400, times: 1 });
+    sim.dropWatches();
+    sim.delete(POD_ID, 'default', 'before');
+    sim.create(POD_ID, pod('after'));
+    await until(() => requestsFor(POD_ID, 'list').length === 2, 8000, 'a relist after the 400');
+    await until(() => named(t!.sink.events, 'pods').includes('after'), 8000, 'the pod created meanwhile');
+    expect(named(t!.sink.events, 'pods', 'DELETED')).to.deep.equal(['before']);
+    // The refused resourceVersion is not asked for again: the watches after the relist start from the list's.
+    const [, refused, ...later] = requestsFor(POD_ID, 'watch');
+    expect(later.length).to.be.at.least(1);
+    expect(later.every((w) => w.query.resourceVersion !== refused.query.resourceVersion)).to.equal(true);
+  });
+
   it('on standby (delivery held) keeps the store\'s records in the lane, and on release delivers the cluster as it is then', async () => {
     for (let i = 0; i < 40; i++) sim.create(POD_ID, pod(`standby-${i}`));
     t = createTestCore({ plugins: [kubernetes({ kubeconfig, resources: [POD_ID], watchCustomResourceDefinitions: false })] });
