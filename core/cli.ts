@@ -163,11 +163,12 @@ function createCoreFrom(loaded: LoadedConfig, logger: Logger): MeshSyncCore {
 
 async function run(loaded: LoadedConfig, logger: Logger): Promise<number> {
   const core = createCoreFrom(loaded, logger);
+  let stopping = false;
   const stopped = new Promise<number>((resolveStopped) => {
-    let stopping = false;
     const onSignal = (signal: NodeJS.Signals) => {
       if (stopping) {
-        logger.warn({ signal }, 'second signal: exiting without draining');
+        const left = core.state.lanes().reduce((sum, lane) => sum + lane.pending + lane.inFlight, 0);
+        logger.warn({ signal, events: left }, 'second signal: exiting without draining; these events are not delivered');
         resolveStopped(1);
         return;
       }
@@ -185,6 +186,11 @@ async function run(loaded: LoadedConfig, logger: Logger): Promise<number> {
   try {
     await core.start();
   } catch (error) {
+    // A signal during start-up (say, while the API server is unreachable) aborts what start waits for: a stop, not a failure.
+    if (stopping) {
+      logger.info('stopped before start-up completed');
+      return await stopped;
+    }
     await core.stop().catch(() => undefined);
     throw error;
   }

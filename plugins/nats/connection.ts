@@ -91,7 +91,7 @@ export class BrokerConnection {
   scrub(message: string): string {
     let out = message;
     for (const secret of this.secrets) out = out.split(secret).join('[redacted]');
-    return out.replace(/\/\/[^@/\s]*@/g, '//[redacted]@');
+    return redactUrlCredentials(out);
   }
 
   describeServers(): string {

@@ -148,6 +148,21 @@ describe('meshsync CLI', function () {
     expect(stderr).to.contain('snapshot written');
   });
 
+  it('run: a SIGTERM while start-up waits for an unreachable API server stops it with exit 0', async () => {
+    await writeFile(join(dir, 'kubeconfig'), [
+      'apiVersion: v1', 'kind: Config',
+      'clusters: [{name: c, cluster: {server: "http://127.0.0.1:1", insecure-skip-tls-verify: true}}]',
+      'users: [{name: u, user: {token: t}}]', 'contexts: [{name: x, context: {cluster: c, user: u}}]', 'current-context: x', '',
+    ].join('\n'));
+    await writeFile(join(dir, 'meshsync.config.json'), JSON.stringify({ plugins: [['meshsync:kubernetes', { resources: ['pods.v1.'] }], 'meshsync:stdout'] }));
+    const cli = startCli(['run'], { cwd: dir, env: { KUBECONFIG: join(dir, 'kubeconfig') } });
+    await waitFor(() => cli.stderr.includes('meshsync starting'), 'start-up', cli);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    cli.child.kill('SIGTERM');
+    expect(await cli.exited, cli.stderr).to.equal(0);
+    expect(cli.stderr).to.contain('stopped before start-up completed').and.not.contain('MESHSYNC_PLUGIN_FAILED');
+  });
+
   it('run --simulator auto: starts no simulator when KUBECONFIG is set', async () => {
     // The config watches nothing, so the run is ready at once; what matters is that no simulator started.
     await writeFile(join(dir, 'meshsync.config.json'), JSON.stringify({ plugins: [['meshsync:metrics', { port: 0 }]] }));
