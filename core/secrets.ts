@@ -8,16 +8,21 @@ export const MASK = '[redacted]';
  * (credentials end at a URL's last `@`).
  */
 export function redactUrlCredentials(text: string): string {
-  return text.replace(/[^\s,]*@[^\s,]*/g, (url) => {
-    const at = url.lastIndexOf('@');
-    const schemeEnd = url.indexOf('://');
-    const start = schemeEnd >= 0 && schemeEnd < at ? schemeEnd + 3 : 0;
-    const userinfo = url.slice(start, at);
-    // No scheme and a slash before the `@`: a path (an image digest, say), not credentials.
-    if (start === 0 && userinfo.includes('/')) return url;
-    const colon = userinfo.indexOf(':');
-    return `${url.slice(0, start)}${colon <= 0 ? MASK : `${userinfo.slice(0, colon)}:${MASK}`}@${url.slice(at + 1)}`;
-  });
+  if (!text.includes('@')) return text;
+  // Split, not one regex over the text: that would rescan a long run without an `@` from each of its characters.
+  return text.split(/([\s,]+)/).map((token) => (token.includes('@') ? maskUserinfo(token) : token)).join('');
+}
+
+/** One token holding an `@`, its userinfo masked. */
+function maskUserinfo(url: string): string {
+  const at = url.lastIndexOf('@');
+  const schemeEnd = url.indexOf('://');
+  const start = schemeEnd >= 0 && schemeEnd < at ? schemeEnd + 3 : 0;
+  const userinfo = url.slice(start, at);
+  // No scheme and a slash before the `@`: a path (an image digest, say), not credentials.
+  if (start === 0 && userinfo.includes('/')) return url;
+  const colon = userinfo.indexOf(':');
+  return `${url.slice(0, start)}${colon <= 0 ? MASK : `${userinfo.slice(0, colon)}:${MASK}`}@${url.slice(at + 1)}`;
 }
 
 /**
@@ -36,5 +41,7 @@ export function redactSecretsInText(text: string): string {
  * ..."password":UzNDUk"... is not valid JSON` becomes `Unexpected token 'U' (the text is not shown)`.
  */
 export function withoutJsonExcerpt(message: string): string {
-  return message.replace(/,? (?:\.\.\.)?".*?"(?:\.\.\.)? is not valid JSON/gs, ' (the text is not shown)');
+  if (!message.includes(' is not valid JSON')) return message;
+  // V8 quotes a few characters either side of the error: a bounded excerpt keeps the scan linear.
+  return message.replace(/,? (?:\.\.\.)?"[^]{0,100}?"(?:\.\.\.)? is not valid JSON/g, ' (the text is not shown)');
 }
