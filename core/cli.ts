@@ -11,6 +11,7 @@ import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { loadConfig, type LoadedConfig, type LoadProblem } from '../config/load.ts';
 import { maskSecrets, secretPaths } from '../config/mask.ts';
+import { redactSecretsInText } from './secrets.ts';
 import { LOG_LEVELS } from '../config/schema.ts';
 import { createCore, type MeshSyncCore } from './core.ts';
 import { ERROR_CODES, MeshSyncError, type ErrorCode } from './errors.ts';
@@ -259,7 +260,12 @@ function parseCommandLine(argv: readonly string[]): CliOptions | 'help' | 'versi
 }
 
 /** The code, the message, and the remedy of each code involved: what a user needs to fix a start-up error. */
+/** A fatal error for stderr: code, message, causes and remedies, with the credentials its text may quote masked. */
 export function formatError(error: unknown): string {
+  return redactSecretsInText(formatErrorText(error));
+}
+
+function formatErrorText(error: unknown): string {
   if (!(error instanceof MeshSyncError)) {
     return `meshsync: error: ${error instanceof Error ? error.message : String(error)}\n`;
   }

@@ -1,6 +1,7 @@
 import { Registry } from 'prom-client';
 import { AsyncParallelHook, AsyncSeriesHook, AsyncSeriesWaterfallHook, SyncBailHook, SyncHook, SyncWaterfallHook } from 'tapable';
 import { asError, MeshSyncError, pluginError } from './errors.ts';
+import { redactSecretsInText } from './secrets.ts';
 import { PipelineEvent } from './event.ts';
 import { Lane, type LaneOptions, type SourceRecord } from './lane.ts';
 import { resourceId } from './resource.ts';
@@ -321,7 +322,7 @@ export class MeshSyncCore implements Core {
     } catch (error) {
       this.logger.error({ err: asError(error) }, 'an error tap threw');
     }
-    this.logger.warn({ plugin: report.plugin, hook: report.hook, err: report.error }, report.error.message);
+    this.logger.warn({ plugin: report.plugin, hook: report.hook, err: report.error }, redactSecretsInText(report.error.message));
   }
 
   private createSourceContext(name: string): SourceContext {

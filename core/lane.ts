@@ -96,6 +96,8 @@ export class Lane {
   private aboveHighWater = false;
   /** Ends the backoff before a retry early (see retryNow). */
   private wakeRetry: (() => void) | null = null;
+  /** retryNow came while an attempt was in flight: the backoff after it, if it fails, is skipped. */
+  private retryRequested = false;
   private closed = false;
   private open = true;
 
@@ -181,7 +183,8 @@ export class Lane {
    * broker reconnected) or time is short (a stop is draining).
    */
   retryNow(): void {
-    this.wakeRetry?.();
+    if (this.wakeRetry) this.wakeRetry();
+    else this.retryRequested = true;
   }
 
   /** Stops retrying; used when the stop deadline has passed. Returns how many events were left undelivered. */
@@ -265,7 +268,10 @@ export class Lane {
         failure = error instanceof Error ? error : new Error(String(error));
       }
       this.callbacks.attempted(batch, attempt, failure);
-      if (failure === undefined) return true;
+      if (failure === undefined) {
+        this.retryRequested = false;
+        return true;
+      }
       const woken = await this.backoff(Math.min(delay * (0.5 + Math.random()), this.options.retryMaxMs));
       delay = woken ? this.options.retryInitialMs : Math.min(delay * 2, this.options.retryMaxMs);
     }
@@ -274,6 +280,10 @@ export class Lane {
 
   /** Waits `ms` before a retry; true when retryNow (or close) ended the wait early. */
   private backoff(ms: number): Promise<boolean> {
+    if (this.retryRequested) {
+      this.retryRequested = false;
+      return Promise.resolve(true);
+    }
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.wakeRetry = null;

@@ -26,13 +26,20 @@ export function createLogger(options: { level?: string; pretty?: boolean; destin
 
 /** A logged error as pino serializes it, with the credentials its message or stack may quote masked. */
 function serializeError(error: Error): unknown {
+  const serialized = stdSerializers.err(error);
+  const walked = new Set([Object.prototype, null, Object.getPrototypeOf(serialized)]);
+  const seen = new WeakSet<object>();
   const mask = (value: unknown): unknown => {
     if (typeof value === 'string') return redactSecretsInText(value);
-    if (Array.isArray(value)) return value.map(mask);
     if (typeof value !== 'object' || value === null) return value;
+    if (seen.has(value)) return '[circular]';
+    seen.add(value);
+    if (Array.isArray(value)) return value.map(mask);
+    // Plain objects and serialized errors only: a Date, a Buffer, a socket is left for pino to write as it would.
+    if (!walked.has(Object.getPrototypeOf(value))) return value;
     return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, mask(item)]));
   };
-  return mask(stdSerializers.err(error));
+  return mask(serialized);
 }
 
 const LEVEL_NAMES: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };

@@ -289,16 +289,19 @@ export class Reflector {
   private async loop(): Promise<void> {
     const signal = this.abort.signal;
     let needList = true;
+    // Set while relisting because a watch was refused: the backoff keeps growing across such relists.
+    let refused = false;
     while (!signal.aborted) {
       let watching = false;
       try {
         if (needList) {
           await this.list(signal);
           needList = false;
-          this.backoff.reset();
+          if (!refused) this.backoff.reset();
         }
         watching = true;
         const delivered = await this.watch(signal);
+        refused = false;
         if (signal.aborted) break;
         this.listener.watchRestarted();
         // A server that closes watches at once, again and again, must not make us spin.
@@ -310,8 +313,10 @@ export class Reflector {
         // 410: our resourceVersion is too old. Any other refusal of a watch that retrying cannot
         // cure (400 "invalid resource version", 422): resuming from that resourceVersion would
         // fail forever. Either way, relist and diff, so deletions in the gap are not lost.
-        if (failure.reason === 'gone' || (watching && !failure.transient && failure.reason !== 'forbidden' && failure.reason !== 'stalled')) {
+        const uncurable = watching && failure.reason === 'http' && (failure.status === 400 || failure.status === 422);
+        if (failure.reason === 'gone' || uncurable) {
           // A server answering every watch with an error must not make us relist in a tight loop.
+          if (uncurable) refused = true;
           this.listener.relisted();
           needList = true;
           if (!this.progressed) await sleep(this.backoff.next(), signal);

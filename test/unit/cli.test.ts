@@ -102,6 +102,11 @@ describe('formatError', () => {
     expect(text).to.contain('remedy (MESHSYNC_CONFIG_INVALID): Fix every listed problem');
   });
 
+  it('masks the credentials an error quotes', () => {
+    const text = formatError(pluginError('test:x', 'start', new Error('cannot reach nats://app:S3cretPw@nats:4222')));
+    expect(text).to.contain('nats://app:[redacted]@nats:4222').and.not.contain('S3cretPw');
+  });
+
   it('names the cause of a plugin failure and its remedy', () => {
     const text = formatError(pluginError('meshsync:kubernetes', 'start', new MeshSyncError('MESHSYNC_KUBE_CONFIG', 'no kubeconfig')));
     expect(text).to.contain('MESHSYNC_PLUGIN_FAILED').and.to.contain('caused by MESHSYNC_KUBE_CONFIG: no kubeconfig');

@@ -184,12 +184,24 @@ describe('core', () => {
     expect(Date.now() - started).to.be.below(5_000);
     expect(t.sink.events.map((e) => e.object.metadata.name)).to.deep.equal(['a']);
 
+    // Told while an attempt is still in flight: the backoff after that attempt is skipped.
     t.sink.failing = true;
-    t.source.emit('ADDED', POD, makeObject(POD, 'b'));
+    t.sink.delayMs = 200;
+    t.source.emit('ADDED', POD, makeObject(POD, 'mid'));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    t.core.retryDelivery('test:memory-sink');
     while (t.sink.rejected < 2) await new Promise((resolve) => setTimeout(resolve, 5));
     t.sink.failing = false;
+    t.sink.delayMs = 0;
+    await t.drain();
+    expect(Date.now() - started).to.be.below(5_000);
+
+    t.sink.failing = true;
+    t.source.emit('ADDED', POD, makeObject(POD, 'b'));
+    while (t.sink.rejected < 3) await new Promise((resolve) => setTimeout(resolve, 5));
+    t.sink.failing = false;
     await t.stop(); // would give up after stopTimeoutMs, with 'b' undelivered, if the backoff ran its course
-    expect(t.sink.events.map((e) => e.object.metadata.name)).to.deep.equal(['a', 'b']);
+    expect(t.sink.events.map((e) => e.object.metadata.name)).to.deep.equal(['a', 'mid', 'b']);
   });
 
   it('reports a sink\'s MeshSyncError as it is (its code and remedy), and names the sink of any other error', async () => {

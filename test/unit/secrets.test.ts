@@ -41,6 +41,15 @@ describe('logs', () => {
     expect(record.err.message).to.equal(`cannot publish: token=${MASK} to nats://a:${MASK}@h:1,nats://b:${MASK}@h:2: dial nats://app:${MASK}@nats:4222 refused`);
     expect(record.err.stack).to.include(`nats://a:${MASK}@h:1`);
   });
+
+  it('log an error whose details refer to themselves, without throwing', () => {
+    const lines: string[] = [];
+    const logger = createLogger({ level: 'info', pretty: false, destination: { write: (line: string) => lines.push(line) } as never });
+    const details: Record<string, unknown> = { url: 'nats://a:Pw@h' };
+    details.self = details;
+    logger.error({ err: Object.assign(new Error('boom'), { details }) }, 'failed');
+    expect(JSON.parse(lines[0]).err.details.url).to.equal(`nats://a:${MASK}@h`);
+  });
 });
 
 describe('withoutJsonExcerpt', () => {
