@@ -33,7 +33,8 @@ function maskUserinfo(url: string): string {
 export function redactSecretsInText(text: string): string {
   return redactUrlCredentials(withoutJsonExcerpt(text))
     .replace(/\b(bearer|basic)\s+[\w.~+/=-]+/gi, `$1 ${MASK}`)
-    .replace(/\b(password|passwd|pass|token|secret|seed|nkey|key|authorization)(\s*[=:]\s*)("[^"]*"|'[^']*'|\S+)/gi, `$1$2${MASK}`);
+    // The key may end a longer name (access_token, client_secret, api_key) and be quoted ("password": "…").
+    .replace(/(?<![A-Za-z0-9])(password|passwd|pass|token|secret|seed|nkey|key|authorization)(["']?\s*[=:]\s*)("[^"]*"|'[^']*'|[^\s,}]+)/gi, `$1$2${MASK}`);
 }
 
 /**

@@ -52,6 +52,19 @@ describe('logs', () => {
   });
 });
 
+describe('redactSecretsInText', () => {
+  it('masks key=value pairs, also at the end of a longer name and with quoted keys', () => {
+    for (const [text, want] of [
+      ['bad password=s3cret here', `bad password=${MASK} here`],
+      ['access_token=abc123&x=1', `access_token=${MASK}`],
+      ['client_secret: abc123', `client_secret: ${MASK}`],
+      ['api_key=zzz', `api_key=${MASK}`],
+      ['{"password":"hunter2","user":"app"}', `{"password":${MASK},"user":"app"}`],
+      ['monkey=banana', 'monkey=banana'],
+    ]) expect(redactSecretsInText(text)).to.equal(want);
+  });
+});
+
 describe('withoutJsonExcerpt', () => {
   it('drops the text V8 quotes from JSON it could not parse, keeping what went wrong', () => {
     let message = '';
