@@ -111,6 +111,12 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: proces
   }
 }
 
+/** Throws a usage error for an empty --config, or one given more than once (in any spelling: --config F, --config=F, -c F, -cF). */
+function checkConfigFlag(argv: readonly string[], value: string | undefined): void {
+  if (value !== undefined && value.trim() === '') throw new Error('--config needs a file');
+  if (argv.filter((arg) => arg === '--config' || arg.startsWith('--config=') || arg.startsWith('-c')).length > 1) throw new Error('--config is given more than once');
+}
+
 /** LOG_LEVEL when it names a level, else `fallback`: the config loader reports a bad one with every other problem. */
 function envLogLevel(env: NodeJS.ProcessEnv, fallback: string): string {
   const level = env.LOG_LEVEL?.trim();
@@ -120,11 +126,14 @@ function envLogLevel(env: NodeJS.ProcessEnv, fallback: string): string {
 /** `meshsync install|rbac`: manifests for the config in force, on stdout (for kubectl apply -f -). */
 async function installCommand(command: 'install' | 'rbac', argv: readonly string[], io: CliIo): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) return write(io.stdout, `${INSTALL_COMMAND_USAGE}\n`), 0;
-  const configFlag = argv.findIndex((arg) => arg === '--config' || arg === '-c');
-  const configFile = configFlag >= 0 ? argv[configFlag + 1] : argv.find((arg) => arg.startsWith('--config='))?.slice('--config='.length);
+  // The other flags are runInstallCommand's; here only --config, read as run reads it.
+  const flag = parseArgs({ args: [...argv], strict: false, allowPositionals: true, options: { config: { type: 'string', short: 'c' } } }).values.config;
+  const configFile = typeof flag === 'string' ? flag : undefined;
   const logger = createLogger({ level: envLogLevel(io.env, 'warn') });
-  if (configFile !== undefined && configFile.trim() === '') {
-    write(io.stderr, `meshsync ${command}: --config needs a file\n`);
+  try {
+    checkConfigFlag(argv, configFile);
+  } catch (error) {
+    write(io.stderr, `meshsync ${command}: ${(error as Error).message}\n`);
     return 2;
   }
   try {
@@ -254,8 +263,7 @@ function parseCommandLine(argv: readonly string[]): CliOptions | 'help' | 'versi
   const timeoutMs = values.timeout === undefined ? 120_000 : Number(values.timeout);
   if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) throw new Error('--timeout must be a positive number of milliseconds');
   if (command === 'snapshot' && !values.out) throw new Error('snapshot needs --out <file>');
-  if (values.config !== undefined && values.config.trim() === '') throw new Error('--config needs a file');
-  if (argv.filter((arg) => arg === '--config' || arg === '-c' || arg.startsWith('--config=')).length > 1) throw new Error('--config is given more than once');
+  checkConfigFlag(argv, values.config);
   return { command, config: values.config, logLevel, simulator, out: values.out, timeoutMs };
 }
 

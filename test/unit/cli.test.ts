@@ -47,6 +47,16 @@ describe('meshsync CLI (in process)', () => {
     const twice = await cli(['validate', '--config', 'a.yaml', '--config=b.yaml']);
     expect(twice.code).to.equal(2);
     expect(twice.stderr).to.contain('--config is given more than once');
+    const short = await cli(['install', '-ca.yaml', '--config', 'b.yaml']);
+    expect(short.code).to.equal(2);
+    expect(short.stderr).to.contain('--config is given more than once');
+  });
+
+  it('install reads -cFILE as run does', async () => {
+    await writeFile(join(dir, 'x.yaml'), 'plugins:\n  - [meshsync:nats, { url: "nats://app:Pw-9@nats:4222" }]\n');
+    const { code, stdout } = await cli(['install', '-cx.yaml']);
+    expect(code).to.equal(0);
+    expect(stdout).to.match(/^kind: Secret$/m);
   });
 
   it('rejects a --simulator value other than auto', async () => {
