@@ -20,6 +20,8 @@ export { Reflector, Backoff, collectionPath } from './reflector.ts';
 export { discover, resolveResources, closeMatches, editDistance } from './discovery.ts';
 
 const CRD_RESOURCE_ID = 'customresourcedefinitions.v1.apiextensions.k8s.io';
+/** 429s in a row logged at info; from the next one on they are reported (warn). */
+const THROTTLED_RETRIES_BEFORE_WARNING = 3;
 
 /** A resource id or pattern, checked as the watch-list checks ids (a `*` part matches anything). */
 const resourcePattern = z.string().superRefine((id, ctx) => {
@@ -49,6 +51,7 @@ export const kubernetesOptions = z.object({
   fieldSelector: z.string().optional().describe('Field selector applied at the API server to every resource.'),
   metadataOnly: z.boolean().default(false).describe('Default of the per-resource metadataOnly.'),
   pageSize: z.number().int().positive().default(500).describe('Items per LIST page; each page is emitted as it arrives.'),
+  streamingList: z.enum(['auto', 'off']).default('auto').describe('auto: list through a watch with sendInitialEvents (streaming list, the WatchList feature) where the server serves it, in pages where it refuses; off: always in pages.'),
   minWatchTimeoutSeconds: z.number().int().positive().default(300).describe('Each watch lasts a random time between this and twice this, then is resumed.'),
   watchSilenceTimeoutMs: z.number().int().nonnegative().default(0).describe('A watch silent this long (no event, no bookmark) is restarted. 0: the watch timeout plus 30 s.'),
   watchHoldMaxMs: z.number().int().nonnegative().default(5000).describe('Longest a watch stops reading while every sink is behind (pipeline.sourcePauseAbove); then it reads on, the queues coalescing, until they catch up. 0: never held.'),
@@ -147,6 +150,7 @@ class KubernetesSource {
   private readonly timing: ReflectorTiming;
   private readonly resourceOptions = new Map<string, ResourceOptions>();
   private ids: string[] = [];
+  private streamingRefusalLogged = false;
   private readonly strings = new StringPool();
   /** Follows ctx.signal; one listener per reflector, so no listener limit. */
   private readonly signal: AbortSignal;
@@ -169,6 +173,7 @@ class KubernetesSource {
       watchHoldMaxMs: options.watchHoldMaxMs,
       backoffInitialMs: options.backoffInitialMs,
       backoffMaxMs: options.backoffMaxMs,
+      streamingList: options.streamingList === 'auto',
     };
   }
 
@@ -258,9 +263,13 @@ class KubernetesSource {
         listed: (initial) => {
           if (initial) countOnce();
         },
-        failed: (error) => {
+        failed: (error, retries) => {
           this.metrics.watchErrors.inc({ resource: served.id, reason: error.reason });
-          if (error.reason === 'gone' || error.reason === 'stalled') {
+          // A 429 is the server pacing us (priority and fairness, or the cache of a resource just
+          // created still filling: "storage is (re)initializing"); retried after its Retry-After,
+          // it is news only when it persists.
+          const paced = error.status === 429 && retries < THROTTLED_RETRIES_BEFORE_WARNING;
+          if (error.reason === 'gone' || error.reason === 'stalled' || paced) {
             this.ctx.logger.info({ resource: served.id, namespace: scope.namespace }, error.message);
             return;
           }
@@ -270,6 +279,11 @@ class KubernetesSource {
         },
         watchRestarted: () => this.metrics.watchRestarts.inc({ resource: served.id }),
         relisted: () => this.metrics.relists.inc({ resource: served.id }),
+        streamingListRefused: (error) => {
+          if (this.streamingRefusalLogged) return;
+          this.streamingRefusalLogged = true;
+          this.ctx.logger.info({ resource: served.id, status: error.status }, 'the API server does not serve streaming lists (WatchList); listing in pages');
+        },
         sinksCaughtUp: () => this.ctx.sinksCaughtUp(),
         sinksBehind: () => this.ctx.sinksBehind(),
         malformedLine: (line, error) => {

@@ -1,6 +1,7 @@
 /**
  * One reflector keeps one resource (in one namespace, or all) in step with the API server, as
- * client-go's does: a paginated LIST, then a WATCH from the list's resourceVersion with bookmarks,
+ * client-go's does: a streaming list (a WATCH with sendInitialEvents, where the server serves it)
+ * or a paginated LIST, then a WATCH from the list's resourceVersion with bookmarks,
  * resumed from the last resourceVersion seen; a relist diffed against the store on 410 Gone;
  * backoff with jitter on any other failure, forever, never sooner than the server's Retry-After.
  * A list page that fails on the way (throttled, server error) is asked for again with the same
@@ -34,6 +35,11 @@ export interface ReflectorTiming {
   readonly watchHoldMaxMs: number;
   readonly backoffInitialMs: number;
   readonly backoffMaxMs: number;
+  /**
+   * List through a watch with sendInitialEvents (the WatchList feature), which the server streams
+   * from its cache, object by object, instead of in pages; where the server refuses it, page.
+   */
+  readonly streamingList?: boolean;
 }
 
 /** What a reflector tells its owner; none of these may throw. */
@@ -41,16 +47,27 @@ export interface ReflectorListener {
   emit(type: EventType, object: KubeObject, observedAt: number): void;
   /** Each time a LIST completed (the first one ends the initial sync). */
   listed(initial: boolean): void;
-  /** A failed request; the reflector retries it. */
-  failed(error: KubeRequestError): void;
+  /** A failed request; the reflector retries it. `retries`: how many failed in a row before this one. */
+  failed(error: KubeRequestError, retries: number): void;
   watchRestarted(): void;
   relisted(): void;
   malformedLine(line: string, error: unknown): void;
+  /** The server refused a streaming list: this reflector lists in pages from now on. */
+  streamingListRefused?(error: KubeRequestError): void;
   /** Awaited between list pages: resolves once the sinks can take more (see SourceContext.sinksCaughtUp). */
   sinksCaughtUp?(): Promise<void>;
   /** Whether sinksCaughtUp would wait: the watch stops reading meanwhile. */
   sinksBehind?(): boolean;
 }
+
+/** A streaming list in progress: the stored objects its initial events confirmed. */
+interface StreamingList {
+  readonly seen: Set<StoredObject>;
+  done: boolean;
+}
+
+/** The annotation on the BOOKMARK that ends a streaming list's initial events. */
+const INITIAL_EVENTS_END = 'k8s.io/initial-events-end';
 
 interface ListPage {
   metadata?: { resourceVersion?: string; continue?: string };
@@ -80,6 +97,11 @@ export class Backoff {
 
   reset(): void {
     this.attempt = 0;
+  }
+
+  /** Delays handed out since the last reset: the failures in a row. */
+  get failures(): number {
+    return this.attempt;
   }
 }
 
@@ -285,6 +307,8 @@ export class Reflector {
   private progressed = true;
   /** A watch hold ran out while the sinks were behind: read on until they catch up. */
   private readingOn = false;
+  /** The server refused a streaming list once: page from then on (a relist would only be refused again). */
+  private streamingRefused = false;
 
   private async loop(): Promise<void> {
     const signal = this.abort.signal;
@@ -293,14 +317,18 @@ export class Reflector {
     let refused = false;
     while (!signal.aborted) {
       let watching = false;
+      let streaming: StreamingList | undefined;
       try {
-        if (needList) {
+        if (needList && this.timing.streamingList && !this.streamingRefused) streaming = { seen: new Set(), done: false };
+        else if (needList) {
           await this.list(signal);
           needList = false;
           if (!refused) this.backoff.reset();
         }
         watching = true;
-        const delivered = await this.watch(signal);
+        const delivered = await this.watch(signal, streaming);
+        // A streaming list whose watch ended before its last initial event starts over.
+        if (streaming?.done) needList = false;
         refused = false;
         if (signal.aborted) break;
         this.listener.watchRestarted();
@@ -309,7 +337,14 @@ export class Reflector {
       } catch (error) {
         if (signal.aborted) break;
         const failure = error instanceof KubeRequestError ? error : new KubeRequestError('http', 0, String((error as Error)?.message ?? error), { cause: error });
-        this.listener.failed(failure);
+        if (streaming?.done) needList = false;
+        // A server without the WatchList feature answers 422 (older ones 400): list in pages, now.
+        if (streaming !== undefined && !streaming.done && failure.reason === 'http' && (failure.status === 400 || failure.status === 422)) {
+          this.streamingRefused = true;
+          this.listener.streamingListRefused?.(failure);
+          continue;
+        }
+        this.listener.failed(failure, this.backoff.failures);
         // 410: our resourceVersion is too old. Any other refusal of a watch that retrying cannot
         // cure (400 "invalid resource version", 422): resuming from that resourceVersion would
         // fail forever. Either way, relist and diff, so deletions in the gap are not lost.
@@ -378,7 +413,7 @@ export class Reflector {
           continue;
         }
         if (!error.transient) throw error;
-        this.listener.failed(error);
+        this.listener.failed(error, pageBackoff.failures);
         await sleep(pageBackoff.next(error.retryAfterMs), signal);
         if (signal.aborted) return;
         continue;
@@ -407,9 +442,14 @@ export class Reflector {
       }
       if (!continueToken) break;
     }
+    this.resourceVersion = resourceVersion;
+    this.listCompleted(seen);
+  }
+
+  /** A complete list arrived: what it did not confirm was deleted meanwhile (DELETED). On a first list everything is ADDED. */
+  private listCompleted(seen: ReadonlySet<StoredObject>): void {
     const observedAt = Date.now();
     for (const object of this.store.removeExcept(seen)) this.listener.emit('DELETED', object, observedAt);
-    this.resourceVersion = resourceVersion;
     const initial = !this.listedOnce;
     this.listedOnce = true;
     this.listener.listed(initial);
@@ -442,8 +482,13 @@ export class Reflector {
     }
   }
 
-  /** Watches from the last resourceVersion until the server ends the watch. Resolves true when something arrived. */
-  private async watch(signal: AbortSignal): Promise<boolean> {
+  /**
+   * Watches from the last resourceVersion until the server ends the watch. Resolves true when
+   * something arrived. With `streaming`, it is a streaming list: the watch starts with the
+   * current state (an ADDED per object, emitted as upserts are), and the bookmark that ends those
+   * initial events completes the list, as the last page does; the same watch then goes on.
+   */
+  private async watch(signal: AbortSignal, streaming?: StreamingList): Promise<boolean> {
     const timeoutSeconds = Math.floor(this.timing.minWatchTimeoutSeconds * (1 + Math.random())) || 1;
     const silenceMs = this.timing.watchSilenceTimeoutMs > 0 ? this.timing.watchSilenceTimeoutMs : (timeoutSeconds + 30) * 1000;
     const stall = new AbortController();
@@ -454,13 +499,16 @@ export class Reflector {
     const watchdog = setInterval(() => {
       if (!holding && Date.now() - lastLineAt > silenceMs) stall.abort();
     }, Math.max(10, Math.min(1000, silenceMs / 4)));
-    const path = this.query({ watch: 1, resourceVersion: this.resourceVersion, allowWatchBookmarks: 'true', timeoutSeconds });
+    // A streaming list asks for the current state: no resourceVersion, NotOlderThan it (a consistent read).
+    const path = streaming
+      ? this.query({ watch: 1, sendInitialEvents: 'true', resourceVersionMatch: 'NotOlderThan', allowWatchBookmarks: 'true', timeoutSeconds })
+      : this.query({ watch: 1, resourceVersion: this.resourceVersion, allowWatchBookmarks: 'true', timeoutSeconds });
     try {
       await this.client.watch(path, {
         line: (bytes) => {
           lastLineAt = Date.now();
           delivered = true;
-          this.onLine(bytes, lastLineAt);
+          this.onLine(bytes, lastLineAt, streaming);
           // After onLine: an ERROR event (which throws) is no progress.
           this.backoff.reset();
           this.progressed = true;
@@ -508,7 +556,7 @@ export class Reflector {
     });
   }
 
-  private onLine(bytes: Buffer, observedAt: number): void {
+  private onLine(bytes: Buffer, observedAt: number, streaming?: StreamingList): void {
     // A full object is cut from the line, less managedFields, and only that is parsed: less to
     // parse, nothing to drop afterwards, and the store and the sinks get the very bytes parsed.
     const cut = this.scope.metadataOnly ? undefined : cutWatchObject(bytes);
@@ -544,6 +592,10 @@ export class Reflector {
       case 'BOOKMARK': {
         const rv = raw.metadata?.resourceVersion;
         if (typeof rv === 'string' && rv) this.resourceVersion = rv;
+        if (streaming !== undefined && !streaming.done && raw.metadata?.annotations?.[INITIAL_EVENTS_END] === 'true') {
+          streaming.done = true;
+          this.listCompleted(streaming.seen);
+        }
         return;
       }
       case 'ERROR': {
@@ -568,7 +620,8 @@ export class Reflector {
           this.store.delete(object);
           this.listener.emit('DELETED', object, observedAt);
         } else {
-          this.upsert(object, observedAt, asSent ? () => json : undefined);
+          const stored = this.upsert(object, observedAt, asSent ? () => json : undefined);
+          if (streaming !== undefined && !streaming.done) streaming.seen.add(stored);
         }
         return;
       }

@@ -6,6 +6,7 @@ import { DEFAULT_RESOURCES } from '../../config/defaults.ts';
 import { createTestCore, type TestCore } from '../../core/testing/index.ts';
 import { knownJsonBytes } from '../../core/serialized.ts';
 import type { ErrorReport, SyncEvent } from '../../core/types.ts';
+import { createLogger, type Logger } from '../../core/log.ts';
 import kubernetes from '../../plugins/kubernetes/index.ts';
 import { startSimulator, type KubeSimulator } from '../../plugins/kubernetes/simulator/index.ts';
 
@@ -75,11 +76,14 @@ describe('kubernetes source (against the API simulator)', function () {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  /** A test core with the kubernetes source, quick retries and error capture. */
-  async function start(options: Partial<KubeOptions> = {}, coreOptions: { clusterId?: string } = {}): Promise<TestCore> {
+  /**
+   * A test core with the kubernetes source, quick retries and error capture. These cases look at
+   * paginated lists (the request log, pages, continue tokens): streaming lists have their own below.
+   */
+  async function start(options: Partial<KubeOptions> = {}, coreOptions: { clusterId?: string; logger?: Logger } = {}): Promise<TestCore> {
     t = createTestCore({
       ...coreOptions,
-      plugins: [kubernetes({ kubeconfig, backoffInitialMs: 20, backoffMaxMs: 200, minWatchTimeoutSeconds: 60, ...options } as KubeOptions)],
+      plugins: [kubernetes({ kubeconfig, streamingList: 'off', backoffInitialMs: 20, backoffMaxMs: 200, minWatchTimeoutSeconds: 60, ...options } as KubeOptions)],
     });
     t.core.hooks.error.tap('test:errors', (report) => {
       errors.push(report);
@@ -293,11 +297,67 @@ describe('kubernetes source (against the API simulator)', function () {
     expect(core.core.state.resourceCounts()[POD_ID]).to.equal(20_000);
   });
 
+  it('lists through a streaming watch (sendInitialEvents) where the server serves it, then goes on watching on it', async () => {
+    for (let i = 0; i < 50; i++) sim.create(POD_ID, pod(`s-${i}`));
+    const core = await start({ resources: [POD_ID], streamingList: 'auto' });
+    await core.drain();
+    expect(named(core.sink.events, 'pods', 'ADDED')).to.have.length(50);
+    expect(requestsFor(POD_ID, 'list')).to.deep.equal([], 'no LIST request');
+    const [stream] = requestsFor(POD_ID, 'watch');
+    expect(stream.query).to.include({ sendInitialEvents: 'true', resourceVersionMatch: 'NotOlderThan', allowWatchBookmarks: 'true' });
+    expect(stream.query.resourceVersion, 'a consistent read: no resourceVersion').to.equal(undefined);
+    sim.create(POD_ID, pod('later'));
+    await core.sink.waitFor((events) => named(events, 'pods', 'ADDED').includes('later'));
+    expect(requestsFor(POD_ID, 'watch'), 'the same watch delivered the later change').to.have.length(1);
+  });
+
+  it('relists through a streaming watch after 410 Gone: DELETED for objects removed during the gap', async () => {
+    for (const name of ['stay', 'vanish']) sim.create(POD_ID, pod(name));
+    const core = await start({ resources: [POD_ID], streamingList: 'auto' });
+    await core.drain();
+    core.sink.clear();
+    sim.stallWatches(true);
+    sim.delete(POD_ID, 'default', 'vanish');
+    sim.dropWatches();
+    sim.compact();
+    sim.stallWatches(false);
+    await core.sink.waitFor((events) => events.length >= 1);
+    await until(async () => (await metricValue(core, 'meshsync_relists_total', { resource: POD_ID })) >= 1, 5000, 'a relist');
+    await sleep(200);
+    await core.drain();
+    expect(core.sink.events.map((e) => `${e.type} ${e.object.metadata.name}`)).to.deep.equal(['DELETED vanish']);
+    expect(requestsFor(POD_ID, 'watch').filter((r) => r.query.sendInitialEvents === 'true')).to.have.length(2);
+  });
+
+  it('lists in pages where the server refuses streaming lists (422), says so once, and never asks again', async () => {
+    await sim.close();
+    sim = await startSimulator({ bookmarkIntervalMs: 100, watchList: false });
+    await sim.writeKubeconfig(kubeconfig);
+    for (let i = 0; i < 30; i++) sim.create(POD_ID, pod(`p-${i}`));
+    const lines: string[] = [];
+    const logger = createLogger({ level: 'info', pretty: false, destination: { write: (line: string) => lines.push(line) } as never });
+    const core = await start({ resources: [POD_ID, 'configmaps.v1.'], streamingList: 'auto', pageSize: 10 }, { logger });
+    await core.drain();
+    expect(named(core.sink.events, 'pods', 'ADDED')).to.have.length(30);
+    expect(requestsFor(POD_ID, 'list')).to.have.length(3);
+    sim.stallWatches(true);
+    sim.create(POD_ID, pod('during-the-gap'));
+    sim.dropWatches();
+    sim.compact();
+    sim.stallWatches(false);
+    await until(async () => (await metricValue(core, 'meshsync_relists_total', { resource: POD_ID })) >= 1, 5000, 'a relist');
+    await until(() => requestsFor(POD_ID, 'list').length >= 7, 5000, 'the relist in pages');
+    await core.sink.waitFor((events) => named(events, 'pods', 'ADDED').includes('during-the-gap'));
+    expect(requestsFor(POD_ID, 'watch').filter((r) => r.query.sendInitialEvents !== undefined), 'one refused streaming list').to.have.length(1);
+    expect(errors.map((e) => e.error.message).filter((m) => /sendInitialEvents|422/.test(m)), 'a refusal is not an error').to.deep.equal([]);
+    expect(lines.filter((line) => line.includes('does not serve streaming lists')), 'said once for the source').to.have.length(1);
+  });
+
   /** Starts a core whose sink takes a batch of 50 every `sinkDelayMs`, pausing sources above 100; reads the lane's largest backlog. */
   async function startSlowSink(options: Partial<KubeOptions>, sinkDelayMs: number): Promise<{ maxBacklog: () => number }> {
     t = createTestCore({
       batchSize: 50, sourcePauseAbove: 100,
-      plugins: [kubernetes({ kubeconfig, resources: [POD_ID], minWatchTimeoutSeconds: 60, ...options } as KubeOptions)],
+      plugins: [kubernetes({ kubeconfig, streamingList: 'off', resources: [POD_ID], minWatchTimeoutSeconds: 60, ...options } as KubeOptions)],
     });
     t.sink.delayMs = sinkDelayMs;
     let maxBacklog = 0;
@@ -321,7 +381,7 @@ describe('kubernetes source (against the API simulator)', function () {
 
   it('starts a list over when its continue token expires while it waits for the sinks, and emits each object once', async () => {
     for (let i = 0; i < 300; i++) sim.create(POD_ID, pod(`paged-${i}`));
-    t = createTestCore({ batchSize: 50, sourcePauseAbove: 100, plugins: [kubernetes({ kubeconfig, resources: [POD_ID], pageSize: 50 })] });
+    t = createTestCore({ batchSize: 50, sourcePauseAbove: 100, plugins: [kubernetes({ kubeconfig, streamingList: 'off', resources: [POD_ID], pageSize: 50 })] });
     t.sink.delayMs = 20;
     await t.start();
     await until(() => requestsFor(POD_ID, 'list').length >= 2, 8000, 'the second page');
@@ -344,7 +404,7 @@ describe('kubernetes source (against the API simulator)', function () {
     // The second page is refused twice, as API Priority and Fairness refuses.
     sim.failRequests({ resourceId: POD_ID, verbs: ['list'], status: 429, retryAfterSeconds: 1, times: 2, when: (r) => Boolean(r.query.continue) });
     // A quick backoff: only the Retry-After can explain a wait of a second.
-    t = createTestCore({ plugins: [kubernetes({ kubeconfig, resources: [POD_ID], pageSize: 50, backoffInitialMs: 10 })] });
+    t = createTestCore({ plugins: [kubernetes({ kubeconfig, streamingList: 'off', resources: [POD_ID], pageSize: 50, backoffInitialMs: 10 })] });
     t.core.hooks.error.tap('test', (report) => errors.push(report));
     await t.start();
     await t.core.whenReady();
@@ -402,7 +462,7 @@ describe('kubernetes source (against the API simulator)', function () {
 
   it('on standby (delivery held) keeps the store\'s records in the lane, and on release delivers the cluster as it is then', async () => {
     for (let i = 0; i < 40; i++) sim.create(POD_ID, pod(`standby-${i}`));
-    t = createTestCore({ plugins: [kubernetes({ kubeconfig, resources: [POD_ID], watchCustomResourceDefinitions: false })] });
+    t = createTestCore({ plugins: [kubernetes({ kubeconfig, streamingList: 'off', resources: [POD_ID], watchCustomResourceDefinitions: false })] });
     // Every object the pipeline sees, in order: an event held by reference goes through it twice.
     const seen = new Map<string, object[]>();
     t.core.hooks.filter.tap('test:seen', (e) => void seen.set(e.object.metadata.name, [...(seen.get(e.object.metadata.name) ?? []), e.object]));
@@ -517,7 +577,7 @@ describe('kubernetes source (against the API simulator)', function () {
   it('reports an unreachable server and keeps retrying until it comes up', async () => {
     const port = Number(new URL(sim.url).port);
     await sim.close();
-    t = createTestCore({ plugins: [kubernetes({ kubeconfig, resources: [POD_ID], backoffInitialMs: 20, backoffMaxMs: 100 })] });
+    t = createTestCore({ plugins: [kubernetes({ kubeconfig, streamingList: 'off', resources: [POD_ID], backoffInitialMs: 20, backoffMaxMs: 100 })] });
     t.core.hooks.error.tap('test:errors', (report) => {
       errors.push(report);
     });

@@ -71,6 +71,15 @@ export const errors = {
       kind,
       causes: [{ reason: 'FieldValueRequired', message: detail, field }],
     }),
+  /** What a server without the WatchList feature answers to a watch with sendInitialEvents. */
+  watchListForbidden: () => {
+    const detail = 'sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled';
+    return new KubeApiError(422, 'Invalid', `ListOptions.meta.k8s.io "" is invalid: sendInitialEvents: Forbidden: ${detail}`, {
+      group: 'meta.k8s.io',
+      kind: 'ListOptions',
+      causes: [{ reason: 'FieldValueForbidden', message: `Forbidden: ${detail}`, field: 'sendInitialEvents' }],
+    });
+  },
   expired: (message: string) => new KubeApiError(410, 'Expired', message),
   methodNotAllowed: () => new KubeApiError(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource'),
   notAcceptable: (accept: string) =>

@@ -34,6 +34,8 @@ export interface SimulatorOptions {
   historyLimit?: number;
   /** interval between BOOKMARK events on watches that allow them (default 1000) */
   bookmarkIntervalMs?: number;
+  /** Serve streaming lists (watch with sendInitialEvents, the WatchList feature); false: refuse them with 422, as a server without the feature does (default true) */
+  watchList?: boolean;
   /** root of the kubernetes fixtures (holds discovery/, objects/, protobuf/) */
   fixturesDir?: string;
 }
@@ -99,7 +101,7 @@ class Simulator implements KubeSimulator {
     const fixtures = opts.fixturesDir ?? DEFAULT_FIXTURES_DIR;
     this.registry = new Registry(fixtures);
     this.cluster = new Cluster(this.registry, opts.historyLimit ?? 10_000);
-    this.api = new ApiServer(this.cluster, this.registry, new ProtobufDecoder(fixtures), opts.bookmarkIntervalMs ?? 1000);
+    this.api = new ApiServer(this.cluster, this.registry, new ProtobufDecoder(fixtures), opts.bookmarkIntervalMs ?? 1000, opts.watchList ?? true);
     this.server = createServer({ keepAlive: true }, this.api.handle);
     this.bootstrap();
   }

@@ -76,6 +76,7 @@ export class ApiServer {
     private readonly registry: Registry,
     private readonly protobuf: ProtobufDecoder,
     private readonly bookmarkIntervalMs: number,
+    private readonly watchList: boolean,
   ) {}
 
   handle = (req: IncomingMessage, res: ServerResponse): void => {
@@ -344,6 +345,7 @@ export class ApiServer {
     const { info } = t;
     const rvParam = q.get('resourceVersion');
     const sendInitial = q.get('sendInitialEvents') === 'true';
+    if (q.has('sendInitialEvents') && !this.watchList) throw errors.watchListForbidden();
     const fromNow = !rvParam || rvParam === '0' || sendInitial;
     const since = Number(rvParam);
     if (!fromNow && !Number.isFinite(since)) throw errors.badRequest(`invalid resource version: ${rvParam}`);
