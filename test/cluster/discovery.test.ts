@@ -66,7 +66,7 @@ describe('discovery on a real kube-apiserver', function () {
     const namespaces = [...meshsync.view('namespaces.v1.').values()].map((o) => o.metadata.name);
     expect(namespaces).to.include.members(['default', 'kube-system', NS]);
     // Every default resource was asked for (a list, or the watch of a streaming list) by meshsync.
-    const asked = new Set(cluster.audit(MESHSYNC_USER).map((e) => e.path));
+    const asked = new Set(cluster.audit({ user: MESHSYNC_USER }).map((e) => e.path));
     for (const id of DEFAULT_RESOURCES) {
       const [plural, version, group] = [id.split('.')[0], id.split('.')[1], id.split('.').slice(2).join('.')];
       expect(asked.has(group ? `/apis/${group}/${version}/${plural}` : `/api/${version}/${plural}`), id).to.equal(true);

@@ -103,6 +103,7 @@ rules:
 
 export interface AuditEvent {
   verb: string;
+  requestReceivedTimestamp: string;
   requestURI: string;
   stage: 'ResponseStarted' | 'ResponseComplete' | 'Panic';
   user: { username: string };
@@ -254,6 +255,8 @@ export class KubeCluster {
       // Tests decide when etcd forgets history (compact()); a timer would make 410s random.
       '--etcd-compaction-interval=0',
       `--audit-policy-file=${join(d, 'audit-policy.yaml')}`, `--audit-log-path=${join(d, `${name}.audit.log`)}`, '--audit-log-format=json',
+      // Without it a stopping server waits on its open watches (a minute, here) before exiting.
+      '--shutdown-watch-termination-grace-period=2s',
       '--profiling=false', '--v=1',
       ...(options.featureGates ? [`--feature-gates=${options.featureGates}`] : []),
     ], join(d, `${name}.log`));
@@ -278,6 +281,11 @@ export class KubeCluster {
 
   stopApiserver(): Promise<void> {
     return this.apiserver.stop();
+  }
+
+  /** SIGKILL, as a crash (or an OOM kill) would. */
+  killApiserver(): Promise<void> {
+    return this.apiserver.kill();
   }
 
   /** A second kube-apiserver on the same etcd (e.g. with other feature gates); stopped with the cluster. */
@@ -346,12 +354,45 @@ export class KubeCluster {
     for (const o of objects) await this.ok(`${objectPath(o)}?fieldManager=${fieldManager}&force=true`, { method: 'PATCH', body: o, contentType: 'application/apply-patch+yaml' });
   }
 
+  /** POSTs every object to `collection` (`concurrency` at a time); resolves with the created objects. */
+  async createMany(collection: string, objects: unknown[], concurrency = 32): Promise<any[]> {
+    const created: any[] = new Array(objects.length);
+    let next = 0;
+    const worker = async () => {
+      while (next < objects.length) {
+        const index = next++;
+        created[index] = await this.ok(collection, { method: 'POST', body: objects[index] });
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(concurrency, objects.length) }, worker));
+    return created;
+  }
+
+  /** Every item of a collection, read in pages (as the admin). */
+  async listAll(collection: string): Promise<any[]> {
+    const items: any[] = [];
+    let token = '';
+    do {
+      const page = await this.ok(`${collection}?limit=500${token ? `&continue=${encodeURIComponent(token)}` : ''}`);
+      items.push(...page.items);
+      token = page.metadata.continue ?? '';
+    } while (token);
+    return items;
+  }
+
   /** A token for a ServiceAccount (TokenRequest), valid for an hour. */
   async token(namespace: string, serviceAccount: string): Promise<string> {
     const r = await this.ok(`/api/v1/namespaces/${namespace}/serviceaccounts/${serviceAccount}/token`, {
       method: 'POST', body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } },
     });
     return r.status.token as string;
+  }
+
+  /** meshsync's kubeconfig, for another of the cluster's API servers (startExtraApiserver). */
+  meshsyncKubeconfigFor(server: string): string {
+    const file = join(this.dir, `meshsync-${new URL(server).port}.kubeconfig`);
+    writeFileSync(file, kubeconfigText(server, this.caFile, { certFile: join(this.dir, 'meshsync.crt'), keyFile: join(this.dir, 'meshsync.key') }));
+    return file;
   }
 
   /** A kubeconfig file that authenticates with `token` (for a ServiceAccount). */
@@ -391,9 +432,11 @@ export class KubeCluster {
 
   /**
    * The audit log of the main kube-apiserver (or of `server`, an extra one): its list and watch
-   * requests, complete ones only (a watch's entry is written when it ends), by `user` when given.
+   * requests (a watch has an entry when its response starts and one when it ends), by `user`
+   * and received since `since` (ms since the epoch) when given.
    */
-  audit(user?: string, server?: string): AuditEvent[] {
+  audit(filter: { user?: string; server?: string; since?: number } = {}): AuditEvent[] {
+    const { user, server, since } = filter;
     const name = server === undefined || server === this.server ? 'kube-apiserver' : this.extra.find((c) => server.endsWith(`:${c.port}`))?.name;
     const file = join(this.dir, `${name}.audit.log`);
     if (!existsSync(file)) return [];
@@ -402,6 +445,7 @@ export class KubeCluster {
       if (!line) continue;
       const event = JSON.parse(line) as AuditEvent;
       if (user !== undefined && event.user.username !== user) continue;
+      if (since !== undefined && Date.parse(event.requestReceivedTimestamp) < since) continue;
       const url = new URL(event.requestURI, 'https://x');
       out.push({ ...event, path: url.pathname, query: Object.fromEntries(url.searchParams) });
     }

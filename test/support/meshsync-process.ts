@@ -4,7 +4,7 @@
  * consumer's view: objects by uid, as a consumer that applies events in order keeps them.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sleep } from './wait.ts';
@@ -114,4 +114,9 @@ export function viewOf(events: readonly PublishedEvent[], resource?: string): Ma
     else view.set(event.object.metadata.uid, event.object);
   }
   return view;
+}
+
+/** The events `meshsync snapshot --out <file>` wrote. */
+export function readSnapshot(file: string): PublishedEvent[] {
+  return readFileSync(file, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as PublishedEvent);
 }
