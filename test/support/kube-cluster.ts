@@ -28,6 +28,8 @@ export interface RequestOptions {
   accept?: string;
   /** Bearer token instead of the admin certificate. */
   token?: string;
+  /** Another of the cluster's API servers (startExtraApiserver) instead of the main one. */
+  server?: string;
 }
 
 /** One component's process: started with fixed arguments, so it can be stopped and started again in place. */
@@ -176,6 +178,8 @@ export class KubeCluster {
   private readonly apiserver: Component;
   private readonly controllerManager: Component;
   private readonly extra: Component[] = [];
+  /** The extra API servers' URLs by their feature gates. */
+  private readonly extraByOptions = new Map<string, string>();
   private readonly agent: Agent;
   private constructor(
     dir: string,
@@ -288,19 +292,26 @@ export class KubeCluster {
     return this.apiserver.kill();
   }
 
-  /** A second kube-apiserver on the same etcd (e.g. with other feature gates); stopped with the cluster. */
-  async startExtraApiserver(options: ApiserverOptions): Promise<string> {
+  /**
+   * Another kube-apiserver on the same etcd (with other feature gates, or to write through while
+   * the main one is down), started once per set of options; stopped with the cluster.
+   */
+  async startExtraApiserver(options: ApiserverOptions = {}): Promise<string> {
+    const key = options.featureGates ?? '';
+    const running = this.extraByOptions.get(key);
+    if (running) return running;
     const port = await freePort();
     const component = this.apiserverComponent(`kube-apiserver-${this.extra.length + 1}`, port, options);
     this.extra.push(component);
     component.start();
     const server = `https://127.0.0.1:${port}`;
     await this.waitReady(server, component);
+    this.extraByOptions.set(key, server);
     return server;
   }
 
   private async waitReady(server: string, component: Component): Promise<void> {
-    await this.until(async () => (await this.request('/readyz', {}, server).catch(() => ({ status: 0 }))).status === 200, `${component.name} /readyz`, 90_000, component);
+    await this.until(async () => (await this.request('/readyz', { server }).catch(() => ({ status: 0 }))).status === 200, `${component.name} /readyz`, 90_000, component);
   }
 
   private async until(check: () => Promise<boolean>, what: string, timeoutMs: number, component?: Component): Promise<void> {
@@ -313,7 +324,8 @@ export class KubeCluster {
   }
 
   /** A request to the API server as the admin (or with a bearer token). */
-  request(path: string, options: RequestOptions = {}, server = this.server): Promise<KubeResponse> {
+  request(path: string, options: RequestOptions = {}): Promise<KubeResponse> {
+    const server = options.server ?? this.server;
     const body = options.body === undefined ? undefined : typeof options.body === 'string' ? options.body : JSON.stringify(options.body);
     return new Promise((resolve, reject) => {
       const url = new URL(path, server);
@@ -369,11 +381,11 @@ export class KubeCluster {
   }
 
   /** Every item of a collection, read in pages (as the admin). */
-  async listAll(collection: string): Promise<any[]> {
+  async listAll(collection: string, server?: string): Promise<any[]> {
     const items: any[] = [];
     let token = '';
     do {
-      const page = await this.ok(`${collection}?limit=500${token ? `&continue=${encodeURIComponent(token)}` : ''}`);
+      const page = await this.ok(`${collection}?limit=500${token ? `&continue=${encodeURIComponent(token)}` : ''}`, { server });
       items.push(...page.items);
       token = page.metadata.continue ?? '';
     } while (token);
