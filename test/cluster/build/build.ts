@@ -14,7 +14,7 @@
  * go.mod replaces each with its published v0.X.Y. Those lines come from the module's own go.mod,
  * never from a hand-kept list, and a build refuses a go.mod whose lines have drifted.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -40,6 +40,7 @@ interface Binary {
 }
 
 function go(args: string[], cwd: string, stdio: 'pipe' | 'inherit' = 'pipe'): string {
+  if (!goFound()) throw new Error('go not found on PATH: the cluster suite builds kube-apiserver and etcd from the Go module proxy and needs Go >= 1.26 (https://go.dev/dl)');
   const out = execFileSync('go', args, {
     cwd,
     stdio: ['ignore', stdio, 'inherit'],
@@ -49,6 +50,12 @@ function go(args: string[], cwd: string, stdio: 'pipe' | 'inherit' = 'pipe'): st
     maxBuffer: 64 * 1024 * 1024,
   });
   return out ?? '';
+}
+
+let goChecked: boolean | undefined;
+function goFound(): boolean {
+  goChecked ??= spawnSync('go', ['version'], { stdio: 'ignore' }).error === undefined;
+  return goChecked;
 }
 
 function readGoMod(file: string): GoMod {
