@@ -6,4 +6,6 @@ export {
 } from './schema.ts';
 export { loadConfig, defaultPluginEntries, SEARCH_PLACES, REDACT_SECRETS, type LoadConfigOptions, type LoadedConfig, type LoadProblem } from './load.ts';
 export { maskSecrets, isSecretKey, MASK } from './mask.ts';
-export { DEFAULT_RESOURCES, DEFAULT_SUBJECT } from './defaults.ts';
+// Kept for users of meshsync/config; each constant is defined by the plugin that owns it.
+export { DEFAULT_RESOURCES } from '../plugins/kubernetes/defaults.ts';
+export { DEFAULT_SUBJECT } from '../plugins/nats/options.ts';

@@ -17,7 +17,7 @@ import { withoutJsonExcerpt } from '../core/secrets.ts';
 import type { Logger } from '../core/log.ts';
 import { isPlugin, joinPath } from '../core/plugin.ts';
 import type { Plugin } from '../core/types.ts';
-import { BUILTIN_PLUGIN_NAMES, BUILTINS_RUN_ONCE, isBuiltinPluginName, isPluginFactory, loadBuiltinPlugin } from '../plugins/index.ts';
+import { BUILTIN_PLUGIN_NAMES, BUILTINS_RUN_ONCE, isBuiltinPluginName, isPluginFactory, loadBuiltinPlugin } from '../cli/builtins.ts';
 import type { ConfigEnv } from './define.ts';
 import { configSchema, LOG_LEVELS, pluginEntrySchema, type LogLevel, type PluginSummary, type ResolvedConfig } from './schema.ts';
 

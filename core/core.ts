@@ -3,7 +3,7 @@ import { AsyncParallelHook, AsyncSeriesHook, AsyncSeriesWaterfallHook, SyncBailH
 import { asError, MeshSyncError, pluginError } from './errors.ts';
 import { redactSecretsInText } from './secrets.ts';
 import { PipelineEvent } from './event.ts';
-import { Lane, type LaneOptions, type SourceRecord } from './lane.ts';
+import { Lane, type LaneOptions, type SourceRecord } from './lane/lane.ts';
 import { resourceId } from './resource.ts';
 import { silentLogger, type Logger } from './log.ts';
 import type {

@@ -6,7 +6,7 @@ import { mkdir, open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
 import { z } from 'zod';
 import { definePlugin } from '../../core/plugin.ts';
-import { objectKey } from '../../core/lane.ts';
+import { objectKey } from '../../core/lane/lane.ts';
 import type { Batch, SyncEvent } from '../../core/types.ts';
 import { eventLine } from '../stdout/index.ts';
 

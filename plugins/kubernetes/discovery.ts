@@ -5,7 +5,7 @@
  */
 import type { ResourceRef } from '../../core/types.ts';
 import { parseResourceId, resourceId } from '../../core/resource.ts';
-import type { KubeClient } from './client.ts';
+import type { KubeClient } from '../../kubernetes/index.ts';
 
 /** A served resource: its ref, its verbs, and whether its version is the group's preferred one. */
 export interface ServedResource extends ResourceRef {

@@ -9,7 +9,7 @@ import { Gauge } from 'prom-client';
 import { z } from 'zod';
 import { definePlugin } from '../../core/plugin.ts';
 import type { Core } from '../../core/types.ts';
-import { KubeClient, loadKubeConfig } from '../kubernetes/client.ts';
+import { KubeClient, loadKubeConfig } from '../../kubernetes/index.ts';
 import { LeaderElector } from './elector.ts';
 
 export const PLUGIN_NAME = 'meshsync:leader-election';

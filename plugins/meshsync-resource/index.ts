@@ -8,8 +8,7 @@ import { z } from 'zod';
 import { ConfigError } from '../../core/errors.ts';
 import { definePlugin } from '../../core/plugin.ts';
 import type { Core, KubeObject, ResourceRef } from '../../core/types.ts';
-import { KubeClient, KubeRequestError, loadKubeConfig } from '../kubernetes/client.ts';
-import { Reflector, type ReflectorTiming } from '../kubernetes/reflector.ts';
+import { KubeClient, KubeRequestError, loadKubeConfig, Reflector, type ReflectorTiming } from '../../kubernetes/index.ts';
 import { resourceId } from '../../core/resource.ts';
 import {
   configFilesLayer, configMapLayer, customResourceLayer, environmentLayer, nextCondition, publishingTo, resolve,

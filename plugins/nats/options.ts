@@ -1,9 +1,10 @@
 import { z } from 'zod';
-import { DEFAULT_SUBJECT } from '../../config/defaults.ts';
 import { validateSubjectTemplate } from './subject.ts';
 
 export const PLUGIN_NAME = 'meshsync:nats';
 
+/** The NATS subject MeshSync publishes to by default. */
+export const DEFAULT_SUBJECT = 'meshery.meshsync.request';
 export const DEFAULT_URL = 'nats://localhost:4222';
 export const DEFAULT_REQUEST_SUBJECT = 'meshery.meshsync.control';
 

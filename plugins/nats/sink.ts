@@ -12,7 +12,7 @@ import {
 } from '@nats-io/jetstream';
 import { MeshSyncError } from '../../core/errors.ts';
 import { PipelineEvent } from '../../core/event.ts';
-import { objectKey } from '../../core/lane.ts';
+import { objectKey } from '../../core/lane/lane.ts';
 import type { Logger } from '../../core/log.ts';
 import { resourceId } from '../../core/resource.ts';
 import { holdBytes, isKeptBySource, jsonOf, parseJsonBytes, type HeldBytes } from '../../core/serialized.ts';

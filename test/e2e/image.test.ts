@@ -8,8 +8,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
-import { startSimulator } from '../../plugins/kubernetes/simulator/index.ts';
-import type { KubeSimulator } from '../../plugins/kubernetes/simulator/index.ts';
+import { startSimulator } from '../../testing/simulator/index.ts';
+import type { KubeSimulator } from '../../testing/simulator/index.ts';
 import { freePort, startNatsServer, subscriber } from '../support/nats-server.ts';
 import type { NatsServerHandle } from '../support/nats-server.ts';
 

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../../config/load.ts';
 import { ConfigError } from '../../core/errors.ts';
-import { createTestCore, makeObject, POD } from '../../core/testing/index.ts';
+import { createTestCore, makeObject, POD } from '../../testing/index.ts';
 
 // The repository root: npm links node_modules/meshsync-plugin-label-enricher there (workspaces).
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));

@@ -3,7 +3,7 @@ import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { formatError, hasKubeConfig, heapFlagsFor, main } from '../../core/cli.ts';
+import { formatError, hasKubeConfig, heapFlagsFor, main } from '../../cli/main.ts';
 import { ConfigError, MeshSyncError, pluginError } from '../../core/errors.ts';
 
 function capture() {

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { Writable } from 'node:stream';
 import { join } from 'node:path';
-import { createTestCore, makeObject, POD, DEPLOYMENT } from '../../core/testing/index.ts';
+import { createTestCore, makeObject, POD, DEPLOYMENT } from '../../testing/index.ts';
 import type { ResourceRef } from '../../core/types.ts';
 import stdoutDefault, { stdout, stdoutTo, prettyLine, eventLine } from '../../plugins/stdout/index.ts';
 
@@ -115,7 +115,7 @@ describe('meshsync:stdout', () => {
   it('writes JSON lines on the real stdout of a process when stdout is a pipe', async function () {
     this.timeout(30_000); // starts a node process with tsx
     const script = `
-      import { createTestCore, makeObject, POD } from './core/testing/index.ts';
+      import { createTestCore, makeObject, POD } from './testing/index.ts';
       import { stdout } from './plugins/stdout/index.ts';
       const t = createTestCore({ plugins: [stdout()] });
       await t.start();

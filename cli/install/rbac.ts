@@ -1,6 +1,6 @@
 // Least-privilege RBAC for one meshsync instance, derived from what it is configured to watch.
-import { MeshSyncError } from '../errors.ts';
-import { parseResourceId } from '../resource.ts';
+import { MeshSyncError } from '../../core/errors.ts';
+import { parseResourceId } from '../../core/resource.ts';
 import type { KubeObject } from './objects.ts';
 import { MESHSYNC_GROUP, labels, toYaml } from './objects.ts';
 

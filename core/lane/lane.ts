@@ -1,6 +1,6 @@
-import { PipelineEvent } from './event.ts';
-import { rereadableOf, type Rereadable } from './serialized.ts';
-import type { Batch, KubeObject, ResourceRef, SyncEvent } from './types.ts';
+import { PipelineEvent } from '../event.ts';
+import { rereadableOf, type Rereadable } from '../serialized.ts';
+import type { Batch, KubeObject, ResourceRef, SyncEvent } from '../types.ts';
 
 /**
  * Identity of the object an event is about: coalescing merges events with the same key. The uid

@@ -8,15 +8,15 @@ export type PluginModule = { readonly default: unknown };
 export type PluginLoader = () => Promise<PluginModule>;
 
 export const BUILTIN_PLUGINS: Readonly<Record<string, PluginLoader>> = Object.freeze({
-  'meshsync:kubernetes': () => import('./kubernetes/index.ts'),
-  'meshsync:watch-list': () => import('./watch-list/index.ts'),
-  'meshsync:redact-secrets': () => import('./redact-secrets/index.ts'),
-  'meshsync:stdout': () => import('./stdout/index.ts'),
-  'meshsync:file': () => import('./file/index.ts'),
-  'meshsync:nats': () => import('./nats/index.ts'),
-  'meshsync:metrics': () => import('./metrics/index.ts'),
-  'meshsync:meshsync-resource': () => import('./meshsync-resource/index.ts'),
-  'meshsync:leader-election': () => import('./leader-election/index.ts'),
+  'meshsync:kubernetes': () => import('../plugins/kubernetes/index.ts'),
+  'meshsync:watch-list': () => import('../plugins/watch-list/index.ts'),
+  'meshsync:redact-secrets': () => import('../plugins/redact-secrets/index.ts'),
+  'meshsync:stdout': () => import('../plugins/stdout/index.ts'),
+  'meshsync:file': () => import('../plugins/file/index.ts'),
+  'meshsync:nats': () => import('../plugins/nats/index.ts'),
+  'meshsync:metrics': () => import('../plugins/metrics/index.ts'),
+  'meshsync:meshsync-resource': () => import('../plugins/meshsync-resource/index.ts'),
+  'meshsync:leader-election': () => import('../plugins/leader-election/index.ts'),
 });
 
 /** Built-ins a process runs once at most, and why (a config listing one twice is refused). */

@@ -11,11 +11,11 @@ import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { loadConfig, type LoadedConfig, type LoadProblem } from '../config/load.ts';
 import { maskSecrets, secretPaths } from '../config/mask.ts';
-import { redactSecretsInText } from './secrets.ts';
+import { redactSecretsInText } from '../core/secrets.ts';
 import { LOG_LEVELS } from '../config/schema.ts';
-import { createCore, type MeshSyncCore } from './core.ts';
-import { ERROR_CODES, MeshSyncError, type ErrorCode } from './errors.ts';
-import { createLogger, type Logger } from './log.ts';
+import { createCore, type MeshSyncCore } from '../core/core.ts';
+import { ERROR_CODES, MeshSyncError, type ErrorCode } from '../core/errors.ts';
+import { createLogger, type Logger } from '../core/log.ts';
 import { writeSnapshot } from '../plugins/file/index.ts';
 import { INSTALL_COMMAND_USAGE, runInstallCommand, type ShippedConfig } from './install/command.ts';
 
@@ -300,11 +300,11 @@ interface DemoCluster {
 
 /** Starts the Kubernetes API simulator with a demo cluster and points KUBECONFIG at it. */
 async function startDemoCluster(io: CliIo, logger: Logger): Promise<DemoCluster> {
-  const { startSimulator } = await import('../plugins/kubernetes/simulator/index.ts');
+  const { startSimulator } = await import('../testing/simulator/index.ts');
   const sim = await startSimulator();
   let churn: unknown;
   try {
-    const demo = await import('../plugins/kubernetes/simulator/demo.ts') as {
+    const demo = await import('../testing/simulator/demo.ts') as {
       seedDemoCluster?: (sim: unknown) => unknown;
       startChurn?: (sim: unknown, options: { intervalMs: number }) => unknown;
     };

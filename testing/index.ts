@@ -2,8 +2,8 @@
  * The test kit for plugin authors (`meshsync/testing`): a core with an in-memory source to inject
  * events and an in-memory sink to read what came out.
  */
-import { createCore, type CoreOptions, type MeshSyncCore } from '../core.ts';
-import type { KubeObject, ResourceRef } from '../types.ts';
+import { createCore, type CoreOptions, type MeshSyncCore } from '../core/core.ts';
+import type { KubeObject, ResourceRef } from '../core/types.ts';
 import { memorySink, memorySource, type MemorySinkHandle, type MemorySourceHandle } from './memory.ts';
 
 export { memorySink, memorySource, type MemorySinkHandle, type MemorySourceHandle } from './memory.ts';

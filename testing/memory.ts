@@ -1,8 +1,8 @@
-import { definePlugin } from '../plugin.ts';
+import { definePlugin } from '../core/plugin.ts';
 import { z } from 'zod';
-import type { EventType, KubeObject, ResourceRef, SourceContext, SyncEvent } from '../types.ts';
-import { objectKey } from '../lane.ts';
-import { markKeptBySource, type Rereadable } from '../serialized.ts';
+import type { EventType, KubeObject, ResourceRef, SourceContext, SyncEvent } from '../core/types.ts';
+import { objectKey } from '../core/lane/lane.ts';
+import { markKeptBySource, type Rereadable } from '../core/serialized.ts';
 
 /** Handle of an in-memory source: inject events as a Kubernetes watch would. */
 export interface MemorySourceHandle {
