@@ -1,8 +1,9 @@
 /**
- * The built-in plugins by name. Loaders are lazy so a config pays only for the plugins it uses
- * (the NATS client is not loaded for a stdout-only config).
+ * The built-in plugins by name: the catalog the CLI hands the config loader. Loaders are lazy so a
+ * config pays only for the plugins it uses (the NATS client is not loaded for a stdout-only config).
  */
-import type { PluginFactory } from '../core/plugin.ts';
+import { isPluginFactory, type PluginCatalog } from '../config/load.ts';
+import type { PluginFactory } from '../core/index.ts';
 
 export type PluginModule = { readonly default: unknown };
 export type PluginLoader = () => Promise<PluginModule>;
@@ -26,17 +27,6 @@ export const BUILTINS_RUN_ONCE: Readonly<Record<string, string>> = Object.freeze
   'meshsync:meshsync-resource': 'a process follows one MeshSync resource',
 });
 
-export const BUILTIN_PLUGIN_NAMES: readonly string[] = Object.freeze(Object.keys(BUILTIN_PLUGINS));
-
-export function isBuiltinPluginName(name: string): boolean {
-  return Object.hasOwn(BUILTIN_PLUGINS, name);
-}
-
-/** True when a module's default export is a plugin factory (a function; definePlugin adds pluginName). */
-export function isPluginFactory(value: unknown): value is PluginFactory {
-  return typeof value === 'function';
-}
-
 /** Imports a built-in plugin's factory; throws (the import error) when its module cannot load. */
 export async function loadBuiltinPlugin(name: string): Promise<PluginFactory> {
   const loader = BUILTIN_PLUGINS[name];
@@ -45,3 +35,9 @@ export async function loadBuiltinPlugin(name: string): Promise<PluginFactory> {
   if (!isPluginFactory(module.default)) throw new TypeError(`built-in plugin ${name} has no default export factory`);
   return module.default;
 }
+
+export const BUILTINS: PluginCatalog = Object.freeze({
+  names: Object.freeze(Object.keys(BUILTIN_PLUGINS)),
+  runOnce: BUILTINS_RUN_ONCE,
+  load: loadBuiltinPlugin,
+});

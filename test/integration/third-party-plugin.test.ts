@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadConfig } from '../../config/load.ts';
+import { loadConfig } from '../../cli/config.ts';
 import { ConfigError } from '../../core/errors.ts';
 import { createTestCore, makeObject, POD } from '../../testing/index.ts';
 

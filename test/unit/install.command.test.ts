@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { parseAllDocuments } from 'yaml';
 import { DEFAULT_RESOURCES } from '../../plugins/kubernetes/defaults.ts';
-import { loadConfig } from '../../config/load.ts';
+import { loadConfig } from '../../cli/config.ts';
 import { rbacOptionsFromConfig, runInstallCommand } from '../../cli/install/index.ts';
 
 const docs = (yaml: string) => parseAllDocuments(yaml).map((d) => d.toJS());
