@@ -1,3 +1,4 @@
+import { resourceId } from './resource.ts';
 import type { EventType, KubeObject, ResourceRef, SyncEvent } from './types.ts';
 
 /**
@@ -17,4 +18,9 @@ export class PipelineEvent implements SyncEvent {
     readonly clusterId: string,
     readonly observedAt: number,
   ) {}
+}
+
+/** One event as a JSON line (without the newline), as the stdout and file sinks write it: `{"type","resource","cluster_id","object"}`. */
+export function eventLine(event: SyncEvent): string {
+  return JSON.stringify({ type: event.type, resource: resourceId(event.resource), cluster_id: event.clusterId, object: event.object });
 }

@@ -11,3 +11,4 @@ export {
   apiVersionOf, Backoff, collectionPath, internObject, ObjectStore, Reflector, sleep, StringPool,
   type ReflectorListener, type ReflectorScope, type ReflectorTiming,
 } from './reflector.ts';
+export { serviceUrl } from './service.ts';

@@ -8,11 +8,11 @@
  * never finish it.
  */
 import { setMaxListeners } from 'node:events';
-import type { EventType, KubeObject, ResourceRef } from '../core/types.ts';
+import {
+  markKeptBySource, parseJsonBytes, resourceId, serializeForPipeline, textOf, type EventType, type KubeObject, type ResourceRef,
+} from '../core/index.ts';
 import { KubeRequestError, parseBody, type FailureReason, type KubeClient } from './client.ts';
 import { cutWatchObject, listItemBytes, listItemSpans, listPageWithoutItems } from './json-text.ts';
-import { resourceId } from '../core/resource.ts';
-import { markKeptBySource, parseJsonBytes, serializeForPipeline, textOf } from '../core/serialized.ts';
 
 export interface ReflectorScope {
   /** Watch only this namespace (namespaced path). */

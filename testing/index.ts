@@ -3,8 +3,7 @@
  * in-memory source to inject events and an in-memory sink to read what came out, the reference
  * consumer of the NATS wire format, and the Kubernetes API simulator. Never part of the image.
  */
-import { createCore, type CoreOptions, type MeshSyncCore } from '../core/core.ts';
-import type { KubeObject, ResourceRef } from '../core/types.ts';
+import { createCore, type CoreOptions, type KubeObject, type MeshSyncCore, type ResourceRef } from '../core/index.ts';
 import { memorySink, memorySource, type MemorySinkHandle, type MemorySourceHandle } from './memory.ts';
 
 export { memorySink, memorySource, type MemorySinkHandle, type MemorySourceHandle } from './memory.ts';

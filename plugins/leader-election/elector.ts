@@ -5,7 +5,7 @@
  * deadline, optimistic concurrency on resourceVersion, release on a graceful stop.
  */
 import { KubeRequestError, sleep, type KubeClient } from '../../kubernetes/index.ts';
-import type { Logger } from '../../core/log.ts';
+import type { Logger } from '../../core/index.ts';
 
 export interface LeaseSpec {
   holderIdentity?: string;

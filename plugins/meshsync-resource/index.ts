@@ -5,11 +5,8 @@
  * status subresource whether meshsync runs and where it publishes.
  */
 import { z } from 'zod';
-import { ConfigError } from '../../core/errors.ts';
-import { definePlugin } from '../../core/plugin.ts';
-import type { Core, KubeObject, ResourceRef } from '../../core/types.ts';
+import { ConfigError, definePlugin, resourceId, type Core, type KubeObject, type ResourceRef } from '../../core/index.ts';
 import { KubeClient, KubeRequestError, loadKubeConfig, Reflector, type ReflectorTiming } from '../../kubernetes/index.ts';
-import { resourceId } from '../../core/resource.ts';
 import {
   configFilesLayer, configMapLayer, customResourceLayer, environmentLayer, nextCondition, publishingTo, resolve,
   type Condition, type LayerName, type Layers, type LegacyWatchList,

@@ -4,9 +4,7 @@
  * only one too large for the server is serialised again, stripped.
  */
 import { headers as natsHeaders, type MsgHdrs, type MsgHdrsImpl } from '@nats-io/transport-node';
-import { resourceId } from '../../core/resource.ts';
-import { jsonBytesOf } from '../../core/serialized.ts';
-import type { EventType, KubeObject, ObjectMeta, ResourceRef, SyncEvent } from '../../core/types.ts';
+import { jsonBytesOf, resourceId, type EventType, type KubeObject, type ObjectMeta, type ResourceRef, type SyncEvent } from '../../core/index.ts';
 
 /** Bumped when the payload or headers change incompatibly; sent in Meshsync-Format-Version. */
 export const FORMAT_VERSION = 1;

@@ -10,17 +10,12 @@ import { errors as natsErrors, nanos, nuid, RequestError, type Msg, type MsgHdrs
 import {
   DiscardPolicy, JetStreamApiCodes, JetStreamApiError, jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamClient,
 } from '@nats-io/jetstream';
-import { MeshSyncError } from '../../core/errors.ts';
-import { PipelineEvent } from '../../core/event.ts';
-import { objectKey } from '../../core/lane/lane.ts';
-import type { Logger } from '../../core/log.ts';
-import { resourceId } from '../../core/resource.ts';
-import { holdBytes, isKeptBySource, jsonOf, parseJsonBytes, type HeldBytes } from '../../core/serialized.ts';
-import type { Batch, Core, EventType, KubeObject, ResourceRef, SnapshotItem, SyncEvent } from '../../core/types.ts';
+import {
+  holdBytes, isKeptBySource, jsonOf, MeshSyncError, objectKey, parseJsonBytes, PipelineEvent, redactUrlCredentials, resourceId, type Batch, type Core, type EventType, type HeldBytes, type KubeObject, type Logger, type ResourceRef, type SnapshotItem, type SyncEvent,
+} from '../../core/index.ts';
 import { BrokerConnection, jitter } from './connection.ts';
 import { encodeEvent, FORMAT_VERSION, HEADER, markerHeaders, messageId, metadataOnly, stripObject, type Truncation } from './encode.ts';
 import { natsMetrics, type NatsMetrics } from './metrics.ts';
-import { redactUrlCredentials } from '../../core/secrets.ts';
 import { PLUGIN_NAME, resolveServers, type NatsOptions } from './options.ts';
 import { compileSubject, markerSubject, renderSubject, streamSubjects } from './subject.ts';
 

@@ -4,7 +4,8 @@ import { Writable } from 'node:stream';
 import { join } from 'node:path';
 import { createTestCore, makeObject, POD, DEPLOYMENT } from '../../testing/index.ts';
 import type { ResourceRef } from '../../core/types.ts';
-import stdoutDefault, { stdout, stdoutTo, prettyLine, eventLine } from '../../plugins/stdout/index.ts';
+import stdoutDefault, { stdout, stdoutTo, prettyLine } from '../../plugins/stdout/index.ts';
+import { eventLine } from '../../core/event.ts';
 
 /** A writable that records each write call and can hold its buffer full until released. */
 class RecordingStream extends Writable {
