@@ -1,5 +1,5 @@
 import { Registry } from 'prom-client';
-import { AsyncParallelHook, AsyncSeriesHook, AsyncSeriesWaterfallHook, SyncBailHook, SyncHook, SyncWaterfallHook } from 'tapable';
+import { AsyncSeriesHook, AsyncSeriesWaterfallHook, SyncBailHook, SyncHook, SyncWaterfallHook } from 'tapable';
 import { asError, MeshSyncError, pluginError } from './errors.ts';
 import { redactSecretsInText } from './secrets.ts';
 import { PipelineEvent } from './event.ts';
@@ -51,8 +51,10 @@ interface TapInfo {
   fn: (...args: any[]) => any;
 }
 
-/** Hooks whose taps are called one by one (and tagged there), or per event (tagged on failure only). */
-const UNWRAPPED_HOOKS = ['source', 'start', 'stop', 'clusterId', 'sink', 'filter', 'transform'] as const;
+/** Per-tap hooks (their taps are tagged where the core calls them) and per-event hooks (tagged on failure only, see findFailingTap). */
+const UNWRAPPED_HOOKS = ['source', 'stop', 'sink', 'filter', 'transform'] as const;
+/** Start-up hooks: what a tap throws names it, unless it is a MeshSyncError that already says what failed. */
+const START_UP_HOOKS = ['start', 'clusterId'] as const;
 
 /** The engine: hooks, the per-event pipeline, one lane per sink, lifecycle. */
 export class MeshSyncCore implements Core {
@@ -94,11 +96,11 @@ export class MeshSyncCore implements Core {
       stopTimeoutMs: options.stopTimeoutMs ?? CORE_DEFAULTS.stopTimeoutMs,
     };
     this.hooks = Object.freeze({
-      source: new AsyncParallelHook<[SourceContext]>(['context']),
+      source: new AsyncSeriesHook<[SourceContext]>(['context']),
       selectResources: new SyncWaterfallHook<[string[]]>(['resourceIds']),
       filter: new SyncBailHook<[SyncEvent], false | undefined | void>(['event']),
       transform: new SyncWaterfallHook<[SyncEvent]>(['event']),
-      sink: new AsyncParallelHook<[Batch, SinkContext]>(['batch', 'context']),
+      sink: new AsyncSeriesHook<[Batch, SinkContext]>(['batch', 'context']),
       start: new AsyncSeriesHook<[]>([]),
       clusterId: new AsyncSeriesWaterfallHook<[string]>(['clusterId']),
       ready: new SyncHook<[]>([]),
@@ -128,15 +130,8 @@ export class MeshSyncCore implements Core {
     if (this.started) return;
     this.started = true;
     this.forbidLateTaps();
-    // Tap by tap, so that what one throws names its plugin and hook (as for stop).
-    const named = (tap: TapInfo, hook: string) => (error: unknown) => {
-      throw attributed(tap.name, hook, error);
-    };
-    for (const tap of this.hooks.start.taps as TapInfo[]) await callTap(tap, []).catch(named(tap, 'start'));
-    for (const tap of this.hooks.clusterId.taps as TapInfo[]) {
-      const clusterId = await callTap(tap, [this.clusterId]).catch(named(tap, 'clusterId'));
-      if (clusterId !== undefined) this.clusterId = clusterId as string;
-    }
+    await this.hooks.start.promise();
+    this.clusterId = await this.hooks.clusterId.promise(this.clusterId);
     const sinks = this.hooks.sink.taps as TapInfo[];
     const sinkNames = distinctNames(sinks);
     this.lanes = sinks.map((tap, i) => this.createLane(tap, sinkNames[i]));
@@ -422,8 +417,11 @@ export class MeshSyncCore implements Core {
 
   /** Every tap's function is wrapped once, at tap time, so what it throws names its plugin and hook. */
   private tagErrorsWithPluginNames(): void {
+    for (const hookName of START_UP_HOOKS) {
+      this.hooks[hookName].intercept({ register: (tap: TapInfo) => ({ ...tap, fn: attributedTap(tap, hookName) }) } as never);
+    }
     for (const [hookName, hook] of Object.entries(this.hooks)) {
-      if ((UNWRAPPED_HOOKS as readonly string[]).includes(hookName)) continue;
+      if ((UNWRAPPED_HOOKS as readonly string[]).includes(hookName) || (START_UP_HOOKS as readonly string[]).includes(hookName)) continue;
       (hook as SyncHook<unknown[]>).intercept({
         register: (tap: TapInfo) => {
           const fn = tap.fn;
@@ -499,6 +497,39 @@ function callTap(tap: TapInfo, args: unknown[]): Promise<unknown> {
     return Promise.resolve(tap.fn(...args));
   } catch (error) {
     return Promise.reject(error);
+  }
+}
+
+/** A tap's function that throws (or rejects, or calls back with) its error attributed to it. */
+function attributedTap(tap: TapInfo, hook: string): TapInfo['fn'] {
+  const fn = tap.fn;
+  const named = (error: unknown) => attributed(tap.name, hook, error);
+  switch (tap.type) {
+    case 'async':
+      return (...args: unknown[]) => {
+        const callback = args.pop() as (error?: unknown, result?: unknown) => void;
+        try {
+          fn(...args, (error?: unknown, result?: unknown) => (error ? callback(named(error)) : callback(undefined, result)));
+        } catch (error) {
+          callback(named(error));
+        }
+      };
+    case 'promise':
+      return (...args: unknown[]) => {
+        try {
+          return Promise.resolve(fn(...args)).catch((error: unknown) => Promise.reject(named(error)));
+        } catch (error) {
+          return Promise.reject(named(error));
+        }
+      };
+    default:
+      return (...args: unknown[]) => {
+        try {
+          return fn(...args);
+        } catch (error) {
+          throw named(error);
+        }
+      };
   }
 }
 
