@@ -73,8 +73,8 @@ export async function snapshot(loaded: LoadedConfig, logger: Logger, out: string
  * V8 flags for a long-running sync: its old generation may grow to 3x what a major GC left alive
  * (V8 picks about 1.5x here). With the store's bytes outside the heap, what is left alive is small,
  * 1.5x of it is less room than one scavenge may promote, and V8 would mark almost without pause
- * under steady churn: a 30-140 ms stall every 2-4 s at 1,000 events/s, 100k pods (bench/e2e).
- * At 3x, peak RSS is unchanged and those stalls go. A value given on node's command line wins
+ * under steady churn, stalling every few seconds. At 3x, peak RSS is unchanged and those stalls go
+ * (bench/README.md, "Why the CLI raises --heap-growing-percent"). A value given on node's command line wins
  * (NODE_OPTIONS cannot carry V8 flags such as this one: node refuses to start).
  */
 export function heapFlagsFor(execArgv: readonly string[]): string[] {

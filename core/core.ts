@@ -6,44 +6,19 @@ import { PipelineEvent } from './event.ts';
 import { Lane, type LaneOptions, type SourceRecord } from './lane/lane.ts';
 import { resourceId } from './resource.ts';
 import { silentLogger, type Logger } from './log.ts';
+import { CORE_DEFAULTS, type PipelineOptions } from './settings.ts';
 import type {
   Batch, BatchReport, Core, CoreCounters, CoreHooks, CoreState, EventType, KubeObject, Plugin, ResourceRef, SinkContext, SnapshotItem,
   SourceContext, SyncEvent, ErrorReport, LiveSettings,
 } from './types.ts';
 
-export interface CoreOptions {
+export interface CoreOptions extends Partial<PipelineOptions> {
   readonly plugins: readonly Plugin[];
   readonly clusterId?: string;
   readonly logger?: Logger;
-  /** Largest batch handed to a sink. */
-  readonly batchSize?: number;
-  /** How long a partial batch waits for more events (0: until the sink is free). */
-  readonly batchMaxWaitMs?: number;
-  readonly retryInitialMs?: number;
-  readonly retryMaxMs?: number;
-  /** Pending events per sink above which a warning is logged; nothing is ever dropped. */
-  readonly highWaterMark?: number;
-  /** Events held by every open sink lane above which sources wait for the sinks (lists between pages, watches stop reading). */
-  readonly sourcePauseAbove?: number;
-  /** How long stop() waits for the sinks to drain. */
+  /** See stopTimeoutMsSchema (core/settings.ts). */
   readonly stopTimeoutMs?: number;
 }
-
-export const CORE_DEFAULTS = {
-  batchSize: 500,
-  batchMaxWaitMs: 0,
-  retryInitialMs: 200,
-  retryMaxMs: 30_000,
-  highWaterMark: 100_000,
-  // Low enough that what waits in the lanes during a burst (parsed objects, ~10 KB each for a pod)
-  // stays a small part of V8's young generation: at 1,000, each scavenge copied and then promoted
-  // most of a burst, and GC took a large share of the CPU (bench/e2e burst: 150 us/event at 1,000,
-  // 86-101 at 300, 110 at 150 where batches got small). The price: a list waits out each page
-  // (pageSize 500 is above it), and the initial sync measured 0.54-0.60x of bare against
-  // 0.67-0.71x at 1,000.
-  sourcePauseAbove: 300,
-  stopTimeoutMs: 10_000,
-} as const;
 
 interface TapInfo {
   type: 'sync' | 'async' | 'promise';

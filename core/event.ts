@@ -6,9 +6,9 @@ import type { EventType, KubeObject, ResourceRef, SyncEvent } from './types.ts';
  * made per event that holds an object, text or payload (the NATS sink's messages):
  * V8 learns per literal site whether its objects live long, and during an initial sync (events
  * queued behind a busy sink) it decides to allocate that site's objects in the old generation from
- * then on. An old-generation record keeps what it holds alive through every scavenge: at 1,000
- * events/s that promoted ~3 MB per scavenge and caused a major GC (a 100-200 ms stall) every few
- * seconds (bench/e2e). Objects made by `new` carry no such allocation-site feedback.
+ * then on. An old-generation record keeps what it holds alive through every scavenge, and major
+ * GCs follow (bench/README.md, "Why per-event records are classes"). Objects made by `new` carry
+ * no such allocation-site feedback.
  */
 export class PipelineEvent implements SyncEvent {
   constructor(

@@ -97,7 +97,7 @@ export function collectionPath(resource: Pick<ResourceRef, 'group' | 'version' |
  * The store owns its buffer and rewrites it in place when the object changes (a copy of the
  * event's bytes, which stay immutable for the pipeline). A new buffer per change would be kept
  * until a major GC, and V8 starts one for every 64 MB of such memory: under steady churn, a major
- * GC (a stall of tens of milliseconds) every quarter-minute (bench/e2e).
+ * GC stall at regular intervals (bench/README.md, "Why the store rewrites its buffers").
  */
 class ObjectBytes {
   private buffer: ArrayBuffer;
@@ -132,8 +132,8 @@ const roomFor = (length: number) => (length + 32 + 31) & ~31;
 /**
  * A metadata-only object, as the store keeps it. A class rather than a literal: the store marks
  * what it keeps (`markKeptBySource`), and on a literal that extra property costs a property array
- * of its own (~40 bytes per object, bench/kubernetes-memory); made in the constructor, it has a
- * slot in the object (8 bytes). JSON and spreads see the three fields only.
+ * of its own; made in the constructor, it has a slot in the object (bench/README.md,
+ * "Why metadata-only objects are classes"). JSON and spreads see the three fields only.
  */
 class MetadataOnlyObject implements KubeObject {
   [field: string]: unknown;

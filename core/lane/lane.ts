@@ -53,7 +53,7 @@ export interface LaneCallbacks {
 
 /**
  * Backlog from which a lane holds the events of objects their source can read again by
- * reference (see `Lane.push`): ~5,000 parsed pods, some 50 MB.
+ * reference (see `Lane.push`): some tens of MB of parsed pods.
  */
 export const HOLD_BY_REFERENCE_ABOVE = 5_000;
 

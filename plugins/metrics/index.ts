@@ -245,7 +245,7 @@ export function statusMessage(message: string): string {
 
 /**
  * A histogram of event latency fed one batch at a time. prom-client's observe() hashes the labels on
- * every call (about 2 µs, more than the core spends on an event); this counts into a plain array.
+ * every call, which costs more than the core spends on an event; this counts into a plain array.
  */
 class BatchHistogram {
   readonly type = 'histogram';
