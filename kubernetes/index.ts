@@ -7,8 +7,7 @@ export {
   KubeClient, KubeRequestError, LineSplitter, loadKubeConfig, parseBody,
   type FailureReason, type KubeConfigChoice, type RequestOptions, type WatchHandlers,
 } from './client.ts';
-export {
-  apiVersionOf, Backoff, collectionPath, internObject, ObjectStore, Reflector, sleep, StringPool,
-  type ReflectorListener, type ReflectorScope, type ReflectorTiming,
-} from './reflector.ts';
+export { apiVersionOf, collectionPath, Reflector, type ReflectorListener, type ReflectorScope, type ReflectorTiming } from './reflector.ts';
+export { internObject, ObjectStore, StringPool } from './store.ts';
+export { Backoff, sleep } from './backoff.ts';
 export { serviceUrl } from './service.ts';
