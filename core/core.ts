@@ -3,12 +3,14 @@ import { AsyncSeriesHook, AsyncSeriesWaterfallHook, SyncBailHook, SyncHook, Sync
 import { asError, MeshSyncError, pluginError } from './errors.ts';
 import { redactSecretsInText } from './secrets.ts';
 import { PipelineEvent } from './event.ts';
-import { Lane, type LaneOptions, type SourceRecord } from './lane/lane.ts';
+import { Lane, type LaneOptions } from './lane/lane.ts';
+import { Pipeline } from './pipeline.ts';
+import { attributed, attributedTap, callTap, distinctNames, sendTo, type TapInfo } from './taps.ts';
 import { resourceId } from './resource.ts';
 import { silentLogger, type Logger } from './log.ts';
 import { CORE_DEFAULTS, type PipelineOptions } from './settings.ts';
 import type {
-  Batch, BatchReport, Core, CoreCounters, CoreHooks, CoreState, EventType, KubeObject, Plugin, ResourceRef, SinkContext, SnapshotItem,
+  Batch, BatchReport, Core, CoreCounters, CoreHooks, CoreState, EventType, Plugin, SinkContext, SnapshotItem,
   SourceContext, SyncEvent, ErrorReport, LiveSettings,
 } from './types.ts';
 
@@ -18,12 +20,6 @@ export interface CoreOptions extends Partial<PipelineOptions> {
   readonly logger?: Logger;
   /** See stopTimeoutMsSchema (core/settings.ts). */
   readonly stopTimeoutMs?: number;
-}
-
-interface TapInfo {
-  type: 'sync' | 'async' | 'promise';
-  name: string;
-  fn: (...args: any[]) => any;
 }
 
 /** Per-tap hooks (their taps are tagged where the core calls them) and per-event hooks (tagged on failure only, see findFailingTap). */
@@ -43,6 +39,7 @@ export class MeshSyncCore implements Core {
   private readonly options: Required<Omit<CoreOptions, 'plugins' | 'clusterId' | 'logger'>>;
   private readonly plugins: readonly Plugin[];
   private lanes: Lane[] = [];
+  private readonly pipeline: Pipeline;
   private readonly snapshotReaders: { source: string; read: () => Iterable<SnapshotItem>; counts?: () => Record<string, number> }[] = [];
   private readonly readinessChecks = new Map<string, () => boolean>();
   private readonly deliveryHolds = new Set<string>();
@@ -86,6 +83,7 @@ export class MeshSyncCore implements Core {
       reconfigure: new SyncHook<[LiveSettings]>(['settings']),
       selectionChanged: new SyncHook<[]>([]),
     });
+    this.pipeline = new Pipeline(this.hooks, this.counters, (report) => this.reportError(report), this.logger, () => this.clusterId);
     this.tagErrorsWithPluginNames();
     this.state = this.createState();
     const names = new Set<string>();
@@ -110,6 +108,7 @@ export class MeshSyncCore implements Core {
     const sinks = this.hooks.sink.taps as TapInfo[];
     const sinkNames = distinctNames(sinks);
     this.lanes = sinks.map((tap, i) => this.createLane(tap, sinkNames[i]));
+    this.pipeline.lanes = this.lanes;
     const sources = this.hooks.source.taps as TapInfo[];
     const sourceNames = distinctNames(sources);
     this.unsynced = new Set(sourceNames);
@@ -146,7 +145,7 @@ export class MeshSyncCore implements Core {
       for (const item of reader.read()) {
         const type = typeOf === undefined ? 'ADDED' : typeOf(item);
         if (type === undefined) continue;
-        const event = this.runPipeline(new PipelineEvent(type, item.resource, item.object, this.clusterId, observedAt), reader.source);
+        const event = this.pipeline.run(new PipelineEvent(type, item.resource, item.object, this.clusterId, observedAt), reader.source);
         if (event !== undefined) yield event;
       }
     }
@@ -209,83 +208,6 @@ export class MeshSyncCore implements Core {
     return checks;
   }
 
-  /** Filter then transform one event. `undefined` when dropped (filtered, or a plugin threw). */
-  private runPipeline(event: SyncEvent, source: string): SyncEvent | undefined {
-    try {
-      if (this.hooks.filter.call(event) === false) {
-        this.counters.filtered++;
-        return undefined;
-      }
-      return this.hooks.transform.call(event);
-    } catch (error) {
-      this.counters.dropped['plugin-error']++;
-      const culprit = this.findFailingTap(event) ?? { plugin: source, hook: 'pipeline', error };
-      this.reportError({ plugin: culprit.plugin, hook: culprit.hook, error: pluginError(culprit.plugin, culprit.hook, culprit.error), event });
-      return undefined;
-    }
-  }
-
-  /**
-   * Names the filter or transform tap that throws on an event by replaying it tap by tap. Taps on
-   * the per-event hooks are not wrapped (that would cost a closure per tap per event), so the
-   * name is found only when something has gone wrong.
-   */
-  private findFailingTap(event: SyncEvent): { plugin: string; hook: string; error: unknown } | undefined {
-    for (const tap of this.hooks.filter.taps as TapInfo[]) {
-      try {
-        if (tap.fn(event) === false) return undefined;
-      } catch (error) {
-        return { plugin: tap.name, hook: 'filter', error };
-      }
-    }
-    let current = event;
-    for (const tap of this.hooks.transform.taps as TapInfo[]) {
-      try {
-        current = tap.fn(current);
-      } catch (error) {
-        return { plugin: tap.name, hook: 'transform', error };
-      }
-    }
-    return undefined;
-  }
-
-  private emit(source: string, type: EventType, resource: ResourceRef, object: KubeObject, observedAt: number): void {
-    this.counters.received++;
-    if (typeof object !== 'object' || object === null || !validIdentity(object.metadata)) {
-      this.counters.dropped.invalid++;
-      this.reportError({
-        plugin: source,
-        hook: 'source',
-        error: new MeshSyncError('MESHSYNC_EVENT_INVALID', `${source} emitted a ${type} for ${resource?.resource ?? '?'} without a string metadata.name (or with a uid that is not a string); skipped`),
-      });
-      return;
-    }
-    const emitted = new PipelineEvent(type, resource, object, this.clusterId, observedAt);
-    const event = this.runPipeline(emitted, source);
-    if (event === undefined) return;
-    // A lane that holds the event by reference reads the object again as the source emitted it.
-    for (const lane of this.lanes) lane.push(event, emitted);
-  }
-
-  /** An event a lane held by reference, made whole: the object's latest state, through the pipeline again. */
-  private reread(event: SyncEvent, held: SourceRecord, sink: string): SyncEvent | undefined {
-    let object: KubeObject;
-    try {
-      object = held.record.parse() as KubeObject;
-    } catch (error) {
-      this.counters.dropped.invalid++;
-      this.reportError({ plugin: sink, hook: 'sink', error: new MeshSyncError('MESHSYNC_EVENT_INVALID', `a held ${event.type} for ${held.resource.resource} could not be read again; skipped`, { cause: error }) });
-      return undefined;
-    }
-    if (object.metadata?.uid !== held.uid) {
-      // The record was rewritten for another object of that name (deleted and created again,
-      // the DELETED filtered out): what this event said is no longer there to say.
-      this.logger.debug({ sink, resource: resourceId(held.resource), uid: held.uid }, 'a held event\'s object was replaced meanwhile; skipped');
-      return undefined;
-    }
-    return this.runPipeline(new PipelineEvent(event.type, held.resource, object, event.clusterId, event.observedAt), sink);
-  }
-
   private reportError(report: ErrorReport): void {
     try {
       this.hooks.error.call(report);
@@ -302,7 +224,7 @@ export class MeshSyncCore implements Core {
       clusterId: this.clusterId,
       logger: this.logger.child({ plugin: name }),
       signal: this.abort.signal,
-      emit: (type, resource, object, observedAt) => this.emit(name, type, resource, object, observedAt ?? Date.now()),
+      emit: (type, resource, object, observedAt) => this.pipeline.emit(name, type, resource, object, observedAt ?? Date.now()),
       synced: () => {
         if (synced) return;
         synced = true;
@@ -328,10 +250,8 @@ export class MeshSyncCore implements Core {
     };
     const options: LaneOptions = this.options;
     const lane = new Lane(name, options, {
-      deliver: async (batch) => {
-        await callTap(tap, [batch, context]);
-      },
-      reread: (event, held) => this.reread(event, held, name),
+      send: sendTo(tap, context),
+      reread: this.pipeline.rereadFor(name),
       attempted: (batch, attempt, error) => {
         if (error === undefined) counters.delivered += batch.length;
         else {
@@ -453,69 +373,6 @@ export class MeshSyncCore implements Core {
   }
 }
 
-/** Tap names, made distinct (`name#2`) where a plugin runs twice: lanes and readiness are per tap. */
-function distinctNames(taps: readonly TapInfo[]): string[] {
-  const seen = new Map<string, number>();
-  return taps.map((tap) => {
-    const count = (seen.get(tap.name) ?? 0) + 1;
-    seen.set(tap.name, count);
-    return count === 1 ? tap.name : `${tap.name}#${count}`;
-  });
-}
-
-/** Calls one tap of any type; resolves with what it returned (a waterfall's next value). */
-function callTap(tap: TapInfo, args: unknown[]): Promise<unknown> {
-  try {
-    if (tap.type === 'async') {
-      return new Promise((resolve, reject) => tap.fn(...args, (error?: unknown, result?: unknown) => (error ? reject(error) : resolve(result))));
-    }
-    return Promise.resolve(tap.fn(...args));
-  } catch (error) {
-    return Promise.reject(error);
-  }
-}
-
-/** A tap's function that throws (or rejects, or calls back with) its error attributed to it. */
-function attributedTap(tap: TapInfo, hook: string): TapInfo['fn'] {
-  const fn = tap.fn;
-  const named = (error: unknown) => attributed(tap.name, hook, error);
-  switch (tap.type) {
-    case 'async':
-      return (...args: unknown[]) => {
-        const callback = args.pop() as (error?: unknown, result?: unknown) => void;
-        try {
-          fn(...args, (error?: unknown, result?: unknown) => (error ? callback(named(error)) : callback(undefined, result)));
-        } catch (error) {
-          callback(named(error));
-        }
-      };
-    case 'promise':
-      return (...args: unknown[]) => {
-        try {
-          return Promise.resolve(fn(...args)).catch((error: unknown) => Promise.reject(named(error)));
-        } catch (error) {
-          return Promise.reject(named(error));
-        }
-      };
-    default:
-      return (...args: unknown[]) => {
-        try {
-          return fn(...args);
-        } catch (error) {
-          throw named(error);
-        }
-      };
-  }
-}
-
-/**
- * What a plugin threw, naming the plugin and the hook; a MeshSyncError (MESHSYNC_LISTEN_FAILED,
- * MESHSYNC_BROKER_UNREACHABLE) already says what failed and what to do, and stays as it is.
- */
-function attributed(plugin: string, hook: string, error: unknown): Error {
-  return error instanceof MeshSyncError ? error : pluginError(plugin, hook, error);
-}
-
 function deferred(): { promise: Promise<void>; resolve: () => void } {
   let resolve!: () => void;
   const promise = new Promise<void>((done) => (resolve = done));
@@ -528,16 +385,6 @@ function safeCheck(check: () => boolean): boolean {
   } catch {
     return false;
   }
-}
-
-/**
- * A string name, and a string uid when there is one. Both are read in one expression, so the two
- * loads overlap and the uid (the lanes' key) is in cache by the time it is hashed.
- */
-function validIdentity(meta: KubeObject['metadata'] | undefined): boolean {
-  if (typeof meta !== 'object' || meta === null) return false;
-  const uid = meta.uid;
-  return typeof meta.name === 'string' && (uid === undefined || typeof uid === 'string');
 }
 
 /** Builds a core from plugins; nothing runs until start(). */

@@ -20,6 +20,15 @@ export class PipelineEvent implements SyncEvent {
   ) {}
 }
 
+/**
+ * Identity of the object an event is about: coalescing merges events with the same key. The uid
+ * is unique in a cluster and already a string, so keying on it allocates nothing on the hot path.
+ */
+export function objectKey(event: Pick<SyncEvent, 'resource' | 'object'>): string {
+  const meta = event.object.metadata;
+  return meta.uid ?? `${event.resource.group}/${event.resource.resource}/${meta.namespace ?? ''}/${meta.name}`;
+}
+
 /** One event as a JSON line (without the newline), as the stdout and file sinks write it: `{"type","resource","cluster_id","object"}`. */
 export function eventLine(event: SyncEvent): string {
   return JSON.stringify({ type: event.type, resource: resourceId(event.resource), cluster_id: event.clusterId, object: event.object });

@@ -2,11 +2,11 @@
 export * from './types.ts';
 export { createCore, MeshSyncCore, type CoreOptions } from './core.ts';
 export { CORE_DEFAULTS, pipelineSchema, stopTimeoutMsSchema, type PipelineOptions } from './settings.ts';
-export { PipelineEvent, eventLine } from './event.ts';
+export { PipelineEvent, eventLine, objectKey } from './event.ts';
 export { definePlugin, oneOf, zodProblems, joinPath, isPlugin, type PluginFactory, type PluginSpec } from './plugin.ts';
 export { ERROR_CODES, MeshSyncError, ConfigError, pluginError, asError, type ConfigProblem, type ErrorCode } from './errors.ts';
 export { createLogger, silentLogger, type Logger, type LogLevel } from './log.ts';
-export { objectKey, coalesce } from './lane/lane.ts';
+export { coalesce } from './lane/queue.ts';
 export { resourceId, parseResourceId, resourceIdProblem } from './resource.ts';
 export { MASK, redactSecretsInText, redactUrlCredentials, withoutJsonExcerpt } from './secrets.ts';
 export {
