@@ -101,6 +101,14 @@ describe('container image', function () {
       'org.opencontainers.image.revision', 'org.opencontainers.image.source', 'org.opencontainers.image.licenses');
   });
 
+  it('ships no test double: no testing/ (nor the simulator) in it, and --simulator says the image has no demo', async () => {
+    expect(await podman('run', '--rm', '--entrypoint', 'node', image, '-e', "console.log(require('fs').existsSync('/app/dist/testing'), require('fs').readdirSync('/app/dist').sort().join(','))"))
+      .to.equal('false cli,config,core,index.d.ts,index.js,index.js.map,kubernetes,package.json,plugins');
+    const demo = await promisify(execFile)('podman', ['run', '--rm', image, 'run', '--simulator'], { env }).then(() => undefined, (error: { code?: number; stderr?: string }) => error);
+    expect(demo?.code).to.equal(1);
+    expect(demo?.stderr).to.match(/MESHSYNC_KUBE_CONFIG: demo mode \(--simulator\) needs the Kubernetes API simulator/);
+  });
+
   it('publishes cluster changes to NATS from a read-only container, serves /metrics and /readyz, and stops cleanly on SIGTERM', async () => {
     const metricsPort = await freePort();
     const kubeconfig = join(dir, 'kubeconfig');
