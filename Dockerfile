@@ -11,9 +11,13 @@ COPY package.json package-lock.json ./
 # npm workspaces (examples/*) must exist for `npm ci` to accept the lockfile.
 COPY examples/ examples/
 RUN ["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=warn"]
-COPY tsconfig.json tsconfig.build.json ./
+COPY tsconfig.json tsconfig.build.json index.ts ./
+# What runs in production only: testing/ (the test kit and the Kubernetes API simulator) is left
+# out by .dockerignore, so no test double is compiled into the image.
+COPY cli/ cli/
 COPY core/ core/
 COPY config/ config/
+COPY kubernetes/ kubernetes/
 COPY plugins/ plugins/
 COPY scripts/copy-assets.mjs scripts/
 RUN ["node", "node_modules/typescript/bin/tsc", "-p", "tsconfig.build.json"]

@@ -1,9 +1,8 @@
-/** Config API (`meshsync/config`): defineConfig, the schema, the loader. */
+/** The config API: defineConfig, the schema, the loader (published as `meshsync/config` by cli/config.ts). */
 export { defineConfig, type ConfigEnv, type ConfigExport, type ConfigFn } from './define.ts';
 export {
   configSchema, pipelineSchema, pluginEntrySchema, LOG_LEVELS,
   type LogLevel, type MeshSyncConfig, type PipelineOptions, type PluginEntry, type PluginSummary, type ResolvedConfig,
 } from './schema.ts';
-export { loadConfig, defaultPluginEntries, SEARCH_PLACES, REDACT_SECRETS, type LoadConfigOptions, type LoadedConfig, type LoadProblem } from './load.ts';
+export { loadConfig, defaultPluginEntries, isPluginFactory, type PluginCatalog, SEARCH_PLACES, REDACT_SECRETS, type LoadConfigOptions, type LoadedConfig, type LoadProblem } from './load.ts';
 export { maskSecrets, isSecretKey, MASK } from './mask.ts';
-export { DEFAULT_RESOURCES, DEFAULT_SUBJECT } from './defaults.ts';

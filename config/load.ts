@@ -15,9 +15,8 @@ import type { z } from 'zod';
 import { ConfigError, type ConfigProblem, type ErrorCode } from '../core/errors.ts';
 import { withoutJsonExcerpt } from '../core/secrets.ts';
 import type { Logger } from '../core/log.ts';
-import { isPlugin, joinPath } from '../core/plugin.ts';
+import { isPlugin, joinPath, type PluginFactory } from '../core/plugin.ts';
 import type { Plugin } from '../core/types.ts';
-import { BUILTIN_PLUGIN_NAMES, BUILTINS_RUN_ONCE, isBuiltinPluginName, isPluginFactory, loadBuiltinPlugin } from '../plugins/index.ts';
 import type { ConfigEnv } from './define.ts';
 import { configSchema, LOG_LEVELS, pluginEntrySchema, type LogLevel, type PluginSummary, type ResolvedConfig } from './schema.ts';
 
@@ -45,6 +44,24 @@ export interface LoadConfigOptions {
   readonly logger?: Logger;
   /** Handed to a config that exports a function. Default `run`. */
   readonly command?: string;
+  /** The built-in plugins, named `meshsync:<name>` (the CLI hands over its catalog). Default: none. */
+  readonly builtins?: PluginCatalog;
+}
+
+/** The built-in plugins a loader resolves by name. */
+export interface PluginCatalog {
+  readonly names: readonly string[];
+  /** Built-ins a process runs once at most, and why (a config listing one twice is refused). */
+  readonly runOnce: Readonly<Record<string, string>>;
+  /** Imports a built-in's factory; throws when its module cannot load. */
+  load(name: string): Promise<unknown>;
+}
+
+const NO_BUILTINS: PluginCatalog = Object.freeze({ names: [], runOnce: {}, load: (name: string) => Promise.reject(new Error(`unknown built-in plugin ${name}`)) });
+
+/** True when a module's default export is a plugin factory (a function; definePlugin adds pluginName). */
+export function isPluginFactory(value: unknown): value is PluginFactory {
+  return typeof value === 'function';
 }
 
 export interface LoadedConfig {
@@ -67,6 +84,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Loade
   const { file, raw } = await readConfigFile(cwd, options.configFile, { command: options.command ?? 'run' });
   const baseDir = file === undefined ? cwd : dirname(file);
   const problems: LoadProblem[] = [];
+  const builtins = options.builtins ?? NO_BUILTINS;
 
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) problems.push(...schemaProblems(parsed.error, file));
@@ -75,15 +93,15 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Loade
   const plugins: Plugin[] = [];
   if (entries === undefined) {
     // Defaults are only resolved for an otherwise valid config: importing them costs seconds (the Kubernetes client).
-    if (raw.plugins === undefined && parsed.success) plugins.push(...await resolveAll(defaultPluginEntries(env), 'default plugins', baseDir, undefined, problems));
+    if (raw.plugins === undefined && parsed.success) plugins.push(...await resolveAll(defaultPluginEntries(env), 'default plugins', baseDir, undefined, problems, builtins));
   } else {
     const valid = entries.map((entry) => (pluginEntrySchema.safeParse(entry).success ? entry : undefined));
-    plugins.push(...await resolveAll(valid, 'plugins', baseDir, file, problems));
-    problems.push(...repeatedBuiltins(valid, file));
+    plugins.push(...await resolveAll(valid, 'plugins', baseDir, file, problems, builtins));
+    problems.push(...repeatedBuiltins(valid, file, builtins.runOnce));
   }
 
   if (!plugins.some((plugin) => plugin.name === REDACT_SECRETS) && problems.length === 0) {
-    plugins.push(...await resolveAll([REDACT_SECRETS], 'added plugins', baseDir, undefined, problems));
+    plugins.push(...await resolveAll([REDACT_SECRETS], 'added plugins', baseDir, undefined, problems, builtins));
     options.logger?.info({ plugin: REDACT_SECRETS }, `${REDACT_SECRETS} added: the config lists none, and secrets never leave in clear by accident (opt out with redactSecrets({ enabled: false }))`);
   }
 
@@ -307,21 +325,21 @@ function schemaProblems(error: z.ZodError, file: string | undefined): LoadProble
 }
 
 /** A built-in that runs once per process, listed again: a problem at each repetition. */
-function repeatedBuiltins(entries: readonly unknown[], file: string | undefined): LoadProblem[] {
+function repeatedBuiltins(entries: readonly unknown[], file: string | undefined, runOnce: PluginCatalog['runOnce']): LoadProblem[] {
   const firstAt = new Map<string, number>();
   const problems: LoadProblem[] = [];
   entries.forEach((entry, index) => {
     const name = isPlugin(entry) ? entry.name : typeof entry === 'string' ? entry : Array.isArray(entry) ? entry[0] : undefined;
-    if (typeof name !== 'string' || !Object.hasOwn(BUILTINS_RUN_ONCE, name)) return;
+    if (typeof name !== 'string' || !Object.hasOwn(runOnce, name)) return;
     const first = firstAt.get(name);
     if (first === undefined) firstAt.set(name, index);
-    else problems.push({ code: 'MESHSYNC_CONFIG_INVALID', file, path: `plugins[${index}]`, message: `${name} is listed again (first at plugins[${first}]); list it once: ${BUILTINS_RUN_ONCE[name]}` });
+    else problems.push({ code: 'MESHSYNC_CONFIG_INVALID', file, path: `plugins[${index}]`, message: `${name} is listed again (first at plugins[${first}]); list it once: ${runOnce[name]}` });
   });
   return problems;
 }
 
-async function resolveAll(entries: readonly unknown[], label: string, baseDir: string, file: string | undefined, problems: LoadProblem[]): Promise<Plugin[]> {
-  const results = await Promise.all(entries.map((entry, index) => (entry === undefined ? undefined : resolvePlugin(entry, `${label}[${index}]`, baseDir, file))));
+async function resolveAll(entries: readonly unknown[], label: string, baseDir: string, file: string | undefined, problems: LoadProblem[], builtins: PluginCatalog): Promise<Plugin[]> {
+  const results = await Promise.all(entries.map((entry, index) => (entry === undefined ? undefined : resolvePlugin(entry, `${label}[${index}]`, baseDir, file, builtins))));
   const plugins: Plugin[] = [];
   for (const result of results) {
     if (result === undefined) continue;
@@ -332,22 +350,22 @@ async function resolveAll(entries: readonly unknown[], label: string, baseDir: s
 }
 
 /** An entry (instance, name or [name, options]) to a plugin, or the problems that prevent it. */
-async function resolvePlugin(entry: unknown, path: string, baseDir: string, file: string | undefined): Promise<Plugin | LoadProblem[]> {
+async function resolvePlugin(entry: unknown, path: string, baseDir: string, file: string | undefined, builtins: PluginCatalog): Promise<Plugin | LoadProblem[]> {
   if (isPlugin(entry)) return entry;
   const [name, options] = typeof entry === 'string' ? [entry, undefined] : (entry as [string, unknown]);
   const problem = (code: ErrorCode, message: string, at = path): LoadProblem[] => [{ code, file, path: at, message }];
 
   let factory: unknown;
   if (name.startsWith('meshsync:')) {
-    if (!isBuiltinPluginName(name)) {
-      return problem('MESHSYNC_CONFIG_INVALID', `unknown built-in plugin "${name}" (built-ins: ${BUILTIN_PLUGIN_NAMES.join(', ')})`);
+    if (!builtins.names.includes(name)) {
+      return problem('MESHSYNC_CONFIG_INVALID', `unknown built-in plugin "${name}" (built-ins: ${builtins.names.join(', ')})`);
     }
     try {
-      factory = await loadBuiltinPlugin(name);
+      factory = await builtins.load(name);
     } catch (error) {
       return problem('MESHSYNC_PLUGIN_NOT_FOUND', `built-in plugin "${name}" could not be loaded: ${messageOf(error)}`);
     }
-  } else if (isBuiltinPluginName(`meshsync:${name}`)) {
+  } else if (builtins.names.includes(`meshsync:${name}`)) {
     return problem('MESHSYNC_CONFIG_INVALID', `unknown plugin "${name}": built-ins take the meshsync: prefix; did you mean "meshsync:${name}"?`);
   } else if (!NPM_PACKAGE_NAME.test(name)) {
     return problem('MESHSYNC_CONFIG_INVALID', `"${name}" is not a package name: a plugin is a built-in ("meshsync:nats") or an npm package ("meshsync-plugin-example"); a plugin in a file of your own goes into a TS or JS config as an imported instance`);

@@ -1,16 +1,7 @@
 /** Masks secrets in a config before it is printed: by key name, and credentials inside URLs. */
-import { MASK, redactUrlCredentials } from '../core/secrets.ts';
+import { isSecretKey, MASK, redactUrlCredentials } from '../core/secrets.ts';
 
-export { MASK };
-
-// Whole key names, or the last word of a camelCase / snake_case / kebab-case key.
-const SECRET_WORDS = 'password|passwd|passphrase|pass|token|seed|nkey|secret|creds|credentials|authorization|key|privatekey|apikey';
-const SECRET_KEY = new RegExp(`^(${SECRET_WORDS})$|[_-](${SECRET_WORDS})$`, 'i');
-const SECRET_CAMEL = /[a-z0-9](Password|Passwd|Passphrase|Pass|Token|Seed|Nkey|Secret|Creds|Credentials|Authorization|Key)$/;
-
-export function isSecretKey(key: string): boolean {
-  return SECRET_KEY.test(key) || SECRET_CAMEL.test(key);
-}
+export { isSecretKey, MASK };
 
 /** A JSON-ready copy of `value` with every secret masked; functions become '[function]'. */
 export function maskSecrets(value: unknown): unknown {

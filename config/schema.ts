@@ -3,9 +3,11 @@
  * check (the loader) and the website's reference (`z.toJSONSchema(configSchema, { unrepresentable: 'any' })`).
  */
 import { z } from 'zod';
-import { CORE_DEFAULTS } from '../core/core.ts';
+import { pipelineSchema, stopTimeoutMsSchema, type PipelineOptions } from '../core/settings.ts';
 import { isPlugin, oneOf } from '../core/plugin.ts';
 import type { Plugin } from '../core/types.ts';
+
+export { pipelineSchema, type PipelineOptions };
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -23,20 +25,6 @@ export const pluginEntrySchema = z.union([pluginInstance, pluginName, pluginPair
   error: 'expected a plugin instance, a plugin name, or a [name, options] pair',
 }).describe('One plugin: an instance, a name, or a [name, options] pair.');
 
-export const pipelineSchema = z.strictObject({
-  batchSize: z.int().positive().default(CORE_DEFAULTS.batchSize)
-    .describe('Largest batch of events handed to a sink at once.'),
-  batchMaxWaitMs: z.int().nonnegative().default(CORE_DEFAULTS.batchMaxWaitMs)
-    .describe('How long (ms) a partial batch waits for more events before it is delivered. 0: as soon as the sink is free; batches then form while a delivery is in flight.'),
-  retryInitialMs: z.int().positive().default(CORE_DEFAULTS.retryInitialMs)
-    .describe('First delay (ms) before a failed batch is retried; doubles with jitter up to retryMaxMs.'),
-  retryMaxMs: z.int().positive().default(CORE_DEFAULTS.retryMaxMs)
-    .describe('Longest delay (ms) between retries of a failed batch. Retries never stop.'),
-  highWaterMark: z.int().positive().default(CORE_DEFAULTS.highWaterMark)
-    .describe('Pending events per sink above which a warning is logged; nothing is dropped (events coalesce per object).'),
-  sourcePauseAbove: z.int().positive().default(CORE_DEFAULTS.sourcePauseAbove)
-    .describe('Events held by every sink above which sources pause until a sink catches up, so a large initial sync or a burst of changes does not pile up in memory: lists wait between pages, watches stop reading (at most the kubernetes option watchHoldMaxMs; then they read on and the queues coalesce by object). One slow sink never pauses the others.'),
-}).describe('How events are queued, batched and retried per sink.');
 
 export const configSchema = z.strictObject({
   clusterId: z.string().min(1).optional()
@@ -44,8 +32,7 @@ export const configSchema = z.strictObject({
   plugins: z.array(pluginEntrySchema).optional()
     .describe('The plugins, in order. Omitted: the MeshSync defaults (kubernetes, redact-secrets, nats or stdout, metrics). `meshsync:redact-secrets` is added when missing.'),
   pipeline: pipelineSchema.prefault({}),
-  stopTimeoutMs: z.int().nonnegative().default(CORE_DEFAULTS.stopTimeoutMs)
-    .describe('How long (ms) a stop waits for every sink to drain before giving up on what is left.'),
+  stopTimeoutMs: stopTimeoutMsSchema,
   logLevel: oneOf(LOG_LEVELS).default('info')
     .describe('Log level. The LOG_LEVEL environment variable and --log-level override it.'),
 }).describe('The meshsync configuration.');
@@ -53,7 +40,6 @@ export const configSchema = z.strictObject({
 export type PluginEntry = z.input<typeof pluginEntrySchema>;
 /** A config as written in a file (defaults not applied). */
 export type MeshSyncConfig = z.input<typeof configSchema>;
-export type PipelineOptions = z.output<typeof pipelineSchema>;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /** What a plugin looks like in the resolved config: its name and validated options. */

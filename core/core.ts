@@ -1,58 +1,31 @@
 import { Registry } from 'prom-client';
-import { AsyncParallelHook, AsyncSeriesHook, AsyncSeriesWaterfallHook, SyncBailHook, SyncHook, SyncWaterfallHook } from 'tapable';
+import { AsyncSeriesHook, AsyncSeriesWaterfallHook, SyncBailHook, SyncHook, SyncWaterfallHook } from 'tapable';
 import { asError, MeshSyncError, pluginError } from './errors.ts';
 import { redactSecretsInText } from './secrets.ts';
 import { PipelineEvent } from './event.ts';
-import { Lane, type LaneOptions, type SourceRecord } from './lane.ts';
+import { Lane, type LaneOptions } from './lane/lane.ts';
+import { Pipeline } from './pipeline.ts';
+import { attributed, attributedTap, callTap, distinctNames, sendTo, type TapInfo } from './taps.ts';
 import { resourceId } from './resource.ts';
 import { silentLogger, type Logger } from './log.ts';
+import { CORE_DEFAULTS, type PipelineOptions } from './settings.ts';
 import type {
-  Batch, BatchReport, Core, CoreCounters, CoreHooks, CoreState, EventType, KubeObject, Plugin, ResourceRef, SinkContext, SnapshotItem,
+  Batch, BatchReport, Core, CoreCounters, CoreHooks, CoreState, EventType, Plugin, SinkContext, SnapshotItem,
   SourceContext, SyncEvent, ErrorReport, LiveSettings,
 } from './types.ts';
 
-export interface CoreOptions {
+export interface CoreOptions extends Partial<PipelineOptions> {
   readonly plugins: readonly Plugin[];
   readonly clusterId?: string;
   readonly logger?: Logger;
-  /** Largest batch handed to a sink. */
-  readonly batchSize?: number;
-  /** How long a partial batch waits for more events (0: until the sink is free). */
-  readonly batchMaxWaitMs?: number;
-  readonly retryInitialMs?: number;
-  readonly retryMaxMs?: number;
-  /** Pending events per sink above which a warning is logged; nothing is ever dropped. */
-  readonly highWaterMark?: number;
-  /** Events held by every open sink lane above which sources wait for the sinks (lists between pages, watches stop reading). */
-  readonly sourcePauseAbove?: number;
-  /** How long stop() waits for the sinks to drain. */
+  /** See stopTimeoutMsSchema (core/settings.ts). */
   readonly stopTimeoutMs?: number;
 }
 
-export const CORE_DEFAULTS = {
-  batchSize: 500,
-  batchMaxWaitMs: 0,
-  retryInitialMs: 200,
-  retryMaxMs: 30_000,
-  highWaterMark: 100_000,
-  // Low enough that what waits in the lanes during a burst (parsed objects, ~10 KB each for a pod)
-  // stays a small part of V8's young generation: at 1,000, each scavenge copied and then promoted
-  // most of a burst, and GC took a large share of the CPU (bench/e2e burst: 150 us/event at 1,000,
-  // 86-101 at 300, 110 at 150 where batches got small). The price: a list waits out each page
-  // (pageSize 500 is above it), and the initial sync measured 0.54-0.60x of bare against
-  // 0.67-0.71x at 1,000.
-  sourcePauseAbove: 300,
-  stopTimeoutMs: 10_000,
-} as const;
-
-interface TapInfo {
-  type: 'sync' | 'async' | 'promise';
-  name: string;
-  fn: (...args: any[]) => any;
-}
-
-/** Hooks whose taps are called one by one (and tagged there), or per event (tagged on failure only). */
-const UNWRAPPED_HOOKS = ['source', 'start', 'stop', 'clusterId', 'sink', 'filter', 'transform'] as const;
+/** Per-tap hooks (their taps are tagged where the core calls them) and per-event hooks (tagged on failure only, see findFailingTap). */
+const UNWRAPPED_HOOKS = ['source', 'stop', 'sink', 'filter', 'transform'] as const;
+/** Start-up hooks: what a tap throws names it, unless it is a MeshSyncError that already says what failed. */
+const START_UP_HOOKS = ['start', 'clusterId'] as const;
 
 /** The engine: hooks, the per-event pipeline, one lane per sink, lifecycle. */
 export class MeshSyncCore implements Core {
@@ -66,6 +39,7 @@ export class MeshSyncCore implements Core {
   private readonly options: Required<Omit<CoreOptions, 'plugins' | 'clusterId' | 'logger'>>;
   private readonly plugins: readonly Plugin[];
   private lanes: Lane[] = [];
+  private readonly pipeline: Pipeline;
   private readonly snapshotReaders: { source: string; read: () => Iterable<SnapshotItem>; counts?: () => Record<string, number> }[] = [];
   private readonly readinessChecks = new Map<string, () => boolean>();
   private readonly deliveryHolds = new Set<string>();
@@ -94,11 +68,11 @@ export class MeshSyncCore implements Core {
       stopTimeoutMs: options.stopTimeoutMs ?? CORE_DEFAULTS.stopTimeoutMs,
     };
     this.hooks = Object.freeze({
-      source: new AsyncParallelHook<[SourceContext]>(['context']),
+      source: new AsyncSeriesHook<[SourceContext]>(['context']),
       selectResources: new SyncWaterfallHook<[string[]]>(['resourceIds']),
       filter: new SyncBailHook<[SyncEvent], false | undefined | void>(['event']),
       transform: new SyncWaterfallHook<[SyncEvent]>(['event']),
-      sink: new AsyncParallelHook<[Batch, SinkContext]>(['batch', 'context']),
+      sink: new AsyncSeriesHook<[Batch, SinkContext]>(['batch', 'context']),
       start: new AsyncSeriesHook<[]>([]),
       clusterId: new AsyncSeriesWaterfallHook<[string]>(['clusterId']),
       ready: new SyncHook<[]>([]),
@@ -109,6 +83,7 @@ export class MeshSyncCore implements Core {
       reconfigure: new SyncHook<[LiveSettings]>(['settings']),
       selectionChanged: new SyncHook<[]>([]),
     });
+    this.pipeline = new Pipeline(this.hooks, this.counters, (report) => this.reportError(report), this.logger, () => this.clusterId);
     this.tagErrorsWithPluginNames();
     this.state = this.createState();
     const names = new Set<string>();
@@ -128,18 +103,12 @@ export class MeshSyncCore implements Core {
     if (this.started) return;
     this.started = true;
     this.forbidLateTaps();
-    // Tap by tap, so that what one throws names its plugin and hook (as for stop).
-    const named = (tap: TapInfo, hook: string) => (error: unknown) => {
-      throw attributed(tap.name, hook, error);
-    };
-    for (const tap of this.hooks.start.taps as TapInfo[]) await callTap(tap, []).catch(named(tap, 'start'));
-    for (const tap of this.hooks.clusterId.taps as TapInfo[]) {
-      const clusterId = await callTap(tap, [this.clusterId]).catch(named(tap, 'clusterId'));
-      if (clusterId !== undefined) this.clusterId = clusterId as string;
-    }
+    await this.hooks.start.promise();
+    this.clusterId = await this.hooks.clusterId.promise(this.clusterId);
     const sinks = this.hooks.sink.taps as TapInfo[];
     const sinkNames = distinctNames(sinks);
     this.lanes = sinks.map((tap, i) => this.createLane(tap, sinkNames[i]));
+    this.pipeline.lanes = this.lanes;
     const sources = this.hooks.source.taps as TapInfo[];
     const sourceNames = distinctNames(sources);
     this.unsynced = new Set(sourceNames);
@@ -176,7 +145,7 @@ export class MeshSyncCore implements Core {
       for (const item of reader.read()) {
         const type = typeOf === undefined ? 'ADDED' : typeOf(item);
         if (type === undefined) continue;
-        const event = this.runPipeline(new PipelineEvent(type, item.resource, item.object, this.clusterId, observedAt), reader.source);
+        const event = this.pipeline.run(new PipelineEvent(type, item.resource, item.object, this.clusterId, observedAt), reader.source);
         if (event !== undefined) yield event;
       }
     }
@@ -239,83 +208,6 @@ export class MeshSyncCore implements Core {
     return checks;
   }
 
-  /** Filter then transform one event. `undefined` when dropped (filtered, or a plugin threw). */
-  private runPipeline(event: SyncEvent, source: string): SyncEvent | undefined {
-    try {
-      if (this.hooks.filter.call(event) === false) {
-        this.counters.filtered++;
-        return undefined;
-      }
-      return this.hooks.transform.call(event);
-    } catch (error) {
-      this.counters.dropped['plugin-error']++;
-      const culprit = this.findFailingTap(event) ?? { plugin: source, hook: 'pipeline', error };
-      this.reportError({ plugin: culprit.plugin, hook: culprit.hook, error: pluginError(culprit.plugin, culprit.hook, culprit.error), event });
-      return undefined;
-    }
-  }
-
-  /**
-   * Names the filter or transform tap that throws on an event by replaying it tap by tap. Taps on
-   * the per-event hooks are not wrapped (that would cost a closure per tap per event), so the
-   * name is found only when something has gone wrong.
-   */
-  private findFailingTap(event: SyncEvent): { plugin: string; hook: string; error: unknown } | undefined {
-    for (const tap of this.hooks.filter.taps as TapInfo[]) {
-      try {
-        if (tap.fn(event) === false) return undefined;
-      } catch (error) {
-        return { plugin: tap.name, hook: 'filter', error };
-      }
-    }
-    let current = event;
-    for (const tap of this.hooks.transform.taps as TapInfo[]) {
-      try {
-        current = tap.fn(current);
-      } catch (error) {
-        return { plugin: tap.name, hook: 'transform', error };
-      }
-    }
-    return undefined;
-  }
-
-  private emit(source: string, type: EventType, resource: ResourceRef, object: KubeObject, observedAt: number): void {
-    this.counters.received++;
-    if (typeof object !== 'object' || object === null || !validIdentity(object.metadata)) {
-      this.counters.dropped.invalid++;
-      this.reportError({
-        plugin: source,
-        hook: 'source',
-        error: new MeshSyncError('MESHSYNC_EVENT_INVALID', `${source} emitted a ${type} for ${resource?.resource ?? '?'} without a string metadata.name (or with a uid that is not a string); skipped`),
-      });
-      return;
-    }
-    const emitted = new PipelineEvent(type, resource, object, this.clusterId, observedAt);
-    const event = this.runPipeline(emitted, source);
-    if (event === undefined) return;
-    // A lane that holds the event by reference reads the object again as the source emitted it.
-    for (const lane of this.lanes) lane.push(event, emitted);
-  }
-
-  /** An event a lane held by reference, made whole: the object's latest state, through the pipeline again. */
-  private reread(event: SyncEvent, held: SourceRecord, sink: string): SyncEvent | undefined {
-    let object: KubeObject;
-    try {
-      object = held.record.parse() as KubeObject;
-    } catch (error) {
-      this.counters.dropped.invalid++;
-      this.reportError({ plugin: sink, hook: 'sink', error: new MeshSyncError('MESHSYNC_EVENT_INVALID', `a held ${event.type} for ${held.resource.resource} could not be read again; skipped`, { cause: error }) });
-      return undefined;
-    }
-    if (object.metadata?.uid !== held.uid) {
-      // The record was rewritten for another object of that name (deleted and created again,
-      // the DELETED filtered out): what this event said is no longer there to say.
-      this.logger.debug({ sink, resource: resourceId(held.resource), uid: held.uid }, 'a held event\'s object was replaced meanwhile; skipped');
-      return undefined;
-    }
-    return this.runPipeline(new PipelineEvent(event.type, held.resource, object, event.clusterId, event.observedAt), sink);
-  }
-
   private reportError(report: ErrorReport): void {
     try {
       this.hooks.error.call(report);
@@ -332,7 +224,7 @@ export class MeshSyncCore implements Core {
       clusterId: this.clusterId,
       logger: this.logger.child({ plugin: name }),
       signal: this.abort.signal,
-      emit: (type, resource, object, observedAt) => this.emit(name, type, resource, object, observedAt ?? Date.now()),
+      emit: (type, resource, object, observedAt) => this.pipeline.emit(name, type, resource, object, observedAt ?? Date.now()),
       synced: () => {
         if (synced) return;
         synced = true;
@@ -358,10 +250,8 @@ export class MeshSyncCore implements Core {
     };
     const options: LaneOptions = this.options;
     const lane = new Lane(name, options, {
-      deliver: async (batch) => {
-        await callTap(tap, [batch, context]);
-      },
-      reread: (event, held) => this.reread(event, held, name),
+      send: sendTo(tap, context),
+      reread: this.pipeline.rereadFor(name),
       attempted: (batch, attempt, error) => {
         if (error === undefined) counters.delivered += batch.length;
         else {
@@ -422,8 +312,11 @@ export class MeshSyncCore implements Core {
 
   /** Every tap's function is wrapped once, at tap time, so what it throws names its plugin and hook. */
   private tagErrorsWithPluginNames(): void {
+    for (const hookName of START_UP_HOOKS) {
+      this.hooks[hookName].intercept({ register: (tap: TapInfo) => ({ ...tap, fn: attributedTap(tap, hookName) }) } as never);
+    }
     for (const [hookName, hook] of Object.entries(this.hooks)) {
-      if ((UNWRAPPED_HOOKS as readonly string[]).includes(hookName)) continue;
+      if ((UNWRAPPED_HOOKS as readonly string[]).includes(hookName) || (START_UP_HOOKS as readonly string[]).includes(hookName)) continue;
       (hook as SyncHook<unknown[]>).intercept({
         register: (tap: TapInfo) => {
           const fn = tap.fn;
@@ -480,36 +373,6 @@ export class MeshSyncCore implements Core {
   }
 }
 
-/** Tap names, made distinct (`name#2`) where a plugin runs twice: lanes and readiness are per tap. */
-function distinctNames(taps: readonly TapInfo[]): string[] {
-  const seen = new Map<string, number>();
-  return taps.map((tap) => {
-    const count = (seen.get(tap.name) ?? 0) + 1;
-    seen.set(tap.name, count);
-    return count === 1 ? tap.name : `${tap.name}#${count}`;
-  });
-}
-
-/** Calls one tap of any type; resolves with what it returned (a waterfall's next value). */
-function callTap(tap: TapInfo, args: unknown[]): Promise<unknown> {
-  try {
-    if (tap.type === 'async') {
-      return new Promise((resolve, reject) => tap.fn(...args, (error?: unknown, result?: unknown) => (error ? reject(error) : resolve(result))));
-    }
-    return Promise.resolve(tap.fn(...args));
-  } catch (error) {
-    return Promise.reject(error);
-  }
-}
-
-/**
- * What a plugin threw, naming the plugin and the hook; a MeshSyncError (MESHSYNC_LISTEN_FAILED,
- * MESHSYNC_BROKER_UNREACHABLE) already says what failed and what to do, and stays as it is.
- */
-function attributed(plugin: string, hook: string, error: unknown): Error {
-  return error instanceof MeshSyncError ? error : pluginError(plugin, hook, error);
-}
-
 function deferred(): { promise: Promise<void>; resolve: () => void } {
   let resolve!: () => void;
   const promise = new Promise<void>((done) => (resolve = done));
@@ -522,16 +385,6 @@ function safeCheck(check: () => boolean): boolean {
   } catch {
     return false;
   }
-}
-
-/**
- * A string name, and a string uid when there is one. Both are read in one expression, so the two
- * loads overlap and the uid (the lanes' key) is in cache by the time it is hashed.
- */
-function validIdentity(meta: KubeObject['metadata'] | undefined): boolean {
-  if (typeof meta !== 'object' || meta === null) return false;
-  const uid = meta.uid;
-  return typeof meta.name === 'string' && (uid === undefined || typeof uid === 'string');
 }
 
 /** Builds a core from plugins; nothing runs until start(). */

@@ -1,3 +1,4 @@
+import { resourceId } from './resource.ts';
 import type { EventType, KubeObject, ResourceRef, SyncEvent } from './types.ts';
 
 /**
@@ -5,9 +6,9 @@ import type { EventType, KubeObject, ResourceRef, SyncEvent } from './types.ts';
  * made per event that holds an object, text or payload (the NATS sink's messages):
  * V8 learns per literal site whether its objects live long, and during an initial sync (events
  * queued behind a busy sink) it decides to allocate that site's objects in the old generation from
- * then on. An old-generation record keeps what it holds alive through every scavenge: at 1,000
- * events/s that promoted ~3 MB per scavenge and caused a major GC (a 100-200 ms stall) every few
- * seconds (bench/e2e). Objects made by `new` carry no such allocation-site feedback.
+ * then on. An old-generation record keeps what it holds alive through every scavenge, and major
+ * GCs follow (bench/README.md, "Why per-event records are classes"). Objects made by `new` carry
+ * no such allocation-site feedback.
  */
 export class PipelineEvent implements SyncEvent {
   constructor(
@@ -17,4 +18,18 @@ export class PipelineEvent implements SyncEvent {
     readonly clusterId: string,
     readonly observedAt: number,
   ) {}
+}
+
+/**
+ * Identity of the object an event is about: coalescing merges events with the same key. The uid
+ * is unique in a cluster and already a string, so keying on it allocates nothing on the hot path.
+ */
+export function objectKey(event: Pick<SyncEvent, 'resource' | 'object'>): string {
+  const meta = event.object.metadata;
+  return meta.uid ?? `${event.resource.group}/${event.resource.resource}/${meta.namespace ?? ''}/${meta.name}`;
+}
+
+/** One event as a JSON line (without the newline), as the stdout and file sinks write it: `{"type","resource","cluster_id","object"}`. */
+export function eventLine(event: SyncEvent): string {
+  return JSON.stringify({ type: event.type, resource: resourceId(event.resource), cluster_id: event.clusterId, object: event.object });
 }

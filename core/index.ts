@@ -1,11 +1,15 @@
-/** The public API of meshsync for config files and plugin authors. */
+/** The public API of the engine: everything a plugin, built-in or third-party, may import. */
 export * from './types.ts';
-export { createCore, MeshSyncCore, CORE_DEFAULTS, type CoreOptions } from './core.ts';
-export { definePlugin, type PluginFactory, type PluginSpec } from './plugin.ts';
-export { ERROR_CODES, MeshSyncError, ConfigError, type ConfigProblem, type ErrorCode } from './errors.ts';
-export { createLogger, type Logger } from './log.ts';
-export { objectKey, coalesce } from './lane.ts';
-export { resourceId, parseResourceId } from './resource.ts';
-export { jsonOf, jsonBytesOf, knownJsonBytes, parseJsonBytes, serializeForPipeline } from './serialized.ts';
-export { defineConfig, type ConfigEnv, type ConfigExport } from '../config/define.ts';
-export type { MeshSyncConfig, ResolvedConfig } from '../config/schema.ts';
+export { createCore, MeshSyncCore, type CoreOptions } from './core.ts';
+export { CORE_DEFAULTS, pipelineSchema, stopTimeoutMsSchema, type PipelineOptions } from './settings.ts';
+export { PipelineEvent, eventLine, objectKey } from './event.ts';
+export { definePlugin, oneOf, zodProblems, joinPath, isPlugin, type PluginFactory, type PluginSpec } from './plugin.ts';
+export { ERROR_CODES, MeshSyncError, ConfigError, pluginError, asError, type ConfigProblem, type ErrorCode } from './errors.ts';
+export { createLogger, silentLogger, type Logger, type LogLevel } from './log.ts';
+export { coalesce } from './lane/queue.ts';
+export { resourceId, parseResourceId, resourceIdProblem } from './resource.ts';
+export { MASK, redactSecretsInText, redactUrlCredentials, withoutJsonExcerpt } from './secrets.ts';
+export {
+  heldView, holdBytes, isKeptBySource, jsonBytesOf, jsonOf, knownJsonBytes, markKeptBySource, parseJsonBytes, serializeForPipeline, textOf,
+  type HeldBytes, type Rereadable,
+} from './serialized.ts';

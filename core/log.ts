@@ -1,14 +1,11 @@
 import { pino, stdSerializers, type DestinationStream, type Logger as PinoLogger } from 'pino';
-import { MASK, redactSecretsInText } from './secrets.ts';
+import { MASK, redactSecretsInText, SECRET_WORDS } from './secrets.ts';
 
 export type Logger = PinoLogger;
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
-/** Keys whose values are never logged, wherever they appear in a log record. */
-const REDACTED_PATHS = [
-  'password', '*.password', 'token', '*.token', 'seed', '*.seed', 'nkey', '*.nkey',
-  'pass', '*.pass', 'key', '*.key', 'fingerprintKey', '*.fingerprintKey', 'authorization', '*.authorization',
-];
+/** Keys whose values are never logged, at the top of a log record or one level down (pino matches exact keys). */
+const REDACTED_PATHS = [...SECRET_WORDS, 'fingerprintKey', 'nkeySeed'].flatMap((key) => [key, `*.${key}`]);
 
 /**
  * Structured JSON logs on stderr (stdout belongs to the stdout sink); a short human form when

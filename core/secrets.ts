@@ -2,6 +2,25 @@
 export const MASK = '[redacted]';
 
 /**
+ * Words that name a credential: a key that is one of them, or ends in one (`auth_token`,
+ * `fingerprintKey`), holds a secret. Longer words first, so a pattern built from them prefers them.
+ */
+export const SECRET_WORDS: readonly string[] = Object.freeze([
+  'password', 'passwd', 'passphrase', 'pass', 'token', 'seed', 'nkey', 'secret', 'creds', 'credentials',
+  'authorization', 'privatekey', 'apikey', 'key',
+]);
+
+const WORDS = SECRET_WORDS.join('|');
+// Whole key names, or the last word of a snake_case / kebab-case or camelCase key.
+const SECRET_KEY = new RegExp(`^(${WORDS})$|[_-](${WORDS})$`, 'i');
+const SECRET_CAMEL = new RegExp(`[a-z0-9](${SECRET_WORDS.map((word) => word[0].toUpperCase() + word.slice(1)).join('|')})$`);
+
+/** True when a key names a secret (`password`, `auth_token`, `nkeySeed`, `fingerprintKey`). */
+export function isSecretKey(key: string): boolean {
+  return SECRET_KEY.test(key) || SECRET_CAMEL.test(key);
+}
+
+/**
  * Text with the credentials of every URL in it masked: `nats://user:pass@host` keeps the user,
  * `nats://token@host` loses the token. So are URLs without a scheme (`user:pass@host:4222`, as
  * BROKER_URL takes them), each URL of a comma-separated list, and passwords holding `/` or `@`
@@ -25,6 +44,9 @@ function maskUserinfo(url: string): string {
   return `${url.slice(0, start)}${colon <= 0 ? MASK : `${userinfo.slice(0, colon)}:${MASK}`}@${url.slice(at + 1)}`;
 }
 
+/** `password=…`, `"token": "…"`: a secret word, then = or :, then the value (quoted or up to a delimiter). */
+const SECRET_PAIR = new RegExp(`(?<![A-Za-z0-9])(${WORDS})(["']?\\s*[=:]\\s*)("[^"]*"|'[^']*'|[^\\s,}]+)`, 'gi');
+
 /**
  * Free text (an error's message or stack) with the credentials it may quote masked: in URLs, after
  * `Bearer` or `Basic`, in `password=…`, `token: …` and similar pairs, and the text V8 quotes from
@@ -34,7 +56,7 @@ export function redactSecretsInText(text: string): string {
   return redactUrlCredentials(withoutJsonExcerpt(text))
     .replace(/\b(bearer|basic)\s+[\w.~+/=-]+/gi, `$1 ${MASK}`)
     // The key may end a longer name (access_token, client_secret, api_key) and be quoted ("password": "…").
-    .replace(/(?<![A-Za-z0-9])(password|passwd|pass|token|secret|seed|nkey|key|authorization)(["']?\s*[=:]\s*)("[^"]*"|'[^']*'|[^\s,}]+)/gi, `$1$2${MASK}`);
+    .replace(SECRET_PAIR, `$1$2${MASK}`);
 }
 
 /**

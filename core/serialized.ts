@@ -6,8 +6,7 @@ import { isAscii } from 'node:buffer';
  *
  * Kept in a non-enumerable symbol property, not in a WeakMap: V8's young-generation GC keeps every
  * WeakMap entry whose key is young, so each event's object would be promoted to the old generation
- * and left for a major GC (in a micro-benchmark: 8 major GCs instead of none, half the
- * throughput). The property is invisible to JSON.stringify, Object.keys and spreads, so a
+ * and left for a major GC (bench/README.md, "Why an object's bytes are a symbol property"). The property is invisible to JSON.stringify, Object.keys and spreads, so a
  * transform's copy never carries it: sound because objects in the pipeline are never changed in
  * place (transforms copy on write).
  *
@@ -32,7 +31,7 @@ function utf8(text: string): Uint8Array {
   const length = Buffer.byteLength(text);
   const bytes = Buffer.allocUnsafeSlow(length);
   // As many bytes as characters: all ASCII, where Latin-1 is UTF-8 and writing it is a plain copy
-  // (the UTF-8 writer goes character by character: about 7 µs for a 3.7 KB pod).
+  // (the UTF-8 writer goes character by character).
   bytes.write(text, length === text.length ? 'latin1' : 'utf8');
   return bytes;
 }
@@ -83,7 +82,7 @@ export function serializeForPipeline(object: object, json: string | Uint8Array =
  *
  * `rereadable`: the source's own record of the object, which can parse its latest state again
  * (the kubernetes store's bytes). A lane that holds events for long (a standby, a sink down) then
- * keeps that record instead of the parsed object: ~200 bytes per object instead of ~8 KB for a pod.
+ * keeps that record instead of the parsed object, a small fraction of its size.
  */
 const KEPT_BY_SOURCE = Symbol('meshsync.keptBySource');
 
@@ -108,8 +107,8 @@ export function rereadableOf(object: object): Rereadable | undefined {
 
 /**
  * Bytes held for long (a store, a sink's view of what it sent): the ArrayBuffer alone when the view
- * spans all of it, as the ones made here do. One heap object per held object instead of two, which
- * at 100k objects is ~9 MB less heap and 100k fewer objects for every major GC to mark.
+ * spans all of it, as the ones made here do: one heap object per held object instead of two, less
+ * heap and fewer objects for every major GC to mark.
  */
 export type HeldBytes = ArrayBuffer | Uint8Array;
 

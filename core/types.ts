@@ -2,7 +2,7 @@
  * The public contract of meshsync: the event, the plugin, the hooks and the contexts a plugin is
  * handed. Everything a plugin author needs is declared here and nowhere else.
  */
-import type { AsyncParallelHook, AsyncSeriesHook, AsyncSeriesWaterfallHook, SyncBailHook, SyncHook, SyncWaterfallHook } from 'tapable';
+import type { AsyncSeriesHook, AsyncSeriesWaterfallHook, SyncBailHook, SyncHook, SyncWaterfallHook } from 'tapable';
 import type { Registry } from 'prom-client';
 import type { Logger } from './log.ts';
 
@@ -116,25 +116,33 @@ export interface BatchReport {
   readonly error?: Error;
 }
 
+/**
+ * A hook the core calls tap by tap itself, never through `call` or `promise`: each tap gets
+ * something of its own (a source its context, a sink its lane), or the taps run in an order no
+ * tapable hook has (stop: in reverse). Tapped like any async tapable hook: `tap`, `tapAsync`,
+ * `tapPromise`, with `stage` and `before`.
+ */
+export type PerTapHook<T extends unknown[]> = Pick<AsyncSeriesHook<T>, 'tap' | 'tapAsync' | 'tapPromise' | 'taps' | 'name'>;
+
 export interface CoreHooks {
-  /** Once at start, after `start`: each source tap gets its own SourceContext and starts watching. Resolve when started. */
-  readonly source: AsyncParallelHook<[SourceContext]>;
+  /** Once at start, after `clusterId`: each source tap gets its own SourceContext and starts watching; all run at once. Resolve when started. */
+  readonly source: PerTapHook<[SourceContext]>;
   /** Once per source at start: receives candidate resource ids, returns those to watch (waterfall). */
   readonly selectResources: SyncWaterfallHook<[string[]]>;
   /** Per event, synchronous: a tap returns `false` to drop the event, `undefined` to pass it on (bail). */
   readonly filter: SyncBailHook<[SyncEvent], false | undefined | void>;
   /** Per event, synchronous: a tap returns the event to pass on, a copy when it changes anything (waterfall). */
   readonly transform: SyncWaterfallHook<[SyncEvent]>;
-  /** Per batch, async: each sink tap gets its own lane (queue, batches, retry); resolve once the batch is durably accepted. */
-  readonly sink: AsyncParallelHook<[Batch, SinkContext]>;
-  /** Once, before sources start: open connections, servers. */
+  /** Per batch, async: each sink tap gets its own lane (queue, batches, retry) and its own SinkContext; resolve once the batch is durably accepted. */
+  readonly sink: PerTapHook<[Batch, SinkContext]>;
+  /** Once, before sources start, in series: open connections, servers. A throw stops start-up, naming the plugin. */
   readonly start: AsyncSeriesHook<[]>;
   /** Once, after `start`: receives the configured cluster id ('' if none) and returns the one to use (waterfall; the kubernetes source fills in the kube-system namespace's uid). */
   readonly clusterId: AsyncSeriesWaterfallHook<[string]>;
   /** Once, when every source has synced its initial list. */
   readonly ready: SyncHook<[]>;
-  /** Once, on stop, after sinks drained: close what start opened (taps run in reverse order of registration). */
-  readonly stop: AsyncSeriesHook<[]>;
+  /** Once, on stop, after sinks drained: close what start opened. Taps run one by one in reverse order of registration; one that throws is reported and the others still run. */
+  readonly stop: PerTapHook<[]>;
   /** Whenever a plugin fails: an event dropped, a sink batch failed (it will be retried), a source error. */
   readonly error: SyncHook<[ErrorReport]>;
   /** After each sink batch attempt, for counters. */

@@ -1,4 +1,5 @@
-// Copies into dist/ what tsc does not emit: the simulator's recorded Kubernetes fixtures.
-import { cpSync } from 'node:fs';
+// Copies into dist/ what tsc does not emit: the simulator's recorded Kubernetes fixtures. The image
+// build has no testing/ (.dockerignore): the image ships no test double, so there is nothing to copy.
+import { cpSync, existsSync } from 'node:fs';
 
-cpSync('plugins/kubernetes/simulator/fixtures', 'dist/plugins/kubernetes/simulator/fixtures', { recursive: true });
+if (existsSync('testing/simulator/fixtures')) cpSync('testing/simulator/fixtures', 'dist/testing/simulator/fixtures', { recursive: true });

@@ -290,7 +290,7 @@ function isFactory(value: unknown): value is PluginFactoryLike {
 
 type Loader = () => Promise<unknown>;
 
-/** The registry of plugins/index.ts: an object (or Map) of name → lazy loader. */
+/** The registry of cli/builtins.ts: an object (or Map) of name → lazy loader. */
 function pickRegistry(mod: Record<string, unknown>): Map<string, Loader> | undefined {
   const candidates = ['builtinPlugins', 'BUILTIN_PLUGINS', 'builtins', 'plugins', 'registry', 'default', ...Object.keys(mod)];
   for (const name of candidates) {
@@ -362,14 +362,14 @@ async function pluginPages(root: string, out: string): Promise<PluginPage[]> {
   const pluginsDir = join(root, 'plugins');
   let registry: Map<string, Loader> | undefined;
   try {
-    const mod = await importIfExists(join(pluginsDir, 'index.ts'));
-    if (mod === undefined) warn('plugins/index.ts does not exist yet: plugin pages come from the plugin folders');
+    const mod = await importIfExists(join(root, 'cli', 'builtins.ts'));
+    if (mod === undefined) warn('cli/builtins.ts does not exist yet: plugin pages come from the plugin folders');
     else {
       registry = pickRegistry(mod);
-      if (!registry) warn('plugins/index.ts exports no registry of name → loader');
+      if (!registry) warn('cli/builtins.ts exports no registry of name → loader');
     }
   } catch (error) {
-    warn(`plugins/index.ts failed to load: ${(error as Error).message}`);
+    warn(`cli/builtins.ts failed to load: ${(error as Error).message}`);
   }
   const folders = existsSync(pluginsDir)
     ? readdirSync(pluginsDir).filter((name) => statSync(join(pluginsDir, name)).isDirectory() && existsSync(join(pluginsDir, name, 'README.md')))
@@ -387,7 +387,7 @@ async function pluginPages(root: string, out: string): Promise<PluginPage[]> {
       } catch (error) {
         warn(`plugin ${name}: could not be loaded (${(error as Error).message.split('\n')[0]})`);
       }
-    } else if (registry) warn(`plugin ${name}: not in the plugins/index.ts registry`);
+    } else if (registry) warn(`plugin ${name}: not in the cli/builtins.ts registry`);
     else if (!folders.includes(name)) warn(`plugin ${name}: the docs link to it, but it does not exist yet`);
     const readmePath = join(pluginsDir, name, 'README.md');
     const readme = existsSync(readmePath) ? readFileSync(readmePath, 'utf8') : undefined;

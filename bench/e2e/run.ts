@@ -4,7 +4,7 @@
  * churn (throughput). Contenders, each a child process of its own (its peak RSS is its own):
  *   bare      (a) the limit: paginated LIST + WATCH, parse, stringify, raw NATS publish
  *   informer  (b) what a user would write: client-node makeInformer + JSON.stringify + publish
- *   meshsync  the real CLI, built JS (`node <build>/dist/core/cli.js run --config <file>`):
+ *   meshsync  the real CLI, built JS (`node <build>/dist/cli/main.js run --config <file>`):
  *             kubernetes source (pods only) + nats sink (resyncOnReconnect off), no metrics
  * The simulator and the churn driver run in this process; nats-server and the subscriber in
  * processes of their own. Everything is compiled with tsc into a temp dir first (no tsx in the
@@ -27,8 +27,8 @@ import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { IncomingMessage } from 'node:http';
-import { startSimulator, type KubeSimulator } from '../../plugins/kubernetes/simulator/index.ts';
-import { makePod } from '../../plugins/kubernetes/simulator/demo.ts';
+import { startSimulator, type KubeSimulator } from '../../testing/simulator/index.ts';
+import { makePod } from '../../testing/simulator/demo.ts';
 import { startNatsServer } from '../../test/support/nats-server.ts';
 import type { EndCommand, PhaseCommand, SubscriberMessage } from './subscriber.ts';
 import { median } from '../stats.ts';
@@ -76,7 +76,7 @@ function build(): void {
   mkdirSync(BUILD, { recursive: true });
   const tsc = spawnSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'bench/e2e/tsconfig.json'), '--outDir', join(BUILD, 'dist')], { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
   // Type errors elsewhere in the tree do not stop the emit; a missing output does.
-  if (!existsSync(join(BUILD, 'dist/core/cli.js')) || !existsSync(join(BUILD, 'dist/bench/e2e/subscriber.js'))) {
+  if (!existsSync(join(BUILD, 'dist/cli/main.js')) || !existsSync(join(BUILD, 'dist/bench/e2e/subscriber.js'))) {
     throw new Error(`tsc produced no output:\n${tsc.stdout}\n${tsc.stderr}`);
   }
   copyFileSync(join(ROOT, 'package.json'), join(BUILD, 'package.json'));
@@ -201,7 +201,7 @@ const CONTENDERS: Record<string, Contender> = {
           ['meshsync:nats', { url: env.natsUrl, subject, resyncOnReconnect: false }],
         ],
       }, null, 2));
-      return [join(BUILD, 'dist/core/cli.js'), 'run', '--config', file];
+      return [join(BUILD, 'dist/cli/main.js'), 'run', '--config', file];
     },
   },
 };
@@ -525,7 +525,7 @@ async function main(): Promise<void> {
       steadyChurn: { eventsPerSecond: RATE, seconds: SECONDS, latency: 'simulator write (annotation bench/stamp, monotonic µs) to subscriber receipt; first second left out' },
       maxChurn: { events: BURST, method: 'changes written while the watch is stalled, then released at once; time from release to the last message received' },
       eachChangeTouchesADifferentPod: true,
-      meshsync: 'built JS (tsc), node dist/core/cli.js run; plugins kubernetes (pods.v1. only, no CRD watch), nats (resyncOnReconnect off, headers on), redact-secrets (added by default); no metrics',
+      meshsync: 'built JS (tsc), node dist/cli/main.js run; plugins kubernetes (pods.v1. only, no CRD watch), nats (resyncOnReconnect off, headers on), redact-secrets (added by default); no metrics',
     },
     rounds: ROUNDS,
     /** Per contender, the median of each figure over the rounds. */

@@ -16,7 +16,7 @@ import { z } from 'zod';
 import { createCore } from '../../core/core.ts';
 import { definePlugin } from '../../core/plugin.ts';
 import kubernetes from '../../plugins/kubernetes/index.ts';
-import { loadKubeConfig } from '../../plugins/kubernetes/client.ts';
+import { loadKubeConfig } from '../../kubernetes/client.ts';
 import { startBenchCluster } from '../kubernetes-memory/cluster.ts';
 import { median } from '../stats.ts';
 

@@ -39,8 +39,8 @@ export async function startBenchCluster(pods: number): Promise<BenchCluster> {
 
 async function main(): Promise<void> {
   const [count, kubeconfig] = process.argv.slice(2);
-  const { startSimulator } = await import('../../plugins/kubernetes/simulator/index.ts');
-  const { makePod } = await import('../../plugins/kubernetes/simulator/demo.ts');
+  const { startSimulator } = await import('../../testing/simulator/index.ts');
+  const { makePod } = await import('../../testing/simulator/demo.ts');
   const sim = await startSimulator({ historyLimit: 1000 });
   for (let n = 0; n < 20; n++) sim.create('namespaces.v1.', { metadata: { name: `ns-${n}` } });
   for (let i = 0; i < Number(count); i++) sim.create('pods.v1.', makePod(i, `ns-${i % 20}`));

@@ -13,11 +13,11 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CoreV1Api, makeInformer, type V1Pod } from '@kubernetes/client-node';
-import { KubeClient, loadKubeConfig } from '../../plugins/kubernetes/client.ts';
-import { Reflector } from '../../plugins/kubernetes/reflector.ts';
+import { KubeClient, loadKubeConfig } from '../../kubernetes/client.ts';
+import { Reflector } from '../../kubernetes/reflector.ts';
 import kubernetes from '../../plugins/kubernetes/index.ts';
 import { createCore } from '../../core/core.ts';
-import { memorySink } from '../../core/testing/index.ts';
+import { memorySink } from '../../testing/index.ts';
 import type { ResourceRef } from '../../core/types.ts';
 import { startBenchCluster } from './cluster.ts';
 
@@ -117,7 +117,7 @@ try {
     date: new Date().toISOString(),
     node: process.version,
     pods: PODS,
-    podSource: 'plugins/kubernetes/simulator/demo.ts makePod',
+    podSource: 'testing/simulator/demo.ts makePod',
     results: [informer, full, metadataOnly, standby],
     ratios: {
       fullVsClientNode: +(full.bytesPerObject / informer.bytesPerObject).toFixed(3),

@@ -4,7 +4,7 @@
  * Run: npx tsx bench/nats-e2e/flush.ts   (needs nats-server; reports events/s and ratios).
  */
 import { connect } from '@nats-io/transport-node';
-import { makeObject, POD } from '../../core/testing/index.ts';
+import { makeObject, POD } from '../../testing/index.ts';
 import { encodeEvent } from '../../plugins/nats/encode.ts';
 import { startNatsServer } from '../../test/support/nats-server.ts';
 

@@ -5,10 +5,7 @@
 import { mkdir, open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
 import { z } from 'zod';
-import { definePlugin } from '../../core/plugin.ts';
-import { objectKey } from '../../core/lane.ts';
-import type { Batch, SyncEvent } from '../../core/types.ts';
-import { eventLine } from '../stdout/index.ts';
+import { definePlugin, eventLine, objectKey, type Batch, type SyncEvent } from '../../core/index.ts';
 
 export const fileOptions = z.object({
   path: z.string().min(1, 'a file path is required').describe('The file to write; its directory is created if missing.'),

@@ -3,9 +3,8 @@
  * the per group-version documents otherwise), and the resolution of resource ids and wildcards
  * (`pods.v1.`, `*.v1.apps`, `*.*.example.com`) against it.
  */
-import type { ResourceRef } from '../../core/types.ts';
-import { parseResourceId, resourceId } from '../../core/resource.ts';
-import type { KubeClient } from './client.ts';
+import { parseResourceId, resourceId, type ResourceRef } from '../../core/index.ts';
+import type { KubeClient } from '../../kubernetes/index.ts';
 
 /** A served resource: its ref, its verbs, and whether its version is the group's preferred one. */
 export interface ServedResource extends ResourceRef {

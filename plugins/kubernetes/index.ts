@@ -5,18 +5,15 @@
 import { setMaxListeners } from 'node:events';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { z } from 'zod';
-import { DEFAULT_RESOURCES } from '../../config/defaults.ts';
-import { MeshSyncError } from '../../core/errors.ts';
-import { definePlugin } from '../../core/plugin.ts';
-import type { Core, KubeObject, ResourceRef, SnapshotItem, SourceContext } from '../../core/types.ts';
-import { KubeClient, KubeRequestError, loadKubeConfig } from './client.ts';
+import { DEFAULT_RESOURCES } from './defaults.ts';
+import {
+  definePlugin, MeshSyncError, resourceId, resourceIdProblem, withoutJsonExcerpt, type Core, type KubeObject, type ResourceRef, type SnapshotItem, type SourceContext,
+} from '../../core/index.ts';
+import {
+  Backoff, KubeClient, KubeRequestError, loadKubeConfig, Reflector, sleep, StringPool, type ReflectorScope, type ReflectorTiming,
+} from '../../kubernetes/index.ts';
 import { discover, rediscoverGroup, resolveResources, type Catalog, type ServedResource } from './discovery.ts';
-import { Backoff, Reflector, sleep, StringPool, type ReflectorScope, type ReflectorTiming } from './reflector.ts';
-import { resourceId, resourceIdProblem } from '../../core/resource.ts';
-import { withoutJsonExcerpt } from '../../core/secrets.ts';
 
-export { loadKubeConfig, KubeClient, KubeRequestError } from './client.ts';
-export { Reflector, Backoff, collectionPath } from './reflector.ts';
 export { discover, resolveResources, closeMatches, editDistance } from './discovery.ts';
 
 const CRD_RESOURCE_ID = 'customresourcedefinitions.v1.apiextensions.k8s.io';

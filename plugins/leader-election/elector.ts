@@ -4,10 +4,8 @@
  * skew between replicas does not matter), renew every retry period, give up after the renew
  * deadline, optimistic concurrency on resourceVersion, release on a graceful stop.
  */
-import type { KubeClient } from '../kubernetes/client.ts';
-import { KubeRequestError } from '../kubernetes/client.ts';
-import { sleep } from '../kubernetes/reflector.ts';
-import type { Logger } from '../../core/log.ts';
+import { KubeRequestError, sleep, type KubeClient } from '../../kubernetes/index.ts';
+import type { Logger } from '../../core/index.ts';
 
 export interface LeaseSpec {
   holderIdentity?: string;

@@ -7,9 +7,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { Gauge } from 'prom-client';
 import { z } from 'zod';
-import { definePlugin } from '../../core/plugin.ts';
-import type { Core } from '../../core/types.ts';
-import { KubeClient, loadKubeConfig } from '../kubernetes/client.ts';
+import { definePlugin, type Core } from '../../core/index.ts';
+import { KubeClient, loadKubeConfig } from '../../kubernetes/index.ts';
 import { LeaderElector } from './elector.ts';
 
 export const PLUGIN_NAME = 'meshsync:leader-election';

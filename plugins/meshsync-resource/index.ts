@@ -5,12 +5,8 @@
  * status subresource whether meshsync runs and where it publishes.
  */
 import { z } from 'zod';
-import { ConfigError } from '../../core/errors.ts';
-import { definePlugin } from '../../core/plugin.ts';
-import type { Core, KubeObject, ResourceRef } from '../../core/types.ts';
-import { KubeClient, KubeRequestError, loadKubeConfig } from '../kubernetes/client.ts';
-import { Reflector, type ReflectorTiming } from '../kubernetes/reflector.ts';
-import { resourceId } from '../../core/resource.ts';
+import { ConfigError, definePlugin, resourceId, type Core, type KubeObject, type ResourceRef } from '../../core/index.ts';
+import { collectionPath, KubeClient, KubeRequestError, loadKubeConfig, Reflector, type ReflectorTiming } from '../../kubernetes/index.ts';
 import {
   configFilesLayer, configMapLayer, customResourceLayer, environmentLayer, nextCondition, publishingTo, resolve,
   type Condition, type LayerName, type Layers, type LegacyWatchList,
@@ -65,11 +61,11 @@ class MeshSyncResource {
   constructor(private readonly core: Core, private readonly options: z.output<typeof meshsyncResourceOptions>, private readonly logger = core.logger.child({ plugin: PLUGIN_NAME })) {}
 
   private get crPath(): string {
-    return `/apis/meshery.io/v1alpha1/namespaces/${encodeURIComponent(this.options.namespace)}/meshsyncs/${encodeURIComponent(this.options.name)}`;
+    return `${collectionPath(MESHSYNC_RESOURCE, this.options.namespace)}/${encodeURIComponent(this.options.name)}`;
   }
 
   private get configMapPath(): string {
-    return `/api/v1/namespaces/${encodeURIComponent(this.options.namespace)}/configmaps/${encodeURIComponent(this.options.configMap)}`;
+    return `${collectionPath(CONFIGMAP_RESOURCE, this.options.namespace)}/${encodeURIComponent(this.options.configMap)}`;
   }
 
   /** Reads every layer once and applies them before the sources start (so their first selection is right). */

@@ -4,9 +4,8 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { KubeObject } from '../../core/types.ts';
-import { redactUrlCredentials } from '../../core/secrets.ts';
-import { resolveServers } from '../nats/options.ts';
+import { redactUrlCredentials, type KubeObject } from '../../core/index.ts';
+import { serviceUrl } from '../../kubernetes/index.ts';
 
 /** The layers, highest precedence first. */
 export const LAYERS = ['environment', 'custom-resource', 'configmap', 'config-files'] as const;
@@ -58,7 +57,7 @@ export function customResourceLayer(cr: KubeObject | undefined): Layer | undefin
   const custom = nonEmpty(spec.broker?.custom?.url);
   const native = spec.broker?.native;
   if (custom !== undefined) broker = custom;
-  else if (nonEmpty(native?.name) && nonEmpty(native?.namespace)) broker = resolveServers({ broker: { native: { name: native.name, namespace: native.namespace } } }, {})[0];
+  else if (nonEmpty(native?.name) && nonEmpty(native?.namespace)) broker = serviceUrl('nats', native, 4222); // a Meshery broker's NATS Service
   return { ...(watchList ? { watchList } : {}), ...(broker ? { broker } : {}) };
 }
 

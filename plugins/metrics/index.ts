@@ -8,10 +8,7 @@ import { performance } from 'node:perf_hooks';
 import { collectDefaultMetrics, Counter, Gauge, type Metric, type MetricValueWithName, type Registry } from 'prom-client';
 import { z } from 'zod';
 import packageJson from '../../package.json' with { type: 'json' };
-import { MeshSyncError } from '../../core/errors.ts';
-import { definePlugin } from '../../core/plugin.ts';
-import type { Batch, BatchReport, Core, ErrorReport } from '../../core/types.ts';
-import { redactSecretsInText } from '../../core/secrets.ts';
+import { definePlugin, MeshSyncError, redactSecretsInText, type Batch, type BatchReport, type Core, type ErrorReport } from '../../core/index.ts';
 
 const NAME = 'meshsync:metrics';
 
@@ -248,7 +245,7 @@ export function statusMessage(message: string): string {
 
 /**
  * A histogram of event latency fed one batch at a time. prom-client's observe() hashes the labels on
- * every call (about 2 µs, more than the core spends on an event); this counts into a plain array.
+ * every call, which costs more than the core spends on an event; this counts into a plain array.
  */
 class BatchHistogram {
   readonly type = 'histogram';

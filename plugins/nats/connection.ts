@@ -8,9 +8,7 @@ import {
   connect, credsAuthenticator, nkeyAuthenticator, tokenAuthenticator, usernamePasswordAuthenticator,
   type Authenticator, type NatsConnection, type NodeConnectionOptions,
 } from '@nats-io/transport-node';
-import { MeshSyncError } from '../../core/errors.ts';
-import type { Logger } from '../../core/log.ts';
-import { redactUrlCredentials } from '../../core/secrets.ts';
+import { MeshSyncError, redactUrlCredentials, type Logger } from '../../core/index.ts';
 import type { NatsOptions } from './options.ts';
 
 export interface ConnectionEvents {

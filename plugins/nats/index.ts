@@ -3,7 +3,7 @@
  * or JetStream) in MeshSync's wire format, accepts a batch only once the server confirmed it,
  * and republishes the whole state, framed, after a reconnect or on request.
  */
-import { definePlugin } from '../../core/plugin.ts';
+import { definePlugin } from '../../core/index.ts';
 import { natsOptionsSchema, PLUGIN_NAME } from './options.ts';
 import { NatsSink } from './sink.ts';
 

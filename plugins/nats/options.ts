@@ -1,10 +1,14 @@
 import { z } from 'zod';
-import { DEFAULT_SUBJECT } from '../../config/defaults.ts';
+import { serviceUrl } from '../../kubernetes/index.ts';
 import { validateSubjectTemplate } from './subject.ts';
 
 export const PLUGIN_NAME = 'meshsync:nats';
 
+/** The NATS subject MeshSync publishes to by default. */
+export const DEFAULT_SUBJECT = 'meshery.meshsync.request';
 export const DEFAULT_URL = 'nats://localhost:4222';
+/** The port of a broker named by its Kubernetes Service (`broker.native`). */
+export const NATS_PORT = 4222;
 export const DEFAULT_REQUEST_SUBJECT = 'meshery.meshsync.control';
 
 const authSchema = z.object({
@@ -92,6 +96,6 @@ export function resolveServers(options: Pick<NatsOptions, 'url' | 'servers' | 'b
   if (options.url) return [options.url];
   const broker = options.broker;
   if (broker && 'custom' in broker) return [broker.custom.url];
-  if (broker && 'native' in broker) return [`nats://${broker.native.name}.${broker.native.namespace}.svc.cluster.local:4222`];
+  if (broker && 'native' in broker) return [serviceUrl('nats', broker.native, NATS_PORT)];
   return [DEFAULT_URL];
 }

@@ -1,4 +1,4 @@
-import type { SyncEvent } from '../../core/types.ts';
+import type { SyncEvent } from '../../core/index.ts';
 
 export const SUBJECT_PLACEHOLDERS = ['cluster', 'resource', 'type', 'namespace', 'kind', 'group', 'version'] as const;
 export type SubjectPlaceholder = (typeof SUBJECT_PLACEHOLDERS)[number];

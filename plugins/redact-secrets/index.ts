@@ -5,9 +5,7 @@
  */
 import { createHmac } from 'node:crypto';
 import { z } from 'zod';
-import { definePlugin } from '../../core/plugin.ts';
-import { ConfigError } from '../../core/errors.ts';
-import type { KubeObject, ObjectMeta, SyncEvent } from '../../core/types.ts';
+import { ConfigError, definePlugin, type KubeObject, type ObjectMeta, type SyncEvent } from '../../core/index.ts';
 
 /** What replaces a Secret value when no fingerprint key is set. */
 export const REDACTED = '<redacted>';

@@ -4,9 +4,7 @@
  */
 import { once } from 'node:events';
 import { z } from 'zod';
-import { definePlugin } from '../../core/plugin.ts';
-import { resourceId } from '../../core/resource.ts';
-import type { Batch, Core, Plugin, SyncEvent } from '../../core/types.ts';
+import { definePlugin, eventLine, resourceId, type Batch, type Core, type Plugin, type SyncEvent } from '../../core/index.ts';
 
 export const stdoutOptions = z.object({
   format: z.enum(['auto', 'json', 'pretty']).default('auto')
@@ -14,11 +12,6 @@ export const stdoutOptions = z.object({
 }).strict();
 
 export type StdoutOptions = z.input<typeof stdoutOptions>;
-
-/** One event as a JSON line (without the newline): `{"type","resource","cluster_id","object"}`. */
-export function eventLine(event: SyncEvent): string {
-  return JSON.stringify({ type: event.type, resource: resourceId(event.resource), cluster_id: event.clusterId, object: event.object });
-}
 
 const two = (n: number) => (n < 10 ? `0${n}` : String(n));
 

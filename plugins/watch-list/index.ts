@@ -4,10 +4,9 @@
  */
 import { z } from 'zod';
 import { Counter } from 'prom-client';
-import { ConfigError } from '../../core/errors.ts';
-import { definePlugin, oneOf, zodProblems } from '../../core/plugin.ts';
-import { resourceId, resourceIdProblem } from '../../core/resource.ts';
-import { EVENT_TYPES, type EventType, type ResourceRef, type SyncEvent } from '../../core/types.ts';
+import {
+  ConfigError, definePlugin, EVENT_TYPES, oneOf, resourceId, resourceIdProblem, zodProblems, type EventType, type ResourceRef, type SyncEvent,
+} from '../../core/index.ts';
 
 /** One bit per event type; a resource's rule is the mask of the events that pass. */
 export const EVENT_BITS: Readonly<Record<EventType, number>> = Object.freeze({ ADDED: 1, MODIFIED: 2, DELETED: 4 });

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const CLI = join(ROOT, 'core', 'cli.ts');
+const CLI = join(ROOT, 'cli', 'main.ts');
 const CASES = join(ROOT, 'test', 'fixtures', 'configs');
 const TSX = import.meta.resolve('tsx');
 

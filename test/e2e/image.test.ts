@@ -8,8 +8,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
-import { startSimulator } from '../../plugins/kubernetes/simulator/index.ts';
-import type { KubeSimulator } from '../../plugins/kubernetes/simulator/index.ts';
+import { startSimulator } from '../../testing/simulator/index.ts';
+import type { KubeSimulator } from '../../testing/simulator/index.ts';
 import { freePort, startNatsServer, subscriber } from '../support/nats-server.ts';
 import type { NatsServerHandle } from '../support/nats-server.ts';
 
@@ -99,6 +99,14 @@ describe('container image', function () {
     expect(Object.keys(config.Volumes)).to.deep.equal(['/config']);
     expect(config.Labels).to.include.keys('org.opencontainers.image.title', 'org.opencontainers.image.version',
       'org.opencontainers.image.revision', 'org.opencontainers.image.source', 'org.opencontainers.image.licenses');
+  });
+
+  it('ships no test double: no testing/ (nor the simulator) in it, and --simulator says the image has no demo', async () => {
+    expect(await podman('run', '--rm', '--entrypoint', 'node', image, '-e', "console.log(require('fs').existsSync('/app/dist/testing'), require('fs').readdirSync('/app/dist').sort().join(','))"))
+      .to.equal('false cli,config,core,index.d.ts,index.js,index.js.map,kubernetes,package.json,plugins');
+    const demo = await promisify(execFile)('podman', ['run', '--rm', image, 'run', '--simulator'], { env }).then(() => undefined, (error: { code?: number; stderr?: string }) => error);
+    expect(demo?.code).to.equal(1);
+    expect(demo?.stderr).to.match(/MESHSYNC_KUBE_CONFIG: demo mode \(--simulator\) needs the Kubernetes API simulator/);
   });
 
   it('publishes cluster changes to NATS from a read-only container, serves /metrics and /readyz, and stops cleanly on SIGTERM', async () => {

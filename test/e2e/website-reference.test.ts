@@ -22,9 +22,9 @@ export const configSchema = z.object({
   clusterId: z.string().optional().describe('The id stamped on every event.'),
   pipeline: z.object({ batchSize: z.int().positive().default(500).describe('Largest batch.') }).prefault({}).describe('Batching.'),
 });`);
-  file('plugins/index.ts', `export const BUILTIN_PLUGINS = {
-  'meshsync:echo': () => import('./echo/index.ts'),
-  'meshsync:absent': () => import('./absent/index.ts'),
+  file('cli/builtins.ts', `export const BUILTIN_PLUGINS = {
+  'meshsync:echo': () => import('../plugins/echo/index.ts'),
+  'meshsync:absent': () => import('../plugins/absent/index.ts'),
 };`);
   file('plugins/echo/index.ts', `import { z } from 'zod';
 import { definePlugin } from '../../core/plugin.ts';

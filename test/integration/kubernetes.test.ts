@@ -2,13 +2,13 @@ import { expect } from 'chai';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_RESOURCES } from '../../config/defaults.ts';
-import { createTestCore, type TestCore } from '../../core/testing/index.ts';
+import { DEFAULT_RESOURCES } from '../../plugins/kubernetes/defaults.ts';
+import { createTestCore, type TestCore } from '../../testing/index.ts';
 import { knownJsonBytes } from '../../core/serialized.ts';
 import type { ErrorReport, SyncEvent } from '../../core/types.ts';
 import { createLogger, type Logger } from '../../core/log.ts';
 import kubernetes from '../../plugins/kubernetes/index.ts';
-import { startSimulator, type KubeSimulator } from '../../plugins/kubernetes/simulator/index.ts';
+import { startSimulator, type KubeSimulator } from '../../testing/simulator/index.ts';
 
 type KubeOptions = NonNullable<Parameters<typeof kubernetes>[0]>;
 

@@ -4,13 +4,13 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startSimulator, type KubeSimulator } from '../../plugins/kubernetes/simulator/index.ts';
-import { ReferenceConsumer } from '../../plugins/nats/consumer.ts';
+import { startSimulator, type KubeSimulator } from '../../testing/simulator/index.ts';
+import { ReferenceConsumer } from '../../testing/consumer.ts';
 import { startNatsServer, subscriber, type NatsServerHandle } from '../support/nats-server.ts';
 import { sleep, until } from '../support/wait.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const CLI = join(ROOT, 'core', 'cli.ts');
+const CLI = join(ROOT, 'cli', 'main.ts');
 const TSX = import.meta.resolve('tsx');
 const LEASE_ID = 'leases.v1.coordination.k8s.io';
 const SUBJECT = 'meshery.meshsync.request';

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { Agent, request } from 'node:http';
 import { createServer, type Server } from 'node:net';
-import { createTestCore, makeObject, POD } from '../../core/testing/index.ts';
+import { createTestCore, makeObject, POD } from '../../testing/index.ts';
 import metrics from '../../plugins/metrics/index.ts';
 import { freePort } from '../support/wait.ts';
 

@@ -6,9 +6,9 @@ import { createCore, type MeshSyncCore } from '../../core/core.ts';
 import type { KubeObject } from '../../core/types.ts';
 import kubernetes from '../../plugins/kubernetes/index.ts';
 import nats from '../../plugins/nats/index.ts';
-import { ReferenceConsumer, wireKey } from '../../plugins/nats/consumer.ts';
-import { startSimulator, type KubeSimulator } from '../../plugins/kubernetes/simulator/index.ts';
-import { makePod } from '../../plugins/kubernetes/simulator/demo.ts';
+import { ReferenceConsumer, wireKey } from '../../testing/consumer.ts';
+import { startSimulator, type KubeSimulator } from '../../testing/simulator/index.ts';
+import { makePod } from '../../testing/simulator/demo.ts';
 import { startNatsServer, subscriber, type NatsServerHandle } from '../support/nats-server.ts';
 
 /** Two clusters, two meshsync instances, one NATS: the multi-cluster set-up of the MeshSync docs. */

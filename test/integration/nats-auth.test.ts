@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { nkeys } from '@nats-io/transport-node';
-import { createTestCore, makeObject, POD } from '../../core/testing/index.ts';
+import { createTestCore, makeObject, POD } from '../../testing/index.ts';
 import { createLogger, type Logger } from '../../core/log.ts';
 import nats, { type NatsOptionsInput } from '../../plugins/nats/index.ts';
 import { startNatsServer, subscriber, type NatsServerHandle } from '../support/nats-server.ts';

@@ -4,8 +4,8 @@ import { expect } from 'chai';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_FIXTURES_DIR, startSimulator } from '../../plugins/kubernetes/simulator/index.ts';
-import type { KubeSimulator } from '../../plugins/kubernetes/simulator/index.ts';
+import { DEFAULT_FIXTURES_DIR, startSimulator } from '../../testing/simulator/index.ts';
+import type { KubeSimulator } from '../../testing/simulator/index.ts';
 import { findKubectl, kubectl, kubectlEnv, kubectlOk, kubectlSpawn } from '../support/kubectl.ts';
 import type { KubectlEnv } from '../support/kubectl.ts';
 

@@ -4,9 +4,9 @@ import * as k8s from '@kubernetes/client-node';
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DEFAULT_FIXTURES_DIR, KubeApiError, startSimulator } from '../../plugins/kubernetes/simulator/index.ts';
-import type { KubeSimulator } from '../../plugins/kubernetes/simulator/index.ts';
-import { makePod, seedDemoCluster, startChurn } from '../../plugins/kubernetes/simulator/demo.ts';
+import { DEFAULT_FIXTURES_DIR, KubeApiError, startSimulator } from '../../testing/simulator/index.ts';
+import type { KubeSimulator } from '../../testing/simulator/index.ts';
+import { makePod, seedDemoCluster, startChurn } from '../../testing/simulator/demo.ts';
 
 const fixture = (dir: string, name: string) => JSON.parse(readFileSync(join(DEFAULT_FIXTURES_DIR, dir, name), 'utf8'));
 const AGGREGATED = 'application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList';
@@ -594,7 +594,7 @@ describe('Kubernetes API simulator', function () {
 });
 
 async function startSimulatorUid(): Promise<string> {
-  const { KUBE_SYSTEM_UID } = await import('../../plugins/kubernetes/simulator/index.ts');
+  const { KUBE_SYSTEM_UID } = await import('../../testing/simulator/index.ts');
   return KUBE_SYSTEM_UID;
 }
 

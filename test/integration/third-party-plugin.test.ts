@@ -3,9 +3,9 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadConfig } from '../../config/load.ts';
+import { loadConfig } from '../../cli/config.ts';
 import { ConfigError } from '../../core/errors.ts';
-import { createTestCore, makeObject, POD } from '../../core/testing/index.ts';
+import { createTestCore, makeObject, POD } from '../../testing/index.ts';
 
 // The repository root: npm links node_modules/meshsync-plugin-label-enricher there (workspaces).
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));

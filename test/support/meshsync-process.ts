@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { sleep } from './wait.ts';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-export const CLI = join(ROOT, 'core', 'cli.ts');
+export const CLI = join(ROOT, 'cli', 'main.ts');
 const TSX = import.meta.resolve('tsx');
 
 export interface PublishedEvent {

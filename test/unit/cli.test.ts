@@ -3,7 +3,10 @@ import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { formatError, hasKubeConfig, heapFlagsFor, main } from '../../core/cli.ts';
+import { formatError, main } from '../../cli/main.ts';
+import { DEMO_MODULE, hasKubeConfig, type DemoModule } from '../../cli/demo.ts';
+import { heapFlagsFor } from '../../cli/run.ts';
+import * as demo from '../../testing/simulator/demo.ts';
 import { ConfigError, MeshSyncError, pluginError } from '../../core/errors.ts';
 
 function capture() {
@@ -140,6 +143,14 @@ describe('hasKubeConfig', () => {
     await mkdir(join(home, '.kube'));
     await writeFile(join(home, '.kube', 'config'), 'apiVersion: v1\n');
     expect(hasKubeConfig({ HOME: home })).to.equal(true);
+  });
+});
+
+describe('demo mode', () => {
+  it('loads the demo cluster of testing/ from beside the CLI, as the CLI types it', async () => {
+    const typed: DemoModule = demo; // what the CLI expects is what testing/ provides
+    expect(typed.startDemoCluster).to.be.a('function');
+    expect((await import(DEMO_MODULE.href) as DemoModule).startDemoCluster).to.be.a('function');
   });
 });
 

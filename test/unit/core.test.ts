@@ -1,8 +1,9 @@
 import { expect } from 'chai';
-import { createTestCore, makeObject, memorySink, memorySource, POD, SECRET } from '../../core/testing/index.ts';
+import { createTestCore, makeObject, memorySink, memorySource, POD, SECRET } from '../../testing/index.ts';
 import { createCore } from '../../core/core.ts';
 import { definePlugin } from '../../core/plugin.ts';
-import { coalesce, HOLD_BY_REFERENCE_ABOVE, Lane } from '../../core/lane.ts';
+import { Lane } from '../../core/lane/lane.ts';
+import { coalesce, HOLD_BY_REFERENCE_ABOVE } from '../../core/lane/queue.ts';
 import { markKeptBySource } from '../../core/serialized.ts';
 import { z } from 'zod';
 import { MeshSyncError } from '../../core/errors.ts';
@@ -124,7 +125,7 @@ describe('core', () => {
   });
 
   it('keeps delivering to a healthy sink while another sink fails', async () => {
-    const { memorySink } = await import('../../core/testing/index.ts');
+    const { memorySink } = await import('../../testing/index.ts');
     const broken = memorySink('test:broken');
     broken.handle.failing = true;
     const t = createTestCore({ plugins: [broken.plugin] });
@@ -478,7 +479,7 @@ describe('lanes holding events by reference', () => {
     const delivered: SyncEvent[] = [];
     let reads = 0;
     const lane = new Lane('test:sink', { batchSize: 10, batchMaxWaitMs: 0, retryInitialMs: 1, retryMaxMs: 1, highWaterMark: 1e9 }, {
-      deliver: async (batch) => void delivered.push(...batch),
+      send: async (batch) => void delivered.push(...batch),
       reread: () => {
         reads++;
         return undefined;

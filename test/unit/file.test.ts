@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createTestCore, makeObject, POD, SECRET } from '../../core/testing/index.ts';
+import { createTestCore, makeObject, POD, SECRET } from '../../testing/index.ts';
 import type { SyncEvent } from '../../core/types.ts';
 import fileDefault, { file, writeSnapshot } from '../../plugins/file/index.ts';
 

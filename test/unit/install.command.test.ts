@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { parseAllDocuments } from 'yaml';
-import { DEFAULT_RESOURCES } from '../../config/defaults.ts';
-import { loadConfig } from '../../config/load.ts';
-import { rbacOptionsFromConfig, runInstallCommand } from '../../core/install/index.ts';
+import { DEFAULT_RESOURCES } from '../../plugins/kubernetes/defaults.ts';
+import { loadConfig } from '../../cli/config.ts';
+import { rbacOptionsFromConfig, runInstallCommand } from '../../cli/install/index.ts';
 
 const docs = (yaml: string) => parseAllDocuments(yaml).map((d) => d.toJS());
 const watched = (objects: any[]) => objects.filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role')

@@ -3,9 +3,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { installObjects, renderInstall } from '../../core/install/index.ts';
-import { startSimulator } from '../../plugins/kubernetes/simulator/index.ts';
-import type { KubeSimulator } from '../../plugins/kubernetes/simulator/index.ts';
+import { installObjects, renderInstall } from '../../cli/install/index.ts';
+import { startSimulator } from '../../testing/simulator/index.ts';
+import type { KubeSimulator } from '../../testing/simulator/index.ts';
 
 /** kubectl with stdin; async, since the simulator answers from this same process. */
 function kubectl(args: string[], input: string): Promise<{ code: number; stdout: string; stderr: string }> {

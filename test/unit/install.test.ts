@@ -5,10 +5,10 @@ import { promisify } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
 import { expect } from 'chai';
 import { parseAllDocuments } from 'yaml';
-import { DEFAULT_RESOURCES } from '../../config/defaults.ts';
+import { DEFAULT_RESOURCES } from '../../plugins/kubernetes/defaults.ts';
 import { MeshSyncError } from '../../core/errors.ts';
-import { installObjects, meshSyncCrd, rbacObjects, renderInstall, renderRbac, watchRules } from '../../core/install/index.ts';
-import type { KubeObject, PolicyRule, RbacOptions } from '../../core/install/index.ts';
+import { installObjects, meshSyncCrd, rbacObjects, renderInstall, renderRbac, watchRules } from '../../cli/install/index.ts';
+import type { KubeObject, PolicyRule, RbacOptions } from '../../cli/install/index.ts';
 import { staleDeployFiles } from '../../scripts/deploy-generate.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { cutWatchObject, listItemBytes, listItemSpans, listPageWithoutItems } from '../../plugins/kubernetes/json-text.ts';
+import { cutWatchObject, listItemBytes, listItemSpans, listPageWithoutItems } from '../../kubernetes/json-text.ts';
 
 const managedFields = [{ manager: 'kubectl', operation: 'Update', fieldsV1: { 'f:metadata': { 'f:labels': { '.': {}, 'f:app': {} } } }, time: '2026-01-01T00:00:00Z' }];
 const tricky = {

@@ -3,8 +3,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defaultPluginEntries } from '../../config/load.ts';
-import { createTestCore } from '../../core/testing/index.ts';
-import { makeObject, POD, DEPLOYMENT } from '../../core/testing/index.ts';
+import { createTestCore } from '../../testing/index.ts';
+import { makeObject, POD, DEPLOYMENT } from '../../testing/index.ts';
 import {
   configFilesLayer, configMapLayer, customResourceLayer, environmentLayer, nextCondition, publishingTo, rejectionMessage, resolve,
 } from '../../plugins/meshsync-resource/index.ts';

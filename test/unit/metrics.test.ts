@@ -5,7 +5,7 @@ import packageJson from '../../package.json' with { type: 'json' };
 import { createCore } from '../../core/core.ts';
 import { ConfigError } from '../../core/errors.ts';
 import { definePlugin } from '../../core/plugin.ts';
-import { createTestCore, makeObject, memorySink, memorySource, POD, type TestCore } from '../../core/testing/index.ts';
+import { createTestCore, makeObject, memorySink, memorySource, POD, type TestCore } from '../../testing/index.ts';
 import type { Plugin } from '../../core/types.ts';
 import metrics, { statusMessage } from '../../plugins/metrics/index.ts';
 import { freePort } from '../support/wait.ts';

@@ -1,10 +1,10 @@
 import { expect } from 'chai';
-import { makeObject, POD } from '../../core/testing/index.ts';
+import { makeObject, POD } from '../../testing/index.ts';
 import type { ResourceRef, SyncEvent } from '../../core/types.ts';
 import nats, { natsOptionsSchema, resolveServers } from '../../plugins/nats/index.ts';
 import { encodeEvent, messageId, LAST_APPLIED } from '../../plugins/nats/encode.ts';
 import { compileSubject, markerSubject, streamSubjects, subjectToken, validateSubjectTemplate } from '../../plugins/nats/subject.ts';
-import { ReferenceConsumer } from '../../plugins/nats/consumer.ts';
+import { ReferenceConsumer } from '../../testing/consumer.ts';
 import { serializeForPipeline } from '../../core/serialized.ts';
 import { natsMetrics } from '../../plugins/nats/metrics.ts';
 import { Registry } from 'prom-client';

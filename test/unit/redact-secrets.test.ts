@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { Writable } from 'node:stream';
-import { createTestCore, makeObject, POD, SECRET } from '../../core/testing/index.ts';
+import { createTestCore, makeObject, POD, SECRET } from '../../testing/index.ts';
 import { createLogger } from '../../core/log.ts';
 import { ConfigError } from '../../core/errors.ts';
 import type { KubeObject, ResourceRef, SyncEvent } from '../../core/types.ts';

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { heldView, holdBytes, jsonBytesOf, jsonOf, knownJsonBytes, parseJsonBytes, serializeForPipeline, textOf } from '../../core/serialized.ts';
-import { makeObject, POD } from '../../core/testing/index.ts';
+import { makeObject, POD } from '../../testing/index.ts';
 
 describe('serialised objects', () => {
   it('shares one serialisation between the source that made it and the sinks, bytes included', () => {

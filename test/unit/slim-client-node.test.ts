@@ -31,7 +31,7 @@ async function node(args: string[], cwd: string): Promise<{ code: number; out: s
   }
 }
 
-// Loads KubeConfig the way plugins/kubernetes/client.ts does and applies a token context.
+// Loads KubeConfig the way kubernetes/client.ts does and applies a token context.
 const LOAD_KUBECONFIG = `
 const { KubeConfig } = await import('@kubernetes/client-node/dist/config.js');
 const kc = new KubeConfig();

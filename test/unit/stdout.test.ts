@@ -2,9 +2,10 @@ import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { Writable } from 'node:stream';
 import { join } from 'node:path';
-import { createTestCore, makeObject, POD, DEPLOYMENT } from '../../core/testing/index.ts';
+import { createTestCore, makeObject, POD, DEPLOYMENT } from '../../testing/index.ts';
 import type { ResourceRef } from '../../core/types.ts';
-import stdoutDefault, { stdout, stdoutTo, prettyLine, eventLine } from '../../plugins/stdout/index.ts';
+import stdoutDefault, { stdout, stdoutTo, prettyLine } from '../../plugins/stdout/index.ts';
+import { eventLine } from '../../core/event.ts';
 
 /** A writable that records each write call and can hold its buffer full until released. */
 class RecordingStream extends Writable {
@@ -115,7 +116,7 @@ describe('meshsync:stdout', () => {
   it('writes JSON lines on the real stdout of a process when stdout is a pipe', async function () {
     this.timeout(30_000); // starts a node process with tsx
     const script = `
-      import { createTestCore, makeObject, POD } from './core/testing/index.ts';
+      import { createTestCore, makeObject, POD } from './testing/index.ts';
       import { stdout } from './plugins/stdout/index.ts';
       const t = createTestCore({ plugins: [stdout()] });
       await t.start();

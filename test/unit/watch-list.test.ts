@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { createTestCore, makeObject, POD } from '../../core/testing/index.ts';
+import { createTestCore, makeObject, POD } from '../../testing/index.ts';
 import { ConfigError } from '../../core/errors.ts';
 import { parseResourceId } from '../../core/resource.ts';
 import type { EventType, ResourceRef } from '../../core/types.ts';

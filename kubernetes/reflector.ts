@@ -9,11 +9,11 @@
  * never finish it.
  */
 import { setMaxListeners } from 'node:events';
-import type { EventType, KubeObject, ResourceRef } from '../../core/types.ts';
+import { resourceId, textOf, type EventType, type KubeObject, type ResourceRef } from '../core/index.ts';
+import { Backoff, sleep } from './backoff.ts';
 import { KubeRequestError, parseBody, type FailureReason, type KubeClient } from './client.ts';
 import { cutWatchObject, listItemBytes, listItemSpans, listPageWithoutItems } from './json-text.ts';
-import { resourceId } from '../../core/resource.ts';
-import { markKeptBySource, parseJsonBytes, serializeForPipeline, textOf } from '../../core/serialized.ts';
+import { internObject, MetadataOnlyObject, ObjectStore, storedMeta, storedObject, StringPool, type StoredObject } from './store.ts';
 
 export interface ReflectorScope {
   /** Watch only this namespace (namespaced path). */
@@ -77,179 +77,10 @@ interface ListPage {
 const PARTIAL_LIST = 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json';
 const PARTIAL_WATCH = 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json';
 
-/** Exponential backoff with jitter: initial, doubling, capped; `reset` after a success. */
-export class Backoff {
-  private attempt = 0;
-  constructor(private readonly initialMs: number, private readonly maxMs: number, private readonly random: () => number = Math.random) {}
-
-  /**
-   * The next delay: base * 2^attempt capped at max, then jittered into [0.5, 1.5) of it (never
-   * above max); never below `serverAskedMs` (a Retry-After), jittered up to a fifth above it so
-   * the clients a server throttled together do not come back together, all capped at max.
-   */
-  next(serverAskedMs = 0): number {
-    const base = Math.min(this.maxMs, this.initialMs * 2 ** Math.min(this.attempt, 30));
-    this.attempt++;
-    const backoff = Math.min(this.maxMs, Math.round(base * (0.5 + this.random())));
-    if (serverAskedMs <= backoff) return backoff;
-    return Math.min(this.maxMs, Math.round(serverAskedMs * (1 + 0.2 * this.random())));
-  }
-
-  reset(): void {
-    this.attempt = 0;
-  }
-
-  /** Delays handed out since the last reset: the failures in a row. */
-  get failures(): number {
-    return this.attempt;
-  }
-}
-
 /** The path of a resource's collection, in a namespace or across all. */
 export function collectionPath(resource: Pick<ResourceRef, 'group' | 'version' | 'resource'>, namespace?: string): string {
   const root = resource.group ? `/apis/${resource.group}/${resource.version}` : `/api/${resource.version}`;
   return namespace ? `${root}/namespaces/${encodeURIComponent(namespace)}/${resource.resource}` : `${root}/${resource.resource}`;
-}
-
-/**
- * A full object as the store keeps it: its JSON in UTF-8 bytes, with its identity and version at
- * hand. The bytes live outside the JavaScript heap, so a 100k-object cache neither slows the
- * garbage collector nor makes the heap grow.
- *
- * The store owns its buffer and rewrites it in place when the object changes (a copy of the
- * event's bytes, which stay immutable for the pipeline). A new buffer per change would be kept
- * until a major GC, and V8 starts one for every 64 MB of such memory: under steady churn, a major
- * GC (a stall of tens of milliseconds) every quarter-minute (bench/e2e).
- */
-class ObjectBytes {
-  private buffer: ArrayBuffer;
-  private length: number;
-
-  constructor(public uid: string | undefined, public resourceVersion: string | undefined, bytes: Uint8Array) {
-    this.buffer = new ArrayBuffer(roomFor(bytes.length));
-    this.length = 0;
-    this.write(uid, resourceVersion, bytes);
-  }
-
-  /** Takes the object's new bytes: in place when they fit without wasting half the buffer. */
-  write(uid: string | undefined, resourceVersion: string | undefined, bytes: Uint8Array): void {
-    if (bytes.length > this.buffer.byteLength || bytes.length < this.buffer.byteLength / 2) this.buffer = new ArrayBuffer(roomFor(bytes.length));
-    new Uint8Array(this.buffer).set(bytes);
-    this.length = bytes.length;
-    this.uid = uid;
-    this.resourceVersion = resourceVersion;
-  }
-
-  /** The object, parsed from a copy of the bytes (the buffer is rewritten on the next change). */
-  parse(): KubeObject {
-    const object = parseJsonBytes<KubeObject>(new Uint8Array(this.buffer.slice(0, this.length)));
-    markKeptBySource(object);
-    return object;
-  }
-}
-
-/** A buffer for `length` bytes with room for the few more a change usually adds (a longer resourceVersion). */
-const roomFor = (length: number) => (length + 32 + 31) & ~31;
-
-/**
- * A metadata-only object, as the store keeps it. A class rather than a literal: the store marks
- * what it keeps (`markKeptBySource`), and on a literal that extra property costs a property array
- * of its own (~40 bytes per object, bench/kubernetes-memory); made in the constructor, it has a
- * slot in the object (8 bytes). JSON and spreads see the three fields only.
- */
-class MetadataOnlyObject implements KubeObject {
-  [field: string]: unknown;
-  constructor(readonly apiVersion: string, readonly kind: string, readonly metadata: KubeObject['metadata']) {
-    markKeptBySource(this);
-  }
-}
-
-/** What the store holds per object: its bytes (full objects) or the object itself (metadata only: small, and cheaper without a wrapper). */
-type StoredObject = ObjectBytes | KubeObject;
-
-const storedMeta = (stored: StoredObject) => (stored instanceof ObjectBytes ? stored : stored.metadata);
-
-/** The object; one kept as bytes is parsed anew on each call (snapshots and relists: rare). */
-const storedObject = (stored: StoredObject): KubeObject => (stored instanceof ObjectBytes ? stored.parse() : stored);
-
-/**
- * Objects keyed by namespace, then name. Two levels rather than one `namespace/name` string key:
- * the names are the objects' own strings, so a key costs no memory of its own.
- */
-export class ObjectStore {
-  private readonly namespaces = new Map<string, Map<string, StoredObject>>();
-  private count = 0;
-
-  /** `asBytes`: keep objects as JSON bytes (see `ObjectBytes`); otherwise as they are. */
-  constructor(private readonly asBytes = false) {}
-
-  get size(): number {
-    return this.count;
-  }
-
-  get(object: KubeObject): StoredObject | undefined {
-    return this.namespaces.get(object.metadata.namespace ?? '')?.get(object.metadata.name);
-  }
-
-  /** Stores the object in place of the one with its namespace and name; `json`: its JSON bytes, when the caller has them (its own copy). */
-  set(object: KubeObject, json?: Uint8Array): StoredObject {
-    const meta = object.metadata;
-    const namespace = meta.namespace ?? '';
-    let names = this.namespaces.get(namespace);
-    if (names === undefined) this.namespaces.set(namespace, (names = new Map()));
-    // The store marks what it keeps, in both modes: a snapshot gives the object's current state
-    // for as long as the store has it. Bytes can be parsed again (a lane holding events for long
-    // keeps them instead of the object); a metadata-only object is itself what the store keeps.
-    let stored: StoredObject = object;
-    if (this.asBytes) {
-      const bytes = serializeForPipeline(object, json);
-      const previous = names.get(meta.name);
-      if (previous instanceof ObjectBytes) {
-        previous.write(meta.uid, meta.resourceVersion, bytes);
-        markKeptBySource(object, previous);
-        return previous;
-      }
-      stored = new ObjectBytes(meta.uid, meta.resourceVersion, bytes);
-    }
-    markKeptBySource(object, stored instanceof ObjectBytes ? stored : undefined);
-    const before = names.size;
-    names.set(meta.name, stored);
-    this.count += names.size - before;
-    return stored;
-  }
-
-  delete(object: KubeObject): boolean {
-    const namespace = object.metadata.namespace ?? '';
-    const names = this.namespaces.get(namespace);
-    if (!names?.delete(object.metadata.name)) return false;
-    this.count--;
-    if (names.size === 0) this.namespaces.delete(namespace);
-    return true;
-  }
-
-  /** Removes every object not in `kept`; returns the removed ones. */
-  removeExcept(kept: ReadonlySet<StoredObject>): KubeObject[] {
-    const removed: KubeObject[] = [];
-    for (const [namespace, names] of this.namespaces) {
-      for (const [name, stored] of names) {
-        if (kept.has(stored)) continue;
-        names.delete(name);
-        this.count--;
-        removed.push(storedObject(stored));
-      }
-      if (names.size === 0) this.namespaces.delete(namespace);
-    }
-    return removed;
-  }
-
-  *values(): IterableIterator<KubeObject> {
-    for (const names of this.namespaces.values()) for (const stored of names.values()) yield storedObject(stored);
-  }
-
-  clear(): void {
-    this.namespaces.clear();
-    this.count = 0;
-  }
 }
 
 /** `apiVersion` of a resource: `v1` for the core group, `<group>/<version>` otherwise. */
@@ -677,82 +508,6 @@ export class Reflector {
   describe(): string {
     return `${resourceId(this.resource)}${this.scope.namespace ? ` in namespace ${this.scope.namespace}` : ''}`;
   }
-}
-
-/**
- * Many string values repeat across objects (images, owner names and uids, label values,
- * timestamps, condition reasons) but JSON.parse gives each object its own copies of those longer
- * than a few characters. Sharing one copy makes the metadata-only cache (kept parsed) much
- * smaller. The pool is cleared when it fills up, so unique values cannot make it grow without bound.
- */
-export class StringPool {
-  private pool = new Map<string, string>();
-  constructor(private readonly capacity = 20_000) {}
-
-  intern(value: string): string {
-    const shared = this.pool.get(value);
-    if (shared !== undefined) return shared;
-    if (this.pool.size >= this.capacity) this.pool = new Map();
-    this.pool.set(value, value);
-    return value;
-  }
-
-  /** Replaces, in place, every string in a freshly parsed value by its shared copy. */
-  internAll(value: unknown): void {
-    if (Array.isArray(value)) {
-      for (let i = 0; i < value.length; i++) {
-        const item = value[i];
-        if (typeof item === 'string') value[i] = item.length > SHORT && item.length <= LONG ? this.intern(item) : item;
-        else if (typeof item === 'object' && item !== null) this.internAll(item);
-      }
-      return;
-    }
-    const object = value as Record<string, unknown>;
-    for (const key in object) {
-      const item = object[key];
-      if (typeof item === 'string') {
-        if (item.length > SHORT && item.length <= LONG) object[key] = this.intern(item);
-      } else if (typeof item === 'object' && item !== null) this.internAll(item);
-    }
-  }
-}
-
-/** V8 already shares parsed strings this short; longer ones are rarely repeated. */
-const SHORT = 10;
-const LONG = 256;
-/** Metadata fields unique to each object: pooling them would only churn the pool. */
-const UNIQUE_METADATA = new Set(['name', 'uid', 'resourceVersion', 'selfLink']);
-
-/** Shares repeated strings of an object in place (its unique identity fields are left alone). */
-export function internObject(pool: StringPool, object: Record<string, unknown>): void {
-  for (const key in object) {
-    const value = object[key];
-    if (key === 'metadata' && typeof value === 'object' && value !== null) {
-      const meta = value as Record<string, unknown>;
-      for (const field in meta) {
-        if (UNIQUE_METADATA.has(field)) continue;
-        const item = meta[field];
-        if (typeof item === 'string') {
-          if (item.length > SHORT && item.length <= LONG) meta[field] = pool.intern(item);
-        } else if (typeof item === 'object' && item !== null) pool.internAll(item);
-      }
-    } else if (typeof value === 'object' && value !== null) pool.internAll(value);
-    else if (typeof value === 'string' && value.length > SHORT && value.length <= LONG) object[key] = pool.intern(value);
-  }
-}
-
-/** Resolves after `ms`, or at once when `signal` aborts. */
-export function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
 }
 
 export type { FailureReason };

@@ -3,7 +3,7 @@
  * from events, and uses resync frames to drop objects whose DELETED it missed. Pure (no NATS):
  * feed it message payloads in the order they arrived.
  */
-import type { KubeObject } from '../../core/types.ts';
+import type { KubeObject } from '../core/index.ts';
 
 export interface WireEvent {
   type: 'ADDED' | 'MODIFIED' | 'DELETED';

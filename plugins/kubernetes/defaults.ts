@@ -16,6 +16,3 @@ export const DEFAULT_RESOURCES: readonly string[] = Object.freeze([
   'storageclasses.v1.storage.k8s.io',
   'nodes.v1.',
 ]);
-
-/** The NATS subject MeshSync publishes to by default. */
-export const DEFAULT_SUBJECT = 'meshery.meshsync.request';

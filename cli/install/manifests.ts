@@ -1,7 +1,7 @@
 // Everything `kubectl apply` needs to run meshsync in a cluster, from one set of options.
 import { createHash } from 'node:crypto';
 import { stringify } from 'yaml';
-import { DEFAULT_RESOURCES } from '../../config/defaults.ts';
+import { DEFAULT_RESOURCES } from '../../plugins/kubernetes/defaults.ts';
 import { meshSyncCrd } from './crd.ts';
 import type { KubeObject } from './objects.ts';
 import { APP_NAME, labels, toYaml } from './objects.ts';

@@ -12,9 +12,7 @@ import { join } from 'node:path';
 // which meshsync never calls. The image rewrites one import of this module so that it does not
 // load it either (see scripts/slim-client-node.mjs for what that saves).
 import { KubeConfig } from '@kubernetes/client-node/dist/config.js';
-import { MeshSyncError } from '../../core/errors.ts';
-import { withoutJsonExcerpt } from '../../core/secrets.ts';
-import { textOf } from '../../core/serialized.ts';
+import { MeshSyncError, textOf, withoutJsonExcerpt } from '../core/index.ts';
 
 const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
 

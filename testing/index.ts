@@ -1,12 +1,14 @@
 /**
- * The test kit for plugin authors (`meshsync/testing`): a core with an in-memory source to inject
- * events and an in-memory sink to read what came out.
+ * The test kit (`meshsync/testing`) for plugin authors and meshsync's own tests: a core with an
+ * in-memory source to inject events and an in-memory sink to read what came out, the reference
+ * consumer of the NATS wire format, and the Kubernetes API simulator. Never part of the image.
  */
-import { createCore, type CoreOptions, type MeshSyncCore } from '../core.ts';
-import type { KubeObject, ResourceRef } from '../types.ts';
+import { createCore, type CoreOptions, type KubeObject, type MeshSyncCore, type ResourceRef } from '../core/index.ts';
 import { memorySink, memorySource, type MemorySinkHandle, type MemorySourceHandle } from './memory.ts';
 
 export { memorySink, memorySource, type MemorySinkHandle, type MemorySourceHandle } from './memory.ts';
+export { ReferenceConsumer, wireKey, type WireEvent, type WireMarker } from './consumer.ts';
+export { startSimulator, KUBE_SYSTEM_UID, type KubeSimulator, type SimulatorOptions } from './simulator/index.ts';
 
 export interface TestCore {
   readonly core: MeshSyncCore;

@@ -1,7 +1,8 @@
 // Least-privilege RBAC for one meshsync instance, derived from what it is configured to watch.
-import { MeshSyncError } from '../errors.ts';
-import { parseResourceId } from '../resource.ts';
+import { MeshSyncError } from '../../core/errors.ts';
+import { parseResourceId } from '../../core/resource.ts';
 import type { KubeObject } from './objects.ts';
+import { MESHSYNC_RESOURCE } from '../../plugins/meshsync-resource/index.ts';
 import { MESHSYNC_GROUP, labels, toYaml } from './objects.ts';
 
 export interface RbacOptions {
@@ -138,10 +139,10 @@ export function rbacObjects(options: RbacOptions): KubeObject[] {
     const verbs = resource.watch === false ? ['get'] : ['get', 'list', 'watch'];
     const crName = resource.name ?? 'meshery-meshsync';
     resourceRules.push(
-      { apiGroups: [MESHSYNC_GROUP], resources: ['meshsyncs'], verbs, resourceNames: [crName] },
+      { apiGroups: [MESHSYNC_GROUP], resources: [MESHSYNC_RESOURCE.resource], verbs, resourceNames: [crName] },
       { apiGroups: [''], resources: ['configmaps'], verbs: [...verbs], resourceNames: [resource.configMap ?? 'meshery-meshsync-config'] },
     );
-    if (options.crStatus) resourceRules.push({ apiGroups: [MESHSYNC_GROUP], resources: ['meshsyncs/status'], verbs: ['get', 'update', 'patch'], resourceNames: [crName] });
+    if (options.crStatus) resourceRules.push({ apiGroups: [MESHSYNC_GROUP], resources: [`${MESHSYNC_RESOURCE.resource}/status`], verbs: ['get', 'update', 'patch'], resourceNames: [crName] });
   }
   const resourceNs = resource?.namespace ?? ns;
   if (resourceNs === ns) ownRules.unshift(...resourceRules);

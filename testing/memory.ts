@@ -1,8 +1,7 @@
-import { definePlugin } from '../plugin.ts';
+import {
+  definePlugin, markKeptBySource, objectKey, type EventType, type KubeObject, type Rereadable, type ResourceRef, type SourceContext, type SyncEvent,
+} from '../core/index.ts';
 import { z } from 'zod';
-import type { EventType, KubeObject, ResourceRef, SourceContext, SyncEvent } from '../types.ts';
-import { objectKey } from '../lane.ts';
-import { markKeptBySource, type Rereadable } from '../serialized.ts';
 
 /** Handle of an in-memory source: inject events as a Kubernetes watch would. */
 export interface MemorySourceHandle {

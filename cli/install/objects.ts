@@ -1,15 +1,13 @@
-// Shared pieces of the install manifests: the object type, labels, YAML output.
+// Shared pieces of the install manifests: labels, YAML output.
 import { stringify } from 'yaml';
+import type { KubeObject as AnyKubeObject } from '../../core/index.ts';
+import { MESHSYNC_RESOURCE } from '../../plugins/meshsync-resource/index.ts';
 
-/** A Kubernetes object as plain data, ready to serialise. */
-export type KubeObject = {
-  apiVersion: string;
-  kind: string;
-  metadata: { name: string; namespace?: string; labels?: Record<string, string>; [k: string]: unknown };
-  [k: string]: unknown;
-};
+/** An object to apply: the core's KubeObject, with the kind and apiVersion a manifest must have. */
+export type KubeObject = AnyKubeObject & { apiVersion: string; kind: string };
 
-export const MESHSYNC_GROUP = 'meshery.io';
+/** The MeshSync custom resource's API group, as its plugin defines it. */
+export const MESHSYNC_GROUP = MESHSYNC_RESOURCE.group;
 export const APP_NAME = 'meshsync';
 
 /** The recommended labels on every object meshsync installs. */

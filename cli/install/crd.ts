@@ -1,6 +1,7 @@
 // The MeshSync custom resource: how Meshery's operator configures a meshsync instance and
 // where meshsync reports its state (the status subresource).
 import type { KubeObject } from './objects.ts';
+import { MESHSYNC_RESOURCE } from '../../plugins/meshsync-resource/index.ts';
 import { MESHSYNC_GROUP, labels } from './objects.ts';
 
 const str = (description: string) => ({ type: 'string', description });
@@ -80,14 +81,14 @@ export function meshSyncCrd(): KubeObject {
   return {
     apiVersion: 'apiextensions.k8s.io/v1',
     kind: 'CustomResourceDefinition',
-    metadata: { name: `meshsyncs.${MESHSYNC_GROUP}`, labels: labels() },
+    metadata: { name: `${MESHSYNC_RESOURCE.resource}.${MESHSYNC_GROUP}`, labels: labels() },
     spec: {
       group: MESHSYNC_GROUP,
-      names: { kind: 'MeshSync', listKind: 'MeshSyncList', plural: 'meshsyncs', singular: 'meshsync' },
+      names: { kind: MESHSYNC_RESOURCE.kind, listKind: `${MESHSYNC_RESOURCE.kind}List`, plural: MESHSYNC_RESOURCE.resource, singular: 'meshsync' },
       scope: 'Namespaced',
       versions: [
         {
-          name: 'v1alpha1',
+          name: MESHSYNC_RESOURCE.version,
           served: true,
           storage: true,
           subresources: { status: {} },

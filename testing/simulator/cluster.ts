@@ -6,7 +6,10 @@ import { errors } from './errors.ts';
 import type { Matcher } from './selectors.ts';
 import type { Registry, ResourceInfo } from './registry.ts';
 
-export type KubeObject = { apiVersion?: string; kind?: string; metadata: Record<string, any>; [k: string]: any };
+import type { KubeObject as PipelineObject } from '../../core/index.ts';
+
+/** The core's KubeObject with every field open to any use: the simulator stores and hands out plain JSON. */
+export type KubeObject = { [Field in keyof PipelineObject]: any };
 
 /** One stored version of one object. Bodies are never mutated once stored (they are shared with history). */
 export interface Entry {

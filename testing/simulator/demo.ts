@@ -239,3 +239,26 @@ function scale(sim: KubeSimulator, app: DemoApp, tick: number): void {
   sim.patch(RS, app.namespace, rs.metadata.name, { spec: { replicas: count }, status: { replicas: count, readyReplicas: count, availableReplicas: count } });
   sim.patch(DEPLOY, app.namespace, app.name, { spec: { replicas: count }, status: { replicas: count, readyReplicas: count, availableReplicas: count, updatedReplicas: count } });
 }
+
+/** A simulated cluster for `meshsync run --simulator`: seeded, changing every `intervalMs`. */
+export interface DemoCluster {
+  readonly url: string;
+  writeKubeconfig(path: string): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Starts the simulator with the demo objects and their churn (what the CLI's demo mode runs). */
+export async function startDemoCluster(options: { intervalMs?: number } = {}): Promise<DemoCluster> {
+  const { startSimulator } = await import('./index.ts');
+  const sim = await startSimulator();
+  seedDemoCluster(sim);
+  const stopChurn = startChurn(sim, { intervalMs: options.intervalMs ?? 2000 });
+  return {
+    url: sim.url,
+    writeKubeconfig: (path) => sim.writeKubeconfig(path),
+    async stop() {
+      stopChurn();
+      await sim.close();
+    },
+  };
+}

@@ -1,23 +1,23 @@
 /**
- * The `meshsync` command: run (default), validate, print-config, snapshot. Logs go to stderr;
- * stdout belongs to the stdout sink and to print-config.
+ * The `meshsync` command, the composition root: parses the command line and runs validate,
+ * print-config, install and rbac here, run and snapshot in run.ts, the demo cluster in demo.ts.
+ * Logs go to stderr; stdout belongs to the stdout sink and to print-config.
  */
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { homedir, tmpdir } from 'node:os';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
-import { loadConfig, type LoadedConfig, type LoadProblem } from '../config/load.ts';
+import type { LoadedConfig, LoadProblem } from '../config/load.ts';
 import { maskSecrets, secretPaths } from '../config/mask.ts';
-import { redactSecretsInText } from './secrets.ts';
 import { LOG_LEVELS } from '../config/schema.ts';
-import { createCore, type MeshSyncCore } from './core.ts';
-import { ERROR_CODES, MeshSyncError, type ErrorCode } from './errors.ts';
-import { createLogger, type Logger } from './log.ts';
-import { writeSnapshot } from '../plugins/file/index.ts';
+import { ERROR_CODES, MeshSyncError, type ErrorCode } from '../core/errors.ts';
+import { createLogger } from '../core/log.ts';
+import { redactSecretsInText } from '../core/secrets.ts';
+import { loadConfig } from './config.ts';
+import { hasKubeConfig, startDemo, type DemoRun } from './demo.ts';
 import { INSTALL_COMMAND_USAGE, runInstallCommand, type ShippedConfig } from './install/command.ts';
+import { createCoreFrom, heapFlagsFor, run, snapshot } from './run.ts';
 
 const COMMANDS = ['run', 'validate', 'print-config', 'snapshot'] as const;
 type Command = (typeof COMMANDS)[number];
@@ -78,12 +78,12 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: proces
   }
 
   const logger = createLogger({ level: options.logLevel ?? envLogLevel(io.env, 'info') });
-  let simulator: DemoCluster | undefined;
+  let demo: DemoRun | undefined;
   try {
     if (options.command === 'run' || options.command === 'snapshot') {
       for (const flag of heapFlagsFor(process.execArgv)) setFlagsFromString(flag);
       if (options.simulator === 'on' || (options.simulator === 'auto' && !hasKubeConfig(io.env))) {
-        simulator = await startDemoCluster(io, logger);
+        demo = await startDemo(io.env, (text) => write(io.stderr, text));
       }
     }
     const loaded = await loadConfig({ configFile: options.config, cwd: io.cwd, env: io.env, logger, command: options.command });
@@ -97,7 +97,7 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: proces
         write(io.stdout, `${JSON.stringify(maskSecrets({ file: loaded.file ?? null, ...loaded.config }), null, 2)}\n`);
         return 0;
       case 'snapshot':
-        return await snapshot(loaded, logger, options, io);
+        return await snapshot(loaded, logger, resolve(io.cwd, options.out!), options.timeoutMs);
       case 'run':
         return await run(loaded, logger);
     }
@@ -106,7 +106,7 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: proces
     write(io.stderr, formatError(error));
     return 1;
   } finally {
-    await simulator?.stop();
+    await demo?.stop();
     logger.flush?.();
   }
 }
@@ -164,69 +164,6 @@ function shippedConfig(file: string, holdsSecrets: boolean): ShippedConfig {
   const extension = extname(file);
   // .meshsyncrc has no extension and holds YAML or JSON (YAML reads both).
   return { text, file: `meshsync.config${extension === '' || extension === '.meshsyncrc' ? '.yaml' : extension}`, holdsSecrets };
-}
-
-function createCoreFrom(loaded: LoadedConfig, logger: Logger): MeshSyncCore {
-  const { config } = loaded;
-  return createCore({ plugins: loaded.plugins, clusterId: config.clusterId, logger, ...config.pipeline, stopTimeoutMs: config.stopTimeoutMs });
-}
-
-async function run(loaded: LoadedConfig, logger: Logger): Promise<number> {
-  const core = createCoreFrom(loaded, logger);
-  let stopping = false;
-  const stopped = new Promise<number>((resolveStopped) => {
-    const onSignal = (signal: NodeJS.Signals) => {
-      if (stopping) {
-        const left = core.state.lanes().reduce((sum, lane) => sum + lane.pending + lane.inFlight, 0);
-        logger.warn({ signal, events: left }, 'second signal: exiting without draining; these events are not delivered');
-        resolveStopped(1);
-        return;
-      }
-      stopping = true;
-      logger.info({ signal }, 'stopping: draining sinks');
-      core.stop().then(() => resolveStopped(0), (error) => {
-        logger.error({ err: error }, 'stop failed');
-        resolveStopped(1);
-      });
-    };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
-  });
-  logger.info({ file: loaded.file ?? null, plugins: loaded.plugins.map((plugin) => plugin.name) }, 'meshsync starting');
-  try {
-    await core.start();
-  } catch (error) {
-    // A signal during start-up (say, while the API server is unreachable) aborts what start waits for: a stop, not a failure.
-    if (stopping) {
-      logger.info('stopped before start-up completed');
-      return await stopped;
-    }
-    await core.stop().catch(() => undefined);
-    throw error;
-  }
-  logger.info({ clusterId: core.clusterId }, 'meshsync started');
-  core.whenReady().then(() => logger.info({ readiness: core.readiness() }, 'meshsync ready: every source synced'), () => undefined);
-  const code = await stopped;
-  logger.info('meshsync stopped');
-  return code;
-}
-
-async function snapshot(loaded: LoadedConfig, logger: Logger, options: CliOptions, io: CliIo): Promise<number> {
-  const out = resolve(io.cwd, options.out!);
-  const core = createCoreFrom(loaded, logger);
-  try {
-    await core.start();
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`the sources did not finish their initial sync within ${options.timeoutMs} ms`)), options.timeoutMs);
-    });
-    await Promise.race([core.whenReady(), timeout]).finally(() => clearTimeout(timer));
-    const count = await writeSnapshot(out, core.snapshot());
-    logger.info({ file: out, events: count }, 'snapshot written');
-  } finally {
-    await core.stop();
-  }
-  return 0;
 }
 
 function parseCommandLine(argv: readonly string[]): CliOptions | 'help' | 'version' {
@@ -287,61 +224,6 @@ function formatErrorText(error: unknown): string {
   return text;
 }
 
-/** True when a real cluster is configured: KUBECONFIG, ~/.kube/config, or an in-cluster service account. */
-export function hasKubeConfig(env: NodeJS.ProcessEnv): boolean {
-  if (env.KUBECONFIG) return true;
-  if (existsSync(join(env.HOME ?? homedir(), '.kube', 'config'))) return true;
-  return Boolean(env.KUBERNETES_SERVICE_HOST) && existsSync('/var/run/secrets/kubernetes.io/serviceaccount/token');
-}
-
-interface DemoCluster {
-  stop(): Promise<void>;
-}
-
-/** Starts the Kubernetes API simulator with a demo cluster and points KUBECONFIG at it. */
-async function startDemoCluster(io: CliIo, logger: Logger): Promise<DemoCluster> {
-  const { startSimulator } = await import('../plugins/kubernetes/simulator/index.ts');
-  const sim = await startSimulator();
-  let churn: unknown;
-  try {
-    const demo = await import('../plugins/kubernetes/simulator/demo.ts') as {
-      seedDemoCluster?: (sim: unknown) => unknown;
-      startChurn?: (sim: unknown, options: { intervalMs: number }) => unknown;
-    };
-    await demo.seedDemoCluster?.(sim);
-    churn = demo.startChurn?.(sim, { intervalMs: 2000 });
-  } catch (error) {
-    logger.warn({ err: error }, 'demo data unavailable; the simulated cluster starts empty');
-  }
-  const dir = await mkdtemp(join(tmpdir(), 'meshsync-simulator-'));
-  const kubeconfig = join(dir, 'kubeconfig');
-  await sim.writeKubeconfig(kubeconfig);
-  io.env.KUBECONFIG = kubeconfig;
-  write(io.stderr, [
-    '',
-    '  ================================================================',
-    '   DEMO MODE: meshsync is watching a SIMULATED Kubernetes cluster',
-    `   API server: ${sim.url}   kubeconfig: ${kubeconfig}`,
-    '   Objects are created, changed and deleted by a demo generator.',
-    '   To watch a real cluster, set KUBECONFIG (or run in a pod) and',
-    '   leave out --simulator.',
-    '  ================================================================',
-    '', '',
-  ].join('\n'));
-  return {
-    async stop() {
-      await stopChurn(churn);
-      await sim.close();
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
-}
-
-async function stopChurn(churn: unknown): Promise<void> {
-  if (typeof churn === 'function') await churn();
-  else if (churn && typeof (churn as { stop?: unknown }).stop === 'function') await (churn as { stop: () => unknown }).stop();
-}
-
 function readVersion(): string {
   for (let dir = dirname(fileURLToPath(import.meta.url)); ; dir = dirname(dir)) {
     const file = join(dir, 'package.json');
@@ -355,18 +237,6 @@ function readVersion(): string {
 
 function write(stream: NodeJS.WritableStream, text: string): void {
   stream.write(text);
-}
-
-/**
- * V8 flags for a long-running sync: its old generation may grow to 3x what a major GC left alive
- * (V8 picks about 1.5x here). With the store's bytes outside the heap, what is left alive is small,
- * 1.5x of it is less room than one scavenge may promote, and V8 would mark almost without pause
- * under steady churn: a 30-140 ms stall every 2-4 s at 1,000 events/s, 100k pods (bench/e2e).
- * At 3x, peak RSS is unchanged and those stalls go. A value given on node's command line wins
- * (NODE_OPTIONS cannot carry V8 flags such as this one: node refuses to start).
- */
-export function heapFlagsFor(execArgv: readonly string[]): string[] {
-  return execArgv.some((arg) => /^--heap[-_]growing[-_]percent\b/.test(arg)) ? [] : ['--heap-growing-percent=200'];
 }
 
 /** Exits once stdout and stderr are flushed (a pipe may still hold the last lines). */

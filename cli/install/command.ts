@@ -1,7 +1,7 @@
 // `meshsync install` and `meshsync rbac`: the manifests for the config in force, printed as YAML.
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
-import { DEFAULT_RESOURCES } from '../../config/defaults.ts';
+import { DEFAULT_RESOURCES } from '../../plugins/kubernetes/defaults.ts';
 import { installObjects, INSTALL_DEFAULTS } from './manifests.ts';
 import type { InstallOptions } from './manifests.ts';
 import { toYaml } from './objects.ts';

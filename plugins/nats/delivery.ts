@@ -1,0 +1,111 @@
+/**
+ * Delivery: each batch encoded, published and accepted only once the server confirmed it (a flush
+ * round trip on core NATS, an acknowledgement per message on JetStream), and the view of what was
+ * confirmed that a resync republishes.
+ */
+import {
+  holdBytes, isKeptBySource, objectKey, resourceId, type Batch, type EventType, type HeldBytes, type Logger, type ResourceRef, type SyncEvent,
+} from '../../core/index.ts';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { BrokerConnection } from './connection.ts';
+import { encodeEvent, messageId, type Truncation } from './encode.ts';
+import { JetStreamPublisher } from './jetstream.ts';
+import type { NatsMetrics } from './metrics.ts';
+import type { NatsOptions } from './options.ts';
+import { brokerError, maxPayloadOf, Mutex, Outgoing, withTimeout } from './outgoing.ts';
+
+/** An object's JSON as this sink confirmed it, kept to republish it in a resync. */
+export class ConfirmedBytes {
+  constructor(readonly resource: ResourceRef, readonly json: HeldBytes) {}
+}
+
+/** The confirmed-state entry of an object its source keeps (see `markKeptBySource`): the type it was confirmed as. */
+export type KeptBySource = 'ADDED' | 'MODIFIED';
+
+/** Objects whose truncation was logged; cleared when full so it never grows without bound. */
+const TRUNCATION_LOG_LIMIT = 10_000;
+
+export class Delivery {
+  /**
+   * Every object a consumer that missed nothing holds, by key: the type it was confirmed as when
+   * its source keeps it and gives its current state in the snapshot (a resync reads it there, and
+   * the filters see that type again), otherwise the JSON bytes confirmed last (a transform's copy,
+   * a source without a store).
+   */
+  readonly published = new Map<string, ConfirmedBytes | KeptBySource>();
+  /** Held by a batch or a whole resync frame, so the two never interleave. */
+  readonly lock = new Mutex();
+  /** The subject of each event; set once the cluster id is final. */
+  subjectOf: (event: SyncEvent) => string = () => '';
+  private readonly truncationLogged = new Set<string>();
+  private readonly jetstream: JetStreamPublisher | undefined;
+
+  constructor(
+    private readonly options: NatsOptions,
+    private readonly connection: () => BrokerConnection,
+    private readonly metrics: NatsMetrics,
+    private readonly logger: Logger,
+  ) {
+    this.jetstream = options.jetstream === undefined
+      ? undefined
+      : new JetStreamPublisher(options.jetstream, options.subject, logger, () => connection().connected, (message) => connection().scrub(message));
+  }
+
+  /** The sink tap: resolves once the broker confirmed every event of the batch. */
+  deliver(batch: Batch): Promise<void> {
+    return this.lock.run(async () => {
+      const nc = this.connection().require();
+      const maxPayload = maxPayloadOf(nc);
+      const outgoing: Outgoing[] = [];
+      const published = { ADDED: 0, MODIFIED: 0, DELETED: 0 } satisfies Record<EventType, number>;
+      let truncated = 0;
+      // Each object's JSON as encoded, kept once confirmed: serialised once per event, not again here.
+      const objectBytes: Uint8Array[] = new Array(batch.length);
+      for (let i = 0; i < batch.length; i++) {
+        const event = batch[i];
+        const message = encodeEvent(event, { withHeaders: this.options.headers, maxPayload, sharedHeaders: !this.options.jetstream });
+        objectBytes[i] = message.objectBytes;
+        if (message.truncation !== 'none') {
+          truncated++;
+          this.noteTruncation(event, message.truncation, maxPayload);
+          if (message.truncation === 'dropped') continue;
+        }
+        outgoing.push(new Outgoing(this.subjectOf(event), message.payload, message.headers, messageId(event)));
+        published[event.type]++;
+      }
+      await this.send(nc, outgoing);
+      batch.forEach((event, i) => {
+        if (event.type === 'DELETED') this.published.delete(objectKey(event));
+        else this.published.set(objectKey(event), isKeptBySource(event.object) ? event.type : new ConfirmedBytes(event.resource, holdBytes(objectBytes[i])));
+      });
+      // Counted once confirmed, per batch.
+      for (const type of ['ADDED', 'MODIFIED', 'DELETED'] as const) if (published[type] > 0) this.metrics.published.inc({ type }, published[type]);
+      if (truncated > 0) this.metrics.truncated.inc(truncated);
+    });
+  }
+
+  /** Publishes and waits for the server's confirmation; throws (the whole set is retried) when it did not come. */
+  async send(nc: NatsConnection, outgoing: readonly Outgoing[]): Promise<void> {
+    if (this.jetstream) return this.jetstream.publish(nc, outgoing);
+    try {
+      for (const message of outgoing) nc.publish(message.subject, message.payload, message.headers ? { headers: message.headers } : undefined);
+      // The PONG to this PING proves the server read everything published before it on this
+      // connection; if the connection dropped meanwhile the client rejects it (it discards its buffer).
+      await withTimeout(nc.flush(), this.options.flushTimeoutMs, 'the NATS server did not confirm the batch in time');
+    } catch (error) {
+      throw brokerError((text) => this.connection().scrub(text), 'publishing to NATS failed; the batch is retried', error);
+    }
+  }
+
+  /** Logs an object cut down (or dropped) to fit max_payload, once per object. */
+  noteTruncation(event: SyncEvent, truncation: Truncation, maxPayload: number): void {
+    const meta = event.object.metadata;
+    const key = meta.uid ?? `${resourceId(event.resource)}/${meta.namespace ?? ''}/${meta.name}`;
+    if (this.truncationLogged.has(key)) return;
+    if (this.truncationLogged.size >= TRUNCATION_LOG_LIMIT) this.truncationLogged.clear();
+    this.truncationLogged.add(key);
+    const detail = { resource: resourceId(event.resource), namespace: meta.namespace, name: meta.name, uid: meta.uid, maxPayload, truncation, code: 'MESHSYNC_MESSAGE_TOO_LARGE' };
+    if (truncation === 'dropped') this.logger.error(detail, 'object too large for the broker even as metadata; skipped');
+    else this.logger.warn(detail, truncation === 'stripped' ? 'object too large for the broker; sent without managedFields and last-applied-configuration' : 'object too large for the broker; sent as metadata only, marked truncated');
+  }
+}
