@@ -41,6 +41,7 @@ export class MeshSyncCore implements Core {
   private lanes: Lane[] = [];
   private readonly pipeline: Pipeline;
   private readonly snapshotReaders: { source: string; read: () => Iterable<SnapshotItem>; counts?: () => Record<string, number> }[] = [];
+  private readonly unreadableReaders: (() => Record<string, string>)[] = [];
   private readonly readinessChecks = new Map<string, () => boolean>();
   private readonly deliveryHolds = new Set<string>();
   private readonly abort = new AbortController();
@@ -232,6 +233,7 @@ export class MeshSyncCore implements Core {
         if (this.unsynced.size === 0) this.markReady();
       },
       provideSnapshot: (read, counts) => this.snapshotReaders.push({ source: name, read, counts }),
+      provideUnreadable: (read) => this.unreadableReaders.push(read),
       selectResources: (candidates) => this.hooks.selectResources.call([...candidates]),
       reportError: (error, detail) => this.reportError({ plugin: name, hook: 'source', error: asError(error), ...detail }),
       sinksCaughtUp: () => this.sinksCaughtUp(),
@@ -369,6 +371,7 @@ export class MeshSyncCore implements Core {
         }
         return counts;
       },
+      unreadableResources: () => Object.assign({}, ...this.unreadableReaders.map((read) => read())),
     };
   }
 }

@@ -68,6 +68,8 @@ export interface SourceContext {
   synced(): void;
   /** Registers how to read this source's current state (for resyncs and `meshsync snapshot`), and optionally its object count per resource id. */
   provideSnapshot(read: () => Iterable<SnapshotItem>, counts?: () => Record<string, number>): void;
+  /** Registers how to tell the resources this source cannot read right now (a 403), each with why; the status reports show them. */
+  provideUnreadable(read: () => Record<string, string>): void;
   /** The resource ids (`<resource>.<version>.<group>`) to watch, narrowed by the selectResources hook. */
   selectResources(candidates: readonly string[]): string[];
   /** Reports a problem that does not stop the source (a failed watch, a forbidden resource). */
@@ -173,6 +175,8 @@ export interface CoreState {
   lanes(): { sink: string; pending: number; oldestAgeMs: number; inFlight: number }[];
   /** Objects per resource id, from the sources' snapshots. */
   resourceCounts(): Record<string, number>;
+  /** Resource ids the sources cannot read right now (forbidden), each with why; empty when all is readable. */
+  unreadableResources(): Record<string, string>;
 }
 
 /** Counters the core keeps; plain numbers, so counting costs nothing on the hot path. */

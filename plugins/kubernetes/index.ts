@@ -149,6 +149,8 @@ class KubernetesSource {
   private ids: string[] = [];
   private streamingRefusalLogged = false;
   private readonly strings = new StringPool();
+  /** Resources (per namespace when watched per namespace) that answered 403, with why; gone once a list succeeds. */
+  private readonly unreadable = new Map<string, string>();
   /** Follows ctx.signal; one listener per reflector, so no listener limit. */
   private readonly signal: AbortSignal;
 
@@ -180,6 +182,7 @@ class KubernetesSource {
     for (const entry of entries) this.resourceOptions.set(entry.id, entry);
     this.ids = this.ctx.selectResources(entries.map((entry) => entry.id));
     this.ctx.provideSnapshot(() => this.read(), () => this.counts());
+    this.ctx.provideUnreadable(() => Object.fromEntries(this.unreadable));
     const backoff = new Backoff(this.options.backoffInitialMs, this.options.backoffMaxMs);
     const signal = this.signal;
     while (!signal.aborted) {
@@ -223,7 +226,7 @@ class KubernetesSource {
     const wanted = new Set(resources.map((r) => r.id));
     for (const [id, watched] of this.watched) {
       if (wanted.has(id)) continue;
-      this.watched.delete(id);
+      this.forget(id);
       this.ctx.logger.info({ resource: id }, 'resource no longer selected; stopped watching it');
       void Promise.all(watched.reflectors.map((r) => r.stop())).then(() => watched.reflectors.forEach((r) => r.store.clear()));
     }
@@ -255,9 +258,11 @@ class KubernetesSource {
         counted = true;
         if (--pending === 0) this.resourceListed(watched);
       };
+      const unreadableKey = scope.namespace === undefined ? served.id : `${served.id} in namespace ${scope.namespace}`;
       const reflector: Reflector = new Reflector(this.client, ref, scope, this.timing, {
         emit: (type, object, observedAt) => this.ctx.emit(type, ref, object, observedAt),
         listed: (initial) => {
+          if (this.unreadable.delete(unreadableKey)) this.ctx.logger.info({ resource: served.id, namespace: scope.namespace }, 'readable again: listed');
           if (initial) countOnce();
         },
         failed: (error, retries) => {
@@ -270,9 +275,13 @@ class KubernetesSource {
             this.ctx.logger.info({ resource: served.id, namespace: scope.namespace }, error.message);
             return;
           }
-          this.ctx.reportError(this.describeFailure(error, reflector.describe(), ref, scope.namespace));
+          const described = this.describeFailure(error, reflector.describe(), ref, scope.namespace);
+          this.ctx.reportError(described);
           // A forbidden resource must not hold readiness hostage; it keeps being retried.
-          if (error.reason === 'forbidden') countOnce();
+          if (error.reason === 'forbidden') {
+            this.unreadable.set(unreadableKey, described.message);
+            countOnce();
+          }
         },
         watchRestarted: () => this.metrics.watchRestarts.inc({ resource: served.id }),
         relisted: () => this.metrics.relists.inc({ resource: served.id }),
@@ -380,7 +389,7 @@ class KubernetesSource {
     const wanted = new Set(resources.map((r) => r.id));
     for (const [id, watched] of this.watched) {
       if (wanted.has(id) || watched.ref.group !== group) continue;
-      this.watched.delete(id);
+      this.forget(id);
       await this.retire(watched);
     }
     for (const resource of resources) {
@@ -388,6 +397,12 @@ class KubernetesSource {
       this.ctx.logger.info({ resource: resource.id }, 'resource now served; watching it');
       this.startResource(resource);
     }
+  }
+
+  /** No longer watched: nor reported unreadable. */
+  private forget(id: string): void {
+    this.watched.delete(id);
+    for (const key of this.unreadable.keys()) if (key === id || key.startsWith(`${id} in namespace `)) this.unreadable.delete(key);
   }
 
   /** A resource no longer served (its CRD was deleted): stop it and report its objects as deleted. */

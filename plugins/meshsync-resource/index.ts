@@ -186,6 +186,15 @@ class MeshSyncResource {
     return { ...base, status: 'True', reason: 'MeshSyncRunning', message: `meshsync is running${target ? `, publishing to ${target}` : ''}` };
   }
 
+  /** Degraded=True while some resource cannot be read (RBAC 403): the others keep syncing. */
+  private degraded(): Omit<Condition, 'lastTransitionTime'> {
+    const unreadable = this.core.state.unreadableResources();
+    const generation = typeof this.cr?.metadata.generation === 'number' ? { observedGeneration: this.cr.metadata.generation } : {};
+    const ids = Object.keys(unreadable).sort();
+    if (ids.length === 0) return { type: 'Degraded', status: 'False', reason: 'AllResourcesReadable', message: 'every watched resource is listed and watched', ...generation };
+    return { type: 'Degraded', status: 'True', reason: 'Forbidden', message: `cannot read ${ids.length} resource(s), the others keep syncing: ${ids.map((id) => unreadable[id]).join('; ')}`, ...generation };
+  }
+
   /** Writes status.conditions and status.publishing-to when they differ from what the CR shows. */
   updateStatus(): void {
     if (!this.options.writeStatus || !this.started || this.cr === undefined || this.abort.signal.aborted) return;
@@ -194,15 +203,19 @@ class MeshSyncResource {
       return;
     }
     const current = (this.cr.status ?? {}) as { conditions?: Condition[]; 'publishing-to'?: string };
-    const ready = nextCondition(current.conditions, this.condition(), new Date());
-    const conditions = [ready, ...(current.conditions ?? []).filter((condition) => condition.type !== 'Ready')];
+    const now = new Date();
+    const ready = nextCondition(current.conditions, this.condition(), now);
+    const degraded = nextCondition(current.conditions, this.degraded(), now);
+    const conditions = [ready, degraded, ...(current.conditions ?? []).filter((condition) => condition.type !== 'Ready' && condition.type !== 'Degraded')];
     const status = { ...current, 'publishing-to': publishingTo(resolve(this.layers)), conditions };
     if (JSON.stringify(status) === JSON.stringify(current)) return;
     this.writing = true;
     this.client.send<KubeObject>('PATCH', `${this.crPath}/status`, { status }, { contentType: 'application/merge-patch+json', signal: this.abort.signal })
       .then((updated) => {
         if (this.cr !== undefined) this.cr = updated;
-        if (ready.status !== current.conditions?.find((c) => c.type === 'Ready')?.status) this.logger.info({ status: ready.status, reason: ready.reason }, 'MeshSync status: Ready condition changed');
+        for (const condition of [ready, degraded]) {
+          if (condition.status !== current.conditions?.find((c) => c.type === condition.type)?.status) this.logger.info({ status: condition.status, reason: condition.reason }, `MeshSync status: ${condition.type} condition changed`);
+        }
       })
       .catch((error) => {
         if (!this.abort.signal.aborted) this.logger.warn({ err: (error as Error).message }, 'cannot write the MeshSync status (RBAC needs update/patch on meshsyncs/status); retrying later');

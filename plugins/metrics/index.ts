@@ -5,6 +5,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
+import type { AddressInfo } from 'node:net';
 import { collectDefaultMetrics, Counter, Gauge, type Metric, type MetricValueWithName, type Registry } from 'prom-client';
 import { z } from 'zod';
 import packageJson from '../../package.json' with { type: 'json' };
@@ -92,7 +93,9 @@ export const metrics = definePlugin({
       await listen(server, opts.port, opts.host);
       server.on('error', (error) => core.logger.error({ plugin: NAME, err: error }, 'metrics server error'));
       eventLoop.start();
-      core.logger.info({ plugin: NAME, address: `${opts.host}:${opts.port}` }, `serving ${opts.path}, /healthz, /readyz and /status`);
+      // The bound port: with port 0 the system picks one, and this line is how to find it.
+      const bound = (server.address() as AddressInfo).port;
+      core.logger.info({ plugin: NAME, address: `${opts.host}:${bound}` }, `serving ${opts.path}, /healthz, /readyz and /status`);
     });
 
     core.hooks.stop.tapPromise(NAME, async () => {
@@ -214,6 +217,7 @@ function status(core: Core, readiness: () => [string, boolean][], lastErrors: Re
     ready: Object.values(checks).every(Boolean),
     readiness: checks,
     resources,
+    unreadable: core.state.unreadableResources(),
     objects: Object.values(resources).reduce((sum, count) => sum + count, 0),
     lanes: core.state.lanes().map((lane) => ({
       sink: lane.sink, pending: lane.pending, inFlight: lane.inFlight, oldestEventAgeSeconds: lane.oldestAgeMs / 1000,

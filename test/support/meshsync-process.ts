@@ -105,6 +105,19 @@ export function startMeshsync(options: MeshsyncOptions): MeshsyncProcess {
   };
 }
 
+/** Runs a meshsync command to its end (`rbac`, `install`, `validate`): its exit code and output. */
+export async function runMeshsyncCommand(dir: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, ['--conditions=source', '--import', TSX, CLI, ...args], {
+    cwd: dir, env: { PATH: process.env.PATH ?? '', HOME: dir, ...env }, stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  return { code, stdout, stderr };
+}
+
 /** What a consumer that applies events in order holds: objects by uid. */
 export function viewOf(events: readonly PublishedEvent[], resource?: string): Map<string, PublishedEvent['object']> {
   const view = new Map<string, PublishedEvent['object']>();

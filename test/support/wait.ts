@@ -23,3 +23,12 @@ export function freePort(): Promise<number> {
     });
   });
 }
+
+/** Polls an async `check` until it holds; fails naming `what` after `timeoutMs`. */
+export async function untilAsync(check: () => Promise<boolean>, what: string, timeoutMs = 30_000, intervalMs = 200): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(intervalMs);
+  }
+}
