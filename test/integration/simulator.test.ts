@@ -158,7 +158,7 @@ describe('Kubernetes API simulator', function () {
       const dup = await call(sim, 'POST', '/api/v1/namespaces/default/configmaps', cm('c1'));
       expect(dup.status).to.equal(409);
       expect(dup.body).to.include({ kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'AlreadyExists', code: 409 });
-      expect(dup.body.details).to.deep.equal({ name: 'c1', group: '', kind: 'configmaps' });
+      expect(dup.body.details).to.deep.equal({ name: 'c1', kind: 'configmaps' });
       expect(dup.body.message).to.equal('configmaps "c1" already exists');
 
       const got = await call(sim, 'GET', '/api/v1/namespaces/default/configmaps/c1');
@@ -182,7 +182,8 @@ describe('Kubernetes API simulator', function () {
 
       const del = await call(sim, 'DELETE', '/api/v1/namespaces/default/configmaps/c1');
       expect(del.status).to.equal(200);
-      expect(del.body.metadata.name).to.equal('c1');
+      // As kube-apiserver answers for a ConfigMap: a Success Status naming what went.
+      expect(del.body).to.deep.include({ kind: 'Status', status: 'Success', details: { name: 'c1', kind: 'configmaps', uid: meta.uid } });
       const gone = await call(sim, 'GET', '/api/v1/namespaces/default/configmaps/c1');
       expect(gone.status).to.equal(404);
       expect(gone.body).to.include({ kind: 'Status', reason: 'NotFound', code: 404, message: 'configmaps "c1" not found' });

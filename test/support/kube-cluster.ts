@@ -6,31 +6,15 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { appendFileSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { request as httpsRequest, Agent } from 'node:https';
+import { Agent } from 'node:https';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from '../cluster/build/build.ts';
+import { kubeRequest, type Connection, type KubeResponse, type RequestOptions } from './kube-http.ts';
 import { freePort, sleep } from './wait.ts';
 
-export interface KubeResponse {
-  status: number;
-  body: string;
-  /** The body parsed as JSON, or undefined when it is not JSON. */
-  json: any;
-}
-
-export interface RequestOptions {
-  method?: string;
-  body?: unknown;
-  /** Content-Type of a body (default application/json; patches need their own). */
-  contentType?: string;
-  accept?: string;
-  /** Bearer token instead of the admin certificate. */
-  token?: string;
-  /** Another of the cluster's API servers (startExtraApiserver) instead of the main one. */
-  server?: string;
-}
+export type { KubeResponse, RequestOptions } from './kube-http.ts';
 
 /** One component's process: started with fixed arguments, so it can be stopped and started again in place. */
 class Component {
@@ -181,6 +165,7 @@ export class KubeCluster {
   /** The extra API servers' URLs by their feature gates. */
   private readonly extraByOptions = new Map<string, string>();
   private readonly agent: Agent;
+  private readonly ca: Buffer;
   private constructor(
     dir: string,
     private readonly bin: string,
@@ -214,8 +199,9 @@ export class KubeCluster {
     this.meshsyncKubeconfig = join(dir, 'meshsync.kubeconfig');
     writeFileSync(this.meshsyncKubeconfig, kubeconfigText(this.server, this.caFile, { certFile: join(dir, 'meshsync.crt'), keyFile: join(dir, 'meshsync.key') }));
     writeFileSync(join(dir, 'audit-policy.yaml'), AUDIT_POLICY);
+    this.ca = readFileSync(this.caFile);
     this.agent = new Agent({
-      ca: readFileSync(this.caFile), cert: readFileSync(join(dir, 'admin.crt')), key: readFileSync(join(dir, 'admin.key')),
+      ca: this.ca, cert: readFileSync(join(dir, 'admin.crt')), key: readFileSync(join(dir, 'admin.key')),
       keepAlive: true, maxSockets: 32,
     });
   }
@@ -323,35 +309,14 @@ export class KubeCluster {
     }
   }
 
+  /** How to reach the main API server as the admin (client certificate), for kube-http's requests and watches. */
+  get connection(): Connection {
+    return { server: this.server, agent: this.agent, ca: this.ca };
+  }
+
   /** A request to the API server as the admin (or with a bearer token). */
   request(path: string, options: RequestOptions = {}): Promise<KubeResponse> {
-    const server = options.server ?? this.server;
-    const body = options.body === undefined ? undefined : typeof options.body === 'string' ? options.body : JSON.stringify(options.body);
-    return new Promise((resolve, reject) => {
-      const url = new URL(path, server);
-      const req = httpsRequest(url, {
-        method: options.method ?? 'GET',
-        agent: options.token ? undefined : this.agent,
-        ca: options.token ? readFileSync(this.caFile) : undefined,
-        headers: {
-          accept: options.accept ?? 'application/json',
-          ...(body !== undefined ? { 'content-type': options.contentType ?? 'application/json' } : {}),
-          ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
-        },
-      }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          let json: any;
-          try { json = JSON.parse(text); } catch { json = undefined; }
-          resolve({ status: res.statusCode ?? 0, body: text, json });
-        });
-        res.on('error', reject);
-      });
-      req.on('error', reject);
-      req.end(body);
-    });
+    return kubeRequest(this.connection, path, options);
   }
 
   /** Like request(), but throws unless the status is 2xx. */
@@ -481,7 +446,7 @@ export class KubeCluster {
 
 const etcdPort = (url: string) => Number(new URL(url).port);
 
-const CLUSTER_SCOPED = new Set(['Namespace', 'Node', 'PersistentVolume', 'StorageClass', 'CustomResourceDefinition', 'ClusterRole', 'ClusterRoleBinding', 'MeshSync']);
+const CLUSTER_SCOPED = new Set(['Namespace', 'Node', 'PersistentVolume', 'StorageClass', 'CustomResourceDefinition', 'ClusterRole', 'ClusterRoleBinding']);
 
 /** The REST path of an object from its apiVersion, kind and name (plural: lowercase kind + s, enough for tests' kinds). */
 export function objectPath(o: { apiVersion: string; kind: string; metadata: { name: string; namespace?: string } }, plural = pluralOf(o.kind)): string {

@@ -34,7 +34,7 @@ export class KubeApiError extends Error {
       status: 'Failure',
       message,
       reason,
-      ...(details ? { details } : {}),
+      ...(details ? { details: withoutEmptyGroup(details) } : {}),
       code,
     };
   }
@@ -44,6 +44,11 @@ export class KubeApiError extends Error {
   get reason(): string {
     return this.status.reason ?? '';
   }
+}
+
+/** The core group is `""`, which Go's omitempty leaves out of a Status's details. */
+function withoutEmptyGroup({ group, ...rest }: StatusDetails): StatusDetails {
+  return group ? { group, ...rest } : rest;
 }
 
 /** `pods "x"` or `pods.apps "x"`: how the real server names a resource in messages. */
@@ -71,6 +76,18 @@ export const errors = {
       kind,
       causes: [{ reason: 'FieldValueRequired', message: detail, field }],
     }),
+  /** What the server answers to sendInitialEvents without resourceVersionMatch=NotOlderThan. */
+  watchListNeedsMatch: () => {
+    const detail = 'sendInitialEvents requires setting resourceVersionMatch to NotOlderThan';
+    return new KubeApiError(422, 'Invalid', `ListOptions.meta.k8s.io "" is invalid: resourceVersionMatch: Forbidden: ${detail}`, {
+      group: 'meta.k8s.io',
+      kind: 'ListOptions',
+      causes: [{ reason: 'FieldValueForbidden', message: `Forbidden: ${detail}`, field: 'resourceVersionMatch' }],
+    });
+  },
+  /** A field selector on a field the resource does not index. */
+  fieldLabelNotSupported: (resource: string, labelSelector: string, fieldSelector: string, label: string) =>
+    new KubeApiError(400, 'BadRequest', `Unable to find "${resource}" that match label selector "${labelSelector}", field selector "${fieldSelector}": field label not supported: ${label}`),
   /** What a server without the WatchList feature answers to a watch with sendInitialEvents. */
   watchListForbidden: () => {
     const detail = 'sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled';

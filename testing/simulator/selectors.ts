@@ -95,6 +95,29 @@ export function parseFieldSelector(s: string | null | undefined): Matcher {
   return (obj) => reqs.every((r) => (fieldValue(obj, r.path) === r.value) !== r.neg);
 }
 
+/** Fields each resource indexes for field selectors beyond metadata.name and metadata.namespace (kube-apiserver's field label conversions), by group-resource. */
+const FIELD_LABELS: Record<string, readonly string[]> = {
+  pods: ['spec.nodeName', 'spec.restartPolicy', 'spec.schedulerName', 'spec.serviceAccountName', 'spec.hostNetwork', 'status.phase', 'status.podIP', 'status.podIPs', 'status.nominatedNodeName'],
+  secrets: ['type'],
+  nodes: ['spec.unschedulable'],
+  namespaces: ['status.phase'],
+  events: ['involvedObject.kind', 'involvedObject.namespace', 'involvedObject.name', 'involvedObject.uid', 'involvedObject.apiVersion', 'involvedObject.resourceVersion', 'involvedObject.fieldPath', 'reason', 'reportingComponent', 'source', 'type'],
+  replicationcontrollers: ['status.replicas'],
+  'jobs.batch': ['status.successful'],
+  'certificatesigningrequests.certificates.k8s.io': ['spec.signerName'],
+};
+
+/** The first field of a field selector that the resource does not index, if any (the server answers 400 to it). */
+export function unsupportedFieldLabel(resource: { gr: string }, fieldSelector: string | null | undefined): string | undefined {
+  if (!fieldSelector || !fieldSelector.trim()) return undefined;
+  const supported = FIELD_LABELS[resource.gr] ?? [];
+  for (const raw of splitTopLevel(fieldSelector)) {
+    const label = /^([^=!]+?)\s*(==|=|!=)/.exec(raw)?.[1].trim();
+    if (label && label !== 'metadata.name' && label !== 'metadata.namespace' && !supported.includes(label)) return label;
+  }
+  return undefined;
+}
+
 /** A matcher for both selectors; `undefined` when neither filters anything (lets callers skip work). */
 export function parseSelectors(labelSelector?: string | null, fieldSelector?: string | null): Matcher | undefined {
   const l = parseLabelSelector(labelSelector);

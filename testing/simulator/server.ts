@@ -11,7 +11,7 @@ import { openapiV3 } from './openapi.ts';
 import { PROTOBUF_MEDIA_TYPE } from './protobuf.ts';
 import type { ProtobufDecoder } from './protobuf.ts';
 import type { Registry, ResourceInfo } from './registry.ts';
-import { parseSelectors } from './selectors.ts';
+import { parseSelectors, unsupportedFieldLabel } from './selectors.ts';
 import { WatchStream } from './watch.ts';
 
 export const SIMULATED_USER = 'system:serviceaccount:meshsync:meshsync';
@@ -212,6 +212,8 @@ export class ApiServer {
     if (!info.verbs.includes(verb)) throw errors.methodNotAllowed();
 
     const q = url.searchParams;
+    const unsupported = unsupportedFieldLabel(info, q.get('fieldSelector'));
+    if (unsupported) throw errors.fieldLabelNotSupported(`${info.group ? `${info.group}/` : '/'}${info.version}, Resource=${info.plural}`, q.get('labelSelector') ?? '', q.get('fieldSelector') ?? '', unsupported);
     const matcher = parseSelectors(q.get('labelSelector'), t.name && verb === 'watch' ? joinSelectors(`metadata.name=${t.name}`, q.get('fieldSelector')) : q.get('fieldSelector'));
     switch (verb) {
       case 'get': {
@@ -257,6 +259,12 @@ export class ApiServer {
           preconditionRv: opts?.preconditions?.resourceVersion,
           preconditionUid: opts?.preconditions?.uid,
         });
+        // Most kinds answer a Status once the object is gone; a few (and anything that stays, with
+        // finalizers or a grace period) answer with the object.
+        const gone = !this.cluster.get(info, t.namespace, t.name!);
+        if (gone && !RETURNS_DELETED_OBJECT.has(info.gr)) {
+          return sendJson(res, 200, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', details: { name: t.name, ...(info.group ? { group: info.group } : {}), kind: info.plural, uid: e.body.metadata.uid } });
+        }
         return sendJson(res, 200, fullJson(info, e));
       }
       case 'deletecollection': {
@@ -346,6 +354,7 @@ export class ApiServer {
     const rvParam = q.get('resourceVersion');
     const sendInitial = q.get('sendInitialEvents') === 'true';
     if (q.has('sendInitialEvents') && !this.watchList) throw errors.watchListForbidden();
+    if (sendInitial && q.get('resourceVersionMatch') !== 'NotOlderThan') throw errors.watchListNeedsMatch();
     const fromNow = !rvParam || rvParam === '0' || sendInitial;
     const since = Number(rvParam);
     if (!fromNow && !Number.isFinite(since)) throw errors.badRequest(`invalid resource version: ${rvParam}`);
@@ -392,6 +401,8 @@ export class ApiServer {
   }
 }
 
+/** Kinds whose DELETE answers with the deleted object rather than a Status, as measured against kube-apiserver (test/cluster/fidelity.test.ts). */
+const RETURNS_DELETED_OBJECT = new Set(['pods', 'services', 'serviceaccounts', 'namespaces']);
 const SCALABLE = new Set(['deployments.apps', 'replicasets.apps', 'statefulsets.apps', 'replicationcontrollers']);
 
 function scaleOf(e: Entry): object {
