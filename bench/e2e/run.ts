@@ -1,16 +1,18 @@
 /**
- * End-to-end benchmark (not a test): Kubernetes API simulator -> contender -> nats-server -> a
+ * End-to-end benchmark (not a test): Kubernetes API server -> contender -> nats-server -> a
  * subscriber, for a 100k-pod initial sync, steady churn at a fixed rate (latency), and max-rate
- * churn (throughput). Contenders, each a child process of its own (its peak RSS is its own):
+ * churn (throughput). The API server is the project's simulator, or with `--server real` a real
+ * kube-apiserver, etcd and kube-controller-manager (test/cluster's, built or found cached), with
+ * the pods created through its API (backend.ts). Contenders, each a child process of its own (its peak RSS is its own):
  *   bare      (a) the limit: paginated LIST + WATCH, parse, stringify, raw NATS publish
  *   informer  (b) what a user would write: client-node makeInformer + JSON.stringify + publish
  *   meshsync  the real CLI, built JS (`node <build>/dist/cli/main.js run --config <file>`):
  *             kubernetes source (pods only) + nats sink (resyncOnReconnect off), no metrics
- * The simulator and the churn driver run in this process; nats-server and the subscriber in
- * processes of their own. Everything is compiled with tsc into a temp dir first (no tsx in the
+ * The simulator (or the real control plane's launcher) and the churn driver run in this process;
+ * nats-server and the subscriber in processes of their own. Everything is compiled with tsc into a temp dir first (no tsx in the
  * measured processes).
  *
- *   npx tsx bench/e2e/run.ts [--pods 100000] [--rate 1000] [--seconds 20] [--burst 20000]
+ *   npx tsx bench/e2e/run.ts [--server simulator|real] [--pods 100000] [--rate 1000] [--seconds 20] [--burst 20000]
  *                            [--contenders bare,informer,meshsync] [--rounds 3] [--no-build]
  *                            [--profile meshsync [--node-args=--trace-gc]]   (CPU profile of one contender)
  *                            [--node-args-for meshsync --node-args=...]      (V8 flags without profiling)
@@ -19,16 +21,15 @@
  * the contenders' medians over the rounds (a shared machine's hiccup in one round moves a median
  * little), and each round's own ratios are reported beside them.
  *
- * Writes bench/results/e2e.json and prints a table. See bench/README.md, section "e2e".
+ * Writes bench/results/e2e.json (e2e-real.json with --server real) and prints a table. See bench/README.md, section "e2e".
  */
 import { spawn, fork, spawnSync, type ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { IncomingMessage } from 'node:http';
-import { startSimulator, type KubeSimulator } from '../../testing/simulator/index.ts';
 import { makePod } from '../../testing/simulator/demo.ts';
+import { POD, realBackend, simulatorBackend, type Backend, type Credentials } from './backend.ts';
 import { startNatsServer } from '../../test/support/nats-server.ts';
 import type { EndCommand, PhaseCommand, SubscriberMessage } from './subscriber.ts';
 import { median } from '../stats.ts';
@@ -36,11 +37,13 @@ import { median } from '../stats.ts';
 const ROOT = join(import.meta.dirname, '../..');
 const { values: args } = parseArgs({
   options: {
-    pods: { type: 'string', default: '100000' },
+    server: { type: 'string', default: 'simulator' },
+    // Defaults per server below: a real one is written through its API, so it holds fewer.
+    pods: { type: 'string' },
     namespaces: { type: 'string', default: '20' },
-    rate: { type: 'string', default: '1000' },
+    rate: { type: 'string' },
     seconds: { type: 'string', default: '20' },
-    burst: { type: 'string', default: '20000' },
+    burst: { type: 'string' },
     contenders: { type: 'string', default: 'bare,informer,meshsync' },
     rounds: { type: 'string', default: '3' },
     profile: { type: 'string' },
@@ -49,17 +52,19 @@ const { values: args } = parseArgs({
     'node-args-for': { type: 'string' },
     build: { type: 'string', default: '/tmp/meshsync-bench-e2e' },
     'no-build': { type: 'boolean', default: false },
-    out: { type: 'string', default: join(ROOT, 'bench/results/e2e.json') },
+    out: { type: 'string' },
   },
 });
-const PODS = Number(args.pods);
+if (args.server !== 'simulator' && args.server !== 'real') throw new Error(`--server is simulator or real, not ${args.server}`);
+const REAL = args.server === 'real';
+const PODS = Number(args.pods ?? (REAL ? 20_000 : 100_000));
 const NAMESPACES = Number(args.namespaces);
-const RATE = Number(args.rate);
+const RATE = Number(args.rate ?? (REAL ? 200 : 1000));
 const SECONDS = Number(args.seconds);
-const BURST = Number(args.burst);
+const BURST = Number(args.burst ?? (REAL ? 5000 : 20_000));
+const OUT = args.out ?? join(ROOT, `bench/results/${REAL ? 'e2e-real' : 'e2e'}.json`);
 const ROUNDS = Number(args.rounds);
 const BUILD = args.build!;
-const POD = 'pods.v1.';
 /** Latency samples of the first second of steady churn are left out (warm-up). */
 const WARMUP_US = 1_000_000;
 const PHASE_TIMEOUT_MS = 240_000;
@@ -165,8 +170,7 @@ class Subscriber {
 // ---- contenders -----------------------------------------------------------------------------
 
 interface Env {
-  sim: KubeSimulator;
-  kubeconfig: string;
+  backend: Backend;
   natsUrl: string;
   dir: string;
 }
@@ -174,30 +178,30 @@ interface Env {
 interface Contender {
   name: string;
   label: string;
-  command(env: Env, subject: string): string[];
+  command(env: Env, subject: string, credentials: Credentials): string[];
 }
 
 const CONTENDERS: Record<string, Contender> = {
   bare: {
     name: 'bare',
     label: '(a) bare LIST+WATCH -> parse -> publish',
-    command: (env, subject) => [join(BUILD, 'dist/bench/e2e/contenders/bare.js'), env.sim.url, env.sim.token, env.natsUrl, subject],
+    command: (env, subject, c) => [join(BUILD, 'dist/bench/e2e/contenders/bare.js'), c.url, c.token, env.natsUrl, subject, c.caFile ?? ''],
   },
   informer: {
     name: 'informer',
     label: '(b) client-node makeInformer + JSON.stringify',
-    command: (env, subject) => [join(BUILD, 'dist/bench/e2e/contenders/informer.js'), env.kubeconfig, env.natsUrl, subject],
+    command: (env, subject, c) => [join(BUILD, 'dist/bench/e2e/contenders/informer.js'), c.kubeconfig, env.natsUrl, subject],
   },
   meshsync: {
     name: 'meshsync',
     label: 'meshsync CLI (kubernetes -> nats), defaults',
-    command: (env, subject) => {
+    command: (env, subject, c) => {
       const file = join(env.dir, `meshsync-${subject}.json`);
       writeFileSync(file, JSON.stringify({
         clusterId: 'bench',
         logLevel: 'warn',
         plugins: [
-          ['meshsync:kubernetes', { kubeconfig: env.kubeconfig, resources: [POD], watchCustomResourceDefinitions: false }],
+          ['meshsync:kubernetes', { kubeconfig: c.kubeconfig, resources: [POD], watchCustomResourceDefinitions: false }],
           ['meshsync:nats', { url: env.natsUrl, subject, resyncOnReconnect: false }],
         ],
       }, null, 2));
@@ -236,28 +240,38 @@ const round = (value: number, digits = 1) => Math.round(value * 10 ** digits) / 
 
 /** Pods touched by churn: each write in a phase hits a different pod, so nothing can coalesce. */
 let churnCursor = 0;
-function stampNext(sim: KubeSimulator, pods: [string, string][]): void {
-  const [namespace, name] = pods[churnCursor++ % pods.length];
-  sim.patch(POD, namespace, name, { metadata: { annotations: { 'bench/stamp': String(nowUs()) } } });
+const nextPod = (pods: [string, string][]) => () => pods[churnCursor++ % pods.length];
+/** Writes to the real server that failed (each is a change the subscriber will not see). */
+let failedWrites = 0;
+
+/** A process's CPU time sampled every few ms, to read it as of a moment known only afterwards. */
+function sampleCpu(pid: () => number): { at(us: number): number; stop(): void } {
+  const samples: [number, number][] = [];
+  const timer = setInterval(() => {
+    if (pid()) samples.push([nowUs(), cpuUs(pid())]);
+  }, 5);
+  return {
+    at(us) {
+      let i = samples.length - 1;
+      while (i > 0 && samples[i][0] > us) i--;
+      return samples[i]?.[1] ?? 0;
+    },
+    stop: () => clearInterval(timer),
+  };
 }
 
 async function runContender(contender: Contender, env: Env, subscriber: Subscriber, pods: [string, string][]): Promise<ContenderResult> {
+  const next = nextPod(pods);
   const subject = `bench.${contender.name}`;
   log(`${contender.name}: initial sync of ${PODS} pods (load ${loadavg().map((l) => l.toFixed(2)).join(' ')})`);
   const initial = await subscriber.phase(subject, PODS, false);
 
-  let firstPodsRequestUs = 0;
-  let cpuAtFirstPodsRequest = 0;
+  const credentials = await env.backend.credentials(contender.name);
   let pid = 0;
-  const onRequest = (req: IncomingMessage) => {
-    if (firstPodsRequestUs !== 0 || !req.url?.includes('/pods')) return;
-    firstPodsRequestUs = nowUs();
-    // Start-up (module loading, discovery, NATS connect) is left out of the CPU per event.
-    cpuAtFirstPodsRequest = cpuUs(pid);
-  };
-  // The simulator's HTTP server is private; a second 'request' listener only observes.
-  const server = (env.sim as unknown as { server: import('node:http').Server }).server;
-  server.on('request', onRequest);
+  // Start-up (module loading, discovery, NATS connect) is left out of the CPU per event: it is
+  // counted from the contender's first pods request.
+  const firstPodsRequest = env.backend.observeFirstPodsRequest(contender.name);
+  const cpu = sampleCpu(() => pid);
 
   const profiling = args.profile === contender.name;
   const nodeArgsFor = (args['node-args-for'] ?? args.profile ?? '').split(',');
@@ -266,7 +280,7 @@ async function runContender(contender: Contender, env: Env, subscriber: Subscrib
     ...(nodeArgsFor.includes(contender.name) ? args['node-args']!.split(' ').filter(Boolean) : []),
   ];
   const spawnedUs = nowUs();
-  const child = spawn(process.execPath, [...execArgv, ...contender.command(env, subject)], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const child = spawn(process.execPath, [...execArgv, ...contender.command(env, subject, credentials)], { stdio: ['ignore', 'inherit', 'inherit'] });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   pid = child.pid!;
   let failed = false;
@@ -286,10 +300,11 @@ async function runContender(contender: Contender, env: Env, subscriber: Subscrib
   try {
     // ---- initial sync
     const doneAt = await guard(initial.done);
-    const cpu0 = cpuAtFirstPodsRequest;
     const cpu1 = cpuUs(pid);
     const peakAfterInitial = peakRssMb(pid);
-    server.off('request', onRequest);
+    const firstPodsRequestUs = await firstPodsRequest.first();
+    const cpu0 = cpu.at(firstPodsRequestUs);
+    cpu.stop();
     const initialSeconds = (doneAt - firstPodsRequestUs) / 1e6;
     const initialSync = {
       events: PODS,
@@ -322,7 +337,8 @@ async function runContender(contender: Contender, env: Env, subscriber: Subscrib
     while (written < steadyEvents) {
       const due = Math.min(steadyEvents, Math.floor(((nowUs() - startUs) / 1e6) * RATE));
       while (written < due) {
-        stampNext(env.sim, pods);
+        const [namespace, name] = next();
+        void Promise.resolve(env.backend.stamp(namespace, name)).catch(() => failedWrites++);
         written++;
       }
       await sleep(2);
@@ -371,11 +387,8 @@ async function runContender(contender: Contender, env: Env, subscriber: Subscrib
 
     // ---- max-rate churn: BURST changes written while the watch is stalled, then released at once
     const burst = await subscriber.phase(subject, BURST, false);
-    env.sim.stallWatches(true);
-    for (let i = 0; i < BURST; i++) stampNext(env.sim, pods);
     const cpu4 = cpuUs(pid);
-    const releasedUs = nowUs();
-    env.sim.stallWatches(false);
+    const releasedUs = await env.backend.burst(BURST, next);
     const burstDoneAt = await guard(burst.done);
     const cpu5 = cpuUs(pid);
     await subscriber.end(subject);
@@ -390,7 +403,8 @@ async function runContender(contender: Contender, env: Env, subscriber: Subscrib
     const peak = peakRssMb(pid);
     return { label: contender.label, initialSync, steadyChurn, maxChurn, peakRssMb: round(peak, 0), peakRssAfterInitialSyncMb: round(peakAfterInitial, 0) };
   } finally {
-    server.off('request', onRequest);
+    firstPodsRequest.stop();
+    cpu.stop();
     stopping = true;
     if (!failed) {
       child.kill('SIGTERM');
@@ -471,23 +485,22 @@ async function main(): Promise<void> {
     config: 'max_pending: 1GB\nwrite_deadline: "30s"',
   });
   const dir = nats.dir;
-  const sim = await startSimulator({ historyLimit: 50_000, bookmarkIntervalMs: 1000 });
-  const kubeconfig = join(dir, 'kubeconfig');
-  await sim.writeKubeconfig(kubeconfig);
+  if (REAL) log('starting a real control plane (test/cluster; built first if not cached)');
+  const backend = REAL ? await realBackend() : await simulatorBackend(dir);
   const subscriber = await Subscriber.start(nats.url);
 
-  log(`creating ${PODS} pods in ${NAMESPACES} namespaces`);
-  for (let n = 0; n < NAMESPACES; n++) sim.create('namespaces.v1.', { metadata: { name: `ns-${n}` } });
+  log(`creating ${PODS} pods in ${NAMESPACES} namespaces${REAL ? ' through the API' : ''}`);
+  const namespaces = Array.from({ length: NAMESPACES }, (_, n) => `ns-${n}`);
   const pods: [string, string][] = [];
-  for (let i = 0; i < PODS; i++) {
-    const namespace = `ns-${i % NAMESPACES}`;
-    const pod = makePod(i, namespace);
+  const objects = Array.from({ length: PODS }, (_, i) => {
+    const pod = makePod(i, namespaces[i % NAMESPACES]);
     pod.metadata.annotations['bench/stamp'] = '0';
-    sim.create(POD, pod);
-    pods.push([namespace, pod.metadata.name]);
-  }
-  const podBytes = Buffer.byteLength(JSON.stringify(sim.get(POD, pods[0][0], pods[0][1])));
-  log(`pods created (${podBytes} bytes each as JSON)`);
+    pods.push([pod.metadata.namespace, pod.metadata.name]);
+    return pod;
+  });
+  const creationSeconds = round(await backend.seed(namespaces, objects), 1);
+  const podBytes = Buffer.byteLength(JSON.stringify(await backend.get(pods[0][0], pods[0][1])));
+  log(`pods created in ${creationSeconds} s (${Math.round(PODS / creationSeconds)}/s; ${podBytes} bytes each as JSON)`);
 
   const rounds: Record<string, ContenderResult>[] = [];
   try {
@@ -496,7 +509,7 @@ async function main(): Promise<void> {
       log(`round ${r + 1}/${ROUNDS}: ${order.join(', ')}`);
       const results: Record<string, ContenderResult> = {};
       for (const name of order) {
-        results[name] = await runContender(CONTENDERS[name], { sim, kubeconfig, natsUrl: nats.url, dir }, subscriber, pods);
+        results[name] = await runContender(CONTENDERS[name], { backend, natsUrl: nats.url, dir }, subscriber, pods);
         await sleep(2000);
       }
       rounds.push(results);
@@ -504,7 +517,7 @@ async function main(): Promise<void> {
     }
   } finally {
     subscriber.stop();
-    await sim.close();
+    await backend.close();
     await nats.dispose();
   }
 
@@ -517,13 +530,14 @@ async function main(): Promise<void> {
     node: process.version,
     cpus: cpus().length,
     loadAverage: { start: loadAtStart.map((l) => round(l, 2)), end: loadAtEnd.map((l) => round(l, 2)) },
+    server: REAL ? { kind: 'real', what: 'kube-apiserver + etcd + kube-controller-manager from test/cluster (versions in test/cluster/README.md); TLS, RBAC, a ServiceAccount token per contender', podsCreatedThroughTheApiSeconds: creationSeconds, failedWrites } : { kind: 'simulator' },
     workload: {
       pods: PODS,
       namespaces: NAMESPACES,
       podJsonBytes: podBytes,
       initialSync: 'LIST (meshsync and bare: pages of 500; informer: one unpaginated LIST, as listPodForAllNamespaces() does), then WATCH from the list resourceVersion',
-      steadyChurn: { eventsPerSecond: RATE, seconds: SECONDS, latency: 'simulator write (annotation bench/stamp, monotonic µs) to subscriber receipt; first second left out' },
-      maxChurn: { events: BURST, method: 'changes written while the watch is stalled, then released at once; time from release to the last message received' },
+      steadyChurn: { eventsPerSecond: RATE, seconds: SECONDS, latency: `${REAL ? 'start of the PATCH' : 'simulator write'} (annotation bench/stamp, monotonic µs) to subscriber receipt; first second left out` },
+      maxChurn: { events: BURST, method: backend.describeBurst },
       eachChangeTouchesADifferentPod: true,
       meshsync: 'built JS (tsc), node dist/cli/main.js run; plugins kubernetes (pods.v1. only, no CRD watch), nats (resyncOnReconnect off, headers on), redact-secrets (added by default); no metrics',
     },
@@ -534,11 +548,12 @@ async function main(): Promise<void> {
     ratios: ratios ?? null,
     perRound: rounds.map((results) => ({ results, ratios: compare(results) ?? null })),
   };
-  mkdirSync(dirname(args.out!), { recursive: true });
-  writeFileSync(args.out!, `${JSON.stringify(output, null, 2)}\n`);
-  console.log(`\nE2E: ${PODS} pods of ${podBytes} B, churn ${RATE}/s for ${SECONDS} s, burst ${BURST}; load ${loadAtStart.map((l) => l.toFixed(2)).join(' ')} -> ${loadAtEnd.map((l) => l.toFixed(2)).join(' ')}${ROUNDS > 1 ? `; medians of ${ROUNDS} rounds` : ''}`);
+  mkdirSync(dirname(OUT), { recursive: true });
+  writeFileSync(OUT, `${JSON.stringify(output, null, 2)}\n`);
+  console.log(`\nE2E (${args.server}): ${PODS} pods of ${podBytes} B, churn ${RATE}/s for ${SECONDS} s, burst ${BURST}; load ${loadAtStart.map((l) => l.toFixed(2)).join(' ')} -> ${loadAtEnd.map((l) => l.toFixed(2)).join(' ')}${ROUNDS > 1 ? `; medians of ${ROUNDS} rounds` : ''}`);
   printTable(results, ratios);
-  console.log(`\nwritten: ${args.out}`);
+  if (failedWrites > 0) log(`${failedWrites} writes to the API server failed`);
+  console.log(`\nwritten: ${OUT}`);
   if (args.profile) log(`CPU profile in ${join(BUILD, 'profiles')}`);
 }
 

@@ -5,20 +5,23 @@
  * meshsync's wire format (kind/apiVersion set, managedFields dropped), so the bytes match.
  * No store, no coalescing, no confirmation (no flush): nothing but parse and stringify.
  *
- *   node bare.js <api-url> <token> <nats-url> <subject>
+ *   node bare.js <api-url> <token> <nats-url> <subject> [<ca-file>]   (https when the URL says so)
  */
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import { connect } from '@nats-io/transport-node';
 
-const [apiUrl, token, natsUrl, subject] = process.argv.slice(2);
+const [apiUrl, token, natsUrl, subject, caFile] = process.argv.slice(2);
 const api = new URL(apiUrl);
-const agent = new http.Agent({ keepAlive: true });
+const secure = api.protocol === 'https:';
+const agent = secure ? new https.Agent({ keepAlive: true, ca: caFile ? readFileSync(caFile) : undefined }) : new http.Agent({ keepAlive: true });
 const nc = await connect({ servers: natsUrl, name: 'bench-bare' });
 process.on('SIGTERM', () => process.exit(0));
 
 function request(path: string, onData: (chunk: string) => void): Promise<void> {
   return new Promise((resolve, reject) => {
-    const req = http.get({ hostname: api.hostname, port: api.port, path, agent, headers: { Authorization: `Bearer ${token}`, Accept: 'application/json' } }, (res) => {
+    const req = (secure ? https : http).get({ hostname: api.hostname, port: api.port, path, agent, headers: { Authorization: `Bearer ${token}`, Accept: 'application/json' } }, (res) => {
       res.setEncoding('utf8');
       if (res.statusCode !== 200) reject(new Error(`GET ${path}: HTTP ${res.statusCode}`));
       res.on('data', onData);
