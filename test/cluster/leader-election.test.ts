@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ReferenceConsumer } from '../../testing/consumer.ts';
 import { startMeshsync, type MeshsyncProcess } from '../support/meshsync-process.ts';
-import { startNatsServer, subscriber, type NatsServerHandle } from '../support/nats-server.ts';
+import { feedConsumer, startNatsServer, subscriber, type NatsServerHandle } from '../support/nats-server.ts';
 import { sleep, untilAsync } from '../support/wait.ts';
 import { cluster } from './setup.ts';
 
@@ -65,10 +65,7 @@ describe('leader election with two meshsync processes on a real Lease (coordinat
   it('one replica publishes; the leader killed, the other takes over within the lease duration and the consumer converges', async () => {
     const consumer = new ReferenceConsumer();
     const sub = await subscriber(nats.url, SUBJECT);
-    let applied = 0;
-    const feed = setInterval(() => {
-      for (; applied < sub.messages.length; applied++) consumer.apply(sub.messages[applied].data);
-    }, 10);
+    const stopFeeding = feedConsumer(sub, consumer);
     let churn: NodeJS.Timeout | undefined;
     try {
       const a = start('replica-a');
@@ -113,7 +110,7 @@ describe('leader election with two meshsync processes on a real Lease (coordinat
       console.log(`      (takeover after the leader was killed: ${takeoverSeconds.toFixed(1)} s with a ${LEASE_TIMING.leaseDurationSeconds} s lease)`);
     } finally {
       if (churn) clearInterval(churn);
-      clearInterval(feed);
+      stopFeeding();
       await sub.close();
     }
   });

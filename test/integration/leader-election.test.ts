@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startSimulator, type KubeSimulator } from '../../testing/simulator/index.ts';
 import { ReferenceConsumer } from '../../testing/consumer.ts';
-import { startNatsServer, subscriber, type NatsServerHandle } from '../support/nats-server.ts';
+import { feedConsumer, startNatsServer, subscriber, type NatsServerHandle } from '../support/nats-server.ts';
 import { sleep, until } from '../support/wait.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -88,10 +88,7 @@ describe('leader-election (two meshsync processes, one Lease, a real nats-server
   it('a standby takes over within the lease duration when the leader is killed, and the consumer converges', async () => {
     const consumer = new ReferenceConsumer();
     const sub = await subscriber(nats.url, SUBJECT);
-    let applied = 0;
-    const feed = setInterval(() => {
-      for (; applied < sub.messages.length; applied++) consumer.apply(sub.messages[applied].data);
-    }, 10);
+    const stopFeeding = feedConsumer(sub, consumer);
     try {
       const a = startReplica('replica-a');
       await until(() => holder() === 'replica-a', 'replica-a to lead', 30_000);
@@ -125,7 +122,7 @@ describe('leader-election (two meshsync processes, one Lease, a real nats-server
       expect(b.log).to.include('became the leader');
       expect(b.log).to.include('leader-elected');
     } finally {
-      clearInterval(feed);
+      stopFeeding();
       await sub.close();
     }
   });

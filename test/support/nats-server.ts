@@ -140,6 +140,15 @@ async function waitForPort(port: number, timeoutMs: number): Promise<void> {
 }
 
 /** A subscriber with the real client that records every message. */
+/** Applies every message `sub` has received to `consumer`, and keeps doing so as more arrive; returns how to stop. */
+export function feedConsumer(sub: { messages: Msg[] }, consumer: { apply(data: Uint8Array): unknown }): () => void {
+  let applied = 0;
+  const timer = setInterval(() => {
+    for (; applied < sub.messages.length; applied++) consumer.apply(sub.messages[applied].data);
+  }, 10);
+  return () => clearInterval(timer);
+}
+
 export async function subscriber(url: string, subject: string, options: Parameters<typeof connect>[0] = {}) {
   const nc = await connect({ servers: url, ...options });
   const messages: Msg[] = [];
