@@ -62,7 +62,7 @@ describe('leader election with two meshsync processes on a real Lease (coordinat
     return view.length === server.size && view.every((o) => server.get(o.metadata.uid!) === o.metadata.resourceVersion);
   };
 
-  it('one replica publishes; the leader killed, the other takes over within the lease duration and the consumer converges', async () => {
+  it('one replica publishes; the leader killed, the other takes over once the lease expires and the consumer converges', async () => {
     const consumer = new ReferenceConsumer();
     const sub = await subscriber(nats.url, SUBJECT);
     const stopFeeding = feedConsumer(sub, consumer);
@@ -98,9 +98,13 @@ describe('leader election with two meshsync processes on a real Lease (coordinat
       await a.kill();
       const killedAt = Date.now();
       await untilAsync(async () => (await lease())?.holderIdentity === 'replica-b', 'replica-b to take over',
-        (LEASE_TIMING.leaseDurationSeconds + 2 * LEASE_TIMING.retryPeriodSeconds) * 1000, 250);
+        (LEASE_TIMING.leaseDurationSeconds + 3 * LEASE_TIMING.retryPeriodSeconds) * 1000, 250);
       const takeoverSeconds = (Date.now() - killedAt) / 1000;
-      expect(takeoverSeconds, 'takeover within the lease duration plus one retry period').to.be.below(LEASE_TIMING.leaseDurationSeconds + LEASE_TIMING.retryPeriodSeconds);
+      // The standby counts the lease duration from when it saw the last renewal (client-go's rule,
+      // immune to clock skew): it saw it up to one retry period late, and notices the expiry up to
+      // one retry period late; a second of slack for this test's polling on a loaded machine.
+      const bound = LEASE_TIMING.leaseDurationSeconds + 2 * LEASE_TIMING.retryPeriodSeconds + 1;
+      expect(takeoverSeconds, 'takeover within the lease duration plus two retry periods').to.be.below(bound);
       expect((await lease())?.leaseTransitions).to.equal((before?.leaseTransitions ?? 0) + 1);
       await sleep(1000);
       clearInterval(churn);
