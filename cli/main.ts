@@ -11,7 +11,7 @@ import { setFlagsFromString } from 'node:v8';
 import type { LoadedConfig, LoadProblem } from '../config/load.ts';
 import { maskSecrets, secretPaths } from '../config/mask.ts';
 import { LOG_LEVELS } from '../config/schema.ts';
-import { ERROR_CODES, MeshSyncError, type ErrorCode } from '../core/errors.ts';
+import { ConfigError, ERROR_CODES, formatProblems, MeshSyncError, type ErrorCode } from '../core/errors.ts';
 import { createLogger } from '../core/log.ts';
 import { redactSecretsInText } from '../core/secrets.ts';
 import { loadConfig } from './config.ts';
@@ -204,22 +204,22 @@ function parseCommandLine(argv: readonly string[]): CliOptions | 'help' | 'versi
   return { command, config: values.config, logLevel, simulator, out: values.out, timeoutMs };
 }
 
-/** The code, the message, and the remedy of each code involved: what a user needs to fix a start-up error. */
-/** A fatal error for stderr: code, message, causes and remedies, with the credentials its text may quote masked. */
+/**
+ * A fatal error for stderr: code, message, causes and remedies, with the credentials its text may
+ * quote masked. A config problem's path is not masked: key names are never secrets (`token` is a
+ * key, only its value is one), and masking `key: "formt"` would hide the very typo to fix.
+ */
 export function formatError(error: unknown): string {
-  return redactSecretsInText(formatErrorText(error));
-}
-
-function formatErrorText(error: unknown): string {
   if (!(error instanceof MeshSyncError)) {
-    return `meshsync: error: ${error instanceof Error ? error.message : String(error)}\n`;
+    return `meshsync: error: ${redactSecretsInText(error instanceof Error ? error.message : String(error))}\n`;
   }
   const codes = new Set<ErrorCode>([error.code]);
   const problems = (error.details?.problems ?? []) as readonly Partial<LoadProblem>[];
   for (const problem of problems) if (problem.code) codes.add(problem.code);
   for (let cause = error.cause; cause instanceof MeshSyncError; cause = cause.cause) codes.add(cause.code);
-  let text = `meshsync: error ${error.code}: ${error.message}\n`;
-  if (error.cause instanceof MeshSyncError) text += `  caused by ${error.cause.code}: ${error.cause.message}\n`;
+  const message = error instanceof ConfigError ? formatProblems(error.problems, redactSecretsInText) : redactSecretsInText(error.message);
+  let text = `meshsync: error ${error.code}: ${message}\n`;
+  if (error.cause instanceof MeshSyncError) text += `  caused by ${error.cause.code}: ${redactSecretsInText(error.cause.message)}\n`;
   for (const code of codes) text += `  remedy${codes.size > 1 ? ` (${code})` : ''}: ${ERROR_CODES[code].remedy}\n`;
   return text;
 }

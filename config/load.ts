@@ -15,7 +15,8 @@ import type { z } from 'zod';
 import { ConfigError, type ConfigProblem, type ErrorCode } from '../core/errors.ts';
 import { withoutJsonExcerpt } from '../core/secrets.ts';
 import type { Logger } from '../core/log.ts';
-import { isPlugin, joinPath, type PluginFactory } from '../core/plugin.ts';
+import { isPlugin, zodProblems, type PluginFactory } from '../core/plugin.ts';
+import { didYouMean } from '../core/suggest.ts';
 import type { Plugin } from '../core/types.ts';
 import type { ConfigEnv } from './define.ts';
 import { configSchema, LOG_LEVELS, pluginEntrySchema, type LogLevel, type PluginSummary, type ResolvedConfig } from './schema.ts';
@@ -310,18 +311,7 @@ const loadJson: Loader = (filepath, content) => {
 };
 
 function schemaProblems(error: z.ZodError, file: string | undefined): LoadProblem[] {
-  const problems: LoadProblem[] = [];
-  for (const issue of error.issues) {
-    if (issue.code === 'unrecognized_keys') {
-      const allowed = issue.path.length === 0 ? Object.keys(configSchema.shape).join(', ') : undefined;
-      for (const key of issue.keys) {
-        problems.push({ code: 'MESHSYNC_CONFIG_INVALID', file, path: joinPath('', [...issue.path, key]), message: `unknown key${allowed ? ` (allowed: ${allowed})` : ''}` });
-      }
-    } else {
-      problems.push({ code: 'MESHSYNC_CONFIG_INVALID', file, path: joinPath('', issue.path), message: issue.message });
-    }
-  }
-  return problems;
+  return zodProblems(error, '', file, configSchema).map((problem) => ({ code: 'MESHSYNC_CONFIG_INVALID', ...problem }));
 }
 
 /** A built-in that runs once per process, listed again: a problem at each repetition. */
@@ -358,7 +348,7 @@ async function resolvePlugin(entry: unknown, path: string, baseDir: string, file
   let factory: unknown;
   if (name.startsWith('meshsync:')) {
     if (!builtins.names.includes(name)) {
-      return problem('MESHSYNC_CONFIG_INVALID', `unknown built-in plugin "${name}" (built-ins: ${builtins.names.join(', ')})`);
+      return problem('MESHSYNC_CONFIG_INVALID', `unknown built-in plugin "${name}"${suggestBuiltin(name.slice('meshsync:'.length), builtins)} (built-ins: ${builtins.names.join(', ')})`);
     }
     try {
       factory = await builtins.load(name);
@@ -372,8 +362,10 @@ async function resolvePlugin(entry: unknown, path: string, baseDir: string, file
   } else {
     const loaded = await importPackage(name, baseDir);
     if ('error' in loaded) {
+      // A bare name one typo away from a built-in ("nast") is likelier that built-in than a package.
+      const builtin = loaded.notInstalled ? suggestBuiltin(name, builtins) : '';
       return problem('MESHSYNC_PLUGIN_NOT_FOUND', loaded.notInstalled
-        ? `plugin package "${name}" is not installed (looked from ${baseDir}); install it: npm install ${name}`
+        ? `plugin package "${name}" is not installed (looked from ${baseDir})${builtin ? `${builtin} If not, install it` : '; install it'}: npm install ${name}`
         : `plugin package "${name}" could not be loaded: ${loaded.error}; reinstall it (npm install ${name}) or report it to its authors`);
     }
     factory = loaded.module.default;
@@ -388,7 +380,7 @@ async function resolvePlugin(entry: unknown, path: string, baseDir: string, file
   if (schema && typeof schema.safeParse === 'function') {
     const checked = schema.safeParse(options ?? {});
     if (!checked.success) {
-      return checked.error.issues.map((issue) => ({ code: 'MESHSYNC_PLUGIN_OPTIONS' as const, file, path: joinPath(`${path}.options`, issue.path), message: issue.message }));
+      return zodProblems(checked.error, `${path}.options`, file, schema).map((problem) => ({ code: 'MESHSYNC_PLUGIN_OPTIONS' as const, ...problem }));
     }
   }
   let plugin: unknown;
@@ -402,6 +394,11 @@ async function resolvePlugin(entry: unknown, path: string, baseDir: string, file
   }
   if (!isPlugin(plugin)) return problem('MESHSYNC_PLUGIN_INVALID', `plugin "${name}"'s factory did not return { name, apply(core) } (got ${describe(plugin)})`);
   return plugin;
+}
+
+/** `; did you mean "meshsync:nats"?` for `nast`: built-ins compared by their names without the prefix. */
+function suggestBuiltin(name: string, builtins: PluginCatalog): string {
+  return didYouMean(name, builtins.names.map((builtin) => builtin.slice('meshsync:'.length)), (builtin) => `"meshsync:${builtin}"`);
 }
 
 /** Imports a package as the config's directory sees it (its node_modules, then the parents'). */

@@ -114,8 +114,9 @@ export class ConfigError extends MeshSyncError {
   }
 }
 
-function formatProblems(problems: readonly ConfigProblem[]): string {
-  const lines = problems.map((p) => `  - ${p.file ? `${p.file}: ` : ''}${p.path || '(root)'}: ${p.message}`);
+/** The problems as lines under a count; `message` may rewrite each problem's message (to mask what it quotes), never its path. */
+export function formatProblems(problems: readonly ConfigProblem[], message: (text: string) => string = (text) => text): string {
+  const lines = problems.map((p) => `  - ${p.file ? `${p.file}: ` : ''}${p.path || '(root)'}: ${message(p.message)}`);
   return `invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${lines.join('\n')}`;
 }
 

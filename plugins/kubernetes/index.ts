@@ -14,7 +14,7 @@ import {
 } from '../../kubernetes/index.ts';
 import { discover, rediscoverGroup, resolveResources, type Catalog, type ServedResource } from './discovery.ts';
 
-export { discover, resolveResources, closeMatches, editDistance } from './discovery.ts';
+export { discover, resolveResources, closeMatches } from './discovery.ts';
 
 const CRD_RESOURCE_ID = 'customresourcedefinitions.v1.apiextensions.k8s.io';
 /** 429s in a row logged at info; from the next one on they are reported (warn). */
