@@ -408,8 +408,11 @@ async function importPackage(name: string, baseDir: string): Promise<{ module: {
     entry = createRequire(join(baseDir, 'meshsync.config.js')).resolve(name);
   } catch (error) {
     const code = (error as { code?: string }).code;
-    if (code === 'ERR_PACKAGE_PATH_NOT_EXPORTED') entry = resolveImportEntry(name, baseDir);
+    // require refuses an ESM-only package, and misses an entry behind a condition it does not use
+    // (`source`, when the CLI runs from TypeScript sources): read the package's exports as import does.
+    entry = resolveImportEntry(name, baseDir);
     if (entry === undefined) return { error: messageOf(error), notInstalled: code === 'MODULE_NOT_FOUND' };
+    if (!existsSync(entry)) return { error: `its entry ${entry} does not exist (is the package built?)`, notInstalled: false };
   }
   try {
     return { module: await import(pathToFileURL(entry).href) };
