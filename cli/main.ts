@@ -18,6 +18,7 @@ import { loadConfig } from './config.ts';
 import { hasKubeConfig, startDemo, type DemoRun } from './demo.ts';
 import { commandHelp, flagLines, parseFlags, UsageError, type CommandSpec, type FlagSpec } from './args.ts';
 import { INSTALL_FLAGS, INSTALL_NOTES, runInstallCommand, type ShippedConfig } from './install/command.ts';
+import { createProgressDisplay } from './progress.ts';
 import { createCoreFrom, heapFlagsFor, run, snapshot } from './run.ts';
 
 const SHARED_FLAGS = {
@@ -124,7 +125,10 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: proces
 
   // validate and print-config answer on stdout: their logs say only what needs attention, unless asked.
   const quiet = options.command === 'validate' || options.command === 'print-config';
-  const logger = createLogger({ level: options.logLevel ?? envLogLevel(io.env, quiet ? 'warn' : 'info') });
+  // On a terminal, run and snapshot draw their start-up and initial sync live; logs go above it.
+  const display = (options.command === 'run' || options.command === 'snapshot') && io.stderr === process.stderr && process.stderr.isTTY
+    ? createProgressDisplay(process.stderr) : undefined;
+  const logger = createLogger({ level: options.logLevel ?? envLogLevel(io.env, quiet ? 'warn' : 'info'), ...(display ? { destination: display.logStream, pretty: true } : {}) });
   let demo: DemoRun | undefined;
   try {
     if (options.command === 'run' || options.command === 'snapshot') {
@@ -144,15 +148,17 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: proces
         write(io.stdout, `${JSON.stringify(maskSecrets({ file: loaded.file ?? null, ...loaded.config }), null, 2)}\n`);
         return 0;
       case 'snapshot':
-        return await snapshot(loaded, logger, resolve(io.cwd, options.out!), options.timeoutMs);
+        return await snapshot(loaded, logger, resolve(io.cwd, options.out!), options.timeoutMs, display);
       case 'run':
-        return await run(loaded, logger);
+        // Events printed on the same terminal are the display already: a live region would tear them.
+        return await run(loaded, logger, process.stdout.isTTY && loaded.plugins.some((plugin) => plugin.name === 'meshsync:stdout') ? undefined : display);
     }
     return 2;
   } catch (error) {
     write(io.stderr, formatError(error));
     return 1;
   } finally {
+    display?.stop();
     await demo?.stop();
     logger.flush?.();
   }

@@ -39,6 +39,10 @@ export const ERROR_CODES = {
     cause: 'The queue did not drain to every sink within the stop deadline.',
     remedy: 'Check the sinks (a broker down?) or raise stopTimeoutMs; pending events were logged as lost.',
   },
+  MESHSYNC_SNAPSHOT_TIMEOUT: {
+    cause: '`meshsync snapshot` did not finish start-up and the initial sync within --timeout.',
+    remedy: 'The message says what it still waited for and the warnings before it why (an unreachable API server, a forbidden resource); fix that, or raise --timeout for a large cluster.',
+  },
   MESHSYNC_KUBE_CONFIG: {
     cause: 'No usable Kubernetes configuration was found.',
     remedy: 'Set KUBECONFIG, mount a service account, or pass the kubernetes plugin a kubeconfig/context.',

@@ -68,6 +68,8 @@ export interface SourceContext {
   synced(): void;
   /** Registers how to read this source's current state (for resyncs and `meshsync snapshot`), and optionally its object count per resource id. */
   provideSnapshot(read: () => Iterable<SnapshotItem>, counts?: () => Record<string, number>): void;
+  /** Registers how to read where this source's initial sync is (for a progress display and `snapshot --timeout`'s error). */
+  provideProgress(read: () => SourceProgress): void;
   /** The resource ids (`<resource>.<version>.<group>`) to watch, narrowed by the selectResources hook. */
   selectResources(candidates: readonly string[]): string[];
   /** Reports a problem that does not stop the source (a failed watch, a forbidden resource). */
@@ -81,6 +83,31 @@ export interface SourceContext {
   sinksCaughtUp(): Promise<void>;
   /** Whether `sinksCaughtUp()` would wait: a source reading a stream stops reading while this is true. */
   sinksBehind(): boolean;
+}
+
+/** One resource's initial list: objects listed so far, and whether the list is complete. */
+export interface ResourceProgress {
+  readonly id: string;
+  readonly objects: number;
+  readonly listed: boolean;
+}
+
+/** Where a source's initial sync is. */
+export interface SourceProgress {
+  /** What it waits for before it can list (`discovery`), in words; absent while it lists. */
+  readonly waitingFor?: string;
+  readonly resources: readonly ResourceProgress[];
+}
+
+/** Where start-up and the initial sync are, for every source (CoreState.progress). */
+export interface SyncProgress {
+  /** `start`: start taps run; `cluster id`: the clusterId hook runs; `sync`: sources list; `synced`: every source has. */
+  readonly phase: 'created' | 'start' | 'cluster id' | 'sync' | 'synced';
+  /** What is still awaited, in words: `the cluster id`, `meshsync:kubernetes: discovery`, `pods.v1.`. */
+  readonly waitingFor: readonly string[];
+  readonly resources: readonly ResourceProgress[];
+  /** Objects listed so far, over all resources. */
+  readonly objects: number;
 }
 
 /** The context each sink tap receives alongside its batches. */
@@ -173,6 +200,8 @@ export interface CoreState {
   lanes(): { sink: string; pending: number; oldestAgeMs: number; inFlight: number }[];
   /** Objects per resource id, from the sources' snapshots. */
   resourceCounts(): Record<string, number>;
+  /** Where start-up and the initial sync are, and what they wait for. */
+  progress(): SyncProgress;
 }
 
 /** Counters the core keeps; plain numbers, so counting costs nothing on the hot path. */

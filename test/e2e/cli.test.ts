@@ -7,9 +7,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freshClone } from '../support/fresh-clone.ts';
+import { freePort, startNatsServer, type NatsServerHandle } from '../support/nats-server.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CASES = join(ROOT, 'test', 'fixtures', 'configs');
+const unreachableKubeconfig = [
+  'apiVersion: v1', 'kind: Config',
+  'clusters: [{name: c, cluster: {server: "http://127.0.0.1:1", insecure-skip-tls-verify: true}}]',
+  'users: [{name: u, user: {token: t}}]', 'contexts: [{name: x, context: {cluster: c, user: u}}]', 'current-context: x', '',
+].join('\n');
+
 interface Cli {
   readonly child: ChildProcess;
   stdout: string;
@@ -196,12 +203,69 @@ describe('meshsync CLI', function () {
     expect(stderr).to.contain('snapshot written');
   });
 
+  it('snapshot --out F.json: writes one JSON document, and delivers nothing to the config\'s sinks (no events on stdout)', async () => {
+    await writeFile(join(dir, 'meshsync.config.json'), JSON.stringify({
+      plugins: [['meshsync:kubernetes', { resources: ['namespaces.v1.'] }], ['meshsync:stdout', { format: 'json' }]],
+    }));
+    const out = join(dir, 'snap.json');
+    const { code, stdout, stderr } = await runCli(['snapshot', '--simulator', '--out', out], { cwd: dir });
+    expect(code, stderr).to.equal(0);
+    const state = JSON.parse(await readFile(out, 'utf8')) as { type: string; object: { metadata: { name: string } } }[];
+    expect(state.map((event) => event.object.metadata.name)).to.include('kube-system');
+    expect(stdout).to.equal('');
+  });
+
+  it('snapshot --timeout bounds the whole run: an unreachable API server fails it in time, saying what it waited for', async () => {
+    await writeFile(join(dir, 'kubeconfig'), unreachableKubeconfig);
+    await writeFile(join(dir, 'meshsync.config.json'), JSON.stringify({ plugins: [['meshsync:kubernetes', { resources: ['pods.v1.'] }]] }));
+    const startedAt = Date.now();
+    const { code, stderr } = await runCli(['snapshot', '--timeout', '2000', '--out', join(dir, 'x.json')], { cwd: dir, env: { KUBECONFIG: join(dir, 'kubeconfig') } });
+    expect(code, stderr).to.equal(1);
+    expect(Date.now() - startedAt).to.be.below(20_000); // bounded; it retried for 200 s before
+    expect(stderr).to.contain('MESHSYNC_SNAPSHOT_TIMEOUT').and.contain('within --timeout 2000 ms: still waiting for the cluster id');
+    expect(stderr).to.contain('MESHSYNC_KUBE_UNREACHABLE').and.not.match(/\n\s+at /); // warnings without stack traces
+  });
+
+  it('run: one Ctrl-C delivered twice at once (npm relays it, the process group gets it too) still drains; a later one exits at once', async () => {
+    const port = await freePort(); // no broker there: the drain waits for it
+    await writeFile(join(dir, 'meshsync.config.json'), JSON.stringify({
+      plugins: [['meshsync:kubernetes', { resources: ['namespaces.v1.'] }], ['meshsync:nats', { url: `nats://127.0.0.1:${port}` }]],
+      stopTimeoutMs: 30_000,
+    }));
+    const cli = startCli(['run', '--simulator'], { cwd: dir });
+    await waitFor(() => cli.stderr.includes('every source synced'), 'the initial sync', cli);
+    cli.child.kill('SIGINT');
+    cli.child.kill('SIGINT');
+    await waitFor(() => cli.stderr.includes('stopping: draining sinks'), 'the drain', cli);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(cli.child.exitCode, 'still draining').to.equal(null);
+    expect(cli.stderr).not.to.contain('second signal');
+    cli.child.kill('SIGINT');
+    expect(await cli.exited).to.equal(1);
+    expect(cli.stderr).to.contain('second signal: exiting without draining');
+  });
+
+  it('run: says "meshsync ready" only once /readyz would pass (the broker connected), not when the sources synced', async () => {
+    const port = await freePort();
+    await writeFile(join(dir, 'meshsync.config.json'), JSON.stringify({
+      plugins: [['meshsync:kubernetes', { resources: ['namespaces.v1.'] }], ['meshsync:nats', { url: `nats://127.0.0.1:${port}`, reconnectMaxMs: 200 }]],
+    }));
+    const cli = startCli(['run', '--simulator'], { cwd: dir });
+    let nats: NatsServerHandle | undefined;
+    try {
+      await waitFor(() => cli.stderr.includes('not ready yet: waiting for broker'), 'the sources synced, the broker not', cli);
+      expect(cli.stderr).not.to.contain('meshsync ready');
+      nats = await startNatsServer({ port });
+      await waitFor(() => cli.stderr.includes('meshsync ready'), 'readiness once the broker is up', cli);
+    } finally {
+      cli.child.kill('SIGTERM');
+      await cli.exited;
+      await nats?.dispose();
+    }
+  });
+
   it('run: a SIGTERM while start-up waits for an unreachable API server stops it with exit 0', async () => {
-    await writeFile(join(dir, 'kubeconfig'), [
-      'apiVersion: v1', 'kind: Config',
-      'clusters: [{name: c, cluster: {server: "http://127.0.0.1:1", insecure-skip-tls-verify: true}}]',
-      'users: [{name: u, user: {token: t}}]', 'contexts: [{name: x, context: {cluster: c, user: u}}]', 'current-context: x', '',
-    ].join('\n'));
+    await writeFile(join(dir, 'kubeconfig'), unreachableKubeconfig);
     await writeFile(join(dir, 'meshsync.config.json'), JSON.stringify({ plugins: [['meshsync:kubernetes', { resources: ['pods.v1.'] }], 'meshsync:stdout'] }));
     const cli = startCli(['run'], { cwd: dir, env: { KUBECONFIG: join(dir, 'kubeconfig') } });
     await waitFor(() => cli.stderr.includes('meshsync starting'), 'start-up', cli);
