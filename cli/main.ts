@@ -18,6 +18,8 @@ import { loadConfig } from './config.ts';
 import { hasKubeConfig, startDemo, type DemoRun } from './demo.ts';
 import { commandHelp, flagLines, parseFlags, UsageError, type CommandSpec, type FlagSpec } from './args.ts';
 import { INSTALL_FLAGS, INSTALL_NOTES, runInstallCommand, type ShippedConfig } from './install/command.ts';
+import { BUILTINS } from './builtins.ts';
+import { MANIFEST, OWN_IMAGE } from './package-info.ts';
 import { createProgressDisplay } from './progress.ts';
 import { createCoreFrom, heapFlagsFor, run, snapshot } from './run.ts';
 
@@ -114,7 +116,7 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: proces
   let options: CliOptions;
   try {
     const parsed = parseCommandLine(argv);
-    if (parsed === 'version') return write(io.stdout, `${readVersion()}\n`), 0;
+    if (parsed === 'version') return write(io.stdout, `${MANIFEST.version}\n`), 0;
     if (typeof parsed === 'object' && 'help' in parsed) return write(io.stdout, `${parsed.help}\n`), 0;
     options = parsed;
   } catch (error) {
@@ -195,6 +197,15 @@ async function installCommand(command: 'install' | 'rbac', argv: readonly string
     // No file: the pod runs the in-cluster defaults, whatever this machine's defaults are.
     const secrets = loaded.file ? secretPaths(loaded.config) : [];
     const shipped = loaded.file ? shippedConfig(loaded.file, secrets.length > 0) : undefined;
+    // The image holds the built-ins, and what its PLUGINS build argument added: the default one only the built-ins.
+    const added = command === 'install' ? loaded.plugins.map((plugin) => plugin.name).filter((name) => !BUILTINS.names.includes(name)) : [];
+    if (added.length > 0) {
+      const build = `PLUGINS="${[...new Set(added)].join(' ')}" npm run image`;
+      if (flags.image === undefined) {
+        throw new MeshSyncError('MESHSYNC_IMAGE_LACKS_PLUGIN', `the config names ${added.join(', ')}, which the default image ${OWN_IMAGE} does not hold (it has the built-in plugins only): the pod would fail at start. Build an image with them (${build}) and pass it with --image`);
+      }
+      write(io.stderr, `meshsync install: the config names plugins that are not built in (${added.join(', ')}): the image ${flags.image} must hold them (${build} builds one)\n`);
+    }
     const manifests = runInstallCommand(command, argv, loaded.file ? loaded.config : undefined, shipped);
     if (command === 'install' && shipped?.holdsSecrets) {
       write(io.stderr, `meshsync install: the config holds credentials (${secrets.join(', ')}): it goes into a Secret, not a ConfigMap\n`);
@@ -276,17 +287,6 @@ export function formatError(error: unknown): string {
   if (error.cause instanceof MeshSyncError) text += `  caused by ${error.cause.code}: ${redactSecretsInText(error.cause.message)}\n`;
   for (const code of codes) text += `  remedy${codes.size > 1 ? ` (${code})` : ''}: ${ERROR_CODES[code].remedy}\n`;
   return text;
-}
-
-function readVersion(): string {
-  for (let dir = dirname(fileURLToPath(import.meta.url)); ; dir = dirname(dir)) {
-    const file = join(dir, 'package.json');
-    if (existsSync(file)) {
-      const manifest = JSON.parse(readFileSync(file, 'utf8')) as { name?: string; version?: string };
-      if (manifest.name === 'meshsync') return manifest.version ?? '0.0.0';
-    }
-    if (dirname(dir) === dir) return '0.0.0';
-  }
 }
 
 function write(stream: NodeJS.WritableStream, text: string): void {

@@ -360,12 +360,15 @@ async function resolvePlugin(entry: unknown, path: string, baseDir: string, file
   } else if (!NPM_PACKAGE_NAME.test(name)) {
     return problem('MESHSYNC_CONFIG_INVALID', `"${name}" is not a package name: a plugin is a built-in ("meshsync:nats") or an npm package ("meshsync-plugin-example"); a plugin in a file of your own goes into a TS or JS config as an imported instance`);
   } else {
-    const loaded = await importPackage(name, baseDir);
+    // Beside the config first, then beside meshsync (the image: /config holds the file, /app the packages).
+    const root = packageRoot(dirname(fileURLToPath(import.meta.url)));
+    let loaded = await importPackage(name, baseDir);
+    if ('error' in loaded && loaded.notInstalled && root !== undefined && !baseDir.startsWith(root)) loaded = await importPackage(name, root);
     if ('error' in loaded) {
       // A bare name one typo away from a built-in ("nast") is likelier that built-in than a package.
       const builtin = loaded.notInstalled ? suggestBuiltin(name, builtins) : '';
       return problem('MESHSYNC_PLUGIN_NOT_FOUND', loaded.notInstalled
-        ? `plugin package "${name}" is not installed (looked from ${baseDir})${builtin ? `${builtin} If not, install it` : '; install it'}: npm install ${name}`
+        ? `plugin package "${name}" is not installed (looked from ${baseDir}${root && !baseDir.startsWith(root) ? ` and ${root}` : ''})${builtin ? `${builtin} If not, install it` : '; install it'}: npm install ${name}`
         : `plugin package "${name}" could not be loaded: ${loaded.error}; reinstall it (npm install ${name}) or report it to its authors`);
     }
     factory = loaded.module.default;

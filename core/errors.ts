@@ -43,6 +43,10 @@ export const ERROR_CODES = {
     cause: '`meshsync snapshot` did not finish start-up and the initial sync within --timeout.',
     remedy: 'The message says what it still waited for and the warnings before it why (an unreachable API server, a forbidden resource); fix that, or raise --timeout for a large cluster.',
   },
+  MESHSYNC_IMAGE_LACKS_PLUGIN: {
+    cause: '`meshsync install` was asked to deploy its default image, which holds the built-in plugins only, with a config that names another plugin.',
+    remedy: 'Build an image that holds the plugin packages (PLUGINS="<package> ..." npm run image) and pass it with --image.',
+  },
   MESHSYNC_KUBE_CONFIG: {
     cause: 'No usable Kubernetes configuration was found.',
     remedy: 'Set KUBECONFIG, mount a service account, or pass the kubernetes plugin a kubeconfig/context.',
