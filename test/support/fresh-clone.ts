@@ -11,11 +11,12 @@ import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
-let clone: string | undefined;
+const clones = new Map<string, string>();
 
-/** The clone's directory, made once per test process and removed when it exits. */
-export function freshClone(): string {
-  if (clone) return clone;
+/** The clone's directory, made once per name and test process, removed when it exits. A test that builds in it takes its own name. */
+export function freshClone(name = 'shared'): string {
+  const made = clones.get(name);
+  if (made) return made;
   const dir = mkdtempSync(join(tmpdir(), 'meshsync-clone-'));
   const files = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: ROOT, encoding: 'utf8' }).split('\0').filter(Boolean);
   for (const file of files) {
@@ -28,6 +29,6 @@ export function freshClone(): string {
   }
   symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'), 'dir');
   process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
-  clone = dir;
+  clones.set(name, dir);
   return dir;
 }
