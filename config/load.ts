@@ -108,7 +108,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Loade
 
   const envLogLevel = env.LOG_LEVEL?.trim();
   if (envLogLevel && !(LOG_LEVELS as readonly string[]).includes(envLogLevel)) {
-    problems.push({ code: 'MESHSYNC_CONFIG_INVALID', path: 'LOG_LEVEL (environment)', message: `expected one of ${LOG_LEVELS.join(', ')}, got "${envLogLevel}"` });
+    problems.push({ code: 'MESHSYNC_CONFIG_INVALID', path: 'LOG_LEVEL (environment)', message: `expected one of ${LOG_LEVELS.join(', ')}, got "${envLogLevel}"${didYouMean(envLogLevel, LOG_LEVELS)}` });
   }
   if (problems.length > 0 || !parsed.success) throw configError(problems);
 

@@ -41,7 +41,8 @@ export function definePlugin<S extends z.ZodType>(spec: PluginSpec<S>): PluginFa
  */
 export function oneOf<const T extends readonly [string, ...string[]]>(values: T) {
   return z.enum(values, {
-    error: (issue) => `expected one of ${values.map((value) => JSON.stringify(value)).join('|')}, got ${JSON.stringify(issue.input)?.slice(0, 60) ?? String(issue.input)}`,
+    error: (issue) => `expected one of ${values.map((value) => JSON.stringify(value)).join('|')}, got ${JSON.stringify(issue.input)?.slice(0, 60) ?? String(issue.input)}`
+      + (typeof issue.input === 'string' ? didYouMean(issue.input, values) : ''),
   });
 }
 

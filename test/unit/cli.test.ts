@@ -38,9 +38,9 @@ describe('meshsync CLI (in process)', () => {
 
   it('lists a LOG_LEVEL that is not a level with the config\'s own problems, instead of failing on it first', async () => {
     await writeFile(join(dir, 'meshsync.config.yaml'), 'clusterId: 5\n');
-    const { code, stderr } = await cli(['validate'], { LOG_LEVEL: 'loud' });
+    const { code, stderr } = await cli(['validate'], { LOG_LEVEL: 'warnn' });
     expect(code).to.equal(1);
-    expect(stderr).to.contain('LOG_LEVEL (environment): expected one of').and.contain('clusterId');
+    expect(stderr).to.contain('LOG_LEVEL (environment): expected one of').and.contain('got "warnn"; did you mean "warn"?').and.contain('clusterId');
   });
 
   it('rejects an empty --config and a --config given twice, with exit code 2', async () => {
