@@ -3,11 +3,11 @@
  * print-config, install and rbac here, run and snapshot in run.ts, the demo cluster in demo.ts.
  * Logs go to stderr; stdout belongs to the stdout sink and to print-config.
  */
-import { existsSync, readFileSync, realpathSync } from 'node:fs';
-import { basename, dirname, extname, join, resolve } from 'node:path';
+import { readFileSync, realpathSync } from 'node:fs';
+import { basename, extname, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
-import type { LoadedConfig, LoadProblem } from '../config/load.ts';
+import type { LoadProblem } from '../config/load.ts';
 import { maskSecrets, secretPaths } from '../config/mask.ts';
 import { LOG_LEVELS } from '../config/schema.ts';
 import { ConfigError, ERROR_CODES, formatProblems, MeshSyncError, type ErrorCode } from '../core/errors.ts';
