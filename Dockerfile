@@ -29,6 +29,12 @@ WORKDIR /src
 COPY package.json package-lock.json ./
 COPY examples/ examples/
 RUN ["npm", "ci", "--omit=dev", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=warn"]
+# Third-party plugins the image holds besides the built-ins: npm package specs separated by spaces
+# (names, name@version, tarballs in image-plugins/), e.g. --build-arg PLUGINS="meshsync-plugin-x@1.2.0".
+ARG PLUGINS=""
+COPY image-plugins/ image-plugins/
+COPY scripts/add-plugins.mjs scripts/
+RUN ["node", "scripts/add-plugins.mjs"]
 # KubeConfig without the generated API client meshsync never calls (see the script).
 COPY scripts/slim-client-node.mjs scripts/
 RUN ["node", "scripts/slim-client-node.mjs"]

@@ -3,46 +3,93 @@
  * print-config, install and rbac here, run and snapshot in run.ts, the demo cluster in demo.ts.
  * Logs go to stderr; stdout belongs to the stdout sink and to print-config.
  */
-import { existsSync, readFileSync, realpathSync } from 'node:fs';
-import { basename, dirname, extname, join, resolve } from 'node:path';
+import { readFileSync, realpathSync } from 'node:fs';
+import { basename, extname, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
-import type { LoadedConfig, LoadProblem } from '../config/load.ts';
+import type { LoadProblem } from '../config/load.ts';
 import { maskSecrets, secretPaths } from '../config/mask.ts';
 import { LOG_LEVELS } from '../config/schema.ts';
-import { ERROR_CODES, MeshSyncError, type ErrorCode } from '../core/errors.ts';
+import { ConfigError, ERROR_CODES, formatProblems, MeshSyncError, type ErrorCode } from '../core/errors.ts';
 import { createLogger } from '../core/log.ts';
 import { redactSecretsInText } from '../core/secrets.ts';
+import { didYouMean } from '../core/suggest.ts';
 import { loadConfig } from './config.ts';
 import { hasKubeConfig, startDemo, type DemoRun } from './demo.ts';
-import { INSTALL_COMMAND_USAGE, runInstallCommand, type ShippedConfig } from './install/command.ts';
+import { commandHelp, flagLines, parseFlags, UsageError, type CommandSpec, type FlagSpec } from './args.ts';
+import { INSTALL_FLAGS, INSTALL_NOTES, runInstallCommand, type ShippedConfig } from './install/command.ts';
+import { BUILTINS } from './builtins.ts';
+import { MANIFEST, OWN_IMAGE } from './package-info.ts';
+import { createProgressDisplay } from './progress.ts';
 import { createCoreFrom, heapFlagsFor, run, snapshot } from './run.ts';
 
-const COMMANDS = ['run', 'validate', 'print-config', 'snapshot'] as const;
-type Command = (typeof COMMANDS)[number];
+const SHARED_FLAGS = {
+  config: { type: 'string', short: 'c', value: '<file>', help: 'config file (default: search for meshsync.config.*, .meshsyncrc*, package.json "meshsync")' },
+  'log-level': { type: 'string', value: '<level>', help: `${LOG_LEVELS.join(' | ')} (beats LOG_LEVEL and the config)` },
+} as const satisfies Record<string, FlagSpec>;
+const SIMULATOR_FLAG = {
+  simulator: { type: 'string', value: '[auto]', help: 'run against a built-in simulated cluster (demo mode);\n"auto": only when no kubeconfig or service account is found' },
+} as const satisfies Record<string, FlagSpec>;
+
+/** Every command: its flags, summary and examples (parsing, --help and "did you mean" read this). */
+export const COMMANDS = {
+  run: {
+    brief: 'watch the cluster and deliver every change (default)',
+    summary: 'Watch the cluster and deliver every change to the sinks until stopped (Ctrl-C or SIGTERM: drains first; a second Ctrl-C, a second later or more, exits at once).',
+    flags: { ...SHARED_FLAGS, ...SIMULATOR_FLAG },
+    examples: ['meshsync run --config meshsync.config.ts', 'meshsync run --simulator          # a demo against a simulated cluster'],
+  },
+  validate: {
+    brief: 'check the config and exit: 0 when valid, 1 with every problem',
+    summary: 'Check the config without starting anything: exit 0 and "valid: <file>", or exit 1 with every problem (file, path, expected).',
+    flags: SHARED_FLAGS,
+    examples: ['meshsync validate --config meshsync.config.yaml'],
+  },
+  'print-config': {
+    brief: 'print the resolved config as JSON, secrets masked',
+    summary: 'Print the resolved config (defaults, environment and plugins applied) as JSON, secrets masked.',
+    flags: SHARED_FLAGS,
+    examples: ['meshsync print-config > resolved.json'],
+  },
+  snapshot: {
+    brief: 'sync once, write the current state to --out, exit',
+    summary: 'Sync once, write the current state of the cluster to --out and exit; nothing is delivered to the config\'s sinks.',
+    flags: {
+      ...SHARED_FLAGS, ...SIMULATOR_FLAG,
+      out: { type: 'string', short: 'o', value: '<file>', help: 'where to write the state: one JSON array for a .json file, else JSON lines' },
+      timeout: { type: 'string', value: '<ms>', help: 'how long the whole run may take, start-up included, before it fails (default 120000)' },
+    },
+    examples: ['meshsync snapshot --out state.json --timeout 30000', 'meshsync snapshot --simulator --out state.jsonl'],
+  },
+  install: {
+    brief: 'print the manifests that run meshsync in a cluster (meshsync install | kubectl apply -f -)',
+    summary: 'Print the manifests that run meshsync in a cluster, with RBAC for exactly what the config watches.',
+    flags: { ...INSTALL_FLAGS, ...SHARED_FLAGS },
+    notes: INSTALL_NOTES,
+    examples: ['meshsync install --config cluster.yaml --broker-url nats://meshery-nats.meshery:4222 | kubectl apply -f -'],
+  },
+  rbac: {
+    brief: 'print the least-privilege RBAC for the config',
+    summary: 'Print only the ServiceAccount\'s RBAC: list and watch on exactly the resources the config watches.',
+    flags: { namespace: INSTALL_FLAGS.namespace, name: INSTALL_FLAGS.name, replicas: INSTALL_FLAGS.replicas, ...SHARED_FLAGS },
+    examples: ['meshsync rbac --config meshsync.config.yaml | kubectl apply -f -'],
+  },
+} as const satisfies Record<string, CommandSpec>;
+type Command = Exclude<keyof typeof COMMANDS, 'install' | 'rbac'>;
+
+/** For "--out is an option of snapshot, not of run". */
+const FLAG_OWNERS: Record<string, string> = {};
+for (const [name, spec] of Object.entries(COMMANDS) as [string, CommandSpec][]) for (const flag of Object.keys(spec.flags)) FLAG_OWNERS[flag] ??= name;
 
 const HELP = `Usage: meshsync [command] [options]
 
 Keeps an outside system (NATS, by default) in sync with one Kubernetes cluster.
 
 Commands:
-  run             watch the cluster and deliver every change (default)
-  validate        check the config and exit: 0 when valid, 1 with every problem
-  print-config    print the resolved config as JSON, secrets masked
-  snapshot        sync once, write the current state to --out, exit
-  install         print the manifests that run meshsync in a cluster (meshsync install | kubectl apply -f -)
-  rbac            print the least-privilege RBAC for the config (see meshsync install --help)
+${Object.entries(COMMANDS).map(([name, spec]) => `  ${name.padEnd(14)}${spec.brief}`).join('\n')}
 
 Options:
-  -c, --config <file>      config file (default: search for meshsync.config.*, .meshsyncrc*, package.json "meshsync")
-      --log-level <level>  ${LOG_LEVELS.join(' | ')} (beats LOG_LEVEL and the config)
-      --simulator [auto]   run against a built-in simulated cluster (demo mode);
-                           "auto": only when no kubeconfig or service account is found
-  -o, --out <file>         snapshot: where to write the state
-      --timeout <ms>       snapshot: how long to wait for the initial sync (default 120000)
-  -h, --help               show this help
-  -v, --version            show the version
+${flagLines({ ...COMMANDS.snapshot.flags, help: { type: 'boolean', short: 'h', help: 'show this help; meshsync <command> --help shows a command\'s own' }, version: { type: 'boolean', short: 'v', help: 'show the version' } })}
 
 Environment: CLUSTER_ID, BROKER_URL, LOG_LEVEL, KUBECONFIG (see config/README.md for precedence).
 Exit codes: 0 done, 1 failed (the message says why), 2 bad command line.`;
@@ -69,15 +116,21 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: proces
   let options: CliOptions;
   try {
     const parsed = parseCommandLine(argv);
-    if (parsed === 'help') return write(io.stdout, `${HELP}\n`), 0;
-    if (parsed === 'version') return write(io.stdout, `${readVersion()}\n`), 0;
+    if (parsed === 'version') return write(io.stdout, `${MANIFEST.version}\n`), 0;
+    if (typeof parsed === 'object' && 'help' in parsed) return write(io.stdout, `${parsed.help}\n`), 0;
     options = parsed;
   } catch (error) {
-    write(io.stderr, `meshsync: ${(error as Error).message} (see meshsync --help)\n`);
+    const command = error instanceof UsageError ? error.command : undefined;
+    write(io.stderr, `meshsync: ${(error as Error).message} (see meshsync ${command ? `${command} ` : ''}--help)\n`);
     return 2;
   }
 
-  const logger = createLogger({ level: options.logLevel ?? envLogLevel(io.env, 'info') });
+  // validate and print-config answer on stdout: their logs say only what needs attention, unless asked.
+  const quiet = options.command === 'validate' || options.command === 'print-config';
+  // On a terminal, run and snapshot draw their start-up and initial sync live; logs go above it.
+  const display = (options.command === 'run' || options.command === 'snapshot') && io.stderr === process.stderr && process.stderr.isTTY
+    ? createProgressDisplay(process.stderr) : undefined;
+  const logger = createLogger({ level: options.logLevel ?? envLogLevel(io.env, quiet ? 'warn' : 'info'), ...(display ? { destination: display.logStream, pretty: true } : {}) });
   let demo: DemoRun | undefined;
   try {
     if (options.command === 'run' || options.command === 'snapshot') {
@@ -87,7 +140,7 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: proces
       }
     }
     const loaded = await loadConfig({ configFile: options.config, cwd: io.cwd, env: io.env, logger, command: options.command });
-    if (options.logLevel === undefined && io.env.LOG_LEVEL === undefined) logger.level = loaded.config.logLevel;
+    if (options.logLevel === undefined && io.env.LOG_LEVEL === undefined && !quiet) logger.level = loaded.config.logLevel;
     switch (options.command) {
       case 'validate':
         createCoreFrom(loaded, logger); // apply() of every plugin runs too: taps only, no I/O
@@ -97,24 +150,26 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: proces
         write(io.stdout, `${JSON.stringify(maskSecrets({ file: loaded.file ?? null, ...loaded.config }), null, 2)}\n`);
         return 0;
       case 'snapshot':
-        return await snapshot(loaded, logger, resolve(io.cwd, options.out!), options.timeoutMs);
+        return await snapshot(loaded, logger, resolve(io.cwd, options.out!), options.timeoutMs, display);
       case 'run':
-        return await run(loaded, logger);
+        // Events printed on the same terminal are the display already: a live region would tear them.
+        return await run(loaded, logger, process.stdout.isTTY && loaded.plugins.some((plugin) => plugin.name === 'meshsync:stdout') ? undefined : display);
     }
     return 2;
   } catch (error) {
     write(io.stderr, formatError(error));
     return 1;
   } finally {
+    display?.stop();
     await demo?.stop();
     logger.flush?.();
   }
 }
 
 /** Throws a usage error for an empty --config, or one given more than once (in any spelling: --config F, --config=F, -c F, -cF). */
-function checkConfigFlag(argv: readonly string[], value: string | undefined): void {
-  if (value !== undefined && value.trim() === '') throw new Error('--config needs a file');
-  if (argv.filter((arg) => arg === '--config' || arg.startsWith('--config=') || arg.startsWith('-c')).length > 1) throw new Error('--config is given more than once');
+function checkConfigFlag(command: string, argv: readonly string[], value: string | undefined): void {
+  if (value !== undefined && value.trim() === '') throw new UsageError('--config needs a file', command);
+  if (argv.filter((arg) => arg === '--config' || arg.startsWith('--config=') || arg.startsWith('-c')).length > 1) throw new UsageError('--config is given more than once', command);
 }
 
 /** LOG_LEVEL when it names a level, else `fallback`: the config loader reports a bad one with every other problem. */
@@ -125,22 +180,32 @@ function envLogLevel(env: NodeJS.ProcessEnv, fallback: string): string {
 
 /** `meshsync install|rbac`: manifests for the config in force, on stdout (for kubectl apply -f -). */
 async function installCommand(command: 'install' | 'rbac', argv: readonly string[], io: CliIo): Promise<number> {
-  if (argv.includes('--help') || argv.includes('-h')) return write(io.stdout, `${INSTALL_COMMAND_USAGE}\n`), 0;
-  // The other flags are runInstallCommand's; here only --config, read as run reads it.
-  const flag = parseArgs({ args: [...argv], strict: false, allowPositionals: true, options: { config: { type: 'string', short: 'c' } } }).values.config;
-  const configFile = typeof flag === 'string' ? flag : undefined;
   const logger = createLogger({ level: envLogLevel(io.env, 'warn') });
+  let flags: Record<string, string | boolean | undefined>;
   try {
-    checkConfigFlag(argv, configFile);
+    const parsed = parseFlags(command, argv, COMMANDS[command].flags, FLAG_OWNERS);
+    if (parsed.values.help) return write(io.stdout, `${commandHelp(command, COMMANDS[command])}\n`), 0;
+    if (parsed.positionals.length) throw new UsageError(`unexpected arguments: ${parsed.positionals.join(' ')}`, command);
+    flags = parsed.values as Record<string, string | boolean | undefined>;
+    checkConfigFlag(command, argv, flags.config as string | undefined);
   } catch (error) {
-    write(io.stderr, `meshsync ${command}: ${(error as Error).message}\n`);
+    write(io.stderr, `meshsync ${command}: ${(error as Error).message} (see meshsync ${command} --help)\n`);
     return 2;
   }
   try {
-    const loaded = await loadConfig({ configFile, cwd: io.cwd, env: io.env, logger, command: 'run' });
+    const loaded = await loadConfig({ configFile: flags.config as string | undefined, cwd: io.cwd, env: io.env, logger, command: 'run' });
     // No file: the pod runs the in-cluster defaults, whatever this machine's defaults are.
     const secrets = loaded.file ? secretPaths(loaded.config) : [];
     const shipped = loaded.file ? shippedConfig(loaded.file, secrets.length > 0) : undefined;
+    // The image holds the built-ins, and what its PLUGINS build argument added: the default one only the built-ins.
+    const added = command === 'install' ? loaded.plugins.map((plugin) => plugin.name).filter((name) => !BUILTINS.names.includes(name)) : [];
+    if (added.length > 0) {
+      const build = `PLUGINS="${[...new Set(added)].join(' ')}" npm run image`;
+      if (flags.image === undefined) {
+        throw new MeshSyncError('MESHSYNC_IMAGE_LACKS_PLUGIN', `the config names ${added.join(', ')}, which the default image ${OWN_IMAGE} does not hold (it has the built-in plugins only): the pod would fail at start. Build an image with them (${build}) and pass it with --image`);
+      }
+      write(io.stderr, `meshsync install: the config names plugins that are not built in (${added.join(', ')}): the image ${flags.image} must hold them (${build} builds one)\n`);
+    }
     const manifests = runInstallCommand(command, argv, loaded.file ? loaded.config : undefined, shipped);
     if (command === 'install' && shipped?.holdsSecrets) {
       write(io.stderr, `meshsync install: the config holds credentials (${secrets.join(', ')}): it goes into a Secret, not a ConfigMap\n`);
@@ -166,7 +231,7 @@ function shippedConfig(file: string, holdsSecrets: boolean): ShippedConfig {
   return { text, file: `meshsync.config${extension === '' || extension === '.meshsyncrc' ? '.yaml' : extension}`, holdsSecrets };
 }
 
-function parseCommandLine(argv: readonly string[]): CliOptions | 'help' | 'version' {
+function parseCommandLine(argv: readonly string[]): CliOptions | { help: string } | 'version' {
   // `--simulator` takes an optional value: `--simulator`, `--simulator auto`, `--simulator=auto`.
   const args: string[] = [];
   for (let i = 0; i < argv.length; i++) {
@@ -174,65 +239,54 @@ function parseCommandLine(argv: readonly string[]): CliOptions | 'help' | 'versi
     else if (argv[i + 1] === 'auto' || argv[i + 1] === 'on' || argv[i + 1] === 'off') args.push(`--simulator=${argv[++i]}`);
     else args.push('--simulator=on');
   }
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    strict: true,
-    options: {
-      config: { type: 'string', short: 'c' },
-      'log-level': { type: 'string' },
-      simulator: { type: 'string' },
-      out: { type: 'string', short: 'o' },
-      timeout: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-      version: { type: 'boolean', short: 'v' },
-    },
-  });
-  if (values.help) return 'help';
-  if (values.version) return 'version';
-  if (positionals.length > 1) throw new Error(`unexpected arguments: ${positionals.slice(1).join(' ')}`);
-  const command = (positionals[0] ?? 'run') as Command;
-  if (!COMMANDS.includes(command)) throw new Error(`unknown command "${command}"`);
+  if (args.length === 0 || args[0] === '--help' || args[0] === '-h') return args.length === 0 ? runOptions({}) : { help: HELP };
+  if (args[0] === '--version' || args[0] === '-v') return 'version';
+  // The command is the first word; flags before it are the default command's (`meshsync --config x` runs).
+  const named = !args[0].startsWith('-');
+  const name = named ? args[0] : 'run';
+  if (!Object.hasOwn(COMMANDS, name)) {
+    throw new Error(`unknown command "${name}"${didYouMean(name, Object.keys(COMMANDS))} (commands: ${Object.keys(COMMANDS).join(', ')})`);
+  }
+  const command = name as Command;
+  const spec: CommandSpec = COMMANDS[command];
+  const rest = named ? args.slice(1) : args;
+  const { values, positionals } = parseFlags(command, rest, spec.flags, FLAG_OWNERS);
+  if (values.help) return { help: command === 'run' && !named ? HELP : commandHelp(command, spec) };
+  if (positionals.length > 0) throw new UsageError(`unexpected arguments: ${positionals.join(' ')}`, command);
+  return runOptions(values as Record<string, string | undefined>, command, rest);
+}
+
+/** The options of run, validate, print-config or snapshot from their parsed flags. */
+function runOptions(values: Record<string, string | undefined>, command: Command = 'run', argv: readonly string[] = []): CliOptions {
   const logLevel = values['log-level'];
-  if (logLevel !== undefined && !(LOG_LEVELS as readonly string[]).includes(logLevel)) throw new Error(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
+  if (logLevel !== undefined && !(LOG_LEVELS as readonly string[]).includes(logLevel)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}${didYouMean(logLevel, LOG_LEVELS)}`, command);
   const simulator = values.simulator ?? 'off';
-  if (simulator !== 'off' && simulator !== 'on' && simulator !== 'auto') throw new Error('--simulator takes no value, or "auto"');
+  if (simulator !== 'off' && simulator !== 'on' && simulator !== 'auto') throw new UsageError('--simulator takes no value, or "auto"', command);
   const timeoutMs = values.timeout === undefined ? 120_000 : Number(values.timeout);
-  if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) throw new Error('--timeout must be a positive number of milliseconds');
-  if (command === 'snapshot' && !values.out) throw new Error('snapshot needs --out <file>');
-  checkConfigFlag(argv, values.config);
+  if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) throw new UsageError('--timeout must be a positive number of milliseconds', command);
+  if (command === 'snapshot' && !values.out) throw new UsageError('snapshot needs --out <file>', command);
+  checkConfigFlag(command, argv, values.config);
   return { command, config: values.config, logLevel, simulator, out: values.out, timeoutMs };
 }
 
-/** The code, the message, and the remedy of each code involved: what a user needs to fix a start-up error. */
-/** A fatal error for stderr: code, message, causes and remedies, with the credentials its text may quote masked. */
+/**
+ * A fatal error for stderr: code, message, causes and remedies, with the credentials its text may
+ * quote masked. A config problem's path is not masked: key names are never secrets (`token` is a
+ * key, only its value is one), and masking `key: "formt"` would hide the very typo to fix.
+ */
 export function formatError(error: unknown): string {
-  return redactSecretsInText(formatErrorText(error));
-}
-
-function formatErrorText(error: unknown): string {
   if (!(error instanceof MeshSyncError)) {
-    return `meshsync: error: ${error instanceof Error ? error.message : String(error)}\n`;
+    return `meshsync: error: ${redactSecretsInText(error instanceof Error ? error.message : String(error))}\n`;
   }
   const codes = new Set<ErrorCode>([error.code]);
   const problems = (error.details?.problems ?? []) as readonly Partial<LoadProblem>[];
   for (const problem of problems) if (problem.code) codes.add(problem.code);
   for (let cause = error.cause; cause instanceof MeshSyncError; cause = cause.cause) codes.add(cause.code);
-  let text = `meshsync: error ${error.code}: ${error.message}\n`;
-  if (error.cause instanceof MeshSyncError) text += `  caused by ${error.cause.code}: ${error.cause.message}\n`;
+  const message = error instanceof ConfigError ? formatProblems(error.problems, redactSecretsInText) : redactSecretsInText(error.message);
+  let text = `meshsync: error ${error.code}: ${message}\n`;
+  if (error.cause instanceof MeshSyncError) text += `  caused by ${error.cause.code}: ${redactSecretsInText(error.cause.message)}\n`;
   for (const code of codes) text += `  remedy${codes.size > 1 ? ` (${code})` : ''}: ${ERROR_CODES[code].remedy}\n`;
   return text;
-}
-
-function readVersion(): string {
-  for (let dir = dirname(fileURLToPath(import.meta.url)); ; dir = dirname(dir)) {
-    const file = join(dir, 'package.json');
-    if (existsSync(file)) {
-      const manifest = JSON.parse(readFileSync(file, 'utf8')) as { name?: string; version?: string };
-      if (manifest.name === 'meshsync') return manifest.version ?? '0.0.0';
-    }
-    if (dirname(dir) === dir) return '0.0.0';
-  }
 }
 
 function write(stream: NodeJS.WritableStream, text: string): void {

@@ -1,7 +1,9 @@
 /** `meshsync run` and `meshsync snapshot`: a core built from the resolved config, started and stopped. */
-import { createCore, type Logger, type MeshSyncCore } from '../core/index.ts';
+import { extname } from 'node:path';
+import { createCore, MeshSyncError, type Logger, type MeshSyncCore } from '../core/index.ts';
 import type { LoadedConfig } from '../config/load.ts';
 import { writeSnapshot } from '../plugins/file/index.ts';
+import type { ProgressDisplay } from './progress.ts';
 
 /** The core a resolved config describes; nothing runs until start(). */
 export function createCoreFrom(loaded: LoadedConfig, logger: Logger): MeshSyncCore {
@@ -9,20 +11,29 @@ export function createCoreFrom(loaded: LoadedConfig, logger: Logger): MeshSyncCo
   return createCore({ plugins: loaded.plugins, clusterId: config.clusterId, logger, ...config.pipeline, stopTimeoutMs: config.stopTimeoutMs });
 }
 
-/** `meshsync run`: syncs until a signal; a second signal exits without draining. Resolves with the exit code. */
-export async function run(loaded: LoadedConfig, logger: Logger): Promise<number> {
+/**
+ * One Ctrl-C may reach the process more than once within milliseconds: the terminal signals the
+ * whole process group, and npm (and tsx) relay what they get to their child. A signal this soon
+ * after the first is that same one; only a later one means "exit without draining".
+ */
+export const REPEATED_SIGNAL_MS = 1000;
+
+/** `meshsync run`: syncs until a signal; a second signal (a second or more after the first) exits without draining. Resolves with the exit code. */
+export async function run(loaded: LoadedConfig, logger: Logger, display?: ProgressDisplay): Promise<number> {
   const core = createCoreFrom(loaded, logger);
-  let stopping = false;
+  let stoppingAt: number | undefined;
   const stopped = new Promise<number>((resolveStopped) => {
     const onSignal = (signal: NodeJS.Signals) => {
-      if (stopping) {
+      if (stoppingAt !== undefined) {
+        if (Date.now() - stoppingAt < REPEATED_SIGNAL_MS) return;
         const left = core.state.lanes().reduce((sum, lane) => sum + lane.pending + lane.inFlight, 0);
         logger.warn({ signal, events: left }, 'second signal: exiting without draining; these events are not delivered');
         resolveStopped(1);
         return;
       }
-      stopping = true;
-      logger.info({ signal }, 'stopping: draining sinks');
+      stoppingAt = Date.now();
+      display?.stop();
+      logger.info({ signal }, 'stopping: draining sinks (a second Ctrl-C exits at once)');
       core.stop().then(() => resolveStopped(0), (error) => {
         logger.error({ err: error }, 'stop failed');
         resolveStopped(1);
@@ -32,11 +43,13 @@ export async function run(loaded: LoadedConfig, logger: Logger): Promise<number>
     process.on('SIGINT', onSignal);
   });
   logger.info({ file: loaded.file ?? null, plugins: loaded.plugins.map((plugin) => plugin.name) }, 'meshsync starting');
+  display?.follow(() => core.state.progress(), 'initial sync');
   try {
     await core.start();
   } catch (error) {
+    display?.stop();
     // A signal during start-up (say, while the API server is unreachable) aborts what start waits for: a stop, not a failure.
-    if (stopping) {
+    if (stoppingAt !== undefined) {
       logger.info('stopped before start-up completed');
       return await stopped;
     }
@@ -44,30 +57,66 @@ export async function run(loaded: LoadedConfig, logger: Logger): Promise<number>
     throw error;
   }
   logger.info({ clusterId: core.clusterId }, 'meshsync started');
-  core.whenReady().then(() => logger.info({ readiness: core.readiness() }, 'meshsync ready: every source synced'), () => undefined);
+  core.whenReady().then(() => {
+    display?.stop();
+    void announceReady(core, logger, () => stoppingAt !== undefined);
+  }, () => undefined);
   const code = await stopped;
   logger.info('meshsync stopped');
   return code;
 }
 
-/** `meshsync snapshot`: syncs once, writes the state to `out` as JSON lines, stops. */
-export async function snapshot(loaded: LoadedConfig, logger: Logger, out: string, timeoutMs: number): Promise<number> {
+/**
+ * Logs `meshsync ready` when /readyz would answer 200: every source synced and every readiness
+ * check passing (the broker connected, say). Until then it says what is not ready, once.
+ */
+async function announceReady(core: MeshSyncCore, logger: Logger, stopping: () => boolean): Promise<void> {
+  let said = false;
+  while (!stopping()) {
+    const readiness = core.readiness();
+    const waiting = Object.keys(readiness).filter((check) => !readiness[check]);
+    if (waiting.length === 0) {
+      logger.info({ readiness }, 'meshsync ready: every source synced, every readiness check passes');
+      return;
+    }
+    if (!said) logger.info({ readiness }, `every source synced; not ready yet: waiting for ${waiting.join(', ')}`);
+    said = true;
+    await new Promise((resolve) => setTimeout(resolve, READINESS_POLL_MS).unref());
+  }
+}
+
+const READINESS_POLL_MS = 250;
+
+/**
+ * `meshsync snapshot`: syncs once, writes the state to `out` (a JSON array for `.json`, else JSON
+ * lines), stops. `timeoutMs` bounds the whole run, start-up included (reading the cluster id from
+ * an unreachable server retries forever). Nothing is delivered to the config's sinks.
+ */
+export async function snapshot(loaded: LoadedConfig, logger: Logger, out: string, timeoutMs: number, display?: ProgressDisplay): Promise<number> {
   const core = createCoreFrom(loaded, logger);
+  core.holdDelivery('meshsync snapshot', true);
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(resolve, timeoutMs, 'timeout')));
+  display?.follow(() => core.state.progress(), 'snapshot');
   try {
-    await core.start();
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`the sources did not finish their initial sync within ${timeoutMs} ms`)), timeoutMs);
-    });
-    await Promise.race([core.whenReady(), timeout]).finally(() => clearTimeout(timer));
-    const count = await writeSnapshot(out, core.snapshot());
+    const synced = core.start().then(() => core.whenReady());
+    if ((await Promise.race([synced, timedOut])) === 'timeout') {
+      synced.catch(() => undefined); // stop() below aborts it
+      const { waitingFor } = core.state.progress();
+      throw new MeshSyncError('MESHSYNC_SNAPSHOT_TIMEOUT',
+        `the snapshot did not finish within --timeout ${timeoutMs} ms: still waiting for ${waitingFor.join(', ') || 'the sources'} (the warnings above say why)`,
+        { details: { waitingFor } });
+    }
+    display?.stop();
+    const count = await writeSnapshot(out, core.snapshot(), extname(out) === '.json' ? 'json' : 'jsonl');
     logger.info({ file: out, events: count }, 'snapshot written');
   } finally {
+    clearTimeout(timer);
+    display?.stop();
     await core.stop();
   }
   return 0;
 }
-
 
 /**
  * V8 flags for a long-running sync: its old generation may grow to 3x what a major GC left alive

@@ -1,5 +1,8 @@
-/** The config API: defineConfig, the schema, the loader (published as `meshsync/config` by cli/config.ts). */
-export { defineConfig, type ConfigEnv, type ConfigExport, type ConfigFn } from './define.ts';
+/**
+ * The config API: the schema and the loader (published as `meshsync/config` by cli/config.ts).
+ * defineConfig is imported from `meshsync` (index.ts), its one place.
+ */
+export { type ConfigEnv, type ConfigExport, type ConfigFn } from './define.ts';
 export {
   configSchema, pipelineSchema, pluginEntrySchema, LOG_LEVELS,
   type LogLevel, type MeshSyncConfig, type PipelineOptions, type PluginEntry, type PluginSummary, type ResolvedConfig,

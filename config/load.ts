@@ -15,7 +15,8 @@ import type { z } from 'zod';
 import { ConfigError, type ConfigProblem, type ErrorCode } from '../core/errors.ts';
 import { withoutJsonExcerpt } from '../core/secrets.ts';
 import type { Logger } from '../core/log.ts';
-import { isPlugin, joinPath, type PluginFactory } from '../core/plugin.ts';
+import { isPlugin, zodProblems, type PluginFactory } from '../core/plugin.ts';
+import { didYouMean } from '../core/suggest.ts';
 import type { Plugin } from '../core/types.ts';
 import type { ConfigEnv } from './define.ts';
 import { configSchema, LOG_LEVELS, pluginEntrySchema, type LogLevel, type PluginSummary, type ResolvedConfig } from './schema.ts';
@@ -107,7 +108,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Loade
 
   const envLogLevel = env.LOG_LEVEL?.trim();
   if (envLogLevel && !(LOG_LEVELS as readonly string[]).includes(envLogLevel)) {
-    problems.push({ code: 'MESHSYNC_CONFIG_INVALID', path: 'LOG_LEVEL (environment)', message: `expected one of ${LOG_LEVELS.join(', ')}, got "${envLogLevel}"` });
+    problems.push({ code: 'MESHSYNC_CONFIG_INVALID', path: 'LOG_LEVEL (environment)', message: `expected one of ${LOG_LEVELS.join(', ')}, got "${envLogLevel}"${didYouMean(envLogLevel, LOG_LEVELS)}` });
   }
   if (problems.length > 0 || !parsed.success) throw configError(problems);
 
@@ -310,18 +311,7 @@ const loadJson: Loader = (filepath, content) => {
 };
 
 function schemaProblems(error: z.ZodError, file: string | undefined): LoadProblem[] {
-  const problems: LoadProblem[] = [];
-  for (const issue of error.issues) {
-    if (issue.code === 'unrecognized_keys') {
-      const allowed = issue.path.length === 0 ? Object.keys(configSchema.shape).join(', ') : undefined;
-      for (const key of issue.keys) {
-        problems.push({ code: 'MESHSYNC_CONFIG_INVALID', file, path: joinPath('', [...issue.path, key]), message: `unknown key${allowed ? ` (allowed: ${allowed})` : ''}` });
-      }
-    } else {
-      problems.push({ code: 'MESHSYNC_CONFIG_INVALID', file, path: joinPath('', issue.path), message: issue.message });
-    }
-  }
-  return problems;
+  return zodProblems(error, '', file, configSchema).map((problem) => ({ code: 'MESHSYNC_CONFIG_INVALID', ...problem }));
 }
 
 /** A built-in that runs once per process, listed again: a problem at each repetition. */
@@ -358,7 +348,7 @@ async function resolvePlugin(entry: unknown, path: string, baseDir: string, file
   let factory: unknown;
   if (name.startsWith('meshsync:')) {
     if (!builtins.names.includes(name)) {
-      return problem('MESHSYNC_CONFIG_INVALID', `unknown built-in plugin "${name}" (built-ins: ${builtins.names.join(', ')})`);
+      return problem('MESHSYNC_CONFIG_INVALID', `unknown built-in plugin "${name}"${suggestBuiltin(name.slice('meshsync:'.length), builtins)} (built-ins: ${builtins.names.join(', ')})`);
     }
     try {
       factory = await builtins.load(name);
@@ -370,10 +360,15 @@ async function resolvePlugin(entry: unknown, path: string, baseDir: string, file
   } else if (!NPM_PACKAGE_NAME.test(name)) {
     return problem('MESHSYNC_CONFIG_INVALID', `"${name}" is not a package name: a plugin is a built-in ("meshsync:nats") or an npm package ("meshsync-plugin-example"); a plugin in a file of your own goes into a TS or JS config as an imported instance`);
   } else {
-    const loaded = await importPackage(name, baseDir);
+    // Beside the config first, then beside meshsync (the image: /config holds the file, /app the packages).
+    const root = packageRoot(dirname(fileURLToPath(import.meta.url)));
+    let loaded = await importPackage(name, baseDir);
+    if ('error' in loaded && loaded.notInstalled && root !== undefined && !baseDir.startsWith(root)) loaded = await importPackage(name, root);
     if ('error' in loaded) {
+      // A bare name one typo away from a built-in ("nast") is likelier that built-in than a package.
+      const builtin = loaded.notInstalled ? suggestBuiltin(name, builtins) : '';
       return problem('MESHSYNC_PLUGIN_NOT_FOUND', loaded.notInstalled
-        ? `plugin package "${name}" is not installed (looked from ${baseDir}); install it: npm install ${name}`
+        ? `plugin package "${name}" is not installed (looked from ${baseDir}${root && !baseDir.startsWith(root) ? ` and ${root}` : ''})${builtin ? `${builtin} If not, install it` : '; install it'}: npm install ${name}`
         : `plugin package "${name}" could not be loaded: ${loaded.error}; reinstall it (npm install ${name}) or report it to its authors`);
     }
     factory = loaded.module.default;
@@ -388,7 +383,7 @@ async function resolvePlugin(entry: unknown, path: string, baseDir: string, file
   if (schema && typeof schema.safeParse === 'function') {
     const checked = schema.safeParse(options ?? {});
     if (!checked.success) {
-      return checked.error.issues.map((issue) => ({ code: 'MESHSYNC_PLUGIN_OPTIONS' as const, file, path: joinPath(`${path}.options`, issue.path), message: issue.message }));
+      return zodProblems(checked.error, `${path}.options`, file, schema).map((problem) => ({ code: 'MESHSYNC_PLUGIN_OPTIONS' as const, ...problem }));
     }
   }
   let plugin: unknown;
@@ -404,6 +399,11 @@ async function resolvePlugin(entry: unknown, path: string, baseDir: string, file
   return plugin;
 }
 
+/** `; did you mean "meshsync:nats"?` for `nast`: built-ins compared by their names without the prefix. */
+function suggestBuiltin(name: string, builtins: PluginCatalog): string {
+  return didYouMean(name, builtins.names.map((builtin) => builtin.slice('meshsync:'.length)), (builtin) => `"meshsync:${builtin}"`);
+}
+
 /** Imports a package as the config's directory sees it (its node_modules, then the parents'). */
 async function importPackage(name: string, baseDir: string): Promise<{ module: { default?: unknown } } | { error: string; notInstalled: boolean }> {
   let entry: string | undefined;
@@ -411,8 +411,11 @@ async function importPackage(name: string, baseDir: string): Promise<{ module: {
     entry = createRequire(join(baseDir, 'meshsync.config.js')).resolve(name);
   } catch (error) {
     const code = (error as { code?: string }).code;
-    if (code === 'ERR_PACKAGE_PATH_NOT_EXPORTED') entry = resolveImportEntry(name, baseDir);
+    // require refuses an ESM-only package, and misses an entry behind a condition it does not use
+    // (`source`, when the CLI runs from TypeScript sources): read the package's exports as import does.
+    entry = resolveImportEntry(name, baseDir);
     if (entry === undefined) return { error: messageOf(error), notInstalled: code === 'MODULE_NOT_FOUND' };
+    if (!existsSync(entry)) return { error: `its entry ${entry} does not exist (is the package built?)`, notInstalled: false };
   }
   try {
     return { module: await import(pathToFileURL(entry).href) };

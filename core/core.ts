@@ -11,7 +11,7 @@ import { silentLogger, type Logger } from './log.ts';
 import { CORE_DEFAULTS, type PipelineOptions } from './settings.ts';
 import type {
   Batch, BatchReport, Core, CoreCounters, CoreHooks, CoreState, EventType, Plugin, SinkContext, SnapshotItem,
-  SourceContext, SyncEvent, ErrorReport, LiveSettings,
+  SourceContext, SourceProgress, SyncEvent, SyncProgress, ErrorReport, LiveSettings,
 } from './types.ts';
 
 export interface CoreOptions extends Partial<PipelineOptions> {
@@ -42,6 +42,8 @@ export class MeshSyncCore implements Core {
   private readonly pipeline: Pipeline;
   private readonly snapshotReaders: { source: string; read: () => Iterable<SnapshotItem>; counts?: () => Record<string, number> }[] = [];
   private readonly unreadableReaders: (() => Record<string, string>)[] = [];
+  private readonly progressReaders = new Map<string, () => SourceProgress>();
+  private phase: SyncProgress['phase'] = 'created';
   private readonly readinessChecks = new Map<string, () => boolean>();
   private readonly deliveryHolds = new Set<string>();
   private readonly abort = new AbortController();
@@ -104,8 +106,11 @@ export class MeshSyncCore implements Core {
     if (this.started) return;
     this.started = true;
     this.forbidLateTaps();
+    this.phase = 'start';
     await this.hooks.start.promise();
+    this.phase = 'cluster id';
     this.clusterId = await this.hooks.clusterId.promise(this.clusterId);
+    if (!this.ready) this.phase = 'sync';
     const sinks = this.hooks.sink.taps as TapInfo[];
     const sinkNames = distinctNames(sinks);
     this.lanes = sinks.map((tap, i) => this.createLane(tap, sinkNames[i]));
@@ -209,6 +214,24 @@ export class MeshSyncCore implements Core {
     return checks;
   }
 
+  private progress(): SyncProgress {
+    const waitingFor: string[] = [];
+    const resources: SyncProgress['resources'][number][] = [];
+    if (this.phase === 'start') waitingFor.push('plugins to start');
+    if (this.phase === 'cluster id') waitingFor.push('the cluster id');
+    if (this.phase === 'sync') {
+      for (const name of this.unsynced) {
+        const read = this.progressReaders.get(name);
+        const progress = read === undefined ? undefined : safeRead(read);
+        if (progress === undefined) waitingFor.push(name);
+        else if (progress.waitingFor !== undefined) waitingFor.push(`${name}: ${progress.waitingFor}`);
+        for (const resource of progress?.resources ?? []) if (!resource.listed) waitingFor.push(resource.id);
+      }
+    }
+    for (const read of this.progressReaders.values()) resources.push(...(safeRead(read)?.resources ?? []));
+    return { phase: this.phase, waitingFor, resources, objects: resources.reduce((sum, resource) => sum + resource.objects, 0) };
+  }
+
   private reportError(report: ErrorReport): void {
     try {
       this.hooks.error.call(report);
@@ -234,6 +257,7 @@ export class MeshSyncCore implements Core {
       },
       provideSnapshot: (read, counts) => this.snapshotReaders.push({ source: name, read, counts }),
       provideUnreadable: (read) => this.unreadableReaders.push(read),
+      provideProgress: (read) => this.progressReaders.set(name, read),
       selectResources: (candidates) => this.hooks.selectResources.call([...candidates]),
       reportError: (error, detail) => this.reportError({ plugin: name, hook: 'source', error: asError(error), ...detail }),
       sinksCaughtUp: () => this.sinksCaughtUp(),
@@ -277,6 +301,7 @@ export class MeshSyncCore implements Core {
   private markReady(): void {
     if (this.ready) return;
     this.ready = true;
+    this.phase = 'synced';
     this.logger.info('initial sync complete');
     this.hooks.ready.call();
     this.readyReached.resolve();
@@ -360,6 +385,7 @@ export class MeshSyncCore implements Core {
         return core.deliveryHolds.size > 0;
       },
       lanes: () => this.lanes.map((lane) => ({ sink: lane.sink, pending: lane.pendingCount, oldestAgeMs: lane.oldestAgeMs(), inFlight: lane.inFlightCount })),
+      progress: () => this.progress(),
       resourceCounts: () => {
         const counts: Record<string, number> = {};
         for (const reader of this.snapshotReaders) {
@@ -380,6 +406,15 @@ function deferred(): { promise: Promise<void>; resolve: () => void } {
   let resolve!: () => void;
   const promise = new Promise<void>((done) => (resolve = done));
   return { promise, resolve };
+}
+
+/** A progress reader's answer; a reader that throws must not break a display or an error message. */
+function safeRead(read: () => SourceProgress): SourceProgress | undefined {
+  try {
+    return read();
+  } catch {
+    return undefined;
+  }
 }
 
 function safeCheck(check: () => boolean): boolean {

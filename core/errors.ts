@@ -39,6 +39,14 @@ export const ERROR_CODES = {
     cause: 'The queue did not drain to every sink within the stop deadline.',
     remedy: 'Check the sinks (a broker down?) or raise stopTimeoutMs; pending events were logged as lost.',
   },
+  MESHSYNC_SNAPSHOT_TIMEOUT: {
+    cause: '`meshsync snapshot` did not finish start-up and the initial sync within --timeout.',
+    remedy: 'The message says what it still waited for and the warnings before it why (an unreachable API server, a forbidden resource); fix that, or raise --timeout for a large cluster.',
+  },
+  MESHSYNC_IMAGE_LACKS_PLUGIN: {
+    cause: '`meshsync install` was asked to deploy its default image, which holds the built-in plugins only, with a config that names another plugin.',
+    remedy: 'Build an image that holds the plugin packages (PLUGINS="<package> ..." npm run image) and pass it with --image.',
+  },
   MESHSYNC_KUBE_CONFIG: {
     cause: 'No usable Kubernetes configuration was found.',
     remedy: 'Set KUBECONFIG, mount a service account, or pass the kubernetes plugin a kubeconfig/context.',
@@ -114,8 +122,9 @@ export class ConfigError extends MeshSyncError {
   }
 }
 
-function formatProblems(problems: readonly ConfigProblem[]): string {
-  const lines = problems.map((p) => `  - ${p.file ? `${p.file}: ` : ''}${p.path || '(root)'}: ${p.message}`);
+/** The problems as lines under a count; `message` may rewrite each problem's message (to mask what it quotes), never its path. */
+export function formatProblems(problems: readonly ConfigProblem[], message: (text: string) => string = (text) => text): string {
+  const lines = problems.map((p) => `  - ${p.file ? `${p.file}: ` : ''}${p.path || '(root)'}: ${message(p.message)}`);
   return `invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${lines.join('\n')}`;
 }
 

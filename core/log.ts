@@ -16,13 +16,25 @@ export function createLogger(options: { level?: string; pretty?: boolean; destin
   const destination = options.destination ?? process.stderr;
   const pretty = options.pretty ?? (destination === process.stderr && process.stderr.isTTY === true);
   return pino(
-    { level, base: { name: 'meshsync' }, redact: { paths: REDACTED_PATHS, censor: MASK }, serializers: { err: serializeError } },
+    {
+      level, base: { name: 'meshsync' }, redact: { paths: REDACTED_PATHS, censor: MASK }, serializers: { err: serializeError },
+      hooks: {
+        // A warning (a retry, say) says what failed in one line: type, code, message, causes. The
+        // stack is for debugging: it is kept only when debug is on, and in errors.
+        logMethod(args, method, at) {
+          const fields = args[0] as { err?: unknown } | undefined;
+          if (at < 50 && fields?.err instanceof Error && !this.isLevelEnabled('debug')) args[0] = { ...fields, err: briefError(fields.err) };
+          return method.apply(this, args as Parameters<typeof method>);
+        },
+      },
+    },
     pretty ? humanStream(destination) : (destination as DestinationStream),
   );
 }
 
 /** A logged error as pino serializes it, with the credentials its message or stack may quote masked. */
 function serializeError(error: Error): unknown {
+  if (!(error instanceof Error)) return error; // already brief (see logMethod)
   const serialized = stdSerializers.err(error);
   const walked = new Set([Object.prototype, null, Object.getPrototypeOf(serialized)]);
   const seen = new WeakSet<object>();
@@ -37,6 +49,17 @@ function serializeError(error: Error): unknown {
     return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, mask(item)]));
   };
   return mask(serialized);
+}
+
+/** An error without its stack: type, code, message and the messages of its causes, credentials masked. */
+export function briefError(error: Error): { type: string; code?: string; message: string; causes?: string[] } {
+  const causes: string[] = [];
+  for (let cause = error.cause, depth = 0; cause !== undefined && depth < 5; cause = (cause as Error)?.cause, depth++) {
+    const text = redactSecretsInText(cause instanceof Error ? cause.message : String(cause));
+    if (!error.message.includes(text)) causes.push(text);
+  }
+  const code = (error as { code?: unknown }).code;
+  return { type: error.name, ...(typeof code === 'string' ? { code } : {}), message: redactSecretsInText(error.message), ...(causes.length ? { causes } : {}) };
 }
 
 const LEVEL_NAMES: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };

@@ -70,6 +70,8 @@ export interface SourceContext {
   provideSnapshot(read: () => Iterable<SnapshotItem>, counts?: () => Record<string, number>): void;
   /** Registers how to tell the resources this source cannot read right now (a 403), each with why; the status reports show them. */
   provideUnreadable(read: () => Record<string, string>): void;
+  /** Registers how to read where this source's initial sync is (for a progress display and `snapshot --timeout`'s error). */
+  provideProgress(read: () => SourceProgress): void;
   /** The resource ids (`<resource>.<version>.<group>`) to watch, narrowed by the selectResources hook. */
   selectResources(candidates: readonly string[]): string[];
   /** Reports a problem that does not stop the source (a failed watch, a forbidden resource). */
@@ -83,6 +85,31 @@ export interface SourceContext {
   sinksCaughtUp(): Promise<void>;
   /** Whether `sinksCaughtUp()` would wait: a source reading a stream stops reading while this is true. */
   sinksBehind(): boolean;
+}
+
+/** One resource's initial list: objects listed so far, and whether the list is complete. */
+export interface ResourceProgress {
+  readonly id: string;
+  readonly objects: number;
+  readonly listed: boolean;
+}
+
+/** Where a source's initial sync is. */
+export interface SourceProgress {
+  /** What it waits for before it can list (`discovery`), in words; absent while it lists. */
+  readonly waitingFor?: string;
+  readonly resources: readonly ResourceProgress[];
+}
+
+/** Where start-up and the initial sync are, for every source (CoreState.progress). */
+export interface SyncProgress {
+  /** `start`: start taps run; `cluster id`: the clusterId hook runs; `sync`: sources list; `synced`: every source has. */
+  readonly phase: 'created' | 'start' | 'cluster id' | 'sync' | 'synced';
+  /** What is still awaited, in words: `the cluster id`, `meshsync:kubernetes: discovery`, `pods.v1.`. */
+  readonly waitingFor: readonly string[];
+  readonly resources: readonly ResourceProgress[];
+  /** Objects listed so far, over all resources. */
+  readonly objects: number;
 }
 
 /** The context each sink tap receives alongside its batches. */
@@ -177,6 +204,8 @@ export interface CoreState {
   resourceCounts(): Record<string, number>;
   /** Resource ids the sources cannot read right now (forbidden), each with why; empty when all is readable. */
   unreadableResources(): Record<string, string>;
+  /** Where start-up and the initial sync are, and what they wait for. */
+  progress(): SyncProgress;
 }
 
 /** Counters the core keeps; plain numbers, so counting costs nothing on the hot path. */

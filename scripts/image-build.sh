@@ -4,12 +4,15 @@
 # Idempotent: installs podman if missing, rebuilds the base images only when the host's node
 # changed, and lets podman's layer cache make a rebuild of an unchanged tree fast.
 #
-#   scripts/image-build.sh                 # builds localhost/meshsync:dev
+#   npm run image                          # builds localhost/meshsync:<version> (package.json config.image),
+#                                          # the image `meshsync install` deploys by default
 #   IMAGE=localhost/meshsync:test scripts/image-build.sh
+#   PLUGINS="meshsync-plugin-x@1 ./image-plugins/y-1.0.0.tgz" npm run image   # with third-party plugins
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
-IMAGE=${IMAGE:-localhost/meshsync:dev}
+IMAGE=${IMAGE:-$(cd "$repo" && node -p 'const m = require("./package.json"); `${m.config.image}:${m.version}`')}
+PLUGINS=${PLUGINS:-}
 export CONTAINERS_CONF=${CONTAINERS_CONF:-$repo/deploy/podman/containers.conf}
 
 if ! command -v podman >/dev/null || ! command -v runc >/dev/null; then
@@ -93,8 +96,9 @@ podman build \
   --build-arg "VERSION=$version" \
   --build-arg "REVISION=$revision" \
   --build-arg "CREATED=$(git log -1 --format=%cI 2>/dev/null || echo 1970-01-01T00:00:00Z)" \
+  --build-arg "PLUGINS=$PLUGINS" \
   -t "$IMAGE" -f Dockerfile . >&2
 
 size=$(podman image inspect --format '{{ .Size }}' "$IMAGE")
-echo "image-build: $IMAGE built in $(( $(date +%s) - start ))s, size $(( size / 1000000 )) MB ($size bytes)" >&2
+echo "image-build: $IMAGE${PLUGINS:+ (with $PLUGINS)} built in $(( $(date +%s) - start ))s, size $(( size / 1000000 )) MB ($size bytes)" >&2
 echo "$IMAGE"

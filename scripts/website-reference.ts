@@ -405,8 +405,9 @@ async function pluginPages(root: string, out: string): Promise<PluginPage[]> {
     write(join(out, 'plugins', `${name}.md`), body);
     pages.push({ slug: name, title, description, available: factory !== undefined });
   }
-  let index = `---\ntitle: Built-in plugins\n---\n${GENERATED_NOTE}\n\n# Built-in plugins\n\nEverything that touches the outside world is a plugin. These ship with meshsync; third-party plugins use the same API ([writing a plugin](/guide/writing-a-plugin)).\n\n| Plugin | What it does | In this build |\n| --- | --- | --- |\n`;
-  for (const page of pages) index += `| [${page.title}](./${page.slug}) | ${prose(page.description) || '—'} | ${page.available ? 'yes' : 'planned'} |\n`;
+  let index = `---\ntitle: Built-in plugins\n---\n${GENERATED_NOTE}\n\n# Built-in plugins\n\nEverything that touches the outside world is a plugin. These ship with meshsync; third-party plugins use the same API ([writing a plugin](/guide/writing-a-plugin)).\n\n| Plugin | What it does |\n| --- | --- |\n`;
+  // Every built-in is in the build (the strict check fails otherwise): only one that is not is marked.
+  for (const page of pages) index += `| [${page.title}](./${page.slug}) | ${prose(page.description) || '—'}${page.available ? '' : ' (not in this build yet)'} |\n`;
   write(join(out, 'plugins', 'index.md'), index);
   return pages;
 }

@@ -1,6 +1,6 @@
 // `meshsync install` and `meshsync rbac`: the manifests for the config in force, printed as YAML.
-import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
+import { parseFlags, UsageError, type FlagSpec } from '../args.ts';
 import { DEFAULT_RESOURCES } from '../../plugins/kubernetes/defaults.ts';
 import { installObjects, INSTALL_DEFAULTS } from './manifests.ts';
 import type { InstallOptions } from './manifests.ts';
@@ -8,17 +8,20 @@ import { toYaml } from './objects.ts';
 import { rbacObjects } from './rbac.ts';
 import type { RbacOptions } from './rbac.ts';
 
-export const INSTALL_COMMAND_USAGE = `meshsync install [options]   print the manifests that run meshsync in a cluster (kubectl apply -f -)
-meshsync rbac [options]      print only the ServiceAccount's RBAC: exactly what the config watches
+/** The flags of `meshsync install` (rbac takes --namespace, --name and --replicas); cli/main.ts adds --config and --log-level. */
+export const INSTALL_FLAGS = {
+  namespace: { type: 'string', value: '<ns>', help: `namespace to install into (default ${INSTALL_DEFAULTS.namespace})` },
+  name: { type: 'string', value: '<name>', help: `name of the Deployment, ServiceAccount, RBAC objects (default ${INSTALL_DEFAULTS.name})` },
+  'broker-url': { type: 'string', value: '<url>', help: 'BROKER_URL of the Deployment (default the Meshery broker in the namespace)' },
+  'cluster-id': { type: 'string', value: '<id>', help: 'CLUSTER_ID of the Deployment (default: kube-system\'s uid)' },
+  image: { type: 'string', value: '<ref>', help: `image (default ${INSTALL_DEFAULTS.image}, what npm run image builds)` },
+  replicas: { type: 'string', value: '<n>', help: 'replicas; more than one turns on the leases RBAC (default 1)' },
+  'no-crd': { type: 'boolean', help: 'leave out the MeshSync CRD' },
+} as const satisfies Record<string, FlagSpec>;
 
-  --namespace <ns>         namespace to install into (default ${INSTALL_DEFAULTS.namespace})
-  --name <name>            name of the Deployment, ServiceAccount, RBAC objects (default ${INSTALL_DEFAULTS.name})
-  --broker-url <url>       BROKER_URL of the Deployment (default the Meshery broker in the namespace)
-  --cluster-id <id>        CLUSTER_ID of the Deployment (default: kube-system's uid)
-  --image <ref>            image (default ${INSTALL_DEFAULTS.image})
-  --replicas <n>           replicas; more than one turns on the leases RBAC (default 1)
-  --no-crd                 leave out the MeshSync CRD
-Resources, namespaces and CRD discovery come from the config (--config).`;
+export const INSTALL_NOTES = 'Resources, namespaces and CRD discovery come from the config (--config), shipped in a ConfigMap (a Secret when it holds credentials).';
+
+const FLAGS = { ...INSTALL_FLAGS, config: { type: 'string', short: 'c', help: '' }, 'log-level': { type: 'string', help: '' } } as const satisfies Record<string, FlagSpec>;
 
 /** The parts of a resolved config the manifests depend on (config/schema.ts ResolvedConfig fits). */
 export interface InstallCommandConfig {
@@ -80,28 +83,13 @@ export interface ShippedConfig {
  * the pods read. Returns the YAML to print; throws an Error with a usage message on bad arguments.
  */
 export function runInstallCommand(command: 'install' | 'rbac', argv: readonly string[], config?: InstallCommandConfig, shipped?: ShippedConfig): string {
-  const { values, positionals } = parseArgs({
-    args: [...argv],
-    allowPositionals: true,
-    strict: true,
-    options: {
-      namespace: { type: 'string' },
-      name: { type: 'string' },
-      'broker-url': { type: 'string' },
-      'cluster-id': { type: 'string' },
-      image: { type: 'string' },
-      replicas: { type: 'string' },
-      'no-crd': { type: 'boolean' },
-      // Handled by the CLI before it calls this.
-      config: { type: 'string', short: 'c' },
-      'log-level': { type: 'string' },
-    },
-  });
-  if (positionals.length) throw new Error(`unexpected arguments: ${positionals.join(' ')}\n${INSTALL_COMMAND_USAGE}`);
-  const replicas = values.replicas === undefined ? undefined : Number(values.replicas);
+  const { values, positionals } = parseFlags(command, argv, command === 'rbac' ? { namespace: FLAGS.namespace, name: FLAGS.name, replicas: FLAGS.replicas, config: FLAGS.config, 'log-level': FLAGS['log-level'] } : FLAGS);
+  if (positionals.length) throw new UsageError(`unexpected arguments: ${positionals.join(' ')}`, command);
+  const flag = (name: keyof typeof FLAGS) => values[name] as string | undefined;
+  const replicas = flag('replicas') === undefined ? undefined : Number(flag('replicas'));
   if (replicas !== undefined && (!Number.isInteger(replicas) || replicas < 0)) throw new Error('--replicas must be a whole number');
-  const namespace = values.namespace ?? INSTALL_DEFAULTS.namespace;
-  const name = values.name ?? INSTALL_DEFAULTS.name;
+  const namespace = flag('namespace') ?? INSTALL_DEFAULTS.namespace;
+  const name = flag('name') ?? INSTALL_DEFAULTS.name;
   const fromConfig = rbacOptionsFromConfig(config);
   // A config that lists no plugins runs the defaults, which in a cluster include the MeshSync
   // resource and leader-election plugins (config/load.ts) even where this command runs outside one.
@@ -116,9 +104,9 @@ export function runInstallCommand(command: 'install' | 'rbac', argv: readonly st
     ha: fromConfig.ha || (replicas ?? 1) > 1,
     namespace,
     name,
-    brokerUrl: values['broker-url'],
-    clusterId: values['cluster-id'],
-    image: values.image,
+    brokerUrl: flag('broker-url'),
+    clusterId: flag('cluster-id'),
+    image: flag('image'),
     replicas,
     crd: !values['no-crd'],
     config: shipped?.text,

@@ -2,6 +2,7 @@
 import { createHash } from 'node:crypto';
 import { stringify } from 'yaml';
 import { DEFAULT_RESOURCES } from '../../plugins/kubernetes/defaults.ts';
+import { OWN_IMAGE } from '../package-info.ts';
 import { meshSyncCrd } from './crd.ts';
 import type { KubeObject } from './objects.ts';
 import { APP_NAME, labels, toYaml } from './objects.ts';
@@ -11,7 +12,8 @@ import type { RbacOptions } from './rbac.ts';
 export const INSTALL_DEFAULTS = Object.freeze({
   namespace: 'meshery',
   name: APP_NAME,
-  image: 'meshery/meshsync:latest',
+  /** What `npm run image` builds. */
+  image: OWN_IMAGE,
   replicas: 1,
   /** The metrics plugin's default port (/metrics, /healthz, /readyz). */
   metricsPort: 11000,

@@ -22,27 +22,28 @@ const CHUNK_CHARS = 1 << 20;
 let tempCounter = 0;
 
 /**
- * Writes `events` as JSON lines (one object per line) to `path` atomically: a temp file in the same
- * directory, flushed to disk, then renamed over `path`. A reader sees the old file or the new one,
- * never a partial one. Used by the snapshot mode and by `meshsync snapshot --out F`. Returns how
- * many events it wrote.
+ * Writes `events` to `path` atomically: a temp file in the same directory, flushed to disk, then
+ * renamed over `path`. A reader sees the old file or the new one, never a partial one. `jsonl`:
+ * one event per line; `json`: one JSON array of them (what json.load and jq -s expect of a .json
+ * file). Used by the snapshot mode and by `meshsync snapshot --out F`. Returns how many events it wrote.
  */
-export async function writeSnapshot(path: string, events: Iterable<SyncEvent>): Promise<number> {
+export async function writeSnapshot(path: string, events: Iterable<SyncEvent>, format: 'jsonl' | 'json' = 'jsonl'): Promise<number> {
   const dir = dirname(path);
   await mkdir(dir, { recursive: true });
   const temp = join(dir, `.${basename(path)}.${process.pid}.${++tempCounter}.tmp`);
   const handle = await open(temp, 'w');
   let count = 0;
   try {
-    let chunk = '';
+    let chunk = format === 'json' ? '[' : '';
     for (const event of events) {
       count++;
-      chunk += `${eventLine(event)}\n`;
+      chunk += format === 'json' ? `${count === 1 ? '' : ','}\n${eventLine(event)}` : `${eventLine(event)}\n`;
       if (chunk.length >= CHUNK_CHARS) {
         await handle.writeFile(chunk);
         chunk = '';
       }
     }
+    if (format === 'json') chunk += count === 0 ? ']\n' : '\n]\n';
     if (chunk !== '') await handle.writeFile(chunk);
     await handle.sync();
     await handle.close();

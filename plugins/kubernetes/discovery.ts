@@ -3,7 +3,7 @@
  * the per group-version documents otherwise), and the resolution of resource ids and wildcards
  * (`pods.v1.`, `*.v1.apps`, `*.*.example.com`) against it.
  */
-import { parseResourceId, resourceId, type ResourceRef } from '../../core/index.ts';
+import { editDistance, parseResourceId, resourceId, type ResourceRef } from '../../core/index.ts';
 import type { KubeClient } from '../../kubernetes/index.ts';
 
 /** A served resource: its ref, its verbs, and whether its version is the group's preferred one. */
@@ -162,18 +162,4 @@ export function closeMatches(id: string, candidates: Iterable<string>, max = 3):
     if (distance <= limit) scored.push({ candidate, distance });
   }
   return scored.sort((a, b) => a.distance - b.distance || a.candidate.localeCompare(b.candidate)).slice(0, max).map((s) => s.candidate);
-}
-
-/** Levenshtein distance. */
-export function editDistance(a: string, b: string): number {
-  if (a === b) return 0;
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i];
-    for (let j = 1; j <= b.length; j++) {
-      current[j] = Math.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    previous = current;
-  }
-  return previous[b.length];
 }

@@ -7,14 +7,14 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import { z } from 'zod';
 import { DEFAULT_RESOURCES } from './defaults.ts';
 import {
-  definePlugin, MeshSyncError, resourceId, resourceIdProblem, withoutJsonExcerpt, type Core, type KubeObject, type ResourceRef, type SnapshotItem, type SourceContext,
+  definePlugin, MeshSyncError, resourceId, resourceIdProblem, withoutJsonExcerpt, type Core, type KubeObject, type ResourceRef, type SnapshotItem, type SourceProgress, type SourceContext,
 } from '../../core/index.ts';
 import {
   Backoff, KubeClient, KubeRequestError, loadKubeConfig, Reflector, sleep, StringPool, type ReflectorScope, type ReflectorTiming,
 } from '../../kubernetes/index.ts';
 import { discover, rediscoverGroup, resolveResources, type Catalog, type ServedResource } from './discovery.ts';
 
-export { discover, resolveResources, closeMatches, editDistance } from './discovery.ts';
+export { discover, resolveResources, closeMatches } from './discovery.ts';
 
 const CRD_RESOURCE_ID = 'customresourcedefinitions.v1.apiextensions.k8s.io';
 /** 429s in a row logged at info; from the next one on they are reported (warn). */
@@ -142,6 +142,9 @@ class KubernetesSource {
   private initialTotal = 0;
   private initialDone = 0;
   private syncedReported = false;
+  private discovered = false;
+  private discoveryFailure?: string;
+  private readonly listed = new Set<string>();
   private rediscovering = new Map<string, Promise<void>>();
   private progressTimer?: NodeJS.Timeout;
   private readonly timing: ReflectorTiming;
@@ -183,14 +186,17 @@ class KubernetesSource {
     this.ids = this.ctx.selectResources(entries.map((entry) => entry.id));
     this.ctx.provideSnapshot(() => this.read(), () => this.counts());
     this.ctx.provideUnreadable(() => Object.fromEntries(this.unreadable));
+    this.ctx.provideProgress(() => this.progress());
     const backoff = new Backoff(this.options.backoffInitialMs, this.options.backoffMaxMs);
     const signal = this.signal;
     while (!signal.aborted) {
       try {
         this.catalog = await discover(this.client, signal);
+        this.discovered = true;
         break;
       } catch (error) {
         if (signal.aborted) return;
+        this.discoveryFailure = (error as Error)?.message;
         this.ctx.reportError(this.describeFailure(error, 'discovery'));
         await sleep(backoff.next(error instanceof KubeRequestError ? error.retryAfterMs : undefined), signal);
       }
@@ -314,6 +320,7 @@ class KubernetesSource {
   }
 
   private resourceListed(watched: Watched): void {
+    this.listed.add(watched.id);
     if (this.syncedReported) return;
     this.initialDone++;
     this.ctx.logger.debug({ resource: watched.id, synced: this.initialDone, total: this.initialTotal }, 'resource listed');
@@ -435,6 +442,12 @@ class KubernetesSource {
     for (const watched of this.watched.values()) {
       for (const reflector of watched.reflectors) for (const object of reflector.store.values()) yield { resource: watched.ref, object };
     }
+  }
+
+  progress(): SourceProgress {
+    const resources = [...this.watched].map(([id, watched]) => ({ id, objects: watched.reflectors.reduce((n, r) => n + r.store.size, 0), listed: this.listed.has(id) }));
+    if (this.discovered) return { resources };
+    return { waitingFor: `discovery of the API server's resources${this.discoveryFailure ? ` (last attempt: ${this.discoveryFailure})` : ''}`, resources };
   }
 
   counts(): Record<string, number> {

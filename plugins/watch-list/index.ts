@@ -38,6 +38,9 @@ function normaliseList(value: unknown, ctx: z.RefinementCtx): unknown {
     if (value.trim() === '') return undefined; // MeshSync treats an empty string as "not set"
     try {
       list = JSON.parse(value);
+      // Encoded twice, as Meshery's Helm values quote it ("\"[{...}]\""): the JSON holds the JSON text.
+      if (typeof list === 'string') list = list.trim() === '' ? undefined : JSON.parse(list);
+      if (list === undefined) return undefined;
       fromString = true;
     } catch (error) {
       ctx.addIssue({ code: 'custom', message: `not valid JSON (${(error as Error).message}); expected e.g. [{"Resource":"pods.v1.","Events":["ADDED"]}] or ["pods.v1."]`, input: value });

@@ -1,14 +1,21 @@
 import { expect } from 'chai';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freshClone } from '../support/fresh-clone.ts';
+import { freePort, startNatsServer, type NatsServerHandle } from '../support/nats-server.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const CLI = join(ROOT, 'cli', 'main.ts');
 const CASES = join(ROOT, 'test', 'fixtures', 'configs');
-const TSX = import.meta.resolve('tsx');
+const unreachableKubeconfig = [
+  'apiVersion: v1', 'kind: Config',
+  'clusters: [{name: c, cluster: {server: "http://127.0.0.1:1", insecure-skip-tls-verify: true}}]',
+  'users: [{name: u, user: {token: t}}]', 'contexts: [{name: x, context: {cluster: c, user: u}}]', 'current-context: x', '',
+].join('\n');
 
 interface Cli {
   readonly child: ChildProcess;
@@ -17,10 +24,10 @@ interface Cli {
   readonly exited: Promise<number | null>;
 }
 
-/** Spawns the CLI from TS, as `npm run meshsync` does; no kubeconfig unless the test gives one. */
+/** Spawns the real bin of a fresh clone (no dist/: it runs the TS sources), as `npx meshsync` does; no kubeconfig unless the test gives one. */
 function startCli(args: string[], options: { cwd?: string; env?: Record<string, string> } = {}): Cli {
-  const child = spawn(process.execPath, ['--conditions=source', '--import', TSX, CLI, ...args], {
-    cwd: options.cwd ?? ROOT,
+  const child = spawn(process.execPath, [join(freshClone(), 'bin', 'meshsync.js'), ...args], {
+    cwd: options.cwd ?? freshClone(),
     env: { PATH: process.env.PATH ?? '', HOME: options.cwd ?? tmpdir(), ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -71,10 +78,58 @@ describe('meshsync CLI', function () {
     expect(stdout).to.match(/^Usage: meshsync/).and.to.contain('validate').and.to.contain('--simulator');
   });
 
+  it('runs from a fresh clone without a build: the bin, npx meshsync and npm run meshsync', async function () {
+    const clone = freshClone();
+    expect(existsSync(join(clone, 'dist'))).to.equal(false);
+    const bin = await runCli(['--help']);
+    expect(bin.code, bin.stderr).to.equal(0);
+    expect(bin.stdout).to.match(/^Usage: meshsync/);
+    const env = { PATH: process.env.PATH ?? '', HOME: dir, npm_config_update_notifier: 'false' };
+    const npx = await promisify(execFile)('npx', ['--no-install', 'meshsync', '--version'], { cwd: clone, env });
+    expect(npx.stdout.trim()).to.match(/^\d+\.\d+\.\d+/);
+    const npmRun = await promisify(execFile)('npm', ['run', '--silent', 'meshsync', '--', 'validate', '--help'], { cwd: clone, env });
+    expect(npmRun.stdout).to.match(/^Usage: meshsync validate/);
+  });
+
+  it('gives each command its own help: its flags and an example', async () => {
+    const snapshot = await runCli(['snapshot', '--help']);
+    expect(snapshot.code).to.equal(0);
+    expect(snapshot.stdout).to.match(/^Usage: meshsync snapshot/).and.contain('--out <file>').and.contain('--timeout <ms>').and.match(/Examples?:\n  meshsync snapshot /);
+    const validate = await runCli(['validate', '-h']);
+    expect(validate.stdout).to.match(/^Usage: meshsync validate/).and.contain('--config').and.match(/Example:\n  meshsync validate/).and.not.contain('--out');
+    const install = await runCli(['install', '--help']);
+    expect(install.stdout).to.match(/^Usage: meshsync install/).and.contain('--image <ref>').and.contain('Example:');
+    const rbac = await runCli(['rbac', '--help']);
+    expect(rbac.stdout).to.match(/^Usage: meshsync rbac/).and.not.contain('--image');
+  });
+
+  it('names an unknown flag, with the nearest one, in a closed sentence; exit 2', async () => {
+    const bogus = await runCli(['--bogus']);
+    expect(bogus.code).to.equal(2);
+    expect(bogus.stderr).to.match(/^meshsync: unknown option --bogus; run takes --config, --log-level, --simulator, --help \(see meshsync run --help\)\n$/);
+    const typo = await runCli(['snapshot', '--tiemout', '5', '--out', 'x.json']);
+    expect(typo.stderr).to.contain('unknown option --tiemout; did you mean --timeout?');
+    const elsewhere = await runCli(['run', '--out', 'x.json']);
+    expect(elsewhere.stderr).to.contain('--out is an option of snapshot, not of run');
+    const install = await runCli(['install', '--imag', 'x']);
+    expect(install.code).to.equal(2);
+    expect(install.stderr).to.contain('unknown option --imag; did you mean --image?').and.not.contain("'-- \"");
+  });
+
+  it('validate: prints valid: and nothing else, no log line before it', async () => {
+    await writeFile(join(dir, 'meshsync.config.yaml'), 'plugins: [meshsync:stdout]\n');
+    const { code, stdout, stderr } = await runCli(['validate'], { cwd: dir });
+    expect(code, stderr).to.equal(0);
+    expect(stdout).to.equal(`valid: ${join(dir, 'meshsync.config.yaml')}\n`);
+    expect(stderr).to.equal('');
+  });
+
   it('exits 2 with a hint on an unknown command', async () => {
     const { code, stderr } = await runCli(['frobnicate']);
     expect(code).to.equal(2);
     expect(stderr).to.contain('unknown command "frobnicate"').and.to.contain('--help');
+    const typo = await runCli(['valdate']);
+    expect(typo.stderr).to.contain('unknown command "valdate"; did you mean "validate"?');
   });
 
   it('validate: exits 0 and says valid for a good config', async () => {
@@ -148,12 +203,69 @@ describe('meshsync CLI', function () {
     expect(stderr).to.contain('snapshot written');
   });
 
+  it('snapshot --out F.json: writes one JSON document, and delivers nothing to the config\'s sinks (no events on stdout)', async () => {
+    await writeFile(join(dir, 'meshsync.config.json'), JSON.stringify({
+      plugins: [['meshsync:kubernetes', { resources: ['namespaces.v1.'] }], ['meshsync:stdout', { format: 'json' }]],
+    }));
+    const out = join(dir, 'snap.json');
+    const { code, stdout, stderr } = await runCli(['snapshot', '--simulator', '--out', out], { cwd: dir });
+    expect(code, stderr).to.equal(0);
+    const state = JSON.parse(await readFile(out, 'utf8')) as { type: string; object: { metadata: { name: string } } }[];
+    expect(state.map((event) => event.object.metadata.name)).to.include('kube-system');
+    expect(stdout).to.equal('');
+  });
+
+  it('snapshot --timeout bounds the whole run: an unreachable API server fails it in time, saying what it waited for', async () => {
+    await writeFile(join(dir, 'kubeconfig'), unreachableKubeconfig);
+    await writeFile(join(dir, 'meshsync.config.json'), JSON.stringify({ plugins: [['meshsync:kubernetes', { resources: ['pods.v1.'] }]] }));
+    const startedAt = Date.now();
+    const { code, stderr } = await runCli(['snapshot', '--timeout', '2000', '--out', join(dir, 'x.json')], { cwd: dir, env: { KUBECONFIG: join(dir, 'kubeconfig') } });
+    expect(code, stderr).to.equal(1);
+    expect(Date.now() - startedAt).to.be.below(20_000); // bounded; it retried for 200 s before
+    expect(stderr).to.contain('MESHSYNC_SNAPSHOT_TIMEOUT').and.contain('within --timeout 2000 ms: still waiting for the cluster id');
+    expect(stderr).to.contain('MESHSYNC_KUBE_UNREACHABLE').and.not.match(/\n\s+at /); // warnings without stack traces
+  });
+
+  it('run: one Ctrl-C delivered twice at once (npm relays it, the process group gets it too) still drains; a later one exits at once', async () => {
+    const port = await freePort(); // no broker there: the drain waits for it
+    await writeFile(join(dir, 'meshsync.config.json'), JSON.stringify({
+      plugins: [['meshsync:kubernetes', { resources: ['namespaces.v1.'] }], ['meshsync:nats', { url: `nats://127.0.0.1:${port}` }]],
+      stopTimeoutMs: 30_000,
+    }));
+    const cli = startCli(['run', '--simulator'], { cwd: dir });
+    await waitFor(() => cli.stderr.includes('every source synced'), 'the initial sync', cli);
+    cli.child.kill('SIGINT');
+    cli.child.kill('SIGINT');
+    await waitFor(() => cli.stderr.includes('stopping: draining sinks'), 'the drain', cli);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(cli.child.exitCode, 'still draining').to.equal(null);
+    expect(cli.stderr).not.to.contain('second signal');
+    cli.child.kill('SIGINT');
+    expect(await cli.exited).to.equal(1);
+    expect(cli.stderr).to.contain('second signal: exiting without draining');
+  });
+
+  it('run: says "meshsync ready" only once /readyz would pass (the broker connected), not when the sources synced', async () => {
+    const port = await freePort();
+    await writeFile(join(dir, 'meshsync.config.json'), JSON.stringify({
+      plugins: [['meshsync:kubernetes', { resources: ['namespaces.v1.'] }], ['meshsync:nats', { url: `nats://127.0.0.1:${port}`, reconnectMaxMs: 200 }]],
+    }));
+    const cli = startCli(['run', '--simulator'], { cwd: dir });
+    let nats: NatsServerHandle | undefined;
+    try {
+      await waitFor(() => cli.stderr.includes('not ready yet: waiting for broker'), 'the sources synced, the broker not', cli);
+      expect(cli.stderr).not.to.contain('meshsync ready');
+      nats = await startNatsServer({ port });
+      await waitFor(() => cli.stderr.includes('meshsync ready'), 'readiness once the broker is up', cli);
+    } finally {
+      cli.child.kill('SIGTERM');
+      await cli.exited;
+      await nats?.dispose();
+    }
+  });
+
   it('run: a SIGTERM while start-up waits for an unreachable API server stops it with exit 0', async () => {
-    await writeFile(join(dir, 'kubeconfig'), [
-      'apiVersion: v1', 'kind: Config',
-      'clusters: [{name: c, cluster: {server: "http://127.0.0.1:1", insecure-skip-tls-verify: true}}]',
-      'users: [{name: u, user: {token: t}}]', 'contexts: [{name: x, context: {cluster: c, user: u}}]', 'current-context: x', '',
-    ].join('\n'));
+    await writeFile(join(dir, 'kubeconfig'), unreachableKubeconfig);
     await writeFile(join(dir, 'meshsync.config.json'), JSON.stringify({ plugins: [['meshsync:kubernetes', { resources: ['pods.v1.'] }], 'meshsync:stdout'] }));
     const cli = startCli(['run'], { cwd: dir, env: { KUBECONFIG: join(dir, 'kubeconfig') } });
     await waitFor(() => cli.stderr.includes('meshsync starting'), 'start-up', cli);

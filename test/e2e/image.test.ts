@@ -23,11 +23,19 @@ async function podman(...args: string[]): Promise<string> {
   return stdout.trim();
 }
 
-/** Builds the image (podman's layer cache makes an unchanged tree quick) unless MESHSYNC_IMAGE names one. */
-function buildImage(): Promise<string> {
-  if (process.env.MESHSYNC_IMAGE) return Promise.resolve(process.env.MESHSYNC_IMAGE);
+/** The third-party plugin the test image holds: packed into image-plugins/, named in PLUGINS as users do. */
+const FIXTURE_PLUGIN = 'meshsync-plugin-image-fixture';
+
+/**
+ * Builds the image (podman's layer cache makes an unchanged tree quick) unless MESHSYNC_IMAGE names
+ * one, with the fixture plugin added by the PLUGINS build argument (npm run image's way).
+ */
+async function buildImage(): Promise<string> {
+  if (process.env.MESHSYNC_IMAGE) return process.env.MESHSYNC_IMAGE;
+  const { stdout } = await promisify(execFile)('npm', ['pack', '--silent', '--pack-destination', join(root, 'image-plugins'), join(root, 'test/fixtures/image-plugin')], { env });
+  const tarball = `./image-plugins/${stdout.trim().split('\n').pop()}`;
   return new Promise((resolve, reject) => {
-    const child = spawn(join(root, 'scripts/image-build.sh'), { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(join(root, 'scripts/image-build.sh'), { env: { ...env, IMAGE: 'localhost/meshsync:e2e', PLUGINS: tarball }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let log = '';
     child.stdout.on('data', (chunk) => (out += chunk));
@@ -109,6 +117,17 @@ describe('container image', function () {
     expect(demo?.stderr).to.match(/MESHSYNC_KUBE_CONFIG: demo mode \(--simulator\) needs the Kubernetes API simulator/);
   });
 
+  it('holds the plugin packages of its PLUGINS build argument: a config names one by its package, its options are checked', async () => {
+    const configDir = join(dir, 'config');
+    await mkdir(configDir, { mode: 0o755 });
+    await writeFile(join(configDir, 'meshsync.config.yaml'), `plugins:\n  - [${FIXTURE_PLUGIN}, { valu: x }]\n  - meshsync:stdout\n`, { mode: 0o644 });
+    const rejected = await promisify(execFile)('podman', ['run', '--rm', '--read-only', '-v', `${configDir}:/config:ro`, image, 'validate'], { env }).then(() => undefined, (error: { code?: number; stderr?: string }) => error);
+    expect(rejected?.code, rejected?.stderr).to.equal(1);
+    expect(rejected?.stderr).to.contain('plugins[0].options.valu: unknown key; did you mean "value"?');
+    await writeFile(join(configDir, 'meshsync.config.yaml'), `plugins:\n  - [${FIXTURE_PLUGIN}, { value: x }]\n  - meshsync:stdout\n`, { mode: 0o644 });
+    expect(await podman('run', '--rm', '--read-only', '-v', `${configDir}:/config:ro`, image, 'validate')).to.equal('valid: /config/meshsync.config.yaml');
+  });
+
   it('publishes cluster changes to NATS from a read-only container, serves /metrics and /readyz, and stops cleanly on SIGTERM', async () => {
     const metricsPort = await freePort();
     const kubeconfig = join(dir, 'kubeconfig');
@@ -121,7 +140,8 @@ describe('container image', function () {
       "import { defineConfig } from 'meshsync';",
       "import metrics from 'meshsync/plugins/metrics';",
       `const port: number = ${metricsPort};`,
-      "export default defineConfig({ plugins: ['meshsync:kubernetes', 'meshsync:redact-secrets', 'meshsync:nats', metrics({ port })] });",
+      // A plugin package the PLUGINS build argument added, named as a YAML config would name it.
+      `export default defineConfig({ plugins: ['meshsync:kubernetes', ['${FIXTURE_PLUGIN}', { value: 'from-the-image' }], 'meshsync:redact-secrets', 'meshsync:nats', metrics({ port })] });`,
     ].join('\n'), { mode: 0o644 });
     sim.create('pods.v1.', pod('before-start'));
     const sub = await subscriber(nats.url, SUBJECT);
@@ -142,6 +162,7 @@ describe('container image', function () {
       const event = sub.json().find((m) => m.object?.metadata?.name === 'after-start')!;
       expect(event).to.include({ type: 'ADDED', cluster_id: 'image-test' });
       expect(event.object).to.include({ kind: 'Pod', apiVersion: 'v1' });
+      expect(event.object.metadata.annotations).to.include({ 'image-fixture': 'from-the-image' });
 
       const metrics = await get(`${metricsUrl}/metrics`);
       expect(metrics.status).to.equal(200);

@@ -88,6 +88,13 @@ describe('website reference generator', function () {
     expect(strict.stderr).to.match(/--strict: failing on .*\n.*plugin absent/);
   });
 
+  it('lists the plugins without a column that says "yes" on every row: only one missing from the build is marked', async () => {
+    const index = readFileSync(join(root, 'out', 'plugins', 'index.md'), 'utf8');
+    expect(index).to.not.include('In this build').and.not.match(/\| yes \|/);
+    expect(index).to.match(/\| \[meshsync:echo\]\(\.\/echo\) \| Echoes events\. \|\n/);
+    expect(index).to.match(/\[meshsync:absent\].* \(not in this build yet\) \|/);
+  });
+
   it('draws a chart per metric from the benchmark results', async () => {
     const page = readFileSync(join(root, 'out', 'performance.md'), 'utf8');
     expect(page).to.include('<svg class="bench-chart"');

@@ -6,6 +6,16 @@ import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../../cli/config.ts';
 import { ConfigError } from '../../core/errors.ts';
 import { createTestCore, makeObject, POD } from '../../testing/index.ts';
+import { main } from '../../cli/main.ts';
+import { OWN_IMAGE } from '../../cli/package-info.ts';
+import { PassThrough } from 'node:stream';
+
+async function runMain(args: string[], cwd: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = { stdout: '', stderr: '' };
+  const stream = (key: 'stdout' | 'stderr') => new PassThrough().on('data', (chunk: Buffer) => (out[key] += chunk.toString()));
+  const code = await main(args, { stdout: stream('stdout'), stderr: stream('stderr'), env: { LOG_LEVEL: 'silent' }, cwd });
+  return { code, ...out };
+}
 
 // The repository root: npm links node_modules/meshsync-plugin-label-enricher there (workspaces).
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -32,6 +42,30 @@ describe('third-party plugins', () => {
     await test.drain();
     expect(test.sink.events[0].object.metadata.annotations).to.deep.equal({ 'meshsync.io/owner': 'payments' });
     await test.stop();
+  });
+
+  it('finds a plugin package installed beside meshsync when the config is elsewhere (the image: /config and /app)', async () => {
+    const outside = await mkdtemp(join(tmpdir(), 'meshsync-config-elsewhere-'));
+    try {
+      await writeFile(join(outside, 'meshsync.config.yaml'), 'plugins:\n  - [meshsync-plugin-label-enricher, { labels: { team: owner } }]\n');
+      const { plugins } = await loadConfig({ cwd: outside, env: {} });
+      expect(plugins.map((p) => p.name)).to.include('meshsync-plugin-label-enricher');
+    } finally {
+      await rm(outside, { recursive: true, force: true });
+    }
+  });
+
+  it('install: refuses to deploy the default image (built-ins only) with a config naming a plugin package; with --image, says the image must hold it', async () => {
+    await writeFile(join(dir, 'meshsync.config.yaml'), 'plugins:\n  - meshsync:kubernetes\n  - [meshsync-plugin-label-enricher, { labels: { team: owner } }]\n  - meshsync:nats\n');
+    const refused = await runMain(['install'], dir);
+    expect(refused.code).to.equal(1);
+    expect(refused.stdout).to.equal('');
+    expect(refused.stderr).to.contain('MESHSYNC_IMAGE_LACKS_PLUGIN').and.contain(`the default image ${OWN_IMAGE} does not hold`)
+      .and.contain('PLUGINS="meshsync-plugin-label-enricher" npm run image');
+    const custom = await runMain(['install', '--image', 'registry.local/meshsync:with-plugins'], dir);
+    expect(custom.code, custom.stderr).to.equal(0);
+    expect(custom.stderr).to.contain('the image registry.local/meshsync:with-plugins must hold them');
+    expect(custom.stdout).to.contain('image: registry.local/meshsync:with-plugins');
   });
 
   it('reports a third-party plugin\'s option problems under plugins[i].options', async () => {

@@ -38,9 +38,9 @@ describe('meshsync CLI (in process)', () => {
 
   it('lists a LOG_LEVEL that is not a level with the config\'s own problems, instead of failing on it first', async () => {
     await writeFile(join(dir, 'meshsync.config.yaml'), 'clusterId: 5\n');
-    const { code, stderr } = await cli(['validate'], { LOG_LEVEL: 'loud' });
+    const { code, stderr } = await cli(['validate'], { LOG_LEVEL: 'warnn' });
     expect(code).to.equal(1);
-    expect(stderr).to.contain('LOG_LEVEL (environment): expected one of').and.contain('clusterId');
+    expect(stderr).to.contain('LOG_LEVEL (environment): expected one of').and.contain('got "warnn"; did you mean "warn"?').and.contain('clusterId');
   });
 
   it('rejects an empty --config and a --config given twice, with exit code 2', async () => {
@@ -118,6 +118,31 @@ describe('formatError', () => {
   it('masks the credentials an error quotes', () => {
     const text = formatError(pluginError('test:x', 'start', new Error('cannot reach nats://app:S3cretPw@nats:4222')));
     expect(text).to.contain('nats://app:[redacted]@nats:4222').and.not.contain('S3cretPw');
+  });
+
+  it('names a mistyped option key, and a problem at a secret-named key, instead of masking them; values stay masked', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'meshsync-format-'));
+    try {
+      await writeFile(join(dir, 'meshsync.config.yaml'), [
+        'plugins:',
+        '  - [meshsync:stdout, { formt: json }]',
+        '  - [meshsync:nats, { url: "nats://app:S3cretPw@nats:4222", auth: { token: 5 } }]',
+        '',
+      ].join('\n'));
+      const stderr = capture();
+      const code = await main(['validate'], { stdout: capture().stream, stderr: stderr.stream, env: { LOG_LEVEL: 'silent' }, cwd: dir });
+      expect(code).to.equal(1);
+      expect(stderr.text()).to.contain('plugins[0].options.formt: unknown key; did you mean "format"?');
+      expect(stderr.text()).to.match(/plugins\[1\]\.options\.auth\.token: .*expected string/);
+      expect(stderr.text()).not.to.contain('[redacted]').and.not.contain('S3cretPw');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('still masks a credential a config problem quotes', () => {
+    const text = formatError(new ConfigError([{ path: 'plugins[0].options.url', message: 'cannot use nats://app:S3cretPw@nats:4222 here', code: 'MESHSYNC_PLUGIN_OPTIONS' } as never]));
+    expect(text).to.contain('plugins[0].options.url: cannot use nats://app:[redacted]@nats:4222').and.not.contain('S3cretPw');
   });
 
   it('names the cause of a plugin failure and its remedy', () => {

@@ -132,6 +132,16 @@ describe('config loader', function () {
 });
 
 describe('defineConfig', () => {
+  it('is imported from one place, meshsync, in every doc and example; meshsync/config does not offer a second', async () => {
+    const root = fileURLToPath(new URL('../../', import.meta.url));
+    const docs = ['README.md', 'config/README.md', ...['website/guide', 'examples/meshsync-plugin-label-enricher', ...readdirSync(join(root, 'plugins')).map((name) => `plugins/${name}`)]
+      .flatMap((dir) => readdirSync(join(root, dir)).filter((name) => name.endsWith('.md')).map((name) => `${dir}/${name}`))];
+    const from = docs.flatMap((doc) => [...readFileSync(join(root, doc), 'utf8').matchAll(/import \{[^}]*\bdefineConfig\b[^}]*\} from '([^']+)'/g)].map((m) => `${doc}: ${m[1]}`));
+    expect(from.length).to.be.greaterThan(3);
+    expect(from.filter((line) => !line.endsWith(': meshsync'))).to.deep.equal([]);
+    expect(Object.keys(await import('../../cli/config.ts'))).to.not.include('defineConfig');
+  });
+
   it('returns the config, function or promise it was given', async () => {
     const object = { clusterId: 'a' };
     const fn = () => object;

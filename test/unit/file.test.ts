@@ -86,6 +86,15 @@ describe('meshsync:file', () => {
     expect(await readdir(dir)).to.deep.equal(['out.jsonl']);
   });
 
+  it('writeSnapshot writes one JSON document (an array) in json format, empty or not', async () => {
+    const path = join(dir, 'out.json');
+    const events: SyncEvent[] = [1, 2].map((i) => ({ type: 'ADDED', resource: POD, object: makeObject(POD, `p${i}`), clusterId: 'c', observedAt: 0 }));
+    expect(await writeSnapshot(path, events, 'json')).to.equal(2);
+    expect((JSON.parse(await readFile(path, 'utf8')) as { object: { metadata: { name: string } } }[]).map((e) => e.object.metadata.name)).to.deep.equal(['p1', 'p2']);
+    await writeSnapshot(path, [], 'json');
+    expect(JSON.parse(await readFile(path, 'utf8'))).to.deep.equal([]);
+  });
+
   it('writeSnapshot leaves the old file in place and removes its temp file when the write fails', async () => {
     const path = join(dir, 'out.jsonl');
     await writeFile(path, 'old content\n');

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -64,6 +65,20 @@ const rulesOf = (objects: KubeObject[], kind: string, namespace?: string) =>
 const BASE: RbacOptions = { resources: ['pods.v1.', 'deployments.v1.apps'], namespace: 'meshery', serviceAccount: 'meshsync' };
 
 describe('install manifests', () => {
+  it('deploy this project\'s image by default: the name and tag npm run image builds', async () => {
+    const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+    const manifest = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as { version: string; config: { image: string }; scripts: Record<string, string> };
+    const deployment = installObjects().find((o) => o.kind === 'Deployment') as any;
+    expect(deployment.spec.template.spec.containers[0].image).to.equal(`${manifest.config.image}:${manifest.version}`).and.not.match(/^meshery\//);
+    // npm run image names its image the same way (IMAGE unset): asked of the script itself.
+    expect(manifest.scripts.image).to.equal('bash scripts/image-build.sh');
+    const script = await readFile(join(root, 'scripts', 'image-build.sh'), 'utf8');
+    const line = /^IMAGE=\$\{IMAGE:-\$\((.*)\)\}$/m.exec(script)?.[1];
+    expect(line, 'the IMAGE default in image-build.sh').to.be.a('string');
+    const { stdout } = await promisify(execFile)('bash', ['-c', line!.replace('"$repo"', JSON.stringify(root))]);
+    expect(stdout.trim()).to.equal(`${manifest.config.image}:${manifest.version}`);
+  });
+
   const variants: Record<string, Parameters<typeof installObjects>[0]> = {
     defaults: {},
     'every option': {

@@ -34,12 +34,25 @@ describe('logs', () => {
     const lines: string[] = [];
     const logger = createLogger({ level: 'info', pretty: false, destination: { write: (line: string) => lines.push(line) } as never });
     const cause = new Error('dial nats://app:CausePw@nats:4222 refused');
-    logger.warn({ err: new Error('cannot publish: token=Tok3n-9 to nats://a:ErrPw@h:1,nats://b:ErrPw2@h:2', { cause }) }, 'publish failed');
-    expect(lines).to.have.length(1);
-    for (const secret of ['CausePw', 'Tok3n-9', 'ErrPw', 'ErrPw2']) expect(lines[0]).to.not.include(secret);
+    logger.error({ err: new Error('cannot publish: token=Tok3n-9 to nats://a:ErrPw@h:1,nats://b:ErrPw2@h:2', { cause }) }, 'publish failed');
+    logger.warn({ err: new Error('cannot publish: token=Tok3n-9 to nats://a:ErrPw@h:1,nats://b:ErrPw2@h:2', { cause }) }, 'publish failed; retrying');
+    expect(lines).to.have.length(2);
+    for (const line of lines) for (const secret of ['CausePw', 'Tok3n-9', 'ErrPw', 'ErrPw2']) expect(line).to.not.include(secret);
     const record = JSON.parse(lines[0]);
     expect(record.err.message).to.equal(`cannot publish: token=${MASK} to nats://a:${MASK}@h:1,nats://b:${MASK}@h:2: dial nats://app:${MASK}@nats:4222 refused`);
     expect(record.err.stack).to.include(`nats://a:${MASK}@h:1`);
+    expect(JSON.parse(lines[1]).err.causes).to.deep.equal([`dial nats://app:${MASK}@nats:4222 refused`]);
+  });
+
+  it('log a warning\'s error in one line (type, code, message, causes), its stack only at debug level', () => {
+    const lines: string[] = [];
+    const logger = createLogger({ level: 'info', pretty: false, destination: { write: (line: string) => lines.push(line) } as never });
+    const error = Object.assign(new Error('cannot reach the API server', { cause: new Error('connect ECONNREFUSED 127.0.0.1:1') }), { code: 'MESHSYNC_KUBE_UNREACHABLE' });
+    logger.warn({ err: error }, 'listing pods; retrying');
+    expect(JSON.parse(lines[0]).err).to.deep.equal({ type: 'Error', code: 'MESHSYNC_KUBE_UNREACHABLE', message: 'cannot reach the API server', causes: ['connect ECONNREFUSED 127.0.0.1:1'] });
+    logger.level = 'debug';
+    logger.warn({ err: error }, 'listing pods; retrying');
+    expect(JSON.parse(lines[1]).err.stack).to.match(/^Error: cannot reach the API server\n\s+at /);
   });
 
   it('log an error whose details refer to themselves, without throwing', () => {

@@ -5,7 +5,8 @@
 import { definePlugin, type SyncEvent } from 'meshsync';
 import { z } from 'zod';
 
-const options = z.object({
+// strictObject: a mistyped option is an error naming it, as with the built-ins, not silently dropped.
+const options = z.strictObject({
   labels: z.record(z.string().min(1), z.string().min(1))
     .refine((map) => Object.keys(map).length > 0, 'map at least one label')
     .describe('Label to copy -> annotation to write, e.g. { "team": "meshsync.io/owner" }.'),

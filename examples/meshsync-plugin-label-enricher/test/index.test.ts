@@ -52,4 +52,9 @@ describe('meshsync-plugin-label-enricher', () => {
   it('rejects an empty label map with the option path', () => {
     expect(() => labelEnricher({ labels: {} })).to.throw(ConfigError, /labels/);
   });
+
+  it('rejects an option it does not know, naming it, as the built-ins do', () => {
+    // @ts-expect-error: a typo of overwrite (the types catch it too)
+    expect(() => labelEnricher({ labels: { team: 'owner' }, overwite: true })).to.throw(ConfigError, /options\.overwite: unknown key; did you mean "overwrite"\?/);
+  });
 });
