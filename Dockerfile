@@ -49,9 +49,12 @@ LABEL org.opencontainers.image.title="meshsync" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.created="${CREATED}"
+# The config is searched for in /config (MESHSYNC_CONFIG_DIR), but the process runs from /app: a
+# working directory is where relative paths land, and it must never be the ConfigMap mount.
 ENV NODE_ENV=production \
     NODE_OPTIONS=--enable-source-maps \
-    HOME=/tmp
+    HOME=/tmp \
+    MESHSYNC_CONFIG_DIR=/config
 WORKDIR /app
 COPY package.json ./
 COPY bin/ bin/
@@ -62,7 +65,6 @@ COPY --from=build /src/dist/ dist/
 USER 65532:65532
 # The config volume: meshsync.config.(yaml|json|ts|...) found here by discovery, or
 # `run --config /config/<file>`. BROKER_URL and CLUSTER_ID come from the environment.
-WORKDIR /config
 VOLUME ["/config"]
 ENTRYPOINT ["node", "/app/bin/meshsync.js"]
 CMD ["run"]

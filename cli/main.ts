@@ -44,7 +44,8 @@ Options:
   -h, --help               show this help
   -v, --version            show the version
 
-Environment: CLUSTER_ID, BROKER_URL, LOG_LEVEL, KUBECONFIG (see config/README.md for precedence).
+Environment: CLUSTER_ID, BROKER_URL, LOG_LEVEL, KUBECONFIG, MESHSYNC_CONFIG_DIR (where the config search
+starts; default the working directory). See config/README.md for precedence.
 Exit codes: 0 done, 1 failed (the message says why), 2 bad command line.`;
 
 export interface CliIo {
@@ -86,7 +87,7 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: proces
         demo = await startDemo(io.env, (text) => write(io.stderr, text));
       }
     }
-    const loaded = await loadConfig({ configFile: options.config, cwd: io.cwd, env: io.env, logger, command: options.command });
+    const loaded = await loadConfig({ configFile: options.config, cwd: configSearchDir(io, options.config), env: io.env, logger, command: options.command });
     if (options.logLevel === undefined && io.env.LOG_LEVEL === undefined) logger.level = loaded.config.logLevel;
     switch (options.command) {
       case 'validate':
@@ -115,6 +116,16 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: proces
 function checkConfigFlag(argv: readonly string[], value: string | undefined): void {
   if (value !== undefined && value.trim() === '') throw new Error('--config needs a file');
   if (argv.filter((arg) => arg === '--config' || arg.startsWith('--config=') || arg.startsWith('-c')).length > 1) throw new Error('--config is given more than once');
+}
+
+/**
+ * Where the config search starts: MESHSYNC_CONFIG_DIR when set (the image sets /config, so it
+ * finds the mounted config while its working directory is not that mount), else the working
+ * directory; a --config path is relative to the working directory.
+ */
+function configSearchDir(io: CliIo, configFile: string | undefined): string {
+  const dir = io.env.MESHSYNC_CONFIG_DIR?.trim();
+  return configFile === undefined && dir ? resolve(io.cwd, dir) : io.cwd;
 }
 
 /** LOG_LEVEL when it names a level, else `fallback`: the config loader reports a bad one with every other problem. */

@@ -97,6 +97,9 @@ describe('container image', function () {
     expect(config.User).to.equal('65532:65532');
     expect(config.Entrypoint).to.deep.equal(['node', '/app/bin/meshsync.js']);
     expect(Object.keys(config.Volumes)).to.deep.equal(['/config']);
+    // finding 1: the process never runs from the ConfigMap mount; it only searches it.
+    expect(config.WorkingDir).to.equal('/app');
+    expect(config.Env).to.include('MESHSYNC_CONFIG_DIR=/config');
     expect(config.Labels).to.include.keys('org.opencontainers.image.title', 'org.opencontainers.image.version',
       'org.opencontainers.image.revision', 'org.opencontainers.image.source', 'org.opencontainers.image.licenses');
   });
