@@ -28,6 +28,8 @@ export interface LaneStages {
   send(batch: Batch): Promise<void>;
   reread: Reread;
   attempted(batch: Batch, attempt: number, error?: Error): void;
+  /** An event the sink never takes (see retry.ts), skipped. */
+  deadLettered(event: SyncEvent, error: Error): void;
   /** A batch was accepted: the lane holds fewer events. */
   delivered(): void;
   highWater(pending: number): void;
@@ -46,7 +48,7 @@ export class Lane {
 
   constructor(readonly sink: string, private readonly options: LaneOptions, private readonly stages: LaneStages) {
     this.queue = new CoalescingQueue(options.highWaterMark, stages.highWater, stages.reread);
-    this.retry = new Retry(options, stages.send, stages.attempted);
+    this.retry = new Retry(options, stages.send, stages.attempted, stages.deadLettered);
   }
 
   /**
@@ -148,9 +150,16 @@ export class Lane {
       const next = this.unaccepted ?? this.queue.take(this.options.batchSize);
       if (next === undefined) break;
       this.unaccepted = null;
-      if (next.batch.length > 0 && !(await this.retry.deliver(next.batch, goOn))) {
+      const outcome = next.batch.length > 0 ? await this.retry.deliver(next.batch, goOn, () => this.queue.canWiden(next.end)) : 'accepted';
+      if (outcome === 'held') {
         this.unaccepted = next;
         break;
+      }
+      if (outcome === 'alone') {
+        // One event fails alone: offered again with the events behind it, which show whether the sink works.
+        this.queue.widen();
+        this.unaccepted = this.queue.take(Math.max(2, this.options.batchSize)) ?? null;
+        continue;
       }
       const drained = this.queue.accept(next.end);
       this.stages.delivered();

@@ -66,6 +66,12 @@ export const natsOptionsSchema = z.object({
       if (problem) ctx.addIssue({ code: 'custom', message: problem });
     })
     .describe('Subject this sink answers requests on (`resync`, `snapshot`, `meta`); may contain {cluster}. Empty string turns requests off.'),
+  requestCommands: z.array(z.enum(['resync', 'snapshot', 'meta'])).default(['resync', 'snapshot', 'meta'])
+    .describe('The request commands answered (an allow-list); others get an error reply. Anyone who may publish on the request subject may send them: restrict that with NATS permissions (SECURITY.md).'),
+  requestRatePerMinute: z.number().int().positive().default(30)
+    .describe('Requests answered per minute (a token bucket, bursts up to this many); more are refused with an error reply and counted.'),
+  snapshotMaxBytes: z.number().int().positive().default(64 * 1024 * 1024)
+    .describe('Largest snapshot reply (bytes of JSON, all chunks); a larger state is refused with an error reply naming `resync`, so one request cannot take unbounded memory.'),
   headers: z.boolean().default(true).describe('Send Meshsync-* headers (needs a server with header support, 2.2+).'),
   resyncOnReconnect: z.boolean().default(true).describe('After a reconnect, republish the current state framed by RESYNC_BEGIN/RESYNC_END.'),
   resyncChunkSize: z.number().int().positive().default(500).describe('Objects published per flush during a resync.'),

@@ -485,6 +485,7 @@ describe('lanes holding events by reference', () => {
         return undefined;
       },
       attempted: () => {},
+      deadLettered: () => {},
       delivered: () => {},
       highWater: () => {},
     });

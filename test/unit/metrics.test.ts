@@ -127,6 +127,7 @@ describe('meshsync:metrics', () => {
       expect(value(samples, 'meshsync_events_dropped_total', { reason: 'plugin-error' })).to.equal(1);
       expect(value(samples, 'meshsync_sink_events_delivered_total', sink)).to.equal(3);
       expect(value(samples, 'meshsync_sink_batch_failures_total', sink)).to.equal(0);
+      expect(value(samples, 'meshsync_sink_events_dead_lettered_total', sink)).to.equal(0);
       expect(value(samples, 'meshsync_queue_depth', sink)).to.equal(0);
       expect(value(samples, 'meshsync_queue_oldest_event_age_seconds', sink)).to.equal(0);
       expect(value(samples, 'meshsync_event_latency_seconds_count', sink)).to.equal(3);
@@ -141,6 +142,7 @@ describe('meshsync:metrics', () => {
         meshsync_events_dropped_total: 'counter',
         meshsync_sink_events_delivered_total: 'counter',
         meshsync_sink_batch_failures_total: 'counter',
+        meshsync_sink_events_dead_lettered_total: 'counter',
         meshsync_queue_depth: 'gauge',
         meshsync_queue_oldest_event_age_seconds: 'gauge',
         meshsync_ready: 'gauge',
@@ -293,7 +295,7 @@ describe('meshsync:metrics', () => {
       expect(body.resources).to.deep.equal({ 'pods.v1.': 4 });
       expect(body.lanes).to.deep.equal([{ sink: 'test:memory-sink', pending: 0, inFlight: 0, oldestEventAgeSeconds: 0 }]);
       expect(body.counters).to.deep.include({ received: 4, filtered: 0 });
-      expect(body.counters.sinks).to.deep.equal({ 'test:memory-sink': { delivered: 3, failedAttempts: 0 } });
+      expect(body.counters.sinks).to.deep.equal({ 'test:memory-sink': { delivered: 3, failedAttempts: 0, deadLettered: 0 } });
       expect(body.errors['test:picky']).to.include({ hook: 'transform', code: 'MESHSYNC_PLUGIN_FAILED', count: 1 });
       expect(body.errors['test:picky'].message).to.contain('cannot transform boom');
       expect(JSON.stringify(body.errors), 'errors carry messages, not the event').to.not.contain('uid-pods-boom');
