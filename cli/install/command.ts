@@ -4,6 +4,7 @@ import { parse as parseYaml } from 'yaml';
 import { DEFAULT_RESOURCES } from '../../plugins/kubernetes/defaults.ts';
 import { installObjects, INSTALL_DEFAULTS } from './manifests.ts';
 import type { InstallOptions } from './manifests.ts';
+import { natsPermissions } from './nats.ts';
 import { toYaml } from './objects.ts';
 import { rbacObjects } from './rbac.ts';
 import type { RbacOptions } from './rbac.ts';
@@ -18,6 +19,8 @@ meshsync rbac [options]      print only the ServiceAccount's RBAC: exactly what 
   --image <ref>            image (default ${INSTALL_DEFAULTS.image})
   --replicas <n>           replicas; more than one turns on the leases RBAC (default 1)
   --no-crd                 leave out the MeshSync CRD
+  --nats-permissions       print instead the nats-server users and permissions that lock the broker
+                           subjects down (meshsync publishes events, answers requests; see SECURITY.md)
 Resources, namespaces and CRD discovery come from the config (--config).`;
 
 /** The parts of a resolved config the manifests depend on (config/schema.ts ResolvedConfig fits). */
@@ -92,6 +95,7 @@ export function runInstallCommand(command: 'install' | 'rbac', argv: readonly st
       image: { type: 'string' },
       replicas: { type: 'string' },
       'no-crd': { type: 'boolean' },
+      'nats-permissions': { type: 'boolean' },
       // Handled by the CLI before it calls this.
       config: { type: 'string', short: 'c' },
       'log-level': { type: 'string' },
@@ -107,6 +111,10 @@ export function runInstallCommand(command: 'install' | 'rbac', argv: readonly st
   // resource and leader-election plugins (config/load.ts) even where this command runs outside one.
   if (!fromConfig.meshSyncResource && (config === undefined || (shipped !== undefined && !listsPlugins(shipped.text)))) {
     Object.assign(fromConfig, { meshSyncResource: {}, crStatus: true, ha: true, leaseName: fromConfig.leaseName ?? 'meshsync-leader' });
+  }
+  if (values['nats-permissions']) {
+    const nats = config?.plugins.find((p) => p.name === 'meshsync:nats')?.options as { subject?: string; requestSubject?: string; jetstream?: unknown } | undefined;
+    return natsPermissions({ subject: nats?.subject, requestSubject: nats?.requestSubject, jetstream: nats?.jetstream !== undefined });
   }
   if (command === 'rbac') {
     return toYaml(rbacObjects({ ...fromConfig, ha: fromConfig.ha || (replicas ?? 1) > 1, namespace, serviceAccount: name, name }));
