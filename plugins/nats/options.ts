@@ -53,6 +53,8 @@ export const natsOptionsSchema = z.object({
   url: z.string().min(1).optional().describe('Server URL (`nats://host:4222`); BROKER_URL in the environment wins over it.'),
   servers: z.array(z.string().min(1)).min(1).optional().describe('Several server URLs of one cluster (instead of `url`).'),
   broker: brokerSchema.optional(),
+  brokerFromResource: z.boolean().default(false)
+    .describe('Let the MeshSync custom resource (`spec.broker`) choose the broker even though this config names one (`url`, `servers`, `broker`). A config that names none always follows the resource, as MeshSync does. Credentials are only ever sent to the hosts this config names.'),
   name: z.string().default('meshsync').describe('Connection name shown by the server\'s monitoring.'),
   subject: z.string().default(DEFAULT_SUBJECT)
     .superRefine((subject, ctx) => {
@@ -89,6 +91,23 @@ export const natsOptionsSchema = z.object({
 });
 
 export type NatsOptions = z.output<typeof natsOptionsSchema>;
+
+/** True when the config itself names a broker (not the default, not the environment). */
+export function namesBroker(options: Pick<NatsOptions, 'url' | 'servers' | 'broker'>): boolean {
+  return options.url !== undefined || options.servers !== undefined || options.broker !== undefined;
+}
+
+/** The hosts (host:port) of server URLs; a bare `host:port` counts as a URL too. */
+export function serverHosts(servers: readonly string[]): Set<string> {
+  return new Set(servers.map((server) => {
+    try {
+      const url = new URL(server.includes('://') ? server : `nats://${server}`);
+      return `${url.hostname.toLowerCase()}:${url.port || '4222'}`;
+    } catch {
+      return server;
+    }
+  }));
+}
 export type NatsOptionsInput = z.input<typeof natsOptionsSchema>;
 
 /**

@@ -195,8 +195,9 @@ describe('meshsync-resource (MeshSync CR, ConfigMap and /config against the API 
         plugins: [
           kubernetes({ kubeconfig, resources: ['pods.v1.'], watchCustomResourceDefinitions: false }),
           watchList(),
-          // Listed before the resource plugin, and configured with a server nobody listens on.
-          nats({ url: 'nats://127.0.0.1:1', reconnectInitialMs: 20, reconnectMaxMs: 200 }),
+          // Listed before the resource plugin, and configured with a server nobody listens on; the
+          // config lets the resource choose (finding 4: without brokerFromResource it could not).
+          nats({ url: 'nats://127.0.0.1:1', brokerFromResource: true, reconnectInitialMs: 20, reconnectMaxMs: 200 }),
           meshsyncResource({ kubeconfig, configDir, statusIntervalSeconds: 0.2 }),
         ],
       });
