@@ -1,7 +1,7 @@
 /**
  * The retry stage of a lane: a batch is offered to its sink until accepted, with jittered
- * exponential backoff; a batch in flight is retried as it was (a sink that delivered part of it
- * sees the same events again, never a subset).
+ * exponential backoff. The events of a batch are read once (those held by reference too) and
+ * retried as they were read; a sink that delivered part of a failed attempt sees those events again.
  *
  * A batch that fails is offered in halves, down to single events, so one event the sink can never
  * take (a poison event: an object too deep to serialise, a plugin that throws on it) cannot hold
