@@ -14,11 +14,13 @@ meshsync rbac [options]      print only the ServiceAccount's RBAC: exactly what 
 
   --namespace <ns>         namespace to install into (default ${INSTALL_DEFAULTS.namespace})
   --name <name>            name of the Deployment, ServiceAccount, RBAC objects (default ${INSTALL_DEFAULTS.name})
-  --broker-url <url>       BROKER_URL of the Deployment (default the Meshery broker in the namespace)
+  --broker-url <url>       BROKER_URL of the Deployment (default the Meshery broker in the namespace);
+                           one with credentials (nats://user:pass@host) goes into a Secret
   --cluster-id <id>        CLUSTER_ID of the Deployment (default: kube-system's uid)
   --image <ref>            image (default ${INSTALL_DEFAULTS.image})
   --replicas <n>           replicas; more than one turns on the leases RBAC (default 1)
   --no-crd                 leave out the MeshSync CRD
+  --metrics-from <ns>      the namespace the NetworkPolicy lets reach the metrics port (default: --namespace)
   --nats-permissions       print instead the nats-server users and permissions that lock the broker
                            subjects down (meshsync publishes events, answers requests; see SECURITY.md)
 Resources, namespaces and CRD discovery come from the config (--config).`;
@@ -96,6 +98,7 @@ export function runInstallCommand(command: 'install' | 'rbac', argv: readonly st
       replicas: { type: 'string' },
       'no-crd': { type: 'boolean' },
       'nats-permissions': { type: 'boolean' },
+      'metrics-from': { type: 'string' },
       // Handled by the CLI before it calls this.
       config: { type: 'string', short: 'c' },
       'log-level': { type: 'string' },
@@ -129,6 +132,7 @@ export function runInstallCommand(command: 'install' | 'rbac', argv: readonly st
     image: values.image,
     replicas,
     crd: !values['no-crd'],
+    metricsFrom: values['metrics-from'],
     config: shipped?.text,
     configFile: shipped?.file,
     configSecret: shipped?.holdsSecrets,
