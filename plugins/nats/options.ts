@@ -1,8 +1,12 @@
 import { z } from 'zod';
+import { MeshSyncError } from '../../core/index.ts';
 import { serviceUrl } from '../../kubernetes/index.ts';
 import { validateSubjectTemplate } from './subject.ts';
 
 export const PLUGIN_NAME = 'meshsync:nats';
+
+const URL_AND_AUTH = 'credentials both in the server URL and in auth: give them in one place (auth, its secrets from a mounted file or Secret, is preferred)';
+
 
 /** The NATS subject MeshSync publishes to by default. */
 export const DEFAULT_SUBJECT = 'meshery.meshsync.request';
@@ -88,9 +92,39 @@ export const natsOptionsSchema = z.object({
 }).strict().refine((o) => o.requestSubject === '' || o.requestSubject !== o.subject, {
   message: 'requestSubject must differ from subject',
   path: ['requestSubject'],
+}).refine((o) => o.auth === undefined || !hasUrlCredentials([...(o.servers ?? []), ...(o.url ? [o.url] : [])]), {
+  message: URL_AND_AUTH,
+  path: ['auth'],
 });
 
 export type NatsOptions = z.output<typeof natsOptionsSchema>;
+
+/** Credentials written in server URLs: `user:pass@` or a token `token@`. The NATS client ignores them, so meshsync reads them itself. */
+export type UrlCredentials = { user: string; pass: string } | { token: string };
+
+function userinfoOf(server: string): string | undefined {
+  return /^[a-z+]+:\/\/([^/@]*)@/i.exec(server.trim())?.[1];
+}
+
+function hasUrlCredentials(servers: readonly string[]): boolean {
+  return servers.some((server) => userinfoOf(server) !== undefined);
+}
+
+/**
+ * The credentials the server URLs carry, and the URLs without them; throws (a clear error, no
+ * secret in it) when URLs disagree, or when `auth` is set as well.
+ */
+export function urlCredentials(servers: readonly string[], auth: NatsOptions['auth']): { credentials?: UrlCredentials; servers: string[] } {
+  const infos = new Set(servers.map(userinfoOf).filter((info): info is string => info !== undefined));
+  const bare = servers.map((server) => server.trim().replace(/^([a-z+]+:\/\/)[^/@]*@/i, '$1'));
+  if (infos.size === 0) return { servers: bare };
+  if (auth !== undefined) throw new MeshSyncError('MESHSYNC_CONFIG_INVALID', `${PLUGIN_NAME}: ${URL_AND_AUTH}`);
+  if (infos.size > 1) throw new MeshSyncError('MESHSYNC_CONFIG_INVALID', `${PLUGIN_NAME}: the server URLs carry different credentials; one connection authenticates once`);
+  const [info] = infos;
+  const colon = info.indexOf(':');
+  const decode = (part: string) => decodeURIComponent(part);
+  return { servers: bare, credentials: colon < 0 ? { token: decode(info) } : { user: decode(info.slice(0, colon)), pass: decode(info.slice(colon + 1)) } };
+}
 
 /** True when the config itself names a broker (not the default, not the environment). */
 export function namesBroker(options: Pick<NatsOptions, 'url' | 'servers' | 'broker'>): boolean {

@@ -89,6 +89,22 @@ describe('nats sink authentication and TLS (real nats-server)', function () {
     }
   });
 
+  it('finding 9 (LOW): credentials in the URL (nats://user:pass@host) authenticate', async () => {
+    const server = await start('authorization { user: meshsync, password: "url-pw-42" }');
+    await deliversOneEvent(server, { url: `nats://meshsync:url-pw-42@127.0.0.1:${server.port}` }, { user: 'meshsync', pass: 'url-pw-42' });
+  });
+
+  it('finding 9 (LOW): a token in the URL (nats://token@host) authenticates', async () => {
+    const server = await start('authorization { token: "url-token-42" }');
+    await deliversOneEvent(server, { url: `nats://url-token-42@127.0.0.1:${server.port}` }, { token: 'url-token-42' });
+  });
+
+  it('finding 9 (LOW): credentials both in the URL and in auth are refused at start with a clear error, naming neither', async () => {
+    const error = await Promise.resolve().then(() => nats({ url: 'nats://a:url-secret@127.0.0.1:4222', auth: { user: 'b', password: 'auth-secret' } })).then(() => undefined, (e: Error) => e);
+    expect(error?.message).to.match(/credentials both in the server URL and in auth/);
+    expect(error?.message).to.not.contain('url-secret').and.not.contain('auth-secret');
+  });
+
   it('keeps retrying with a wrong password and never logs it', async () => {
     const server = await start('authorization { user: meshsync, password: "right-pw" }');
     const { logger, lines } = memoryLog();
