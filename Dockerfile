@@ -1,11 +1,19 @@
 # meshsync container image.
-# Any official Node LTS image works as the base; CI builds with a local base made from the host's
-# node (scripts/image-build.sh), passed as --build-arg BASE_IMAGE/BUILD_IMAGE. Every RUN is in
-# exec form with node, so the build also works on a base without a shell.
+# Any official Node LTS image works as the base, pinned by digest: pass
+#   --build-arg BASE_IMAGE=node:22-alpine@sha256:<digest>
+# (to update: `podman pull node:22-alpine && podman image inspect --format '{{.Digest}}' node:22-alpine`,
+# or the digest your registry shows; see SECURITY.md, "Supply chain"). A base given by tag alone is
+# refused below: a tag moves, a digest does not. CI builds with a local base made from the host's
+# node (scripts/image-build.sh, localhost/...), which is exempt. Every RUN is in exec form with
+# node, so the build also works on a base without a shell.
 ARG BASE_IMAGE=node:22-alpine
 ARG BUILD_IMAGE=${BASE_IMAGE}
 
 FROM ${BUILD_IMAGE} AS build
+ARG BASE_IMAGE
+ARG BUILD_IMAGE
+ARG ALLOW_UNPINNED_BASE=
+RUN ["node", "-e", "const bad = [process.env.BASE_IMAGE, process.env.BUILD_IMAGE].filter((i) => !/@sha256:[0-9a-f]{64}$/.test(i) && !i.startsWith('localhost/')); if (bad.length && !process.env.ALLOW_UNPINNED_BASE) { console.error('meshsync image: pin the base by digest (--build-arg BASE_IMAGE=<image>@sha256:<digest>), not ' + bad.join(', ') + '; or pass --build-arg ALLOW_UNPINNED_BASE=1'); process.exit(1); }"]
 WORKDIR /src
 COPY package.json package-lock.json ./
 # npm workspaces (examples/*) must exist for `npm ci` to accept the lockfile.
@@ -22,6 +30,8 @@ COPY plugins/ plugins/
 COPY scripts/copy-assets.mjs scripts/
 RUN ["node", "node_modules/typescript/bin/tsc", "-p", "tsconfig.build.json"]
 RUN ["node", "scripts/copy-assets.mjs"]
+# Only what runs ships: no type declarations, no source maps (they would hold the sources).
+RUN ["node", "-e", "const fs = require('fs'), path = require('path'); (function prune(dir) { for (const e of fs.readdirSync(dir, { withFileTypes: true })) { const f = path.join(dir, e.name); if (e.isDirectory()) prune(f); else if (/\\.(d\\.ts|map)$/.test(e.name)) fs.rmSync(f); } })('dist');"]
 
 # Production dependencies alone, in a clean tree (typescript stays: cosmiconfig loads .ts configs with it).
 FROM ${BUILD_IMAGE} AS deps
@@ -55,9 +65,11 @@ LABEL org.opencontainers.image.title="meshsync" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.created="${CREATED}"
+# The config is searched for in /config (MESHSYNC_CONFIG_DIR), but the process runs from /app: a
+# working directory is where relative paths land, and it must never be the ConfigMap mount.
 ENV NODE_ENV=production \
-    NODE_OPTIONS=--enable-source-maps \
-    HOME=/tmp
+    HOME=/tmp \
+    MESHSYNC_CONFIG_DIR=/config
 WORKDIR /app
 COPY package.json ./
 COPY bin/ bin/
@@ -68,7 +80,6 @@ COPY --from=build /src/dist/ dist/
 USER 65532:65532
 # The config volume: meshsync.config.(yaml|json|ts|...) found here by discovery, or
 # `run --config /config/<file>`. BROKER_URL and CLUSTER_ID come from the environment.
-WORKDIR /config
 VOLUME ["/config"]
 ENTRYPOINT ["node", "/app/bin/meshsync.js"]
 CMD ["run"]

@@ -91,7 +91,8 @@ ${Object.entries(COMMANDS).map(([name, spec]) => `  ${name.padEnd(14)}${spec.bri
 Options:
 ${flagLines({ ...COMMANDS.snapshot.flags, help: { type: 'boolean', short: 'h', help: 'show this help; meshsync <command> --help shows a command\'s own' }, version: { type: 'boolean', short: 'v', help: 'show the version' } })}
 
-Environment: CLUSTER_ID, BROKER_URL, LOG_LEVEL, KUBECONFIG (see config/README.md for precedence).
+Environment: CLUSTER_ID, BROKER_URL, LOG_LEVEL, KUBECONFIG, MESHSYNC_CONFIG_DIR (where the config search
+starts; default the working directory). See config/README.md for precedence.
 Exit codes: 0 done, 1 failed (the message says why), 2 bad command line.`;
 
 export interface CliIo {
@@ -139,7 +140,7 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: proces
         demo = await startDemo(io.env, (text) => write(io.stderr, text));
       }
     }
-    const loaded = await loadConfig({ configFile: options.config, cwd: io.cwd, env: io.env, logger, command: options.command });
+    const loaded = await loadConfig({ configFile: options.config, cwd: configSearchDir(io, options.config), env: io.env, logger, command: options.command });
     if (options.logLevel === undefined && io.env.LOG_LEVEL === undefined && !quiet) logger.level = loaded.config.logLevel;
     switch (options.command) {
       case 'validate':
@@ -170,6 +171,16 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: proces
 function checkConfigFlag(command: string, argv: readonly string[], value: string | undefined): void {
   if (value !== undefined && value.trim() === '') throw new UsageError('--config needs a file', command);
   if (argv.filter((arg) => arg === '--config' || arg.startsWith('--config=') || arg.startsWith('-c')).length > 1) throw new UsageError('--config is given more than once', command);
+}
+
+/**
+ * Where the config search starts: MESHSYNC_CONFIG_DIR when set (the image sets /config, so it
+ * finds the mounted config while its working directory is not that mount), else the working
+ * directory; a --config path is relative to the working directory.
+ */
+function configSearchDir(io: CliIo, configFile: string | undefined): string {
+  const dir = io.env.MESHSYNC_CONFIG_DIR?.trim();
+  return configFile === undefined && dir ? resolve(io.cwd, dir) : io.cwd;
 }
 
 /** LOG_LEVEL when it names a level, else `fallback`: the config loader reports a bad one with every other problem. */

@@ -3,11 +3,11 @@
  * problems are collected and thrown together, as one ConfigError naming the file and each path.
  */
 import { randomUUID } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
+import { createRequire, isBuiltin } from 'node:module';
 import { tmpdir } from 'node:os';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { cosmiconfig, type Loader } from 'cosmiconfig';
 import { parseDocument } from 'yaml';
@@ -357,6 +357,9 @@ async function resolvePlugin(entry: unknown, path: string, baseDir: string, file
     }
   } else if (builtins.names.includes(`meshsync:${name}`)) {
     return problem('MESHSYNC_CONFIG_INVALID', `unknown plugin "${name}": built-ins take the meshsync: prefix; did you mean "meshsync:${name}"?`);
+  } else if (isBuiltin(name)) {
+    // Node resolves a built-in's name to the name itself, which an import reads as a file of the working directory.
+    return problem('MESHSYNC_CONFIG_INVALID', `"${name}" is a Node.js built-in module, not a plugin package: a plugin is a built-in ("meshsync:nats") or an npm package ("meshsync-plugin-example")`);
   } else if (!NPM_PACKAGE_NAME.test(name)) {
     return problem('MESHSYNC_CONFIG_INVALID', `"${name}" is not a package name: a plugin is a built-in ("meshsync:nats") or an npm package ("meshsync-plugin-example"); a plugin in a file of your own goes into a TS or JS config as an imported instance`);
   } else {
@@ -404,18 +407,28 @@ function suggestBuiltin(name: string, builtins: PluginCatalog): string {
   return didYouMean(name, builtins.names.map((builtin) => builtin.slice('meshsync:'.length)), (builtin) => `"meshsync:${builtin}"`);
 }
 
-/** Imports a package as the config's directory sees it (its node_modules, then the parents'). */
+/**
+ * Imports a package as `baseDir` sees it (its node_modules, then the parents'). A name only ever
+ * resolves to a package directory under a node_modules (`<dir>/node_modules/<name>/package.json`)
+ * and to a file inside it: never to a
+ * file beside the config, nor to anything relative to the working directory.
+ */
 async function importPackage(name: string, baseDir: string): Promise<{ module: { default?: unknown } } | { error: string; notInstalled: boolean }> {
+  const packageDir = findPackageDir(name, baseDir);
+  if (packageDir === undefined) return { error: `no node_modules/${name} from ${baseDir}`, notInstalled: true };
   let entry: string | undefined;
   try {
-    entry = createRequire(join(baseDir, 'meshsync.config.js')).resolve(name);
+    entry = createRequire(join(packageDir, 'package.json')).resolve(name);
   } catch (error) {
     const code = (error as { code?: string }).code;
     // require refuses an ESM-only package, and misses an entry behind a condition it does not use
     // (`source`, when the CLI runs from TypeScript sources): read the package's exports as import does.
-    entry = resolveImportEntry(name, baseDir);
+    entry = resolveImportEntry(packageDir);
     if (entry === undefined) return { error: messageOf(error), notInstalled: code === 'MODULE_NOT_FOUND' };
     if (!existsSync(entry)) return { error: `its entry ${entry} does not exist (is the package built?)`, notInstalled: false };
+  }
+  if (!isAbsolute(entry) || !within(realpathSync(packageDir), realpathSync(entry))) {
+    return { error: `it resolves to ${entry}, outside its package directory ${packageDir}`, notInstalled: false };
   }
   try {
     return { module: await import(pathToFileURL(entry).href) };
@@ -424,19 +437,27 @@ async function importPackage(name: string, baseDir: string): Promise<{ module: {
   }
 }
 
-/** The `import` entry of an ESM-only package (require.resolve refuses those): exports['.'] under import/node/default. */
-function resolveImportEntry(name: string, baseDir: string): string | undefined {
-  for (let dir = baseDir; ; dir = dirname(dir)) {
+/** `<dir>/node_modules/<name>` with a package.json, from `from` up to the root. */
+function findPackageDir(name: string, from: string | undefined): string | undefined {
+  for (let dir = from; dir !== undefined; dir = dirname(dir) === dir ? undefined : dirname(dir)) {
     const packageDir = join(dir, 'node_modules', name);
-    if (existsSync(join(packageDir, 'package.json'))) {
-      const manifest = JSON.parse(readFileSync(join(packageDir, 'package.json'), 'utf8')) as { exports?: unknown };
-      const exports = manifest.exports as Record<string, unknown> | string | undefined;
-      const root = typeof exports === 'object' && exports !== null && '.' in exports ? exports['.'] : exports;
-      const target = pickCondition(root, [...userConditions(), 'import', 'node', 'default']);
-      return target === undefined ? undefined : join(packageDir, target);
-    }
-    if (dirname(dir) === dir) return undefined;
+    if (existsSync(join(packageDir, 'package.json'))) return packageDir;
   }
+  return undefined;
+}
+
+function within(dir: string, file: string): boolean {
+  const path = relative(dir, file);
+  return path !== '' && !path.startsWith('..') && !isAbsolute(path);
+}
+
+/** The `import` entry of an ESM-only package (require.resolve refuses those): exports['.'] under import/node/default. */
+function resolveImportEntry(packageDir: string): string | undefined {
+  const manifest = JSON.parse(readFileSync(join(packageDir, 'package.json'), 'utf8')) as { exports?: unknown };
+  const exports = manifest.exports as Record<string, unknown> | string | undefined;
+  const root = typeof exports === 'object' && exports !== null && '.' in exports ? exports['.'] : exports;
+  const target = pickCondition(root, [...userConditions(), 'import', 'node', 'default']);
+  return target === undefined ? undefined : join(packageDir, target);
 }
 
 function pickCondition(target: unknown, conditions: readonly string[]): string | undefined {

@@ -266,7 +266,7 @@ export class MeshSyncCore implements Core {
   }
 
   private createLane(tap: TapInfo, name: string): Lane {
-    const counters = (this.counters.sinks[name] = { delivered: 0, failedAttempts: 0 });
+    const counters = (this.counters.sinks[name] = { delivered: 0, failedAttempts: 0, deadLettered: 0 });
     const context: SinkContext = {
       name,
       clusterId: this.clusterId,
@@ -290,6 +290,17 @@ export class MeshSyncCore implements Core {
           // A counter must never stall or crash delivery.
           this.logger.error({ err: asError(tapError) }, 'a batch tap threw');
         }
+      },
+      deadLettered: (event, error) => {
+        counters.deadLettered++;
+        const meta = event.object.metadata;
+        const key = `${resourceId(event.resource)} ${meta.namespace ? `${meta.namespace}/` : ''}${meta.name}${meta.uid ? ` (uid ${meta.uid})` : ''}`;
+        this.reportError({
+          plugin: name,
+          hook: 'sink',
+          event,
+          error: new MeshSyncError('MESHSYNC_EVENT_UNDELIVERABLE', `${name} never accepted the ${event.type} of ${key} while it accepted other events; skipped (dead-lettered): ${error.message}`, { cause: error }),
+        });
       },
       delivered: () => this.releaseSources(),
       highWater: (pending) => this.logger.warn({ sink: name, pending }, 'sink is behind: events are held (coalesced per object) until it accepts them'),

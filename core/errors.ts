@@ -79,6 +79,10 @@ export const ERROR_CODES = {
     cause: 'A plugin\'s HTTP server could not listen on its address (the port is in use, or a port below 1024 without privileges).',
     remedy: 'Stop what holds the port (another meshsync?) or set another port in the plugin\'s options.',
   },
+  MESHSYNC_EVENT_UNDELIVERABLE: {
+    cause: 'A sink failed on one event again and again while it accepted the others (an object too deep to serialise, a plugin that throws on it): the event was skipped (dead-lettered) so it cannot stall the sink.',
+    remedy: 'The log names the object and the error; fix the plugin, or the object. Its next change is delivered as usual.',
+  },
   MESHSYNC_MESSAGE_TOO_LARGE: {
     cause: 'An object is larger than the broker accepts, even after stripping.',
     remedy: 'A metadata-only event marked truncated was sent instead; raise max_payload on the broker if the full object is needed.',
@@ -135,6 +139,11 @@ export function pluginError(plugin: string, hook: string, error: unknown): MeshS
     cause: error,
     details: { plugin, hook },
   });
+}
+
+/** A sink's error saying it cannot deliver anything now (its outside system is down): never a reason to give up on an event. */
+export function sinkUnavailable(error: unknown): boolean {
+  return error instanceof MeshSyncError && error.code === 'MESHSYNC_BROKER_UNREACHABLE';
 }
 
 export function asError(error: unknown): Error {

@@ -214,8 +214,8 @@ export interface CoreCounters {
   filtered: number;
   /** Events dropped, by reason: `invalid` (malformed object) or `plugin-error` (a filter or transform threw). */
   dropped: { invalid: number; 'plugin-error': number };
-  /** Per sink: events accepted, batch attempts that failed. */
-  sinks: Record<string, { delivered: number; failedAttempts: number }>;
+  /** Per sink: events accepted, batch attempts that failed, events it never accepted and that were skipped (lane/retry.ts). */
+  sinks: Record<string, { delivered: number; failedAttempts: number; deadLettered: number }>;
 }
 
 export interface Core {

@@ -89,6 +89,8 @@ export interface WatchHandlers {
    * during the call: copy what you keep); a throw ends the watch with that error.
    */
   line(bytes: Buffer): void;
+  /** A line longer than maxLineBytes was skipped (never buffered whole). */
+  oversized?(bytes: number): void;
   /**
    * Asked after each chunk: a promise stops reading until it settles (TCP then holds the server
    * back), so a burst the sinks cannot take yet waits in the socket, not in memory.
@@ -105,34 +107,100 @@ const NEWLINE = 10;
 export class LineSplitter {
   /** The start of an unfinished line: copies of chunk tails, joined once the line ends (joining per chunk would copy a long line over and over). */
   private rest: Buffer[] = [];
+  private restBytes = 0;
+  /** Bytes of a line past maxLineBytes, counted but not kept, until its newline. */
+  private skipped = 0;
+
+  constructor(
+    private readonly maxLineBytes = Infinity,
+    /** A line longer than maxLineBytes ended, and was skipped (its bytes were never held). */
+    private readonly oversized: (bytes: number) => void = () => undefined,
+  ) {}
 
   /** Calls `line` for each line `chunk` completes (a view, valid during the call), while it returns true. */
   push(chunk: Buffer, line: (bytes: Buffer) => boolean): void {
     let end = chunk.indexOf(NEWLINE);
     if (end < 0) {
-      // A copy: a view would keep the whole chunk alive until the line is complete.
-      this.rest.push(Buffer.from(chunk));
+      this.keep(chunk);
       return;
     }
     let start = 0;
-    let bytes = this.rest.length === 0 ? chunk.subarray(0, end) : Buffer.concat([...this.rest, chunk.subarray(0, end)]);
-    this.rest = [];
+    let bytes = this.finish(chunk.subarray(0, end));
     for (;;) {
-      if (bytes.length > 0 && !line(bytes)) return;
+      if (bytes !== undefined && bytes.length > 0 && !line(bytes)) return;
       start = end + 1;
       end = chunk.indexOf(NEWLINE, start);
       if (end < 0) break;
-      bytes = chunk.subarray(start, end);
+      bytes = this.finish(chunk.subarray(start, end));
     }
-    if (start < chunk.length) this.rest.push(Buffer.from(chunk.subarray(start)));
+    if (start < chunk.length) this.keep(chunk.subarray(start));
   }
 
   /** The last line when the stream ended without a newline. */
   end(): Buffer | undefined {
-    const rest = this.rest;
-    this.rest = [];
-    return rest.length === 0 ? undefined : Buffer.concat(rest);
+    const last = this.finish(Buffer.alloc(0));
+    return last === undefined || last.length === 0 ? undefined : last;
   }
+
+  /** Holds the start of an unfinished line, or only counts it once it is past the cap. */
+  private keep(part: Buffer): void {
+    if (this.skipped > 0 || this.restBytes + part.length > this.maxLineBytes) {
+      this.skipped += this.restBytes + part.length;
+      this.rest = [];
+      this.restBytes = 0;
+      return;
+    }
+    // A copy: a view would keep the whole chunk alive until the line is complete.
+    this.rest.push(Buffer.from(part));
+    this.restBytes += part.length;
+  }
+
+  /** The line that `tail` completes; undefined when it was too long (reported, skipped). */
+  private finish(tail: Buffer): Buffer | undefined {
+    const length = this.skipped + this.restBytes + tail.length;
+    if (this.skipped > 0 || length > this.maxLineBytes) {
+      this.rest = [];
+      this.restBytes = 0;
+      this.skipped = 0;
+      this.oversized(length);
+      return undefined;
+    }
+    if (this.rest.length === 0) return tail;
+    const bytes = Buffer.concat([...this.rest, tail]);
+    this.rest = [];
+    this.restBytes = 0;
+    return bytes;
+  }
+}
+
+/**
+ * Caps on what the API server (or whatever answers in its place) may send: nothing is buffered
+ * without bound. A watch line past its cap is skipped and reported; a larger list page or error
+ * body fails the request (retried with backoff), or is cut.
+ */
+export interface KubeLimits {
+  /** One watch event (one object): default 16 MiB (etcd stores objects up to 1.5 MiB). */
+  readonly maxLineBytes: number;
+  /** One response body (a list page, discovery): default 512 MiB. */
+  readonly maxBodyBytes: number;
+  /** The text kept of an error answer: default 64 KiB. */
+  readonly maxErrorBodyBytes: number;
+  /** Items in one list page (a server that ignores `limit` may send them all): default 1,000,000. */
+  readonly maxListItems: number;
+}
+
+export const KUBE_LIMITS: KubeLimits = Object.freeze({ maxLineBytes: 16 * 1024 * 1024, maxBodyBytes: 512 * 1024 * 1024, maxErrorBodyBytes: 64 * 1024, maxListItems: 1_000_000 });
+
+/** Collects an answer's text up to `max` bytes; the rest is read and dropped. */
+function errorText(res: import('node:http').IncomingMessage, max: number, done: (text: string) => void): void {
+  const chunks: Buffer[] = [];
+  let kept = 0;
+  res.on('data', (chunk: Buffer) => {
+    if (kept >= max) return;
+    chunks.push(chunk.subarray(0, max - kept));
+    kept += Math.min(chunk.length, max - kept);
+  });
+  res.on('end', () => done(Buffer.concat(chunks).toString('utf8')));
 }
 
 /** A 200 answer's body as JSON; one that is not JSON is a malformed answer (retried like a 5xx). */
@@ -152,7 +220,7 @@ export class KubeClient {
   private readonly transport: typeof http | typeof https;
   private readonly proxied: boolean;
 
-  constructor(private readonly kc: KubeConfig) {
+  constructor(private readonly kc: KubeConfig, readonly limits: KubeLimits = KUBE_LIMITS) {
     const cluster = kc.getCurrentCluster()!;
     this.server = new URL(cluster.server);
     this.transport = this.server.protocol === 'http:' ? http : https;
@@ -208,13 +276,23 @@ export class KubeClient {
     const request = await this.requestOptions(path, options.accept ?? 'application/json', options.signal);
     return new Promise<Buffer>((resolve, reject) => {
       const req = this.transport.request(request, (res) => {
+        if (res.statusCode !== 200) {
+          errorText(res, this.limits.maxErrorBodyBytes, (text) => reject(statusError(res.statusCode ?? 0, text, path, 'GET', res.headers['retry-after'])));
+          res.on('error', (error) => reject(networkError(error, this.server, path)));
+          return;
+        }
         const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () => {
-          const body = Buffer.concat(chunks);
-          if (res.statusCode === 200) resolve(body);
-          else reject(statusError(res.statusCode ?? 0, body.toString('utf8'), path, 'GET', res.headers['retry-after']));
+        let size = 0;
+        res.on('data', (chunk: Buffer) => {
+          size += chunk.length;
+          if (size <= this.limits.maxBodyBytes) chunks.push(chunk);
+          else {
+            chunks.length = 0;
+            req.destroy();
+            reject(new KubeRequestError('malformed', 200, `GET ${path}: the answer is larger than maxBodyBytes (${this.limits.maxBodyBytes} bytes); not read`));
+          }
         });
+        res.on('end', () => resolve(Buffer.concat(chunks)));
         res.on('error', (error) => reject(networkError(error, this.server, path)));
       });
       req.on('error', (error) => reject(networkError(error, this.server, path)));
@@ -233,12 +311,10 @@ export class KubeClient {
     if (payload !== undefined) request.headers = { ...request.headers, 'Content-Type': options.contentType ?? 'application/json', 'Content-Length': Buffer.byteLength(payload) };
     const text = await new Promise<string>((resolve, reject) => {
       const req = this.transport.request(request, (res) => {
-        res.setEncoding('utf8');
-        let answer = '';
-        res.on('data', (chunk: string) => (answer += chunk));
-        res.on('end', () => {
-          const status = res.statusCode ?? 0;
-          if (status >= 200 && status < 300) resolve(answer);
+        const status = res.statusCode ?? 0;
+        const ok = status >= 200 && status < 300;
+        errorText(res, ok ? this.limits.maxBodyBytes : this.limits.maxErrorBodyBytes, (answer) => {
+          if (ok) resolve(answer);
           else reject(statusError(status, answer, path, method, res.headers['retry-after']));
         });
         res.on('error', (error) => reject(networkError(error, this.server, path)));
@@ -265,13 +341,10 @@ export class KubeClient {
       };
       const req = this.transport.request(request, (res) => {
         if (res.statusCode !== 200) {
-          res.setEncoding('utf8');
-          let text = '';
-          res.on('data', (chunk: string) => (text += chunk));
-          res.on('end', () => fail(statusError(res.statusCode ?? 0, text, path, 'GET', res.headers['retry-after'])));
+          errorText(res, this.limits.maxErrorBodyBytes, (text) => fail(statusError(res.statusCode ?? 0, text, path, 'GET', res.headers['retry-after'])));
           return;
         }
-        const lines = new LineSplitter();
+        const lines = new LineSplitter(this.limits.maxLineBytes, (bytes) => handlers.oversized?.(bytes));
         res.on('data', (chunk: Buffer) => {
           if (settled) return;
           try {

@@ -4,8 +4,8 @@
  * server, and client-go's reflector (list, watch, resume, relist) with its store and backoff.
  */
 export {
-  KubeClient, KubeRequestError, LineSplitter, loadKubeConfig, parseBody,
-  type FailureReason, type KubeConfigChoice, type RequestOptions, type WatchHandlers,
+  KubeClient, KubeRequestError, KUBE_LIMITS, LineSplitter, loadKubeConfig, parseBody,
+  type FailureReason, type KubeLimits, type KubeConfigChoice, type RequestOptions, type WatchHandlers,
 } from './client.ts';
 export { apiVersionOf, collectionPath, Reflector, type ReflectorListener, type ReflectorScope, type ReflectorTiming } from './reflector.ts';
 export { internObject, ObjectStore, StringPool } from './store.ts';

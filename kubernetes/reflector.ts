@@ -11,7 +11,7 @@
 import { setMaxListeners } from 'node:events';
 import { resourceId, textOf, type EventType, type KubeObject, type ResourceRef } from '../core/index.ts';
 import { Backoff, sleep } from './backoff.ts';
-import { KubeRequestError, parseBody, type FailureReason, type KubeClient } from './client.ts';
+import { KUBE_LIMITS, KubeRequestError, parseBody, type FailureReason, type KubeClient } from './client.ts';
 import { cutWatchObject, listItemBytes, listItemSpans, listPageWithoutItems } from './json-text.ts';
 import { internObject, MetadataOnlyObject, ObjectStore, storedMeta, storedObject, StringPool, type StoredObject } from './store.ts';
 
@@ -52,6 +52,8 @@ export interface ReflectorListener {
   watchRestarted(): void;
   relisted(): void;
   malformedLine(line: string, error: unknown): void;
+  /** A watch event larger than the client's maxLineBytes was skipped (counted, never buffered whole). */
+  oversizedLine?(bytes: number): void;
   /** The server refused a streaming list: this reflector lists in pages from now on. */
   streamingListRefused?(error: KubeRequestError): void;
   /** Awaited between list pages: resolves once the sinks can take more (see SourceContext.sinksCaughtUp). */
@@ -235,6 +237,9 @@ export class Reflector {
         }
         // Taken as an empty page, items that are not a list would make everything look deleted.
         if (page.items != null && !Array.isArray(page.items)) throw new KubeRequestError('malformed', 200, `GET ${query}: the list's items are not an array`);
+        const count = items?.length ?? page.items?.length ?? 0;
+        const { maxListItems } = this.client.limits ?? KUBE_LIMITS;
+        if (count > maxListItems) throw new KubeRequestError('malformed', 200, `GET ${query}: the page holds ${count} items, more than maxListItems (${maxListItems})`);
       } catch (error) {
         if (!continueToken || !(error instanceof KubeRequestError) || signal.aborted) throw error;
         if (error.reason === 'gone') {
@@ -344,6 +349,7 @@ export class Reflector {
           this.backoff.reset();
           this.progressed = true;
         },
+        oversized: (bytes) => this.listener.oversizedLine?.(bytes),
         pause: () => {
           const hold = this.holdWatch();
           if (hold === undefined) return undefined;

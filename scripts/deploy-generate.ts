@@ -19,6 +19,7 @@ const BASE_FILES: ReadonlyArray<[file: string, kinds: readonly string[]]> = [
   ['configmap.yaml', ['ConfigMap']],
   ['deployment.yaml', ['Deployment']],
   ['service.yaml', ['Service']],
+  ['networkpolicy.yaml', ['NetworkPolicy']],
 ];
 
 /** Every generated file, by path relative to the repo root. */

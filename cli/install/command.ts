@@ -4,6 +4,7 @@ import { parseFlags, UsageError, type FlagSpec } from '../args.ts';
 import { DEFAULT_RESOURCES } from '../../plugins/kubernetes/defaults.ts';
 import { installObjects, INSTALL_DEFAULTS } from './manifests.ts';
 import type { InstallOptions } from './manifests.ts';
+import { natsPermissions } from './nats.ts';
 import { toYaml } from './objects.ts';
 import { rbacObjects } from './rbac.ts';
 import type { RbacOptions } from './rbac.ts';
@@ -12,11 +13,13 @@ import type { RbacOptions } from './rbac.ts';
 export const INSTALL_FLAGS = {
   namespace: { type: 'string', value: '<ns>', help: `namespace to install into (default ${INSTALL_DEFAULTS.namespace})` },
   name: { type: 'string', value: '<name>', help: `name of the Deployment, ServiceAccount, RBAC objects (default ${INSTALL_DEFAULTS.name})` },
-  'broker-url': { type: 'string', value: '<url>', help: 'BROKER_URL of the Deployment (default the Meshery broker in the namespace)' },
+  'broker-url': { type: 'string', value: '<url>', help: 'BROKER_URL of the Deployment (default the Meshery broker in the namespace); one with credentials (nats://user:pass@host) goes into a Secret' },
   'cluster-id': { type: 'string', value: '<id>', help: 'CLUSTER_ID of the Deployment (default: kube-system\'s uid)' },
   image: { type: 'string', value: '<ref>', help: `image (default ${INSTALL_DEFAULTS.image}, what npm run image builds)` },
   replicas: { type: 'string', value: '<n>', help: 'replicas; more than one turns on the leases RBAC (default 1)' },
   'no-crd': { type: 'boolean', help: 'leave out the MeshSync CRD' },
+  'metrics-from': { type: 'string', value: '<ns>', help: 'the namespace the NetworkPolicy lets reach the metrics port (default: --namespace)' },
+  'nats-permissions': { type: 'boolean', help: 'print instead the nats-server users and permissions that lock the broker subjects down (meshsync publishes events, answers requests; see SECURITY.md)' },
 } as const satisfies Record<string, FlagSpec>;
 
 export const INSTALL_NOTES = 'Resources, namespaces and CRD discovery come from the config (--config), shipped in a ConfigMap (a Secret when it holds credentials).';
@@ -96,6 +99,10 @@ export function runInstallCommand(command: 'install' | 'rbac', argv: readonly st
   if (!fromConfig.meshSyncResource && (config === undefined || (shipped !== undefined && !listsPlugins(shipped.text)))) {
     Object.assign(fromConfig, { meshSyncResource: {}, crStatus: true, ha: true, leaseName: fromConfig.leaseName ?? 'meshsync-leader' });
   }
+  if (values['nats-permissions']) {
+    const nats = config?.plugins.find((p) => p.name === 'meshsync:nats')?.options as { subject?: string; requestSubject?: string; jetstream?: unknown } | undefined;
+    return natsPermissions({ subject: nats?.subject, requestSubject: nats?.requestSubject, jetstream: nats?.jetstream !== undefined });
+  }
   if (command === 'rbac') {
     return toYaml(rbacObjects({ ...fromConfig, ha: fromConfig.ha || (replicas ?? 1) > 1, namespace, serviceAccount: name, name }));
   }
@@ -109,6 +116,7 @@ export function runInstallCommand(command: 'install' | 'rbac', argv: readonly st
     image: flag('image'),
     replicas,
     crd: !values['no-crd'],
+    metricsFrom: flag('metrics-from'),
     config: shipped?.text,
     configFile: shipped?.file,
     configSecret: shipped?.holdsSecrets,

@@ -45,6 +45,8 @@ export interface InstallOptions extends Partial<Omit<RbacOptions, 'namespace' | 
   readonly metricsPort?: number;
   /** Include the MeshSync CRD: default true. */
   readonly crd?: boolean;
+  /** The namespace allowed to reach the metrics port (Prometheus): default the install namespace. */
+  readonly metricsFrom?: string;
 }
 
 export function defaultBrokerUrl(namespace: string): string {
@@ -63,10 +65,15 @@ export function installObjects(options: InstallOptions = {}): KubeObject[] {
   const selector = { 'app.kubernetes.io/name': APP_NAME, 'app.kubernetes.io/instance': name };
   const meta = (extra: object = {}) => ({ name, namespace, labels: labels({ 'app.kubernetes.io/instance': name }), ...extra });
 
+  const brokerUrl = options.brokerUrl ?? defaultBrokerUrl(namespace);
+  // A URL with credentials never sits in the Deployment in clear: it is a Secret's, referenced.
+  const brokerSecret = hasUserinfo(brokerUrl) ? `${name}-broker` : undefined;
   const env = [
     // Plugins default their own namespace (leases, the MeshSync resource) to the pod's.
     { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
-    { name: 'BROKER_URL', value: options.brokerUrl ?? defaultBrokerUrl(namespace) },
+    brokerSecret === undefined
+      ? { name: 'BROKER_URL', value: brokerUrl }
+      : { name: 'BROKER_URL', valueFrom: { secretKeyRef: { name: brokerSecret, key: 'BROKER_URL' } } },
     ...(options.clusterId ? [{ name: 'CLUSTER_ID', value: options.clusterId }] : []),
   ];
   const securityContext = {
@@ -93,7 +100,9 @@ export function installObjects(options: InstallOptions = {}): KubeObject[] {
         metadata: {
           labels: { ...labels(), ...selector },
           // A changed config rolls the pods (a mounted ConfigMap alone would not restart the process).
-          annotations: { 'meshery.io/config-sha256': createHash('sha256').update(configText).digest('hex') },
+          // Not for a config in a Secret: a plain hash of it would let whoever reads the Deployment
+          // test guesses of the credentials it holds (after editing that Secret: kubectl rollout restart).
+          ...(options.configSecret ? {} : { annotations: { 'meshery.io/config-sha256': createHash('sha256').update(configText).digest('hex') } }),
         },
         spec: {
           serviceAccountName: name,
@@ -155,7 +164,46 @@ export function installObjects(options: InstallOptions = {}): KubeObject[] {
       metadata: meta(),
       spec: { type: 'ClusterIP', selector, ports: [{ name: 'metrics', port, targetPort: 'metrics', protocol: 'TCP' }] },
     },
+    ...(brokerSecret === undefined ? [] : [{ apiVersion: 'v1', kind: 'Secret', metadata: { ...meta(), name: brokerSecret }, type: 'Opaque', stringData: { BROKER_URL: brokerUrl } }]),
+    networkPolicy(meta(), selector, port, options.metricsFrom ?? namespace, brokerPort(brokerUrl)),
   ];
+}
+
+/**
+ * The metrics port has no authentication: only the given namespace may reach it (kubelet probes
+ * come from the node, which NetworkPolicies do not govern). Out: DNS, the API server (its address
+ * is not known here: any host on 443 and 6443) and the broker's port.
+ */
+function networkPolicy(metadata: KubeObject["metadata"], selector: Record<string, string>, port: number, from: string, broker: number): KubeObject {
+  const tcp = (value: number) => ({ protocol: 'TCP', port: value });
+  return {
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'NetworkPolicy',
+    metadata,
+    spec: {
+      podSelector: { matchLabels: selector },
+      policyTypes: ['Ingress', 'Egress'],
+      ingress: [{ from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': from } } }], ports: [tcp(port)] }],
+      egress: [
+        { ports: [{ protocol: 'UDP', port: 53 }, tcp(53)] },
+        { ports: [tcp(443), tcp(6443)] },
+        { ports: [tcp(broker)] },
+      ],
+    },
+  };
+}
+
+function hasUserinfo(url: string): boolean {
+  return url.split(',').some((server) => /^[a-z]+:\/\/[^/@]*@/i.test(server.trim()));
+}
+
+/** The broker's port (the first server's), 4222 unless the URL says otherwise. */
+function brokerPort(url: string): number {
+  try {
+    return Number(new URL(url.split(',')[0].trim()).port) || 4222;
+  } catch {
+    return 4222;
+  }
 }
 
 /** A complete install as multi-document YAML. */

@@ -28,6 +28,8 @@ export interface LaneStages {
   send(batch: Batch): Promise<void>;
   reread: Reread;
   attempted(batch: Batch, attempt: number, error?: Error): void;
+  /** An event the sink never takes (see retry.ts), skipped. */
+  deadLettered(event: SyncEvent, error: Error): void;
   /** A batch was accepted: the lane holds fewer events. */
   delivered(): void;
   highWater(pending: number): void;
@@ -43,10 +45,12 @@ export class Lane {
   private idleWaiters: (() => void)[] = [];
   private closed = false;
   private open = true;
+  /** How many events the next widened batch takes: doubles while the failing events stay at its front, so it reaches one that proves the sink. */
+  private widenTo = 0;
 
   constructor(readonly sink: string, private readonly options: LaneOptions, private readonly stages: LaneStages) {
     this.queue = new CoalescingQueue(options.highWaterMark, stages.highWater, stages.reread);
-    this.retry = new Retry(options, stages.send, stages.attempted);
+    this.retry = new Retry(options, stages.send, stages.attempted, stages.deadLettered);
   }
 
   /**
@@ -148,10 +152,19 @@ export class Lane {
       const next = this.unaccepted ?? this.queue.take(this.options.batchSize);
       if (next === undefined) break;
       this.unaccepted = null;
-      if (next.batch.length > 0 && !(await this.retry.deliver(next.batch, goOn))) {
+      const outcome = next.batch.length > 0 ? await this.retry.deliver(next.batch, goOn, () => this.queue.canWiden(next.end)) : 'accepted';
+      if (outcome === 'held') {
         this.unaccepted = next;
         break;
       }
+      if (outcome === 'alone') {
+        // One event fails alone: offered again with the events behind it, which show whether the sink works.
+        this.queue.widen();
+        this.widenTo = Math.max(2, this.options.batchSize, this.widenTo * 2);
+        this.unaccepted = this.queue.take(this.widenTo) ?? null;
+        continue;
+      }
+      this.widenTo = 0;
       const drained = this.queue.accept(next.end);
       this.stages.delivered();
       // A partial batch waits for the timer (when there is one), unless somebody waits for the lane to drain.

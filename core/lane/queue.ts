@@ -135,6 +135,21 @@ export class CoalescingQueue {
     return { batch: this.wholeEvents(end), end };
   }
 
+  /** True when events wait behind the taken batch ending at `end`. */
+  canWiden(end: number): boolean {
+    return end < this.taken.length || this.pending.size > 0;
+  }
+
+  /**
+   * Moves what is pending behind the taken events, so the next take holds the failing batch and
+   * the events after it. Pending events stay behind taken ones of the same object, in order.
+   */
+  widen(): void {
+    if (this.pending.size === 0) return;
+    for (const event of this.pending.values()) this.taken.push(event);
+    this.pending = new Map();
+  }
+
   /** The batch ending at `end` was accepted. True when every taken event is delivered (the next take starts afresh). */
   accept(end: number): boolean {
     this.takenOffset = end;

@@ -1,20 +1,44 @@
 /**
  * The retry stage of a lane: a batch is offered to its sink until accepted, with jittered
- * exponential backoff; a batch in flight is retried as it was (a sink that delivered part of it
- * sees the same events again, never a subset).
+ * exponential backoff. The events of a batch are read once (those held by reference too) and
+ * retried as they were read; a sink that delivered part of a failed attempt sees those events again.
+ *
+ * A batch that fails is offered in halves, down to single events, so one event the sink can never
+ * take (a poison event: an object too deep to serialise, a plugin that throws on it) cannot hold
+ * back the others. An event is given up on (dead-lettered: counted, reported once with its key,
+ * skipped) only on proof that it is the event and not the sink: it failed alone, twice, while the
+ * sink accepted other parts of the same batch after the batch first failed, or, when nothing is
+ * left to try but events that struck out so, while the sink had accepted the batch before this one
+ * (the tail of a lane can be all poison, with no event behind it to prove the sink). A sink that
+ * is down accepts nothing, so it never condemns an event; nor does an error saying the sink is
+ * unavailable.
  */
-import type { Batch } from '../types.ts';
+import { objectKey } from '../event.ts';
+import { sinkUnavailable } from '../errors.ts';
+import type { Batch, SyncEvent } from '../types.ts';
 
 export interface RetryOptions {
   readonly retryInitialMs: number;
   readonly retryMaxMs: number;
 }
 
+/** Failures of an event offered alone before it is given up on (with proof the sink works). */
+const POISON_STRIKES = 2;
+
+/**
+ * What became of a batch: `accepted` (every event, but those dead-lettered), `held` (the gate
+ * closed; retried as it was once it opens), `alone` (one event fails and nothing in the batch can
+ * show whether the sink works: offer it again with the events waiting behind it).
+ */
+export type Outcome = 'accepted' | 'held' | 'alone';
+
 export class Retry {
   /** Ends the backoff before a retry early (see retryNow). */
   private wakeRetry: (() => void) | null = null;
   /** retryNow came while an attempt was in flight: the backoff after it, if it fails, is skipped. */
   private retryRequested = false;
+  /** The last batch ended with the sink taking part of it, and no sign since that the sink is unavailable. */
+  private sinkWorked = false;
 
   constructor(
     private readonly options: RetryOptions,
@@ -22,29 +46,69 @@ export class Retry {
     private readonly send: (batch: Batch) => Promise<void>,
     /** After each attempt, for counters and error reports. */
     private readonly attempted: (batch: Batch, attempt: number, error?: Error) => void,
+    /** An event the sink never takes, given up on. */
+    private readonly deadLetter: (event: SyncEvent, error: Error) => void,
   ) {}
 
-  /** Offers a batch until it is accepted, with backoff; false when `goOn` turned false meanwhile (the lane closed or was held). */
-  async deliver(batch: Batch, goOn: () => boolean): Promise<boolean> {
+  /**
+   * Offers a batch until it is accepted, with backoff. `goOn` turning false (the lane closed or was
+   * held) ends it as `held`; `canWiden` says whether more events wait behind the batch.
+   */
+  async deliver(batch: Batch, goOn: () => boolean, canWiden: () => boolean = () => false): Promise<Outcome> {
     let delay = this.options.retryInitialMs;
+    // Parts still to deliver, in order; the whole batch until it fails once.
+    const parts: SyncEvent[][] = [batch as SyncEvent[]];
+    const strikes = new Map<SyncEvent, number>();
+    let failed = false;
+    /** The sink accepted a part since the batch first failed: it works. */
+    let proven = false;
+    const workedBefore = this.sinkWorked;
+    const isStruckOut = (part: SyncEvent[]) => part.length === 1 && (strikes.get(part[0]) ?? 0) >= POISON_STRIKES;
+    /** Only events that struck out are left, and none wait behind them. */
+    const onlyStruckOut = () => !canWiden() && parts.every(isStruckOut);
     // A gate closed meanwhile (this replica became a standby) stops the retries: the batch
     // waits, to be retried as it was once the gate opens again.
-    for (let attempt = 1; goOn(); attempt++) {
+    for (let attempt = 1; parts.length > 0; attempt++) {
+      if (!goOn()) return 'held';
+      const part = parts[0];
       let failure: Error | undefined;
       try {
-        await this.send(batch);
+        await this.send(part);
       } catch (error) {
         failure = error instanceof Error ? error : new Error(String(error));
       }
-      this.attempted(batch, attempt, failure);
+      this.attempted(part, attempt, failure);
       if (failure === undefined) {
-        this.retryRequested = false;
-        return true;
+        parts.shift();
+        proven ||= failed;
+        this.sinkWorked = true;
+        delay = this.options.retryInitialMs;
+        continue;
+      }
+      failed = true;
+      if (part.length > 1) {
+        parts.splice(0, 1, part.slice(0, part.length >> 1), part.slice(part.length >> 1));
+      } else if (sinkUnavailable(failure)) {
+        this.sinkWorked = false;
+      } else {
+        const event = part[0];
+        const count = (strikes.get(event) ?? 0) + 1;
+        strikes.set(event, count);
+        if (count >= POISON_STRIKES) {
+          if (proven || (workedBefore && onlyStruckOut())) {
+            this.deadLetter(event, failure);
+            parts.shift();
+            continue;
+          }
+          // A probe from this batch, else the events behind it (the lane widens the batch).
+          if (!(parts.length > 1 && probeWithout(parts, objectKey(event), isStruckOut)) && canWiden()) return 'alone';
+        }
       }
       const woken = await this.backoff(Math.min(delay * (0.5 + Math.random()), this.options.retryMaxMs));
       delay = woken ? this.options.retryInitialMs : Math.min(delay * 2, this.options.retryMaxMs);
     }
-    return false;
+    this.retryRequested = false;
+    return 'accepted';
   }
 
   /** A failed batch is retried now, and its backoff starts over. */
@@ -76,4 +140,21 @@ export class Retry {
       };
     });
   }
+}
+
+/**
+ * The first part is one failing event and nothing before it showed the sink works: the next part
+ * not yet condemned (another event that struck out proves nothing) goes first, as the probe, less
+ * any event of the same object (those stay where they were, in order). Only different objects
+ * change places, and their relative order means nothing. False when no part can probe.
+ */
+function probeWithout(parts: SyncEvent[][], key: string, struckOut: (part: SyncEvent[]) => boolean): boolean {
+  const index = parts.findIndex((part, i) => i > 0 && !struckOut(part));
+  if (index < 0) return false;
+  const next = parts[index];
+  const others = next.filter((event) => objectKey(event) !== key);
+  const same = next.filter((event) => objectKey(event) === key);
+  parts.splice(index, 1, ...(same.length > 0 ? [same] : []));
+  if (others.length > 0) parts.unshift(others);
+  return true;
 }

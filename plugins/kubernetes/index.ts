@@ -11,6 +11,7 @@ import {
 } from '../../core/index.ts';
 import {
   Backoff, KubeClient, KubeRequestError, loadKubeConfig, Reflector, sleep, StringPool, type ReflectorScope, type ReflectorTiming,
+  KUBE_LIMITS,
 } from '../../kubernetes/index.ts';
 import { discover, rediscoverGroup, resolveResources, type Catalog, type ServedResource } from './discovery.ts';
 
@@ -56,6 +57,12 @@ export const kubernetesOptions = z.object({
   backoffMaxMs: z.number().int().positive().default(30_000).describe('Longest retry delay; retries never stop.'),
   watchCustomResourceDefinitions: z.boolean().default(true).describe('Watch CRDs so resources installed or removed at runtime start or stop being watched.'),
   progressIntervalMs: z.number().int().positive().default(5000).describe('How often the initial sync logs its progress.'),
+  limits: z.object({
+    maxLineBytes: z.number().int().positive().default(KUBE_LIMITS.maxLineBytes).describe('Largest watch event (one object) read; a larger one is skipped, counted and reported, never buffered whole.'),
+    maxBodyBytes: z.number().int().positive().default(KUBE_LIMITS.maxBodyBytes).describe('Largest response body (a list page, discovery); a larger one fails the request, which is retried.'),
+    maxErrorBodyBytes: z.number().int().positive().default(KUBE_LIMITS.maxErrorBodyBytes).describe('Text kept of an error answer; the rest is read and dropped.'),
+    maxListItems: z.number().int().positive().default(KUBE_LIMITS.maxListItems).describe('Most items in one list page (a server may ignore `limit`); more fails the request, which is retried.'),
+  }).strict().prefault({}).describe('Caps on what the API server may send, so nothing is buffered without bound.'),
 }).strict();
 
 export type KubernetesOptions = z.output<typeof kubernetesOptions>;
@@ -298,6 +305,11 @@ class KubernetesSource {
         },
         sinksCaughtUp: () => this.ctx.sinksCaughtUp(),
         sinksBehind: () => this.ctx.sinksBehind(),
+        oversizedLine: (bytes) => {
+          this.metrics.malformed.inc({ resource: served.id });
+          this.ctx.reportError(new MeshSyncError('MESHSYNC_EVENT_INVALID',
+            `skipped a watch event of ${bytes} bytes from the watch of ${reflector.describe()}: larger than limits.maxLineBytes (${this.client.limits.maxLineBytes})`, { details: { resource: served.id, bytes } }));
+        },
         malformedLine: (line, error) => {
           this.metrics.malformed.inc({ resource: served.id });
           this.ctx.reportError(new MeshSyncError('MESHSYNC_EVENT_INVALID',
@@ -488,7 +500,7 @@ export const kubernetes = definePlugin({
     let source: KubernetesSource | undefined;
     metrics.counters.add(() => source?.counts() ?? {});
     core.hooks.start.tapPromise('meshsync:kubernetes', async () => {
-      client = new KubeClient(loadKubeConfig(options));
+      client = new KubeClient(loadKubeConfig(options), options.limits);
     });
     core.hooks.clusterId.tapPromise('meshsync:kubernetes', async (clusterId) => {
       if (clusterId !== '' || !client) return clusterId;

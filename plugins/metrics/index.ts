@@ -19,7 +19,16 @@ export const DEFAULT_LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 const options = z.object({
   port: z.number().int().min(0).max(65535).default(11000)
     .describe('TCP port of the HTTP server. 11000 is the port MeshSync (Go) serves /healthz and /readyz on, so existing probes keep working.'),
-  host: z.string().min(1).default('0.0.0.0').describe('Address to listen on; `127.0.0.1` keeps the endpoints inside the pod.'),
+  host: z.string().min(1).default('0.0.0.0').describe('Address to listen on; `127.0.0.1` keeps the endpoints inside the pod (kubelet probes then need an exec probe). The server has no authentication: `meshsync install` emits a NetworkPolicy that lets only the configured namespace reach it.'),
+  statusDetail: z.boolean().default(false)
+    .describe('/status also shows the cluster id, resource counts, lanes, counters and the last error text of each plugin. Off: only version, readiness and error counts per plugin and code, since anyone who reaches the port reads it.'),
+  server: z.object({
+    maxConnections: z.number().int().positive().default(64).describe('Connections served at once; more are refused.'),
+    headersTimeoutMs: z.number().int().positive().default(5000).describe('How long a client may take to send the request headers.'),
+    requestTimeoutMs: z.number().int().positive().default(10_000).describe('How long a client may take to send the whole request.'),
+    keepAliveTimeoutMs: z.number().int().positive().default(5000).describe('How long an idle keep-alive connection stays open.'),
+    maxHeaderBytes: z.number().int().positive().default(8192).describe('Largest request headers accepted.'),
+  }).strict().prefault({}).describe('Limits of the HTTP server, so slow or many clients cannot hold it.'),
   path: z.string().regex(/^\/\S*$/, 'must start with /').default('/metrics').describe('Path of the Prometheus text exposition.'),
   defaultMetrics: z.boolean().default(true)
     .describe('Also expose prom-client\'s default process metrics (CPU, memory, file descriptors, event-loop lag, GC), unprefixed.'),
@@ -78,18 +87,27 @@ export const metrics = definePlugin({
         const failing = Object.keys(checks).filter((name) => !checks[name]);
         sendJson(response, failing.length === 0 ? 200 : 503, { ready: failing.length === 0, failing, checks });
       },
-      '/status': (response) => sendJson(response, 200, status(core, readiness, lastErrors)),
+      '/status': (response) => sendJson(response, 200, opts.statusDetail ? status(core, readiness, lastErrors) : publicStatus(core, readiness, lastErrors)),
     };
 
     core.hooks.start.tapPromise(NAME, async () => {
       if (opts.defaultMetrics) collectDefaultMetrics({ register: registry });
-      server = createServer((request, response) => {
+      const limits = opts.server;
+      server = createServer({
+        maxHeaderSize: limits.maxHeaderBytes,
+        headersTimeout: limits.headersTimeoutMs,
+        requestTimeout: limits.requestTimeoutMs,
+        keepAliveTimeout: limits.keepAliveTimeoutMs,
+        // How often those timeouts are checked (Node's default, 30 s, would let a slow client stay that long).
+        connectionsCheckingInterval: Math.min(1000, limits.headersTimeoutMs),
+      }, (request, response) => {
         handle(routes, request, response).catch((error: unknown) => {
           core.logger.error({ plugin: NAME, err: error }, 'metrics endpoint failed');
           if (!response.headersSent) send(response, 500, 'internal error\n');
           else response.destroy();
         });
       });
+      server.maxConnections = limits.maxConnections;
       await listen(server, opts.port, opts.host);
       server.on('error', (error) => core.logger.error({ plugin: NAME, err: error }, 'metrics server error'));
       eventLoop.start();
@@ -129,7 +147,7 @@ function registerPipelineMetrics(registry: Registry, core: Core, opts: MetricsOp
         for (const lane of core.state.lanes()) this.set({ sink: lane.sink }, value(lane));
       },
     });
-  const perSink = (field: 'delivered' | 'failedAttempts') => () =>
+  const perSink = (field: 'delivered' | 'failedAttempts' | 'deadLettered') => () =>
     Object.entries(core.counters.sinks).map(([sink, counts]): [Record<string, string>, number] => [{ sink }, counts[field]]);
 
   mirror('meshsync_events_received_total', 'Events sources emitted into the pipeline.', [], () => [[{}, core.counters.received]]);
@@ -138,6 +156,7 @@ function registerPipelineMetrics(registry: Registry, core: Core, opts: MetricsOp
     () => Object.entries(core.counters.dropped).map(([reason, value]) => [{ reason }, value]));
   mirror('meshsync_sink_events_delivered_total', 'Events a sink accepted.', ['sink'], perSink('delivered'));
   mirror('meshsync_sink_batch_failures_total', 'Batch attempts a sink rejected (each is retried).', ['sink'], perSink('failedAttempts'));
+  mirror('meshsync_sink_events_dead_lettered_total', 'Events a sink never accepted while it accepted others (poison events), skipped so they cannot stall it.', ['sink'], perSink('deadLettered'));
   perLane('meshsync_queue_depth', 'Events waiting for a sink, pending or in flight (coalesced: at most one per object, plus deletes).',
     (lane) => lane.pending + lane.inFlight);
   perLane('meshsync_queue_oldest_event_age_seconds', 'Age of the oldest event a sink has not accepted yet; 0 when its queue is empty.',
@@ -224,6 +243,20 @@ function status(core: Core, readiness: () => [string, boolean][], lastErrors: Re
     })),
     counters: core.counters,
     errors: Object.fromEntries(lastErrors),
+  };
+}
+
+/** /status for anyone who reaches the port: readiness, and how many errors of which code, never their text or the cluster's identity. */
+function publicStatus(core: Core, readiness: () => [string, boolean][], lastErrors: ReadonlyMap<string, PluginErrorStatus>) {
+  const checks = Object.fromEntries(readiness());
+  return {
+    name: packageJson.name,
+    version: packageJson.version,
+    started: core.state.started,
+    ready: Object.values(checks).every(Boolean),
+    readiness: checks,
+    errors: Object.fromEntries([...lastErrors].map(([plugin, error]) => [plugin, { hook: error.hook, ...(error.code ? { code: error.code } : {}), at: error.at, count: error.count }])),
+    detail: 'off (statusDetail: true in the metrics plugin shows the cluster id, counts, lanes and error texts)',
   };
 }
 

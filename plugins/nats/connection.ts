@@ -9,7 +9,7 @@ import {
   type Authenticator, type NatsConnection, type NodeConnectionOptions,
 } from '@nats-io/transport-node';
 import { MeshSyncError, redactUrlCredentials, type Logger } from '../../core/index.ts';
-import type { NatsOptions } from './options.ts';
+import { urlCredentials, type NatsOptions, type UrlCredentials } from './options.ts';
 
 export interface ConnectionEvents {
   /** A connection is up: `reconnect` is false only for the very first one. */
@@ -28,12 +28,16 @@ export class BrokerConnection {
   private readonly secrets: string[] = [];
   private lastFailure = '';
 
+  /** The servers as dialled (credentials out of the URLs), and the credentials they carried. */
+  private readonly dial: { credentials?: UrlCredentials; servers: string[] };
+
   constructor(
     private readonly options: NatsOptions,
     private readonly servers: readonly string[],
     private readonly logger: Logger,
     private readonly events: ConnectionEvents,
   ) {
+    this.dial = urlCredentials(servers, options.auth);
     const auth = options.auth;
     for (const secret of [auth?.password, auth?.token, auth?.nkeySeed]) if (secret) this.secrets.push(secret);
     for (const server of servers) {
@@ -168,7 +172,7 @@ export class BrokerConnection {
   private connectOptions(): NodeConnectionOptions {
     const { options } = this;
     return {
-      servers: [...this.servers],
+      servers: [...this.dial.servers],
       name: options.name,
       reconnect: true,
       maxReconnectAttempts: -1,
@@ -192,7 +196,8 @@ export class BrokerConnection {
 
   private authenticator(): Authenticator | undefined {
     const auth = this.options.auth;
-    if (!auth) return undefined;
+    const fromUrl = this.dial.credentials;
+    if (!auth) return fromUrl === undefined ? undefined : 'token' in fromUrl ? tokenAuthenticator(fromUrl.token) : usernamePasswordAuthenticator(fromUrl.user, fromUrl.pass);
     if (auth.user !== undefined) return usernamePasswordAuthenticator(auth.user, auth.password);
     if (auth.token !== undefined) return tokenAuthenticator(auth.token);
     // Files are read at each connect, so a rotated Secret is picked up.

@@ -97,6 +97,21 @@ export class Delivery {
     }
   }
 
+  /**
+   * Encodes one object for a resync or a snapshot reply, which republish what the lane already
+   * took: one that cannot be encoded (too deep to serialise) is logged and left out, so it never
+   * fails the whole frame. (The lane isolates such an event itself: see core/lane/retry.ts.)
+   */
+  encodeOrSkip<T>(event: SyncEvent, encode: () => T): T | undefined {
+    try {
+      return encode();
+    } catch (error) {
+      const meta = event.object.metadata;
+      this.logger.error({ resource: resourceId(event.resource), namespace: meta.namespace, name: meta.name, uid: meta.uid, err: error instanceof Error ? error.message : String(error), code: 'MESHSYNC_EVENT_UNDELIVERABLE' }, 'object could not be encoded; left out');
+      return undefined;
+    }
+  }
+
   /** Logs an object cut down (or dropped) to fit max_payload, once per object. */
   noteTruncation(event: SyncEvent, truncation: Truncation, maxPayload: number): void {
     const meta = event.object.metadata;

@@ -4,6 +4,7 @@ export interface NatsMetrics {
   readonly published: Counter<'type'>;
   readonly truncated: Counter;
   readonly resyncs: Counter<'reason'>;
+  readonly requests: Counter<'command' | 'outcome'>;
 }
 
 /** Each registry's NATS sinks, by whether their connection is up. */
@@ -46,6 +47,12 @@ export function natsMetrics(registry: Registry, isConnected: () => boolean): Nat
       name: 'meshsync_resyncs_total',
       help: 'Complete republications of the current state, by reason (reconnect, request).',
       labelNames: ['reason'],
+      registers: [registry],
+    }),
+    requests: (registry.getSingleMetric('meshsync_nats_requests_total') as Counter<'command' | 'outcome'> | undefined) ?? new Counter({
+      name: 'meshsync_nats_requests_total',
+      help: 'Requests on the request subject, by command and outcome (answered, joined: shared a resync or snapshot already asked for, rate-limited, not-allowed, too-large, failed).',
+      labelNames: ['command', 'outcome'],
       registers: [registry],
     }),
   };

@@ -1,8 +1,12 @@
 import { z } from 'zod';
+import { MeshSyncError } from '../../core/index.ts';
 import { serviceUrl } from '../../kubernetes/index.ts';
 import { validateSubjectTemplate } from './subject.ts';
 
 export const PLUGIN_NAME = 'meshsync:nats';
+
+const URL_AND_AUTH = 'credentials both in the server URL and in auth: give them in one place (auth, its secrets from a mounted file or Secret, is preferred)';
+
 
 /** The NATS subject MeshSync publishes to by default. */
 export const DEFAULT_SUBJECT = 'meshery.meshsync.request';
@@ -53,6 +57,8 @@ export const natsOptionsSchema = z.object({
   url: z.string().min(1).optional().describe('Server URL (`nats://host:4222`); BROKER_URL in the environment wins over it.'),
   servers: z.array(z.string().min(1)).min(1).optional().describe('Several server URLs of one cluster (instead of `url`).'),
   broker: brokerSchema.optional(),
+  brokerFromResource: z.boolean().default(false)
+    .describe('Let the MeshSync custom resource (`spec.broker`) choose the broker even though this config names one (`url`, `servers`, `broker`). A config that names none always follows the resource, as MeshSync does. Credentials are only ever sent to the hosts this config names.'),
   name: z.string().default('meshsync').describe('Connection name shown by the server\'s monitoring.'),
   subject: z.string().default(DEFAULT_SUBJECT)
     .superRefine((subject, ctx) => {
@@ -66,6 +72,12 @@ export const natsOptionsSchema = z.object({
       if (problem) ctx.addIssue({ code: 'custom', message: problem });
     })
     .describe('Subject this sink answers requests on (`resync`, `snapshot`, `meta`); may contain {cluster}. Empty string turns requests off.'),
+  requestCommands: z.array(z.enum(['resync', 'snapshot', 'meta'])).default(['resync', 'snapshot', 'meta'])
+    .describe('The request commands answered (an allow-list); others get an error reply. Anyone who may publish on the request subject may send them: restrict that with NATS permissions (SECURITY.md).'),
+  requestRatePerMinute: z.number().int().positive().default(30)
+    .describe('Requests answered per minute (a token bucket, bursts up to this many); more are refused with an error reply and counted.'),
+  snapshotMaxBytes: z.number().int().positive().default(64 * 1024 * 1024)
+    .describe('Largest snapshot reply (bytes of JSON, all chunks); a larger state is refused with an error reply naming `resync`, so one request cannot take unbounded memory.'),
   headers: z.boolean().default(true).describe('Send Meshsync-* headers (needs a server with header support, 2.2+).'),
   resyncOnReconnect: z.boolean().default(true).describe('After a reconnect, republish the current state framed by RESYNC_BEGIN/RESYNC_END.'),
   resyncChunkSize: z.number().int().positive().default(500).describe('Objects published per flush during a resync.'),
@@ -80,9 +92,56 @@ export const natsOptionsSchema = z.object({
 }).strict().refine((o) => o.requestSubject === '' || o.requestSubject !== o.subject, {
   message: 'requestSubject must differ from subject',
   path: ['requestSubject'],
+}).refine((o) => o.auth === undefined || !hasUrlCredentials([...(o.servers ?? []), ...(o.url ? [o.url] : [])]), {
+  message: URL_AND_AUTH,
+  path: ['auth'],
 });
 
 export type NatsOptions = z.output<typeof natsOptionsSchema>;
+
+/** Credentials written in server URLs: `user:pass@` or a token `token@`. The NATS client ignores them, so meshsync reads them itself. */
+export type UrlCredentials = { user: string; pass: string } | { token: string };
+
+function userinfoOf(server: string): string | undefined {
+  return /^[a-z+]+:\/\/([^/@]*)@/i.exec(server.trim())?.[1];
+}
+
+function hasUrlCredentials(servers: readonly string[]): boolean {
+  return servers.some((server) => userinfoOf(server) !== undefined);
+}
+
+/**
+ * The credentials the server URLs carry, and the URLs without them; throws (a clear error, no
+ * secret in it) when URLs disagree, or when `auth` is set as well.
+ */
+export function urlCredentials(servers: readonly string[], auth: NatsOptions['auth']): { credentials?: UrlCredentials; servers: string[] } {
+  const infos = new Set(servers.map(userinfoOf).filter((info): info is string => info !== undefined));
+  const bare = servers.map((server) => server.trim().replace(/^([a-z+]+:\/\/)[^/@]*@/i, '$1'));
+  if (infos.size === 0) return { servers: bare };
+  if (auth !== undefined) throw new MeshSyncError('MESHSYNC_CONFIG_INVALID', `${PLUGIN_NAME}: ${URL_AND_AUTH}`);
+  if (infos.size > 1) throw new MeshSyncError('MESHSYNC_CONFIG_INVALID', `${PLUGIN_NAME}: the server URLs carry different credentials; one connection authenticates once`);
+  const [info] = infos;
+  const colon = info.indexOf(':');
+  const decode = (part: string) => decodeURIComponent(part);
+  return { servers: bare, credentials: colon < 0 ? { token: decode(info) } : { user: decode(info.slice(0, colon)), pass: decode(info.slice(colon + 1)) } };
+}
+
+/** True when the config itself names a broker (not the default, not the environment). */
+export function namesBroker(options: Pick<NatsOptions, 'url' | 'servers' | 'broker'>): boolean {
+  return options.url !== undefined || options.servers !== undefined || options.broker !== undefined;
+}
+
+/** The hosts (host:port) of server URLs; a bare `host:port` counts as a URL too. */
+export function serverHosts(servers: readonly string[]): Set<string> {
+  return new Set(servers.map((server) => {
+    try {
+      const url = new URL(server.includes('://') ? server : `nats://${server}`);
+      return `${url.hostname.toLowerCase()}:${url.port || '4222'}`;
+    } catch {
+      return server;
+    }
+  }));
+}
 export type NatsOptionsInput = z.input<typeof natsOptionsSchema>;
 
 /**

@@ -52,7 +52,8 @@ export class Resyncs {
       let truncated = 0;
       let outgoing: Outgoing[] = [];
       const add = async (event: SyncEvent) => {
-        const message = encodeEvent(event, { withHeaders: this.options.headers, maxPayload, resyncId });
+        const message = this.delivery.encodeOrSkip(event, () => encodeEvent(event, { withHeaders: this.options.headers, maxPayload, resyncId }));
+        if (message === undefined) return;
         if (message.truncation !== 'none') {
           truncated++;
           this.delivery.noteTruncation(event, message.truncation, maxPayload);

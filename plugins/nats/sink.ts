@@ -9,7 +9,7 @@ import { redactUrlCredentials, type Batch, type Core, type Logger } from '../../
 import { BrokerConnection } from './connection.ts';
 import { Delivery } from './delivery.ts';
 import { natsMetrics } from './metrics.ts';
-import { PLUGIN_NAME, resolveServers, type NatsOptions } from './options.ts';
+import { namesBroker, PLUGIN_NAME, resolveServers, serverHosts, type NatsOptions } from './options.ts';
 import { Requests } from './requests.ts';
 import { Resyncs } from './resync.ts';
 import { compileSubject } from './subject.ts';
@@ -46,6 +46,11 @@ export class NatsSink {
    */
   useBroker(url: string): void {
     if (process.env.BROKER_URL?.trim()) return;
+    // Whoever may edit the resource must not redirect a broker the config chose (and its data).
+    if (namesBroker(this.options) && !this.options.brokerFromResource) {
+      this.logger.warn({ broker: redactUrlCredentials(url), configured: this.connection.describeServers() }, 'the MeshSync resource names a broker, but the config names one: kept (set brokerFromResource: true to let the resource choose)');
+      return;
+    }
     const servers = [url];
     if (this.connection.describeServers() === servers.map(redactUrlCredentials).join(',')) return;
     if (this.started) {
@@ -55,8 +60,19 @@ export class NatsSink {
     this.brokerConnection = this.connect(servers);
   }
 
+  /**
+   * A connection to `servers`. Credentials configured for one broker go to its hosts only: a
+   * broker elsewhere (named by the MeshSync resource) is dialled without them.
+   */
   private connect(servers: string[]): BrokerConnection {
-    return new BrokerConnection(this.options, servers, this.logger, {
+    const configured = serverHosts(resolveServers(this.options));
+    const elsewhere = [...serverHosts(servers)].some((host) => !configured.has(host));
+    let options = this.options;
+    if (elsewhere && options.auth !== undefined) {
+      this.logger.warn({ broker: servers.map(redactUrlCredentials).join(','), configured: [...configured].join(',') }, 'the configured NATS credentials are not sent to this broker: they belong to the configured one');
+      options = { ...options, auth: undefined };
+    }
+    return new BrokerConnection(options, servers, this.logger, {
       connected: (nc, reconnect) => this.onConnected(nc, reconnect),
     });
   }

@@ -62,39 +62,52 @@ export function createRedactor(options: { redactSecrets: boolean; stripManagedFi
     };
 
   const redactValues = (values: unknown, meta: ObjectMeta, encoding: 'base64' | 'utf8'): unknown => {
-    if (values === undefined || values === null) return values;
     // Not a map of values (a malformed Secret, or one as written in an annotation): nothing of it is kept.
-    if (typeof values !== 'object' || Array.isArray(values)) return REDACTED;
+    if (typeof values !== 'object' || values === null || Array.isArray(values)) return REDACTED;
     // fromEntries, not assignment: a key named __proto__ stays a key.
     return Object.fromEntries(Object.entries(values).map(([entry, value]) => [entry, marker(meta, entry, value, encoding)]));
   };
 
-  /** A copy of a Secret-shaped object with data and stringData redacted (other fields shared). */
-  const redactSecretBody = (object: Record<string, unknown>, meta: ObjectMeta): Record<string, unknown> => {
-    const out = { ...object };
-    if ('data' in out) out.data = redactValues(out.data, meta, 'base64');
-    if ('stringData' in out) out.stringData = redactValues(out.stringData, meta, 'utf8');
+  /**
+   * A Secret as it may leave: an allow-list, never a list of what to remove. Kept: apiVersion,
+   * kind, type, immutable, the metadata fields below, and the keys of data and stringData, each
+   * value replaced by a marker. Anything else (a `StringData` spelling the API server accepts, a
+   * field of a later API version) is left out, whatever it is.
+   */
+  const projectSecret = (object: Record<string, unknown>, meta: ObjectMeta, depth: number): Record<string, unknown> => {
+    const out: Record<string, unknown> = {};
+    for (const field of ['apiVersion', 'kind', 'type'] as const) if (typeof object[field] === 'string') out[field] = object[field];
+    if (typeof object.immutable === 'boolean') out.immutable = object.immutable;
+    if (isRecord(object.metadata)) out.metadata = projectMeta(object.metadata, meta, depth);
+    if (object.data !== undefined && object.data !== null) out.data = redactValues(object.data, meta, 'base64');
+    if (object.stringData !== undefined && object.stringData !== null) out.stringData = redactValues(object.stringData, meta, 'utf8');
     return out;
   };
 
-  const redactLastApplied = (text: string, meta: ObjectMeta): string => {
+  const projectMeta = (metadata: Record<string, unknown>, meta: ObjectMeta, depth: number): Record<string, unknown> => {
+    const out: Record<string, unknown> = {};
+    for (const field of SECRET_METADATA) if (metadata[field] !== undefined) out[field] = metadata[field];
+    for (const field of ['labels', 'annotations'] as const) {
+      if (metadata[field] === undefined) continue;
+      // Only string values: a map of anything else is not metadata an API server would store.
+      const entries = isRecord(metadata[field]) ? Object.entries(metadata[field]).filter(([, value]) => typeof value === 'string') : [];
+      out[field] = Object.fromEntries(entries.map(([name, value]) => [name, field === 'annotations' && name === LAST_APPLIED ? redactLastApplied(value as string, meta, depth + 1) : value]));
+    }
+    return out;
+  };
+
+  /** The applied Secret, projected as the live one is; anything that is not one Secret object (a List, text that does not parse) is a marker. */
+  const redactLastApplied = (text: string, meta: ObjectMeta, depth = 0): string => {
+    if (depth > MAX_LAST_APPLIED_DEPTH) return REDACTED;
     let applied: unknown;
     try {
       applied = JSON.parse(text);
     } catch {
       return REDACTED;
     }
-    if (typeof applied !== 'object' || applied === null || Array.isArray(applied)) return REDACTED;
-    const redacted = redactSecretBody(applied as Record<string, unknown>, meta);
-    // The Secret as applied may carry a last-applied annotation of its own (applied from a copy of
-    // a live object): that one is redacted too.
-    const appliedMeta = (applied as { metadata?: unknown }).metadata as ObjectMeta | undefined;
-    const inner = appliedMeta?.annotations?.[LAST_APPLIED];
-    if (inner !== undefined) {
-      redacted.metadata = { ...appliedMeta, annotations: { ...appliedMeta!.annotations, [LAST_APPLIED]: typeof inner === 'string' ? redactLastApplied(inner, meta) : REDACTED } };
-    }
+    if (!isRecord(applied) || (applied.kind !== undefined && applied.kind !== 'Secret')) return REDACTED;
     // kubectl writes the annotation with a trailing newline; keep the shape it had.
-    return JSON.stringify(redacted) + (text.endsWith('\n') ? '\n' : '');
+    return JSON.stringify(projectSecret(applied, meta, depth)) + (text.endsWith('\n') ? '\n' : '');
   };
 
   return (event) => {
@@ -110,15 +123,21 @@ export function createRedactor(options: { redactSecrets: boolean; stripManagedFi
       metadata = rest as ObjectMeta;
     }
     if (!secret) return { ...event, object: { ...object, metadata } };
-
-    const lastApplied = meta.annotations?.[LAST_APPLIED];
-    if (lastApplied !== undefined) {
-      metadata = { ...metadata, annotations: { ...meta.annotations, [LAST_APPLIED]: typeof lastApplied === 'string' ? redactLastApplied(lastApplied, meta) : REDACTED } };
-    }
-    const redacted = redactSecretBody(object, meta) as KubeObject;
-    redacted.metadata = metadata;
+    const redacted = projectSecret({ ...object, metadata }, meta, 0) as KubeObject;
     return { ...event, object: redacted };
   };
+}
+
+/** Metadata a Secret keeps as it is (labels and annotations are kept as string maps, the last-applied copy projected). */
+const SECRET_METADATA = [
+  'name', 'namespace', 'uid', 'resourceVersion', 'generation', 'generateName', 'creationTimestamp', 'deletionTimestamp',
+  'deletionGracePeriodSeconds', 'ownerReferences', 'finalizers', 'managedFields',
+] as const;
+/** A last-applied copy inside a last-applied copy is projected; deeper ones are markers. */
+const MAX_LAST_APPLIED_DEPTH = 2;
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /** Reads the fingerprint key from the options or the environment; never puts the key in an error. */

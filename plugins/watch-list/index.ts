@@ -70,6 +70,10 @@ export const watchListOptions = z.object({
   exclude: ruleList('These events of these resources are dropped; a resource whose every event is excluded is not watched at all.'),
   whitelist: ruleList('Legacy name of `include` (MeshSync CR/ConfigMap).'),
   blacklist: ruleList('Legacy name of `exclude` (MeshSync CR/ConfigMap).'),
+  allowedResources: z.array(z.string().superRefine((id, ctx) => {
+    const problem = resourceIdProblem(id);
+    if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+  })).optional().describe('The ceiling live rules (the MeshSync custom resource) cannot exceed: a live include naming a resource outside it is rejected, the rules in force stay, and the resource\'s status says why. Default: the resources this config\'s own rules select (the sources\' resources, or this include).'),
 }).strict().superRefine((options, ctx) => {
   for (const [name, legacy] of [['include', 'whitelist'], ['exclude', 'blacklist']] as const) {
     if (options[name]?.length && options[legacy]?.length) {
@@ -139,6 +143,13 @@ export const watchList = definePlugin({
   options: watchListOptions,
   setup: (options) => (core) => {
     let compiled = compileWatchList(options);
+    // What live rules may select at most: set by the operator (this config), never by the live rules.
+    const own = compiled;
+    const offered = new Set<string>();
+    const ceiling = (id: string): boolean => (options.allowedResources ? options.allowedResources.includes(id) : own.included ? own.included.includes(id) : offered.has(id));
+    /** Whether the ceiling is known yet: the sources offer their resources only once they start. */
+    const ceilingKnown = () => options.allowedResources !== undefined || own.included !== undefined || offered.size > 0;
+    const beyond = (rules: CompiledWatchList) => (rules.included ?? []).filter((id) => !ceiling(id));
     // Sources hand out one ResourceRef object per resource type, so the rule is found by identity
     // (a WeakMap hit) and the id string is built once per resource, not once per event.
     const rules = new WeakMap<ResourceRef, ResourceRule>();
@@ -172,7 +183,12 @@ export const watchList = definePlugin({
     });
 
     core.hooks.selectResources.tap('meshsync:watch-list', (candidates) => {
-      const selected = compiled.select(candidates);
+      for (const id of candidates) offered.add(id);
+      const wanted = compiled.select(candidates);
+      const selected = wanted.filter(ceiling);
+      if (selected.length < wanted.length) {
+        core.logger.warn({ plugin: 'meshsync:watch-list', refused: wanted.filter((id) => !ceiling(id)) }, 'the live watch-list names resources beyond the allowed ones (allowedResources, or this config\'s own rules): not watched');
+      }
       core.logger.debug({ plugin: 'meshsync:watch-list', candidates: candidates.length, selected }, 'watch-list narrowed the resources to watch');
       return selected;
     });
@@ -191,7 +207,13 @@ export const watchList = definePlugin({
       if (settings.watchList === undefined) return;
       const parsed = watchListOptions.safeParse(settings.watchList);
       if (!parsed.success) throw new ConfigError(zodProblems(parsed.error, 'watchList'));
-      compiled = compileWatchList(parsed.data);
+      if (parsed.data.allowedResources !== undefined) throw new ConfigError([{ path: 'watchList.allowedResources', message: 'the ceiling is the operator\'s (the config), not the live rules\'' }]);
+      const next = compileWatchList(parsed.data);
+      const outside = ceilingKnown() ? beyond(next) : [];
+      if (outside.length > 0) {
+        throw new ConfigError([{ path: 'watchList.include', message: `names resources beyond the allowed ones (${options.allowedResources ? 'allowedResources' : 'this config\'s own rules'}): ${outside.join(', ')}` }]);
+      }
+      compiled = next;
       for (const found of byId.values()) found.mask = compiled.maskOf(found.id);
       core.logger.info({ plugin: 'meshsync:watch-list', include: compiled.included ?? 'all', rules: Object.fromEntries([...compiled.masks].map(([id, mask]) => [id, eventsOf(mask)])) }, 'watch-list reconfigured');
     });

@@ -19,7 +19,7 @@ const config = {
     ['meshsync:kubernetes', { backoffInitialMs: 200, backoffMaxMs: 1000 }],
     'meshsync:watch-list',
     ['meshsync:meshsync-resource', { namespace: NS, statusIntervalSeconds: 1, configDir: '/nonexistent' }],
-    ['meshsync:metrics', { port: 0, host: '127.0.0.1' }],
+    ['meshsync:metrics', { port: 0, host: '127.0.0.1', statusDetail: true }],
     ['meshsync:stdout', { format: 'json' }],
   ],
 };

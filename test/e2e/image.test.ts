@@ -105,13 +105,16 @@ describe('container image', function () {
     expect(config.User).to.equal('65532:65532');
     expect(config.Entrypoint).to.deep.equal(['node', '/app/bin/meshsync.js']);
     expect(Object.keys(config.Volumes)).to.deep.equal(['/config']);
+    // finding 1: the process never runs from the ConfigMap mount; it only searches it.
+    expect(config.WorkingDir).to.equal('/app');
+    expect(config.Env).to.include('MESHSYNC_CONFIG_DIR=/config');
     expect(config.Labels).to.include.keys('org.opencontainers.image.title', 'org.opencontainers.image.version',
       'org.opencontainers.image.revision', 'org.opencontainers.image.source', 'org.opencontainers.image.licenses');
   });
 
   it('ships no test double: no testing/ (nor the simulator) in it, and --simulator says the image has no demo', async () => {
     expect(await podman('run', '--rm', '--entrypoint', 'node', image, '-e', "console.log(require('fs').existsSync('/app/dist/testing'), require('fs').readdirSync('/app/dist').sort().join(','))"))
-      .to.equal('false cli,config,core,index.d.ts,index.js,index.js.map,kubernetes,package.json,plugins');
+      .to.equal('false cli,config,core,index.js,kubernetes,package.json,plugins');
     const demo = await promisify(execFile)('podman', ['run', '--rm', image, 'run', '--simulator'], { env }).then(() => undefined, (error: { code?: number; stderr?: string }) => error);
     expect(demo?.code).to.equal(1);
     expect(demo?.stderr).to.match(/MESHSYNC_KUBE_CONFIG: demo mode \(--simulator\) needs the Kubernetes API simulator/);
@@ -126,6 +129,18 @@ describe('container image', function () {
     expect(rejected?.stderr).to.contain('plugins[0].options.valu: unknown key; did you mean "value"?');
     await writeFile(join(configDir, 'meshsync.config.yaml'), `plugins:\n  - [${FIXTURE_PLUGIN}, { value: x }]\n  - meshsync:stdout\n`, { mode: 0o644 });
     expect(await podman('run', '--rm', '--read-only', '-v', `${configDir}:/config:ro`, image, 'validate')).to.equal('valid: /config/meshsync.config.yaml');
+  });
+
+  it('finding 11: ships only what runs: no source maps or type declarations in dist, and refuses a base given by tag alone', async () => {
+    const leftovers = await podman('run', '--rm', '--entrypoint', 'node', image, '-e',
+      "const fs = require('fs'), path = require('path'); const out = []; (function walk(d) { for (const e of fs.readdirSync(d, { withFileTypes: true })) { const f = path.join(d, e.name); if (e.isDirectory()) walk(f); else if (/\\.(map|d\\.ts)$/.test(e.name)) out.push(f); } })('/app/dist'); console.log(out.length)");
+    expect(leftovers).to.equal('0');
+    const [config] = JSON.parse(await podman('image', 'inspect', image)).map((i: any) => i.Config);
+    expect((config.Env as string[]).some((e) => e.includes('enable-source-maps'))).to.equal(false);
+    // The pin check runs first in the build: a tag-only base fails it before anything else is built.
+    const unpinned = await promisify(execFile)('podman', ['build', '--build-arg', 'BASE_IMAGE=node:22-alpine', '--build-arg', `BUILD_IMAGE=${process.env.MESHSYNC_BUILD_IMAGE ?? `localhost/meshsync-base:node${process.versions.node.split('.')[0]}-build`}`, '--target', 'build', '-f', join(root, 'Dockerfile'), root], { env, maxBuffer: 64 << 20 })
+      .then(() => undefined, (error: { stderr?: string; stdout?: string }) => `${error.stdout ?? ''}${error.stderr ?? ''}`);
+    expect(unpinned).to.match(/pin the base by digest/);
   });
 
   it('publishes cluster changes to NATS from a read-only container, serves /metrics and /readyz, and stops cleanly on SIGTERM', async () => {

@@ -95,6 +95,26 @@ describe('kubernetes source (against the API simulator)', function () {
 
   const requestsFor = (resource: string, verb: string) => sim.requests().filter((r) => r.resource === resource && r.verb === verb);
 
+  it('finding 6 (LOW): a watch event larger than limits.maxLineBytes is skipped, counted and reported, and the watch reads on', async () => {
+    const core = await start({ resources: [POD_ID], limits: { maxLineBytes: 64 * 1024 } });
+    sim.create(POD_ID, { ...pod('huge'), metadata: { ...pod('huge').metadata, annotations: { filler: 'x'.repeat(256 * 1024) } } });
+    sim.create(POD_ID, pod('small'));
+    await core.sink.waitFor((events) => named(events, 'pods').includes('small'));
+    expect(named(core.sink.events, 'pods')).to.not.include('huge');
+    const reported = errors.find((report) => /skipped a watch event of \d+ bytes .* larger than limits.maxLineBytes \(65536\)/.test(report.error.message));
+    expect(reported, 'reported').to.not.equal(undefined);
+    expect((reported!.error as { code?: string }).code).to.equal('MESHSYNC_EVENT_INVALID');
+  });
+
+  it('finding 6 (LOW): a list page larger than limits.maxBodyBytes fails the list (retried), never read whole', async () => {
+    for (let i = 0; i < 5; i++) sim.create(POD_ID, { ...pod(`big-${i}`), metadata: { ...pod(`big-${i}`).metadata, annotations: { filler: 'x'.repeat(64 * 1024) } } });
+    t = createTestCore({ plugins: [kubernetes({ kubeconfig, streamingList: 'off', backoffInitialMs: 20, backoffMaxMs: 200, resources: [POD_ID], limits: { maxBodyBytes: 128 * 1024 } } as KubeOptions)] });
+    t.core.hooks.error.tap('test:errors', (report) => void errors.push(report));
+    await t.start();
+    await until(() => errors.some((report) => /larger than maxBodyBytes \(131072 bytes\); not read/.test(report.error.message)), 5000, 'the oversized page reported');
+    expect(t.sink.events).to.have.length(0);
+  });
+
   it('lists and watches the 15 default resources and streams later changes', async () => {
     const before = pod('before');
     sim.create(POD_ID, { ...before, metadata: { ...before.metadata, managedFields: [{ manager: 'kubectl', operation: 'Update', fieldsV1: { 'f:metadata': { 'f:labels': {} } } }] } });

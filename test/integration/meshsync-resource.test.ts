@@ -67,6 +67,38 @@ describe('meshsync-resource (MeshSync CR, ConfigMap and /config against the API 
     return t;
   }
 
+  it('finding 10 (LOW): a CR whitelist naming a resource beyond allowedResources is rejected, says so in the CR status, and is never listed', async () => {
+    sim.create('secrets.v1.', { metadata: { name: 'db', namespace: 'default' }, data: { password: 'aHVudGVyMg==' } });
+    sim.create(CR_ID, meshsyncCr({ whitelist: whitelist('pods.v1.', 'secrets.v1.') }));
+    t = createTestCore({
+      plugins: [
+        kubernetes({ kubeconfig, resources: ['pods.v1.', 'configmaps.v1.', 'services.v1.', 'secrets.v1.'], watchCustomResourceDefinitions: false, backoffInitialMs: 50, backoffMaxMs: 200 }),
+        watchList({ allowedResources: ['pods.v1.', 'configmaps.v1.', 'services.v1.'] }),
+        meshsyncResource({ kubeconfig, configDir, statusIntervalSeconds: 0.2 }),
+      ],
+    });
+    await t.start();
+    await t.core.whenReady();
+    await until(() => readyCondition(sim)?.reason === 'InvalidWatchList', 'the InvalidWatchList condition');
+    expect(readyCondition(sim).message).to.match(/beyond the allowed ones \(allowedResources\): secrets\.v1\./);
+    expect(sim.requests().some((r) => r.path.startsWith('/api/v1/secrets'))).to.equal(false);
+    expect(named(t.sink.events, 'secrets')).to.deep.equal([]);
+  });
+
+  it('finding 10 (LOW): without allowedResources, a CR whitelist cannot widen the watch beyond the configured resources', async () => {
+    sim.create('secrets.v1.', { metadata: { name: 'db', namespace: 'default' }, data: { password: 'aHVudGVyMg==' } });
+    sim.create(CR_ID, meshsyncCr({ whitelist: whitelist('pods.v1.') }));
+    const t = createCore();
+    await t.start();
+    await t.core.whenReady();
+    // A live edit after start names a resource the config does not watch.
+    sim.patch(CR_ID, 'meshery', 'meshery-meshsync', { spec: { 'watch-list': { data: { whitelist: whitelist('pods.v1.', 'secrets.v1.') } } } });
+    await until(() => readyCondition(sim)?.reason === 'InvalidWatchList', 'the InvalidWatchList condition');
+    expect(readyCondition(sim).message).to.match(/beyond the allowed ones \(this config's own rules\): secrets\.v1\./);
+    await sleep(300);
+    expect(sim.requests().some((r) => r.path.startsWith('/api/v1/secrets'))).to.equal(false);
+  });
+
   it('applies the watch-list of the MeshSync resource before the first list', async () => {
     sim.create(CR_ID, meshsyncCr({ whitelist: whitelist('pods.v1.') }));
     const t = createCore();
@@ -195,8 +227,9 @@ describe('meshsync-resource (MeshSync CR, ConfigMap and /config against the API 
         plugins: [
           kubernetes({ kubeconfig, resources: ['pods.v1.'], watchCustomResourceDefinitions: false }),
           watchList(),
-          // Listed before the resource plugin, and configured with a server nobody listens on.
-          nats({ url: 'nats://127.0.0.1:1', reconnectInitialMs: 20, reconnectMaxMs: 200 }),
+          // Listed before the resource plugin, and configured with a server nobody listens on; the
+          // config lets the resource choose (finding 4: without brokerFromResource it could not).
+          nats({ url: 'nats://127.0.0.1:1', brokerFromResource: true, reconnectInitialMs: 20, reconnectMaxMs: 200 }),
           meshsyncResource({ kubeconfig, configDir, statusIntervalSeconds: 0.2 }),
         ],
       });

@@ -89,6 +89,22 @@ describe('nats sink authentication and TLS (real nats-server)', function () {
     }
   });
 
+  it('finding 9 (LOW): credentials in the URL (nats://user:pass@host) authenticate', async () => {
+    const server = await start('authorization { user: meshsync, password: "url-pw-42" }');
+    await deliversOneEvent(server, { url: `nats://meshsync:url-pw-42@127.0.0.1:${server.port}` }, { user: 'meshsync', pass: 'url-pw-42' });
+  });
+
+  it('finding 9 (LOW): a token in the URL (nats://token@host) authenticates', async () => {
+    const server = await start('authorization { token: "url-token-42" }');
+    await deliversOneEvent(server, { url: `nats://url-token-42@127.0.0.1:${server.port}` }, { token: 'url-token-42' });
+  });
+
+  it('finding 9 (LOW): credentials both in the URL and in auth are refused at start with a clear error, naming neither', async () => {
+    const error = await Promise.resolve().then(() => nats({ url: 'nats://a:url-secret@127.0.0.1:4222', auth: { user: 'b', password: 'auth-secret' } })).then(() => undefined, (e: Error) => e);
+    expect(error?.message).to.match(/credentials both in the server URL and in auth/);
+    expect(error?.message).to.not.contain('url-secret').and.not.contain('auth-secret');
+  });
+
   it('keeps retrying with a wrong password and never logs it', async () => {
     const server = await start('authorization { user: meshsync, password: "right-pw" }');
     const { logger, lines } = memoryLog();
@@ -129,6 +145,40 @@ describe('nats sink authentication and TLS (real nats-server)', function () {
       await deliversOneEvent(verifying, mutual, mutual);
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('meshsync install --nats-permissions (real nats-server)', function () {
+  this.timeout(20_000);
+  it('finding 3: the emitted users lock the subjects down: meshsync publishes and answers requests, the consumer reads and asks, neither can do the other\'s part', async () => {
+    const { natsPermissions } = await import('../../cli/install/nats.ts');
+    const config = natsPermissions().replace('$MESHSYNC_NATS_PASSWORD', '"pw-meshsync"').replace('$MESHERY_NATS_PASSWORD', '"pw-meshery"');
+    const server = await startNatsServer({ config });
+    const meshery = await subscriber(server.url, 'meshery.meshsync.request', { user: 'meshery', pass: 'pw-meshery' });
+    const t = createTestCore({ plugins: [nats({ url: server.url, reconnectInitialMs: 20, auth: { user: 'meshsync', password: 'pw-meshsync' } })] });
+    try {
+      await t.start();
+      t.source.emit('ADDED', POD, makeObject(POD, 'p1'));
+      await t.drain();
+      await meshery.waitFor((m) => m.length === 1);
+      // The consumer's request is answered (allow_responses lets meshsync reply to it, and only to it).
+      const reply = await meshery.nc.request('meshery.meshsync.control', 'meta', { timeout: 2000 });
+      expect(reply.json<any>().cluster_id).to.equal('test-cluster');
+      // The consumer cannot forge events: its publish on the event subject is refused by the server.
+      const forged = await subscriber(server.url, 'meshery.meshsync.request', { user: 'meshery', pass: 'pw-meshery' });
+      forged.nc.publish('meshery.meshsync.request', '{"forged":true}');
+      await forged.nc.flush();
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(meshery.json().some((payload) => payload.forged)).to.equal(false);
+      await forged.close();
+      // Nobody without a user connects at all.
+      const anonymous = await subscriber(server.url, 'meshery.meshsync.control').then(() => 'connected', (error: Error) => error.message);
+      expect(anonymous).to.match(/Authorization/i);
+    } finally {
+      await t.stop();
+      await meshery.close();
+      await server.dispose();
     }
   });
 });

@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { Writable } from 'node:stream';
 import { createTestCore, DEPLOYMENT, makeObject, POD, type TestCore } from '../../testing/index.ts';
 import { createLogger } from '../../core/log.ts';
+import { serializeForPipeline } from '../../core/serialized.ts';
 import { definePlugin } from '../../core/plugin.ts';
 import { z } from 'zod';
 import type { ResourceRef } from '../../core/types.ts';
@@ -297,6 +298,45 @@ describe('nats sink delivery guarantees (real nats-server)', function () {
   });
 });
 
+describe('nats sink: finding 2 (HIGH), a poison event cannot stop the lane (real nats-server)', function () {
+  this.timeout(20_000);
+  it('finding 2: an object nested 20,000 levels, kept as its source\'s bytes and too large for max_payload (the truncation path), is dead-lettered; the events around it are published', async () => {
+    const server = await startNatsServer({ config: 'max_payload: 8192' });
+    const sub = await subscriber(server.url, 'meshery.meshsync.request');
+    const t = natsCore({ url: server.url }, { retryInitialMs: 1, retryMaxMs: 10 });
+    try {
+      await t.start();
+      // As the kubernetes source keeps it: parsed from the server's text, the text remembered as bytes.
+      const depth = 20_000;
+      const text = `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"deep","namespace":"default","uid":"uid-deep","resourceVersion":"1"},"spec":${'{"a":'.repeat(depth)}{}${'}'.repeat(depth)}}`;
+      const deep = JSON.parse(text);
+      serializeForPipeline(deep, text);
+      t.source.emit('ADDED', POD, makeObject(POD, 'before'));
+      t.source.emit('ADDED', POD, deep);
+      t.source.emit('ADDED', POD, makeObject(POD, 'after'));
+      await t.drain();
+      t.source.emit('ADDED', POD, makeObject(POD, 'later'));
+      await t.drain();
+      await sub.waitFor((m) => m.length === 3);
+      expect(sub.json().map((payload) => payload.object.metadata.name)).to.have.members(['before', 'after', 'later']);
+      expect(t.core.counters.sinks['meshsync:nats'].deadLettered).to.equal(1);
+      // A resync then leaves it out (it was never confirmed), and goes through.
+      sub.messages.length = 0;
+      const reply = await sub.nc.request('meshery.meshsync.control', 'resync', { timeout: 5000 });
+      expect(reply.json<any>()).to.include({ ok: true, count: 3 });
+      // A snapshot reply leaves it out too, instead of failing.
+      const replies = await sub.nc.requestMany('meshery.meshsync.control', 'snapshot', { strategy: 'sentinel', maxWait: 3000 });
+      const names: string[] = [];
+      for await (const msg of replies) if (msg.data.length > 0) names.push(...msg.json<any>().objects.map((o: any) => o.object.metadata.name));
+      expect(names).to.have.members(['before', 'after', 'later']);
+    } finally {
+      await t.stop();
+      await sub.close();
+      await server.dispose();
+    }
+  });
+});
+
 describe('nats sink requests (real nats-server)', function () {
   this.timeout(20_000);
   let server: NatsServerHandle;
@@ -370,5 +410,85 @@ describe('nats sink requests (real nats-server)', function () {
   it('answers an unknown command with an error naming the commands', async () => {
     const reply = await sub.nc.request('meshery.meshsync.control', '{"command":"explode"}', { timeout: 2000 });
     expect(reply.json<any>()).to.deep.equal({ error: 'unknown command "explode"', commands: ['resync', 'snapshot', 'meta'] });
+  });
+});
+
+describe('nats sink requests: finding 3 (HIGH/MEDIUM), the control subject is no amplifier (real nats-server)', function () {
+  this.timeout(30_000);
+  let server: NatsServerHandle;
+  let t: TestCore;
+  let sub: Awaited<ReturnType<typeof subscriber>>;
+  async function setUp(options: NatsOptionsInput = {}): Promise<void> {
+    server = await startNatsServer({ config: 'max_payload: 8192' });
+    sub = await subscriber(server.url, 'meshery.meshsync.request');
+    t = natsCore({ url: server.url, ...options });
+    await t.start();
+    for (let i = 0; i < 40; i++) t.source.emit('ADDED', POD, makeObject(POD, `p${i}`, {}, { spec: { filler: 'y'.repeat(300) } }));
+    await t.drain();
+    await sub.waitFor((m) => m.length === 40);
+    sub.messages.length = 0;
+  }
+  afterEach(async () => {
+    await t?.stop();
+    await sub?.close();
+    await server?.dispose();
+  });
+  const ask = (body: string, timeout = 10_000) => sub.nc.request('meshery.meshsync.control', body, { timeout }).then((reply) => reply.json<any>());
+
+  it('finding 3: 30 concurrent resync requests run at most two resyncs (one running, one shared by all who asked meanwhile)', async () => {
+    await setUp({ requestRatePerMinute: 1000 });
+    const replies = await Promise.all(Array.from({ length: 30 }, () => ask('resync')));
+    for (const reply of replies) expect(reply).to.include({ ok: true, count: 40 });
+    expect(new Set(replies.map((reply) => reply.resync_id)).size).to.be.at.most(2);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const begins = sub.json().filter((payload) => payload.type === 'RESYNC_BEGIN');
+    expect(begins.length).to.be.within(1, 2);
+    expect(await t.core.metrics.getSingleMetricAsString('meshsync_nats_requests_total')).to.match(/command="resync",outcome="joined"\} (2[0-9])/);
+  });
+
+  it('finding 3: 20 concurrent snapshot requests share at most two builds of the state', async () => {
+    await setUp({ requestRatePerMinute: 1000 });
+    const ids = await Promise.all(Array.from({ length: 20 }, async () => {
+      const replies = await sub.nc.requestMany('meshery.meshsync.control', 'snapshot', { strategy: 'sentinel', maxWait: 10_000 });
+      const seen = new Set<string>();
+      let objects = 0;
+      for await (const msg of replies) {
+        if (msg.data.length === 0) continue;
+        const chunk = msg.json<any>();
+        seen.add(chunk.snapshot_id);
+        objects += chunk.objects.length;
+      }
+      expect(objects).to.equal(40);
+      return [...seen];
+    }));
+    expect(new Set(ids.flat()).size).to.be.at.most(2);
+  });
+
+  it('finding 3: a rate limit refuses requests past requestRatePerMinute, with an error reply, and counts them', async () => {
+    await setUp({ requestRatePerMinute: 5 });
+    const replies = await Promise.all(Array.from({ length: 12 }, () => ask('meta')));
+    expect(replies.filter((reply) => reply.cluster_id === 'test-cluster')).to.have.length(5);
+    expect(replies.filter((reply) => /rate limited: at most 5 requests a minute/.test(reply.error))).to.have.length(7);
+    expect(await t.core.metrics.getSingleMetricAsString('meshsync_nats_requests_total')).to.match(/command="meta",outcome="rate-limited"\} 7/);
+  });
+
+  it('finding 3: a snapshot larger than snapshotMaxBytes is refused, naming resync, instead of held in memory', async () => {
+    await setUp({ snapshotMaxBytes: 4096 });
+    const replies = await sub.nc.requestMany('meshery.meshsync.control', 'snapshot', { strategy: 'sentinel', maxWait: 3000 });
+    const bodies: any[] = [];
+    for await (const msg of replies) {
+      if (msg.data.length > 0) bodies.push(msg.json<any>());
+      else break;
+      if (bodies[0]?.error) break;
+    }
+    expect(bodies[0].error).to.match(/larger than snapshotMaxBytes \(4096 bytes\); ask for a resync instead/);
+  });
+
+  it('finding 3: requestCommands is an allow-list: a command left out gets an error reply and does nothing', async () => {
+    await setUp({ requestCommands: ['meta'] });
+    expect((await ask('resync')).error).to.match(/command resync is not allowed here \(requestCommands: meta\)/);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(sub.messages).to.have.length(0);
+    expect((await ask('meta')).cluster_id).to.equal('test-cluster');
   });
 });

@@ -96,6 +96,15 @@ describe('meshsync CLI (in process)', () => {
     expect(plain.stderr).to.equal('');
   });
 
+  it('finding 1 (HIGH): MESHSYNC_CONFIG_DIR is where the search starts, so the image finds /config without running from it', async () => {
+    const mount = join(dir, 'mount');
+    await mkdir(mount);
+    await writeFile(join(mount, 'meshsync.config.yaml'), 'clusterId: from-mount\nplugins: [meshsync:stdout]\n');
+    const { code, stdout } = await cli(['print-config'], { MESHSYNC_CONFIG_DIR: mount });
+    expect(code).to.equal(0);
+    expect(JSON.parse(stdout)).to.include({ file: join(mount, 'meshsync.config.yaml'), clusterId: 'from-mount' });
+  });
+
   it('CLUSTER_ID from the environment shows in print-config', async () => {
     await writeFile(join(dir, 'meshsync.config.json'), JSON.stringify({ clusterId: 'file', plugins: [] }));
     const { stdout } = await cli(['print-config'], { CLUSTER_ID: 'env' });

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { readdirSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -123,6 +123,38 @@ describe('config loader', function () {
     expect(error).to.be.instanceOf(ConfigError);
     expect((error as ConfigError).code).to.equal('MESHSYNC_CONFIG_LOAD');
     expect((error as ConfigError).problems[0].message).to.match(/^TypeScript: line 1, column 33: ',' expected/);
+  });
+
+  it('finding 1 (HIGH): a data config naming a Node built-in ("os") never runs a file of that name beside it or in the working directory', async () => {
+    // Today's resolver turned "os" into <cwd>/os and imported it: a file in a ConfigMap mount ran.
+    const marker = `__meshsyncRan${Date.now()}`;
+    await writeFile(join(empty, 'os'), `globalThis.${marker} = true;\n`);
+    await writeFile(join(empty, 'meshsync.config.json'), JSON.stringify({ plugins: ['os', 'meshsync:stdout'] }));
+    const cwd = process.cwd();
+    process.chdir(empty);
+    let error: unknown;
+    try {
+      error = await loadConfig({ cwd: empty, env: {} }).catch((e: unknown) => e);
+    } finally {
+      process.chdir(cwd);
+    }
+    expect((globalThis as Record<string, unknown>)[marker], 'the file named os ran').to.equal(undefined);
+    expect(error).to.be.instanceOf(ConfigError);
+    expect((error as ConfigError).problems.map((p) => p.path)).to.deep.equal(['plugins[0]']);
+    expect((error as ConfigError).problems[0].message).to.match(/"os" is a Node.js built-in module, not a plugin package/);
+  });
+
+  it('finding 1 (HIGH): a plugin package resolves only to a file inside its node_modules directory', async () => {
+    const marker = `__meshsyncRan${Date.now()}`;
+    const packageDir = join(empty, 'node_modules', 'meshsync-plugin-escapes');
+    await mkdir(packageDir, { recursive: true });
+    await writeFile(join(packageDir, 'package.json'), JSON.stringify({ name: 'meshsync-plugin-escapes', main: '../../evil.cjs' }));
+    await writeFile(join(empty, 'evil.cjs'), `globalThis.${marker} = true; module.exports = () => ({ name: 'x', apply() {} });\n`);
+    await writeFile(join(empty, 'meshsync.config.json'), JSON.stringify({ plugins: ['meshsync-plugin-escapes', 'meshsync:stdout'] }));
+    const error = await loadConfig({ cwd: empty, env: {} }).catch((e: unknown) => e);
+    expect((globalThis as Record<string, unknown>)[marker], 'the file outside the package ran').to.equal(undefined);
+    expect((error as ConfigError).code).to.equal('MESHSYNC_PLUGIN_NOT_FOUND');
+    expect((error as ConfigError).problems[0].message).to.match(/outside its package directory/);
   });
 
   it('rejects a LOG_LEVEL that is not a level', async () => {

@@ -485,6 +485,7 @@ describe('lanes holding events by reference', () => {
         return undefined;
       },
       attempted: () => {},
+      deadLettered: () => {},
       delivered: () => {},
       highWater: () => {},
     });
@@ -533,7 +534,8 @@ describe('lanes holding events by reference', () => {
     await new Promise((resolve) => setTimeout(resolve, 20));
     t.core.holdDelivery('standby', false);
     await t.drain();
-    expect(summary(t.sink.events)).to.deep.equal(['ADDED a@1 -', 'ADDED b@1 -']);
+    // A failed batch is offered in parts (lane/retry.ts), so two objects may arrive in either order.
+    expect(summary(t.sink.events)).to.have.members(['ADDED a@1 -', 'ADDED b@1 -']).and.to.have.length(2);
     expect(t.source.rereads, 'each read once, whatever the attempts').to.equal(2);
     await t.stop();
   });

@@ -47,7 +47,7 @@ describe('install manifests applied with kubectl', function () {
       CustomResourceDefinition: 'customresourcedefinitions.v1.apiextensions.k8s.io', Namespace: 'namespaces.v1.', ServiceAccount: 'serviceaccounts.v1.',
       ClusterRole: 'clusterroles.v1.rbac.authorization.k8s.io', ClusterRoleBinding: 'clusterrolebindings.v1.rbac.authorization.k8s.io',
       Role: 'roles.v1.rbac.authorization.k8s.io', RoleBinding: 'rolebindings.v1.rbac.authorization.k8s.io', ConfigMap: 'configmaps.v1.',
-      Deployment: 'deployments.v1.apps', Service: 'services.v1.',
+      Deployment: 'deployments.v1.apps', Service: 'services.v1.', NetworkPolicy: 'networkpolicies.v1.networking.k8s.io', Secret: 'secrets.v1.',
     };
     for (const obj of objects) {
       const stored = sim.get(ids[obj.kind], obj.metadata.namespace, obj.metadata.name);

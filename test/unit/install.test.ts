@@ -23,6 +23,7 @@ const MODELS: Record<string, string> = {
   'v1/ConfigMap': 'kubernetes-models/v1/ConfigMap',
   'v1/Secret': 'kubernetes-models/v1/Secret',
   'v1/Service': 'kubernetes-models/v1/Service',
+  'networking.k8s.io/v1/NetworkPolicy': 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy',
   'apps/v1/Deployment': 'kubernetes-models/apps/v1/Deployment',
   'rbac.authorization.k8s.io/v1/ClusterRole': 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole',
   'rbac.authorization.k8s.io/v1/ClusterRoleBinding': 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding',
@@ -153,6 +154,33 @@ describe('install manifests', () => {
   it('rolls the pods when the config changes', () => {
     const hash = (config: object) => (installObjects({ config }).find((o) => o.kind === 'Deployment') as any).spec.template.metadata.annotations;
     expect(hash({ logLevel: 'info' })).to.not.deep.equal(hash({ logLevel: 'debug' }));
+  });
+
+  it('finding 7 (LOW): emits a NetworkPolicy: ingress only to the metrics port from the configured namespace, egress only to DNS, the API server and the broker', () => {
+    const objects = installObjects({ namespace: 'x', brokerUrl: 'nats://b:4333', metricsFrom: 'monitoring' });
+    const policy = objects.find((o) => o.kind === 'NetworkPolicy') as any;
+    expect(policy.metadata.namespace).to.equal('x');
+    expect(policy.spec.podSelector.matchLabels).to.deep.equal((objects.find((o) => o.kind === 'Deployment') as any).spec.selector.matchLabels);
+    expect(policy.spec.policyTypes).to.deep.equal(['Ingress', 'Egress']);
+    expect(policy.spec.ingress).to.deep.equal([{ from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }], ports: [{ protocol: 'TCP', port: 11000 }] }]);
+    expect(policy.spec.egress.flatMap((rule: any) => rule.ports.map((p: any) => `${p.protocol}/${p.port}`))).to.deep.equal(['UDP/53', 'TCP/53', 'TCP/443', 'TCP/6443', 'TCP/4333']);
+  });
+
+  it('finding 8 (LOW): a config shipped in a Secret gets no plain hash of itself on the Deployment (a ConfigMap config still rolls the pods)', () => {
+    const annotations = (configSecret: boolean) => (installObjects({ config: 'auth:\n  password: guessable\n', configSecret }).find((o) => o.kind === 'Deployment') as any).spec.template.metadata.annotations;
+    expect(annotations(true)).to.equal(undefined);
+    expect(annotations(false)).to.have.key('meshery.io/config-sha256');
+  });
+
+  it('finding 9 (LOW): a broker URL with credentials goes into a Secret, referenced by secretKeyRef, never into the Deployment in clear', () => {
+    const url = 'nats://meshsync:hunter2@b:4222';
+    const objects = installObjects({ namespace: 'x', brokerUrl: url });
+    const deployment = objects.find((o) => o.kind === 'Deployment') as any;
+    expect(JSON.stringify(deployment)).to.not.contain('hunter2');
+    const env = deployment.spec.template.spec.containers[0].env.find((e: any) => e.name === 'BROKER_URL');
+    expect(env).to.deep.equal({ name: 'BROKER_URL', valueFrom: { secretKeyRef: { name: 'meshsync-broker', key: 'BROKER_URL' } } });
+    const secret = objects.find((o) => o.kind === 'Secret' && o.metadata.name === 'meshsync-broker') as any;
+    expect(secret.stringData).to.deep.equal({ BROKER_URL: url });
   });
 
   it('defines the MeshSync CRD with a status subresource and a schema for broker, watch-list and status', () => {

@@ -146,6 +146,20 @@ describe('kubernetes watch line splitting', () => {
     }
   });
 
+  it('finding 6 (LOW): skips a line longer than maxLineBytes without holding it, reports its size, and reads the lines after it', () => {
+    const oversized: number[] = [];
+    const splitter = new LineSplitter(1024, (bytes) => oversized.push(bytes));
+    const lines: string[] = [];
+    const big = Buffer.from(`${'y'.repeat(10_000)}\nafter\n`);
+    splitter.push(Buffer.from('before\n'), (line) => lines.push(line.toString()) > 0);
+    for (let at = 0; at < big.length; at += 100) {
+      splitter.push(big.subarray(at, at + 100), (line) => lines.push(line.toString()) > 0);
+      expect((splitter as unknown as { restBytes: number }).restBytes, 'bytes held').to.be.at.most(1024);
+    }
+    expect(lines).to.deep.equal(['before', 'after']);
+    expect(oversized).to.deep.equal([10_000]);
+  });
+
   it('stops when told to, and keeps no view of a chunk for an unfinished line', () => {
     const splitter = new LineSplitter();
     const seen: string[] = [];

@@ -63,7 +63,8 @@ describe('meshsync-resource settings', () => {
 
 describe('watch-list reconfigure', () => {
   it('swaps the rules live and rejects a bad change, keeping the rules in force', async () => {
-    const t = createTestCore({ plugins: [watchList({ include: [{ resource: 'pods.v1.' }] })] });
+    // The operator allows deployments too (finding 10: live rules cannot go beyond allowedResources).
+    const t = createTestCore({ plugins: [watchList({ include: [{ resource: 'pods.v1.' }], allowedResources: ['pods.v1.', 'deployments.v1.apps'] })] });
     await t.start();
     t.source.emit('ADDED', DEPLOYMENT, makeObject(DEPLOYMENT, 'd1'));
     t.source.emit('ADDED', POD, makeObject(POD, 'p1'));

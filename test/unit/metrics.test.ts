@@ -8,7 +8,9 @@ import { definePlugin } from '../../core/plugin.ts';
 import { createTestCore, makeObject, memorySink, memorySource, POD, type TestCore } from '../../testing/index.ts';
 import type { Plugin } from '../../core/types.ts';
 import metrics, { statusMessage } from '../../plugins/metrics/index.ts';
+import { connect } from 'node:net';
 import { freePort } from '../support/wait.ts';
+
 
 
 interface Sample { name: string; labels: Record<string, string>; value: number }
@@ -127,6 +129,7 @@ describe('meshsync:metrics', () => {
       expect(value(samples, 'meshsync_events_dropped_total', { reason: 'plugin-error' })).to.equal(1);
       expect(value(samples, 'meshsync_sink_events_delivered_total', sink)).to.equal(3);
       expect(value(samples, 'meshsync_sink_batch_failures_total', sink)).to.equal(0);
+      expect(value(samples, 'meshsync_sink_events_dead_lettered_total', sink)).to.equal(0);
       expect(value(samples, 'meshsync_queue_depth', sink)).to.equal(0);
       expect(value(samples, 'meshsync_queue_oldest_event_age_seconds', sink)).to.equal(0);
       expect(value(samples, 'meshsync_event_latency_seconds_count', sink)).to.equal(3);
@@ -141,6 +144,7 @@ describe('meshsync:metrics', () => {
         meshsync_events_dropped_total: 'counter',
         meshsync_sink_events_delivered_total: 'counter',
         meshsync_sink_batch_failures_total: 'counter',
+        meshsync_sink_events_dead_lettered_total: 'counter',
         meshsync_queue_depth: 'gauge',
         meshsync_queue_oldest_event_age_seconds: 'gauge',
         meshsync_ready: 'gauge',
@@ -281,7 +285,7 @@ describe('meshsync:metrics', () => {
   describe('/status', () => {
     it('reports version, cluster id, readiness, resource counts, lanes, counters and the last error per plugin', async () => {
       const broker = { up: false };
-      const { t, port } = await startTestCore({}, [pickyPlugin, brokerCheck(broker)]);
+      const { t, port } = await startTestCore({ statusDetail: true }, [pickyPlugin, brokerCheck(broker)]);
       for (const name of ['a', 'b', 'c']) t.source.emit('ADDED', POD, makeObject(POD, name));
       t.source.emit('ADDED', POD, makeObject(POD, 'boom'));
       await t.drain();
@@ -293,10 +297,22 @@ describe('meshsync:metrics', () => {
       expect(body.resources).to.deep.equal({ 'pods.v1.': 4 });
       expect(body.lanes).to.deep.equal([{ sink: 'test:memory-sink', pending: 0, inFlight: 0, oldestEventAgeSeconds: 0 }]);
       expect(body.counters).to.deep.include({ received: 4, filtered: 0 });
-      expect(body.counters.sinks).to.deep.equal({ 'test:memory-sink': { delivered: 3, failedAttempts: 0 } });
+      expect(body.counters.sinks).to.deep.equal({ 'test:memory-sink': { delivered: 3, failedAttempts: 0, deadLettered: 0 } });
       expect(body.errors['test:picky']).to.include({ hook: 'transform', code: 'MESHSYNC_PLUGIN_FAILED', count: 1 });
       expect(body.errors['test:picky'].message).to.contain('cannot transform boom');
       expect(JSON.stringify(body.errors), 'errors carry messages, not the event').to.not.contain('uid-pods-boom');
+    });
+
+    it('finding 7 (LOW): without statusDetail, /status shows neither the cluster id nor error texts, only readiness and error counts', async () => {
+      const { t, port } = await startTestCore({}, [pickyPlugin]);
+      t.source.emit('ADDED', POD, makeObject(POD, 'boom'));
+      await t.drain();
+      const { status, body } = await getJson(port, '/status');
+      expect(status).to.equal(200);
+      expect(JSON.stringify(body)).to.not.contain('test-cluster').and.not.contain('cannot transform boom');
+      expect(body).to.not.have.any.keys('clusterId', 'resources', 'lanes', 'counters');
+      expect(body).to.include({ name: 'meshsync', ready: true });
+      expect(body.errors['test:picky']).to.include({ hook: 'transform', code: 'MESHSYNC_PLUGIN_FAILED', count: 1 }).and.not.have.key('message');
     });
 
     it('never shows credentials an error message quotes', async () => {
@@ -306,12 +322,37 @@ describe('meshsync:metrics', () => {
           throw new Error('cannot reach nats://meshsync:hunter2@broker:4222 with token=abc123');
         }),
       })();
-      const { t, port } = await startTestCore({}, [leaky]);
+      const { t, port } = await startTestCore({ statusDetail: true }, [leaky]);
       t.source.emit('ADDED', POD, makeObject(POD, 'a'));
       const { body } = await getJson(port, '/status');
       const message = body.errors['test:leaky'].message as string;
       expect(message).to.not.contain('hunter2').and.not.contain('abc123');
       expect(message).to.contain('nats://meshsync:[redacted]@broker:4222');
+    });
+  });
+
+  describe('the HTTP server: finding 7 (LOW), limits', () => {
+    it('finding 7 (LOW): closes a connection that has not sent its headers within headersTimeoutMs (a slow client cannot hold it)', async function () {
+      this.timeout(10_000);
+      const { port } = await startTestCore({ server: { headersTimeoutMs: 300, requestTimeoutMs: 600 } });
+      const socket = connect(port, '127.0.0.1');
+      socket.write('GET /metrics HTTP/1.1\r\nHost: x\r\n');
+      const started = Date.now();
+      let answer = '';
+      socket.on('data', (chunk) => (answer += chunk));
+      await new Promise<void>((resolve) => socket.on('close', () => resolve()).on('error', () => undefined));
+      expect(answer).to.match(/^HTTP\/1.1 408/);
+      expect(Date.now() - started).to.be.below(5000);
+    });
+
+    it('finding 7 (LOW): serves at most maxConnections connections at once', async () => {
+      const { port } = await startTestCore({ server: { maxConnections: 2 } });
+      const idle = [connect(port, '127.0.0.1'), connect(port, '127.0.0.1')];
+      await Promise.all(idle.map((socket) => new Promise((resolve) => socket.on('connect', resolve))));
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const refused = await fetch(`http://127.0.0.1:${port}/healthz`).then(() => false, () => true);
+      for (const socket of idle) socket.destroy();
+      expect(refused).to.equal(true);
     });
   });
 

@@ -163,3 +163,89 @@ describe('nats metrics', () => {
     expect(await gauge()).to.equal(1);
   });
 });
+
+/** A TCP server that speaks just enough NATS to receive a client's CONNECT line, which it records. */
+async function connectRecorder(): Promise<{ url: string; connects: string[]; close(): Promise<void> }> {
+  const { createServer } = await import('node:net');
+  const connects: string[] = [];
+  const sockets = new Set<import('node:net').Socket>();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.write('INFO {"server_id":"fake","version":"2.10.0","proto":1,"max_payload":1048576,"auth_required":true,"headers":true}\r\n');
+    let buffered = '';
+    socket.on('data', (data) => {
+      buffered += data.toString();
+      for (const line of buffered.split('\r\n').slice(0, -1)) if (line.startsWith('CONNECT ')) connects.push(line);
+      buffered = buffered.slice(buffered.lastIndexOf('\r\n') + 2);
+      socket.write('-ERR \'Authorization Violation\'\r\n');
+      socket.end();
+    });
+    socket.on('error', () => undefined);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as import('node:net').AddressInfo;
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    connects,
+    close: () => new Promise((resolve) => {
+      for (const socket of sockets) socket.destroy();
+      server.close(() => resolve());
+    }),
+  };
+}
+
+describe('nats sink: the broker named by the MeshSync resource (finding 4)', function () {
+  this.timeout(10_000);
+  const SECRET_PASSWORD = 'configured-broker-s3cret';
+  let saved: string | undefined;
+  beforeEach(() => {
+    saved = process.env.BROKER_URL;
+    delete process.env.BROKER_URL;
+  });
+  afterEach(() => {
+    if (saved !== undefined) process.env.BROKER_URL = saved;
+  });
+
+  async function runWithResourceBroker(options: Record<string, unknown>, wait: (recorder: Awaited<ReturnType<typeof connectRecorder>>) => Promise<void>) {
+    const { default: nats } = await import('../../plugins/nats/index.ts');
+    const { createTestCore } = await import('../../testing/index.ts');
+    const recorder = await connectRecorder();
+    const t = createTestCore({ plugins: [nats({ reconnectInitialMs: 20, reconnectMaxMs: 50, auth: { user: 'meshsync', password: SECRET_PASSWORD }, ...options })] });
+    try {
+      // What the meshsync-resource plugin does with spec.broker.custom.url, before the sink connects.
+      t.core.reconfigure({ broker: recorder.url });
+      void t.start().catch(() => undefined);
+      await wait(recorder);
+    } finally {
+      await t.stop().catch(() => undefined);
+      await recorder.close();
+    }
+    return recorder.connects;
+  }
+
+  it('finding 4 (MEDIUM): a broker URL from the CR does not replace the broker the config names, nor receive its credentials', async () => {
+    const connects = await runWithResourceBroker({ url: 'nats://127.0.0.1:1' }, () => new Promise((resolve) => setTimeout(resolve, 500)));
+    expect(connects, 'the CR\'s broker was dialled').to.deep.equal([]);
+  });
+
+  it('finding 4 (MEDIUM): with brokerFromResource the CR may choose the broker, but the configured credentials never go to its host', async () => {
+    const connects = await runWithResourceBroker({ url: 'nats://127.0.0.1:1', brokerFromResource: true }, async (recorder) => {
+      const deadline = Date.now() + 5000;
+      while (recorder.connects.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    });
+    expect(connects.length).to.be.greaterThan(0);
+    for (const line of connects) {
+      expect(line).to.not.contain(SECRET_PASSWORD);
+      expect(JSON.parse(line.slice('CONNECT '.length))).to.not.have.any.keys('user', 'pass', 'auth_token', 'nkey', 'sig', 'jwt');
+    }
+  });
+
+  it('finding 4 (MEDIUM): a config that names no broker follows the CR (as MeshSync does), still without the configured credentials', async () => {
+    const connects = await runWithResourceBroker({}, async (recorder) => {
+      const deadline = Date.now() + 5000;
+      while (recorder.connects.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    });
+    expect(connects.length).to.be.greaterThan(0);
+    for (const line of connects) expect(line).to.not.contain(SECRET_PASSWORD);
+  });
+});

@@ -236,3 +236,39 @@ describe('meshsync:redact-secrets', () => {
     await t.stop();
   });
 });
+
+describe('meshsync:redact-secrets: an allow-list (finding 5)', () => {
+  const redact = createRedactor({ redactSecrets: true, stripManagedFields: true });
+  const VALUE = 'hunter2-s3cret';
+  const leaves = (object: KubeObject) => {
+    const text = JSON.stringify(redact(eventOf(SECRET, object)).object);
+    return text.includes(VALUE) || text.includes(b64(VALUE));
+  };
+
+  it('finding 5 (LOW): a last-applied copy spelled StringData (which the API server accepts) leaves no value', () => {
+    const applied = JSON.stringify({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'db' }, StringData: { password: VALUE } });
+    expect(leaves(secretObject('db', { password: b64(VALUE) }, { [LAST_APPLIED]: applied }))).to.equal(false);
+  });
+
+  it('finding 5 (LOW): a last-applied kind: List of Secrets leaves no value', () => {
+    const applied = JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [{ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'db' }, stringData: { password: VALUE } }] });
+    const out = redact(eventOf(SECRET, secretObject('db', { password: b64(VALUE) }, { [LAST_APPLIED]: applied }))).object;
+    expect(JSON.stringify(out)).to.not.contain(VALUE);
+    expect(out.metadata.annotations![LAST_APPLIED]).to.equal(REDACTED);
+  });
+
+  it('finding 5 (LOW): a Secret field it does not know (any spelling, any later API field) is left out, not passed on', () => {
+    const object = { ...secretObject('db', { password: b64(VALUE) }), Data: { password: b64(VALUE) }, extra: { copy: VALUE } } as KubeObject;
+    const out = redact(eventOf(SECRET, object)).object as Record<string, unknown>;
+    expect(leaves(object)).to.equal(false);
+    expect(Object.keys(out).sort()).to.deep.equal(['apiVersion', 'data', 'kind', 'metadata', 'type']);
+    expect(out.data).to.deep.equal({ password: REDACTED });
+  });
+
+  it('finding 5 (LOW): keeps what a consumer needs: metadata, type and the keys', () => {
+    const out = redact(eventOf(SECRET, secretObject('db', { password: b64(VALUE), user: b64('app') }, { team: 'payments' }))).object as Record<string, any>;
+    expect(out).to.deep.include({ apiVersion: 'v1', kind: 'Secret', type: 'Opaque', data: { password: REDACTED, user: REDACTED } });
+    expect(out.metadata).to.deep.include({ name: 'db', namespace: 'shop', uid: 'uid-secrets-db', resourceVersion: '1', annotations: { team: 'payments' } });
+    expect(out.metadata).to.not.have.key('managedFields');
+  });
+});

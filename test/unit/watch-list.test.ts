@@ -118,7 +118,7 @@ describe('meshsync:watch-list', () => {
 
   it('has an options schema the website can turn into JSON Schema', () => {
     const schema = z.toJSONSchema(watchList.optionsSchema, { io: 'input' }) as { properties: Record<string, { description?: string }> };
-    expect(Object.keys(schema.properties)).to.deep.equal(['include', 'exclude', 'whitelist', 'blacklist']);
+    expect(Object.keys(schema.properties)).to.deep.equal(['include', 'exclude', 'whitelist', 'blacklist', 'allowedResources']);
     for (const property of Object.values(schema.properties)) expect(property.description).to.be.a('string');
   });
 });
