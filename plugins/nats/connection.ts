@@ -35,12 +35,16 @@ export class BrokerConnection {
     private readonly events: ConnectionEvents,
   ) {
     const auth = options.auth;
-    for (const secret of [auth?.password, auth?.token, auth?.nkeySeed]) if (secret) this.secrets.push(secret);
+    for (const secret of [auth?.password, auth?.token, auth?.nkeySeed, envToken()]) if (secret) this.secrets.push(secret);
     for (const server of servers) {
       const userinfo = /\/\/([^@/]*)@/.exec(server)?.[1];
-      if (userinfo) this.secrets.push(...userinfo.split(':').filter((part) => part.length > 0));
+      if (userinfo) this.secrets.push(...userinfo.split(':').filter((part) => part.length > 0), ...userinfo.split(':').map(safeDecode).filter((part) => part.length > 0));
     }
+    this.urlAuth = urlCredentials(servers);
   }
+
+  /** Credentials in a server URL (`nats://token@host`, `nats://user:pass@host`), as Go's client takes them. */
+  private readonly urlAuth: NatsOptions['auth'];
 
   /** The connection object, while one exists (it may be reconnecting). */
   get current(): NatsConnection | undefined {
@@ -168,7 +172,8 @@ export class BrokerConnection {
   private connectOptions(): NodeConnectionOptions {
     const { options } = this;
     return {
-      servers: [...this.servers],
+      // The client does not read credentials from a URL: they go to the authenticator instead.
+      servers: this.servers.map(withoutUserinfo),
       name: options.name,
       reconnect: true,
       maxReconnectAttempts: -1,
@@ -190,8 +195,10 @@ export class BrokerConnection {
     return jitter(Math.min(this.options.reconnectMaxMs, Math.max(this.options.reconnectInitialMs, outage / 2)));
   }
 
+  /** The configured method, else the URL's credentials, else NATS_TOKEN (the Meshery operator's broker token). */
   private authenticator(): Authenticator | undefined {
-    const auth = this.options.auth;
+    const token = envToken();
+    const auth = this.options.auth ?? this.urlAuth ?? (token ? { token } : undefined);
     if (!auth) return undefined;
     if (auth.user !== undefined) return usernamePasswordAuthenticator(auth.user, auth.password);
     if (auth.token !== undefined) return tokenAuthenticator(auth.token);
@@ -239,6 +246,35 @@ export class BrokerConnection {
       this.wake = done;
     });
   }
+}
+
+/** NATS_TOKEN: how the Meshery operator's token (secret meshery-nats-auth) reaches MeshSync. */
+function envToken(): string | undefined {
+  return process.env.NATS_TOKEN?.trim() || undefined;
+}
+
+function safeDecode(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return part;
+  }
+}
+
+/** The first server URL with user info: `user:password@` or `token@`. */
+export function urlCredentials(servers: readonly string[]): NatsOptions['auth'] {
+  for (const server of servers) {
+    const userinfo = /^[a-z]+:\/\/([^@/]*)@/i.exec(server)?.[1];
+    if (!userinfo) continue;
+    const colon = userinfo.indexOf(':');
+    if (colon < 0) return { token: safeDecode(userinfo) };
+    return { user: safeDecode(userinfo.slice(0, colon)), password: safeDecode(userinfo.slice(colon + 1)) };
+  }
+  return undefined;
+}
+
+function withoutUserinfo(server: string): string {
+  return server.replace(/^([a-z]+:\/\/)[^@/]*@/i, '$1');
 }
 
 /** Between half and one and a half times `ms`. */

@@ -4,6 +4,7 @@ export interface NatsMetrics {
   readonly published: Counter<'type'>;
   readonly truncated: Counter;
   readonly resyncs: Counter<'reason'>;
+  readonly requests: Counter<'entity' | 'outcome'>;
 }
 
 /** Each registry's NATS sinks, by whether their connection is up. */
@@ -46,6 +47,12 @@ export function natsMetrics(registry: Registry, isConnected: () => boolean): Nat
       name: 'meshsync_resyncs_total',
       help: 'Complete republications of the current state, by reason (reconnect, request).',
       labelNames: ['reason'],
+      registers: [registry],
+    }),
+    requests: (registry.getSingleMetric('meshsync_meshery_requests_total') as Counter<'entity' | 'outcome'> | undefined) ?? new Counter({
+      name: 'meshsync_meshery_requests_total',
+      help: 'Meshery mode: requests from Meshery Server, by entity and outcome (answered, ignored, invalid, unsupported, failed).',
+      labelNames: ['entity', 'outcome'],
       registers: [registry],
     }),
   };
