@@ -286,6 +286,10 @@ func listen(args []string) {
 		var err error
 		switch command {
 		case "store":
+			// storeIds holds what answers this request.
+			st.Lock()
+			st.storeIDs = map[string]bool{}
+			st.Unlock()
 			// requestMeshsyncStore, as the server sends it once its store subscription is up.
 			err = handler.Publish(requestSubject, &broker.Message{Request: &broker.RequestObject{
 				Entity: "informer-store", Payload: struct{ Reply string }{Reply: storeSubject},

@@ -50,6 +50,7 @@ export class MesheryRequests {
         this.queue = this.queue.then(() => this.handle(nc, msg));
       },
     });
+    this.logger.info({ subject: MESHERY.requestSubject, queue: MESHERY.requestQueue }, 'answering Meshery requests');
   }
 
   stop(): void {
@@ -130,6 +131,7 @@ export class MesheryRequests {
    * no live batch lands between the state it reads and the replies.
    */
   private async replyStore(reply: string): Promise<void> {
+    if (!this.core.state.ready) this.logger.info({ reply }, 'informer-store request before the initial sync: answered once it is complete');
     await this.synced;
     await this.delivery.lock.run(async () => {
       const nc = this.connection().require();
