@@ -1,7 +1,9 @@
 /**
  * Resyncs: the whole confirmed state republished between RESYNC_BEGIN and RESYNC_END markers, so
  * consumers can drop what they hold and the frame did not mention (after a reconnect, for a new
- * leader, on request). One runs at a time, retried until it went through.
+ * leader, on request). One runs at a time, retried until it went through. In Meshery mode there
+ * are no markers: every object goes out as ADDED, then a DELETED for each object gone since the
+ * last announce.
  */
 import { nuid } from '@nats-io/transport-node';
 import { PipelineEvent, type Core, type Logger, type SyncEvent } from '../../core/index.ts';
