@@ -36,13 +36,15 @@ export class BrokerConnection {
     private readonly servers: readonly string[],
     private readonly logger: Logger,
     private readonly events: ConnectionEvents,
+    /** NATS_TOKEN (the operator's broker token) may be sent: false for a broker the config does not name. */
+    private readonly envTokenAllowed = true,
   ) {
     this.dial = urlCredentials(servers, options.auth);
     const auth = options.auth;
-    for (const secret of [auth?.password, auth?.token, auth?.nkeySeed]) if (secret) this.secrets.push(secret);
+    for (const secret of [auth?.password, auth?.token, auth?.nkeySeed, envToken()]) if (secret) this.secrets.push(secret);
     for (const server of servers) {
       const userinfo = /\/\/([^@/]*)@/.exec(server)?.[1];
-      if (userinfo) this.secrets.push(...userinfo.split(':').filter((part) => part.length > 0));
+      if (userinfo) this.secrets.push(...userinfo.split(':').filter((part) => part.length > 0), ...userinfo.split(':').map(safeDecode).filter((part) => part.length > 0));
     }
   }
 
@@ -194,10 +196,15 @@ export class BrokerConnection {
     return jitter(Math.min(this.options.reconnectMaxMs, Math.max(this.options.reconnectInitialMs, outage / 2)));
   }
 
+  /** The configured method, else the URL's credentials, else NATS_TOKEN (the Meshery operator's broker token). */
   private authenticator(): Authenticator | undefined {
     const auth = this.options.auth;
     const fromUrl = this.dial.credentials;
-    if (!auth) return fromUrl === undefined ? undefined : 'token' in fromUrl ? tokenAuthenticator(fromUrl.token) : usernamePasswordAuthenticator(fromUrl.user, fromUrl.pass);
+    if (!auth) {
+      if (fromUrl !== undefined) return 'token' in fromUrl ? tokenAuthenticator(fromUrl.token) : usernamePasswordAuthenticator(fromUrl.user, fromUrl.pass);
+      const token = this.envTokenAllowed ? envToken() : undefined;
+      return token ? tokenAuthenticator(token) : undefined;
+    }
     if (auth.user !== undefined) return usernamePasswordAuthenticator(auth.user, auth.password);
     if (auth.token !== undefined) return tokenAuthenticator(auth.token);
     // Files are read at each connect, so a rotated Secret is picked up.
@@ -243,6 +250,19 @@ export class BrokerConnection {
       }
       this.wake = done;
     });
+  }
+}
+
+/** NATS_TOKEN: how the Meshery operator's token (secret meshery-nats-auth) reaches MeshSync. */
+function envToken(): string | undefined {
+  return process.env.NATS_TOKEN?.trim() || undefined;
+}
+
+function safeDecode(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return part;
   }
 }
 

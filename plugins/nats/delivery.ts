@@ -4,14 +4,17 @@
  * confirmed that a resync republishes.
  */
 import {
-  holdBytes, isKeptBySource, objectKey, resourceId, type Batch, type EventType, type HeldBytes, type Logger, type ResourceRef, type SyncEvent,
+  holdBytes, isKeptBySource, objectKey, parseJsonBytes, PipelineEvent, resourceId,
+  type Batch, type Core, type EventType, type HeldBytes, type KubeObject, type Logger, type ResourceRef, type SnapshotItem, type SyncEvent,
 } from '../../core/index.ts';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { BrokerConnection } from './connection.ts';
 import { encodeEvent, messageId, type Truncation } from './encode.ts';
 import { JetStreamPublisher } from './jetstream.ts';
 import type { NatsMetrics } from './metrics.ts';
-import type { NatsOptions } from './options.ts';
+import { Announced } from './meshery/announced.ts';
+import { encodeMesheryEvent } from './meshery/wire.ts';
+import type { NatsOptions, Protocol } from './options.ts';
 import { brokerError, maxPayloadOf, Mutex, Outgoing, withTimeout } from './outgoing.ts';
 
 /** An object's JSON as this sink confirmed it, kept to republish it in a resync. */
@@ -37,11 +40,14 @@ export class Delivery {
   readonly lock = new Mutex();
   /** The subject of each event; set once the cluster id is final. */
   subjectOf: (event: SyncEvent) => string = () => '';
+  /** Meshery mode: what Meshery was told since the last re-announce. */
+  readonly announced: Announced | undefined;
   private readonly truncationLogged = new Set<string>();
   private readonly jetstream: JetStreamPublisher | undefined;
 
   constructor(
     private readonly options: NatsOptions,
+    private readonly protocol: Protocol,
     private readonly connection: () => BrokerConnection,
     private readonly metrics: NatsMetrics,
     private readonly logger: Logger,
@@ -49,6 +55,7 @@ export class Delivery {
     this.jetstream = options.jetstream === undefined
       ? undefined
       : new JetStreamPublisher(options.jetstream, options.subject, logger, () => connection().connected, (message) => connection().scrub(message));
+    this.announced = protocol === 'meshery' ? new Announced() : undefined;
   }
 
   /** The sink tap: resolves once the broker confirmed every event of the batch. */
@@ -63,7 +70,9 @@ export class Delivery {
       const objectBytes: Uint8Array[] = new Array(batch.length);
       for (let i = 0; i < batch.length; i++) {
         const event = batch[i];
-        const message = encodeEvent(event, { withHeaders: this.options.headers, maxPayload, sharedHeaders: !this.options.jetstream });
+        const message = this.protocol === 'meshery'
+          ? encodeMesheryEvent(event, { maxPayload })
+          : encodeEvent(event, { withHeaders: this.options.headers, maxPayload, sharedHeaders: !this.options.jetstream });
         objectBytes[i] = message.objectBytes;
         if (message.truncation !== 'none') {
           truncated++;
@@ -78,10 +87,35 @@ export class Delivery {
         if (event.type === 'DELETED') this.published.delete(objectKey(event));
         else this.published.set(objectKey(event), isKeptBySource(event.object) ? event.type : new ConfirmedBytes(event.resource, holdBytes(objectBytes[i])));
       });
+      this.announced?.record(batch);
       // Counted once confirmed, per batch.
       for (const type of ['ADDED', 'MODIFIED', 'DELETED'] as const) if (published[type] > 0) this.metrics.published.inc({ type }, published[type]);
       if (truncated > 0) this.metrics.truncated.inc(truncated);
     });
+  }
+
+  /**
+   * What a consumer that missed nothing holds, each object by its key as it is now (type ADDED),
+   * read lazily so the whole state is never parsed at once: from its source's snapshot when the
+   * source keeps it, else as it was confirmed. Read under `lock`, so no batch changes it meanwhile.
+   */
+  *confirmedState(core: Pick<Core, 'snapshot' | 'clusterId'>, observedAt: number): Generator<[string, SyncEvent]> {
+    // The filters see each object as the type it was confirmed as, so one they let through then
+    // (a watch-list allowing only MODIFIED) is not left out now.
+    const keptAs = (item: SnapshotItem) => {
+      const entry = this.published.get(objectKey(item));
+      return typeof entry === 'string' ? entry : undefined;
+    };
+    const seen = new Set<string>();
+    for (const event of core.snapshot(keptAs)) {
+      const key = objectKey(event);
+      if (seen.has(key)) continue;
+      seen.add(key);
+      yield [key, new PipelineEvent('ADDED', event.resource, event.object, core.clusterId, observedAt)];
+    }
+    for (const [key, confirmed] of this.published) {
+      if (typeof confirmed !== 'string') yield [key, new PipelineEvent('ADDED', confirmed.resource, parseJsonBytes<KubeObject>(confirmed.json), core.clusterId, observedAt)];
+    }
   }
 
   /** Publishes and waits for the server's confirmation; throws (the whole set is retried) when it did not come. */

@@ -22,6 +22,7 @@ export const nats = definePlugin({
       sink.clusterResolved(clusterId);
       return clusterId;
     });
+    core.hooks.ready.tap(PLUGIN_NAME, () => sink.sourcesSynced());
     core.hooks.sink.tapPromise(PLUGIN_NAME, (batch) => sink.deliver(batch));
     // A new leader, or an operator's request through the core: republish the confirmed view, framed.
     core.hooks.resync.tap(PLUGIN_NAME, (reason) => sink.requestResync(reason));
@@ -33,6 +34,7 @@ export const nats = definePlugin({
 });
 
 export default nats;
-export { natsOptionsSchema, resolveServers, type NatsOptions, type NatsOptionsInput } from './options.ts';
+export { natsOptionsSchema, resolveProtocol, resolveServers, PROTOCOLS, type NatsOptions, type NatsOptionsInput, type Protocol } from './options.ts';
+export { MESHERY } from './meshery/wire.ts';
 export { FORMAT_VERSION, HEADER } from './encode.ts';
 export { compileSubject, subjectToken } from './subject.ts';

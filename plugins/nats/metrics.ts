@@ -5,6 +5,7 @@ export interface NatsMetrics {
   readonly truncated: Counter;
   readonly resyncs: Counter<'reason'>;
   readonly requests: Counter<'command' | 'outcome'>;
+  readonly mesheryRequests: Counter<'entity' | 'outcome'>;
 }
 
 /** Each registry's NATS sinks, by whether their connection is up. */
@@ -53,6 +54,12 @@ export function natsMetrics(registry: Registry, isConnected: () => boolean): Nat
       name: 'meshsync_nats_requests_total',
       help: 'Requests on the request subject, by command and outcome (answered, joined: shared a resync or snapshot already asked for, rate-limited, not-allowed, too-large, failed).',
       labelNames: ['command', 'outcome'],
+      registers: [registry],
+    }),
+    mesheryRequests: (registry.getSingleMetric('meshsync_meshery_requests_total') as Counter<'entity' | 'outcome'> | undefined) ?? new Counter({
+      name: 'meshsync_meshery_requests_total',
+      help: 'Meshery mode: requests from Meshery Server, by entity and outcome (answered, ignored, invalid, unsupported, failed).',
+      labelNames: ['entity', 'outcome'],
       registers: [registry],
     }),
   };

@@ -53,7 +53,19 @@ const brokerSchema = z.union([
   z.object({ custom: z.object({ url: z.string().min(1) }) }),
 ]).describe('MeshSync-style broker reference: `{ native: { name, namespace } }` (an in-cluster NATS service) or `{ custom: { url } }`.');
 
+/** The wire formats: MeshSync's seed format (the default), or what Meshery Server decodes. */
+export const PROTOCOLS = ['meshsync', 'meshery'] as const;
+export type Protocol = (typeof PROTOCOLS)[number];
+
+const mesherySchema = z.object({
+  resyncDebounceMs: z.number().int().min(0).default(5000)
+    .describe('A `resync-discovery` request re-announces everything once no other came for this long (Go MeshSync: 5 s).'),
+}).strict().default({ resyncDebounceMs: 5000 }).describe('Meshery mode settings.');
+
 export const natsOptionsSchema = z.object({
+  protocol: z.enum(PROTOCOLS).default('meshsync')
+    .describe('Wire format: `meshsync` (the seed format, below) or `meshery` (meshkit broker.Message with the KubernetesResource model on Meshery\'s subjects; PROTOCOL.md). MESHSYNC_PROTOCOL in the environment wins.'),
+  meshery: mesherySchema,
   url: z.string().min(1).optional().describe('Server URL (`nats://host:4222`); BROKER_URL in the environment wins over it.'),
   servers: z.array(z.string().min(1)).min(1).optional().describe('Several server URLs of one cluster (instead of `url`).'),
   broker: brokerSchema.optional(),
@@ -95,6 +107,9 @@ export const natsOptionsSchema = z.object({
 }).refine((o) => o.auth === undefined || !hasUrlCredentials([...(o.servers ?? []), ...(o.url ? [o.url] : [])]), {
   message: URL_AND_AUTH,
   path: ['auth'],
+}).refine((o) => !(o.protocol === 'meshery' && o.jetstream), {
+  message: 'Meshery Server reads core NATS: jetstream does not apply with protocol "meshery"',
+  path: ['jetstream'],
 });
 
 export type NatsOptions = z.output<typeof natsOptionsSchema>;
@@ -143,6 +158,19 @@ export function serverHosts(servers: readonly string[]): Set<string> {
   }));
 }
 export type NatsOptionsInput = z.input<typeof natsOptionsSchema>;
+
+export const PROTOCOL_ENV = 'MESHSYNC_PROTOCOL';
+
+/**
+ * The wire format in force: MESHSYNC_PROTOCOL (the operator's Deployment sets it) wins over the
+ * file, like BROKER_URL. An unknown value is an error, not a silent fall-back to the other format.
+ */
+export function resolveProtocol(options: Pick<NatsOptions, 'protocol'>, env: NodeJS.ProcessEnv = process.env): Protocol {
+  const fromEnv = env[PROTOCOL_ENV]?.trim().toLowerCase();
+  if (!fromEnv) return options.protocol;
+  if ((PROTOCOLS as readonly string[]).includes(fromEnv)) return fromEnv as Protocol;
+  throw new MeshSyncError('MESHSYNC_CONFIG_INVALID', `${PROTOCOL_ENV} (environment): expected one of ${PROTOCOLS.join(', ')}, got "${env[PROTOCOL_ENV]}"`);
+}
 
 /**
  * The server URLs to dial. Precedence: BROKER_URL (environment; may list several, comma-separated)

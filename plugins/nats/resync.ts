@@ -1,15 +1,18 @@
 /**
  * Resyncs: the whole confirmed state republished between RESYNC_BEGIN and RESYNC_END markers, so
  * consumers can drop what they hold and the frame did not mention (after a reconnect, for a new
- * leader, on request). One runs at a time, retried until it went through.
+ * leader, on request). One runs at a time, retried until it went through. In Meshery mode there
+ * are no markers: every object goes out as ADDED, then a DELETED for each object gone since the
+ * last announce.
  */
 import { nuid } from '@nats-io/transport-node';
-import { objectKey, parseJsonBytes, PipelineEvent, type Core, type KubeObject, type Logger, type SnapshotItem, type SyncEvent } from '../../core/index.ts';
+import { PipelineEvent, type Core, type Logger, type SyncEvent } from '../../core/index.ts';
 import { jitter, type BrokerConnection } from './connection.ts';
 import type { Delivery } from './delivery.ts';
 import { encodeEvent, markerHeaders, messageId } from './encode.ts';
 import type { NatsMetrics } from './metrics.ts';
-import type { NatsOptions } from './options.ts';
+import { encodeMesheryEvent } from './meshery/wire.ts';
+import type { NatsOptions, Protocol } from './options.ts';
 import { errorMessage, maxPayloadOf, Outgoing } from './outgoing.ts';
 import { markerSubject } from './subject.ts';
 
@@ -21,6 +24,7 @@ export class Resyncs {
   constructor(
     private readonly core: Core,
     private readonly options: NatsOptions,
+    private readonly protocol: Protocol,
     private readonly delivery: Delivery,
     private readonly connection: () => BrokerConnection,
     private readonly metrics: NatsMetrics,
@@ -46,13 +50,15 @@ export class Resyncs {
       const clusterId = this.core.clusterId;
       const resyncId = nuid.next();
       const observedAt = Date.now();
+      // Meshery Server knows no frame markers (one would decode as an empty resource).
+      const framed = this.protocol === 'meshsync';
       const begin = JSON.stringify({ type: 'RESYNC_BEGIN', resync_id: resyncId, cluster_id: clusterId });
-      await this.delivery.send(nc, [this.marker('RESYNC_BEGIN', begin, resyncId)]);
+      if (framed) await this.delivery.send(nc, [this.marker('RESYNC_BEGIN', begin, resyncId)]);
       let count = 0;
       let truncated = 0;
       let outgoing: Outgoing[] = [];
       const add = async (event: SyncEvent) => {
-        const message = this.delivery.encodeOrSkip(event, () => encodeEvent(event, { withHeaders: this.options.headers, maxPayload, resyncId }));
+        const message = this.delivery.encodeOrSkip(event, () => (framed ? encodeEvent(event, { withHeaders: this.options.headers, maxPayload, resyncId }) : encodeMesheryEvent(event, { maxPayload })));
         if (message === undefined) return;
         if (message.truncation !== 'none') {
           truncated++;
@@ -65,30 +71,22 @@ export class Resyncs {
         count += outgoing.length;
         outgoing = [];
       };
-      // Read lazily, a chunk at a time: parsing every object up front would hold the whole state
-      // in the heap. The filters see each object as the type it was confirmed as, so one they
-      // let through then (a watch-list allowing only MODIFIED) is not left out now.
-      const keptAs = (item: SnapshotItem) => {
-        const entry = this.delivery.published.get(objectKey(item));
-        return typeof entry === 'string' ? entry : undefined;
-      };
       const mentioned = new Set<string>();
-      for (const event of this.core.snapshot(keptAs)) {
-        const key = objectKey(event);
-        if (mentioned.has(key)) continue;
+      for (const [key, event] of this.delivery.confirmedState(this.core, observedAt)) {
         mentioned.add(key);
-        await add(new PipelineEvent('ADDED', event.resource, event.object, clusterId, observedAt));
+        await add(event);
       }
-      for (const confirmed of this.delivery.published.values()) {
-        if (typeof confirmed !== 'string') await add(new PipelineEvent('ADDED', confirmed.resource, parseJsonBytes<KubeObject>(confirmed.json), clusterId, observedAt));
-      }
+      // Meshery mode has no frame to tell consumers what to drop: each object gone since the last
+      // announce (deleted, filtered out now, of a resource no longer watched) gets a DELETED.
+      if (!framed) for (const gone of this.delivery.announced?.goneFrom(mentioned) ?? []) await add(new PipelineEvent('DELETED', gone.resource, gone.object, clusterId, observedAt));
       await this.delivery.send(nc, outgoing);
       count += outgoing.length;
       const end = JSON.stringify({ type: 'RESYNC_END', resync_id: resyncId, count, cluster_id: clusterId });
-      await this.delivery.send(nc, [this.marker('RESYNC_END', end, resyncId)]);
+      if (framed) await this.delivery.send(nc, [this.marker('RESYNC_END', end, resyncId)]);
       // Consumers dropped what the frame left out (deleted since, filtered out now, or of a
       // resource no longer watched): so does this view.
       for (const [key, entry] of this.delivery.published) if (typeof entry === 'string' && !mentioned.has(key)) this.delivery.published.delete(key);
+      this.delivery.announced?.announcedExactly(mentioned);
       this.metrics.resyncs.inc({ reason });
       if (truncated > 0) this.metrics.truncated.inc(truncated);
       this.logger.info({ resyncId, count, reason }, 'resync published');

@@ -9,7 +9,9 @@ import { redactUrlCredentials, type Batch, type Core, type Logger } from '../../
 import { BrokerConnection } from './connection.ts';
 import { Delivery } from './delivery.ts';
 import { natsMetrics } from './metrics.ts';
-import { namesBroker, PLUGIN_NAME, resolveServers, serverHosts, type NatsOptions } from './options.ts';
+import { MesheryRequests } from './meshery/requests.ts';
+import { MESHERY } from './meshery/wire.ts';
+import { namesBroker, PLUGIN_NAME, resolveProtocol, resolveServers, serverHosts, type NatsOptions, type Protocol } from './options.ts';
 import { Requests } from './requests.ts';
 import { Resyncs } from './resync.ts';
 import { compileSubject } from './subject.ts';
@@ -20,15 +22,27 @@ export class NatsSink {
   private clusterKnown = false;
   private readonly delivery: Delivery;
   private readonly resyncs: Resyncs;
-  private readonly requests: Requests;
+  private readonly requests: Requests | MesheryRequests;
+  /** The wire format in force (MESHSYNC_PROTOCOL wins over the option). */
+  readonly protocol: Protocol;
+  private markSynced: () => void = () => undefined;
+  private readonly synced = new Promise<void>((resolve) => (this.markSynced = resolve));
 
   constructor(private readonly core: Core, private readonly options: NatsOptions, private readonly logger: Logger) {
+    this.protocol = resolveProtocol(options);
     this.brokerConnection = this.connect(resolveServers(options));
     const metrics = natsMetrics(core.metrics, () => this.connection.connected);
     const connection = () => this.connection;
-    this.delivery = new Delivery(options, connection, metrics, logger);
-    this.resyncs = new Resyncs(core, options, this.delivery, connection, metrics, logger);
-    this.requests = new Requests(core, options, connection, (reason) => this.resyncs.run(reason), metrics, logger);
+    this.delivery = new Delivery(options, this.protocol, connection, metrics, logger);
+    this.resyncs = new Resyncs(core, options, this.protocol, this.delivery, connection, metrics, logger);
+    this.requests = this.protocol === 'meshery'
+      ? new MesheryRequests(core, options, this.delivery, connection, this.synced, (reason) => this.resyncs.request(reason), metrics, logger)
+      : new Requests(core, options, connection, (reason) => this.resyncs.run(reason), metrics, logger);
+  }
+
+  /** Every source listed its initial state (the ready hook). */
+  sourcesSynced(): void {
+    this.markSynced();
   }
 
   get connection(): BrokerConnection {
@@ -62,7 +76,7 @@ export class NatsSink {
 
   /**
    * A connection to `servers`. Credentials configured for one broker go to its hosts only: a
-   * broker elsewhere (named by the MeshSync resource) is dialled without them.
+   * broker elsewhere (named by the MeshSync resource) is dialled without them, NATS_TOKEN included.
    */
   private connect(servers: string[]): BrokerConnection {
     const configured = serverHosts(resolveServers(this.options));
@@ -74,12 +88,13 @@ export class NatsSink {
     }
     return new BrokerConnection(options, servers, this.logger, {
       connected: (nc, reconnect) => this.onConnected(nc, reconnect),
-    });
+    }, !elsewhere);
   }
 
   /** The cluster id is final (the clusterId hook ran after start): subjects can be rendered. */
   clusterResolved(clusterId: string): void {
-    this.delivery.subjectOf = compileSubject(this.options.subject, clusterId);
+    // Meshery mode uses Go MeshSync's hard-coded subjects.
+    this.delivery.subjectOf = this.protocol === 'meshery' ? () => MESHERY.eventSubject : compileSubject(this.options.subject, clusterId);
     this.clusterKnown = true;
     const nc = this.connection.current;
     if (nc) this.requests.subscribe(nc);
@@ -87,6 +102,7 @@ export class NatsSink {
 
   async stop(): Promise<void> {
     this.resyncs.stop();
+    if (this.requests instanceof MesheryRequests) this.requests.stop();
     await this.connection.stop();
   }
 

@@ -56,6 +56,7 @@ export default defineConfig({
             { text: 'Writing a plugin', link: '/guide/writing-a-plugin' },
             { text: 'Deploying', link: '/guide/deploying' },
             { text: 'Operating', link: '/guide/operating' },
+            { text: 'Replacing MeshSync in Meshery', link: '/guide/meshery' },
           ],
         },
         { text: 'Reference', items: referenceSidebar },

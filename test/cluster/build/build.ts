@@ -14,22 +14,14 @@
  * go.mod replaces each with its published v0.X.Y. Those lines come from the module's own go.mod,
  * never from a hand-kept list, and a build refuses a go.mod whose lines have drifted.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { go as goIn, goBuild, goCacheDir, readGoMod as readGoModIn, requiredVersion, type GoMod } from '../../support/go-build.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const KUBERNETES = 'k8s.io/kubernetes';
 const ETCD_SERVER = 'go.etcd.io/etcd/server/v3';
-
-interface GoMod {
-  Module: { Path: string };
-  Require: { Path: string; Version: string }[] | null;
-  Replace: { Old: { Path: string }; New: { Path: string; Version?: string } }[] | null;
-}
 
 interface Binary {
   name: string;
@@ -40,32 +32,11 @@ interface Binary {
 }
 
 function go(args: string[], cwd: string, stdio: 'pipe' | 'inherit' = 'pipe'): string {
-  if (!goFound()) throw new Error('go not found on PATH: the cluster suite builds kube-apiserver and etcd from the Go module proxy and needs Go >= 1.26 (https://go.dev/dl)');
-  const out = execFileSync('go', args, {
-    cwd,
-    stdio: ['ignore', stdio, 'inherit'],
-    encoding: 'utf8',
-    // CGO off: static binaries, no C toolchain needed; GOFLAGS from the caller could add -mod=vendor.
-    env: { ...process.env, CGO_ENABLED: '0', GOFLAGS: '-buildvcs=false', GOWORK: 'off' },
-    maxBuffer: 64 * 1024 * 1024,
-  });
-  return out ?? '';
-}
-
-let goChecked: boolean | undefined;
-function goFound(): boolean {
-  goChecked ??= spawnSync('go', ['version'], { stdio: 'ignore' }).error === undefined;
-  return goChecked;
+  return goIn(args, cwd, stdio);
 }
 
 function readGoMod(file: string): GoMod {
-  return JSON.parse(go(['mod', 'edit', '-json', file], here)) as GoMod;
-}
-
-function requiredVersion(mod: GoMod, path: string): string {
-  const found = mod.Require?.find((r) => r.Path === path);
-  if (!found) throw new Error(`${mod.Module.Path}: go.mod does not require ${path}`);
-  return found.Version;
+  return readGoModIn(file, here);
 }
 
 /** v1.37.2 → v0.37.2: the version Kubernetes tags its staging modules with. */
@@ -139,14 +110,9 @@ const BINARIES: Binary[] = [
 
 /** Where the binaries for the pinned versions live: outside the clone, so every clone on the machine shares them. */
 export function cacheDir(): string {
-  const base = process.env.XDG_CACHE_HOME || join(homedir(), '.cache');
   const kube = requiredVersion(readGoMod(join(here, 'kube', 'go.mod')), KUBERNETES);
   const etcd = requiredVersion(readGoMod(join(here, 'etcd', 'go.mod')), ETCD_SERVER);
-  // go.sum and the Go version decide the bytes as much as the pins do; a change to either builds anew.
-  const digest = createHash('sha256');
-  for (const m of ['kube', 'etcd']) digest.update(readFileSync(join(here, m, 'go.sum')));
-  digest.update(go(['env', 'GOVERSION'], here));
-  return join(base, 'meshsync', `kube-${kube}-etcd-${etcd}-${digest.digest('hex').slice(0, 12)}`);
+  return goCacheDir(`kube-${kube}-etcd-${etcd}`, ['kube', 'etcd'].map((m) => join(here, m, 'go.sum')), here);
 }
 
 export function build(): string {
@@ -155,16 +121,7 @@ export function build(): string {
   const missing = BINARIES.filter((b) => !existsSync(join(out, b.name)));
   if (missing.length === 0) return out;
   checkKubeReplaces(kubeVersion);
-  mkdirSync(out, { recursive: true });
-  for (const b of missing) {
-    const started = Date.now();
-    console.error(`cluster build: ${b.name} (${b.pkg}) …`);
-    const tmp = join(out, `.${b.name}.${process.pid}`);
-    const ldflags = ['-s', '-w', ...b.ldflags(kubeVersion)].join(' ');
-    go(['build', '-trimpath', `-ldflags=${ldflags}`, '-o', tmp, b.pkg], join(here, b.module), 'inherit');
-    renameSync(tmp, join(out, b.name)); // atomic: a build killed midway leaves no binary that looks whole
-    console.error(`cluster build: ${b.name} in ${Math.round((Date.now() - started) / 1000)} s`);
-  }
+  for (const b of missing) goBuild({ name: b.name, pkg: b.pkg, cwd: join(here, b.module), out, ldflags: b.ldflags(kubeVersion) });
   writeFileSync(join(out, 'versions.json'), JSON.stringify({ kubernetes: kubeVersion, etcd: requiredVersion(readGoMod(join(here, 'etcd', 'go.mod')), ETCD_SERVER) }) + '\n');
   return out;
 }
