@@ -525,7 +525,7 @@ async function main(): Promise<void> {
   const ratios = compare(results);
   const loadAtEnd = loadavg();
   const output = {
-    benchmark: 'e2e',
+    benchmark: REAL ? 'e2e-real' : 'e2e',
     date: new Date().toISOString(),
     node: process.version,
     cpus: cpus().length,
