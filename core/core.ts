@@ -83,6 +83,7 @@ export class MeshSyncCore implements Core {
       error: new SyncHook<[ErrorReport]>(['report']),
       batch: new SyncHook<[BatchReport]>(['report']),
       resync: new SyncHook<[string]>(['reason']),
+      deliveryHeld: new SyncHook<[boolean]>(['held']),
       reconfigure: new SyncHook<[LiveSettings]>(['settings']),
       selectionChanged: new SyncHook<[]>([]),
     });
@@ -158,11 +159,13 @@ export class MeshSyncCore implements Core {
   }
 
   holdDelivery(holder: string, held: boolean): void {
+    const wasOpen = this.deliveryHolds.size === 0;
     if (held) this.deliveryHolds.add(holder);
     else this.deliveryHolds.delete(holder);
     const open = this.deliveryHolds.size === 0;
     for (const lane of this.lanes) lane.setOpen(open);
     this.releaseSources();
+    if (open !== wasOpen) this.hooks.deliveryHeld.call(!open);
   }
 
   /**

@@ -199,6 +199,42 @@ describe('meshery wire mode: Meshery\'s own Go code decodes and accepts meshsync
     expect((await fetch(`http://${metricsAt}/readyz`)).status).to.equal(200);
   });
 
+  it('with two replicas, only the leader is in the request queue group: every request is answered, also after a takeover', async () => {
+    const check = await startMesheryCheck(nats.url);
+    cleanups.push(() => check.stop());
+    const replica = (identity: string) => {
+      const meshsync = startMeshsync({
+        dir,
+        config: {
+          plugins: [
+            ['meshsync:kubernetes', { kubeconfig: join(dir, 'kubeconfig'), resources: ['namespaces.v1.'] }],
+            ['meshsync:leader-election', { kubeconfig: join(dir, 'kubeconfig'), namespace: 'default', identity, leaseName: 'meshery-ha', leaseDurationSeconds: 3, renewDeadlineSeconds: 2, retryPeriodSeconds: 0.5 }],
+            'meshsync:nats',
+          ],
+        },
+        env: { BROKER_URL: nats.url, MESHSYNC_PROTOCOL: 'meshery' },
+      });
+      cleanups.push(() => meshsync.kill());
+      return meshsync;
+    };
+    const a = replica('meshery-a');
+    await a.waitForLog(/became the leader/);
+    await a.waitForLog(/answering Meshery requests/);
+    const b = replica('meshery-b');
+    await b.waitForLog(/standing by/);
+    await sleep(500);
+    // The queue group hands each request to one member: a standby in it would drop about half.
+    const metaReplies = () => check.lines.filter((line) => line.kind === 'meta').length;
+    for (let i = 0; i < 10; i++) await check.send('meta');
+    await until(() => metaReplies() === 10, 'ten meta replies');
+    expect(b.logs().some((l) => /answering Meshery requests/.test(String(l.msg))), 'the standby stays out of the group').to.equal(false);
+    await a.kill();
+    await b.waitForLog(/became the leader/, 15_000);
+    await b.waitForLog(/answering Meshery requests/);
+    for (let i = 0; i < 5; i++) await check.send('meta');
+    await until(() => metaReplies() === 15, 'five more meta replies, from the new leader');
+  });
+
   it('connects as the operator sets it up: client name meshsync on /connz, a token from the URL or NATS_TOKEN, never logged', async () => {
     const token = 's3cr3t-token-for-tests';
     const authed = await startNatsServer({ config: `authorization { token: "${token}" }`, args: ['-m', String(await freePort())] });

@@ -4,12 +4,12 @@
  * Handled one at a time, in order, as Go MeshSync's single loop does. A request that cannot be
  * understood is counted and logged, never fatal.
  */
-import type { Msg, NatsConnection } from '@nats-io/transport-node';
+import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Core, Logger } from '../../../core/index.ts';
 import type { BrokerConnection } from '../connection.ts';
 import type { Delivery } from '../delivery.ts';
 import type { NatsMetrics } from '../metrics.ts';
-import type { NatsOptions } from '../options.ts';
+import { PLUGIN_NAME, type NatsOptions } from '../options.ts';
 import { errorMessage, maxPayloadOf, withTimeout } from '../outgoing.ts';
 import { packageVersion } from '../requests.ts';
 import { kubernetesResource } from './model.ts';
@@ -22,7 +22,9 @@ const UNSUPPORTED = new Set(['log-stream', 'exec-request', 'active-exec']);
 export type RequestOutcome = 'answered' | 'ignored' | 'invalid' | 'unsupported' | 'failed';
 
 export class MesheryRequests {
-  private readonly subscribed = new WeakSet<NatsConnection>();
+  /** The connection requests come on, and the queue group subscription while this replica is in the group. */
+  private nc: NatsConnection | undefined;
+  private subscription: Subscription | undefined;
   private queue: Promise<void> = Promise.resolve();
   private resyncTimer: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -37,13 +39,26 @@ export class MesheryRequests {
     private readonly resync: (reason: string) => void,
     private readonly metrics: NatsMetrics,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    core.hooks.deliveryHeld.tap(PLUGIN_NAME, (held) => (held ? this.leave() : this.join()));
+  }
 
   /** Once per connection: the client subscribes again by itself after a reconnect. */
   subscribe(nc: NatsConnection): void {
-    if (this.subscribed.has(nc)) return;
-    this.subscribed.add(nc);
-    nc.subscribe(MESHERY.requestSubject, {
+    if (this.nc === nc) return;
+    this.nc = nc;
+    this.subscription = undefined;
+    this.join();
+  }
+
+  /**
+   * In the queue group only while this replica delivers: the group hands each request to one
+   * member, and a standby would take requests it must drop (Meshery would wait for ever).
+   */
+  private join(): void {
+    const nc = this.nc;
+    if (nc === undefined || this.subscription !== undefined || this.stopped || this.core.state.deliveryHeld) return;
+    this.subscription = nc.subscribe(MESHERY.requestSubject, {
       queue: MESHERY.requestQueue,
       callback: (error, msg) => {
         if (error) return;
@@ -51,6 +66,13 @@ export class MesheryRequests {
       },
     });
     this.logger.info({ subject: MESHERY.requestSubject, queue: MESHERY.requestQueue }, 'answering Meshery requests');
+  }
+
+  private leave(): void {
+    if (this.subscription === undefined) return;
+    this.subscription.unsubscribe();
+    this.subscription = undefined;
+    this.logger.info({ subject: MESHERY.requestSubject, queue: MESHERY.requestQueue }, 'standby: left the Meshery request queue group');
   }
 
   stop(): void {
@@ -69,7 +91,7 @@ export class MesheryRequests {
   }
 
   private async dispatch(nc: NatsConnection, msg: Msg, named: (entity: string) => void): Promise<RequestOutcome> {
-    // A standby publishes nothing; Go MeshSync has no standby. The request is lost to this group.
+    // A request taken just before this replica turned standby: a standby publishes nothing.
     if (this.core.state.deliveryHeld) {
       this.logger.info('Meshery request dropped: this replica is a standby');
       return 'ignored';
