@@ -98,12 +98,13 @@ describe('leader election with two meshsync processes on a real Lease (coordinat
       await a.kill();
       const killedAt = Date.now();
       await untilAsync(async () => (await lease())?.holderIdentity === 'replica-b', 'replica-b to take over',
-        (LEASE_TIMING.leaseDurationSeconds + 3 * LEASE_TIMING.retryPeriodSeconds) * 1000, 250);
+        (LEASE_TIMING.leaseDurationSeconds + 5 * LEASE_TIMING.retryPeriodSeconds) * 1000, 250);
       const takeoverSeconds = (Date.now() - killedAt) / 1000;
       // The standby counts the lease duration from when it saw the last renewal (client-go's rule,
       // immune to clock skew): it saw it up to one retry period late, and notices the expiry up to
-      // one retry period late; a second of slack for this test's polling on a loaded machine.
-      const bound = LEASE_TIMING.leaseDurationSeconds + 2 * LEASE_TIMING.retryPeriodSeconds + 1;
+      // one retry period late; three seconds of slack for timers on a loaded 2-core machine
+      // (measured: 15.3 s idle, 17.6 and 18.8 s with a parallel test run).
+      const bound = LEASE_TIMING.leaseDurationSeconds + 2 * LEASE_TIMING.retryPeriodSeconds + 3;
       expect(takeoverSeconds, 'takeover within the lease duration plus two retry periods').to.be.below(bound);
       expect((await lease())?.leaseTransitions).to.equal((before?.leaseTransitions ?? 0) + 1);
       await sleep(1000);
