@@ -43,8 +43,12 @@ nats://{{ .Values.broker.native.name }}.{{ .Values.broker.native.namespace | def
 {{- $port | default "4222" -}}
 {{- end -}}
 
-{{- /* The config file's text, as `meshsync install` ships it (YAML, ending in a newline). */ -}}
+{{- /*
+The config file's text, as `meshsync install` ships it (YAML, ending in a newline). It runs the
+default plugins, for which the RBAC here is computed: a config of other plugins needs other RBAC.
+*/ -}}
 {{- define "meshsync.configText" -}}
+{{- if hasKey .Values.config "plugins" }}{{ fail "config.plugins: the chart grants RBAC to meshsync's default plugins only; for a config of your own plugins use `meshsync install --config` (its RBAC follows the config)" }}{{ end -}}
 {{- printf "%s\n" (toYaml .Values.config) -}}
 {{- end -}}
 
@@ -79,8 +83,8 @@ matched case-insensitively, as Go's decoder does, or plain ids.
 {{- if eq (lower $k) "events" }}{{ $events = $v }}{{ end -}}
 {{- end -}}
 {{- end -}}
-{{- if not (and (kindIs "string" $resource) (regexMatch "^([a-z0-9]([-a-z0-9]*[a-z0-9])?|\\*)\\.([a-z0-9]([-a-z0-9]*[a-z0-9])?|\\*)\\.(|\\*|[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)$" $resource)) -}}
-{{- fail (printf "watchConfig.%s[%d]: not a resource id: %s (expected <plural>.<version>.<group>, core group empty: pods.v1.)" $key $i (toJson $entry)) -}}
+{{- if not (and (kindIs "string" $resource) (regexMatch "^[a-z0-9]([-a-z0-9]*[a-z0-9])?\\.v[1-9][0-9]*((alpha|beta)[1-9][0-9]*)?\\.([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)?$" $resource)) -}}
+{{- fail (printf "watchConfig.%s[%d]: not a resource id: %s (expected <plural>.<version>.<group>, e.g. pods.v1. (core group: trailing dot) or deployments.v1.apps; no patterns)" $key $i (toJson $entry)) -}}
 {{- end -}}
 {{- if and (not (kindIs "string" $events)) (or (not (kindIs "slice" $events)) (eq (len $events) 0)) -}}
 {{- fail (printf "watchConfig.%s[%d]: Events must list at least one event, or be left out for all three" $key $i) -}}
@@ -112,7 +116,7 @@ event removes its resource.
 {{- toJson $kept -}}
 {{- end -}}
 
-{{- /* list/watch rules, one per API group, as cli/install/rbac.ts watchRules: groups and resources sorted, a wildcard stands alone. */ -}}
+{{- /* list/watch rules, one per API group, as cli/install/rbac.ts watchRules: groups and resources sorted (a watch-list holds no patterns). */ -}}
 {{- define "meshsync.watchRules" -}}
 {{- $byGroup := dict -}}
 {{- range include "meshsync.watchedResources" . | fromJsonArray -}}
@@ -122,7 +126,7 @@ event removes its resource.
 {{- range $group := keys $byGroup | sortAlpha }}
 - apiGroups: [{{ $group | quote }}]
   {{- $resources := get $byGroup $group | uniq | sortAlpha }}
-  resources: {{ if has "*" $resources }}["*"]{{ else }}{{ toJson $resources }}{{ end }}
+  resources: {{ toJson $resources }}
   verbs: [list, watch]
 {{- end -}}
 {{- end -}}
