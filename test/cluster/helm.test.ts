@@ -65,8 +65,11 @@ describe('the Helm chart on a real kube-apiserver: install, upgrade the watch-li
   });
 
   it('installs objects the server accepts; meshsync, as the chart\'s ServiceAccount, reloads the watch-list helm upgrade changes; uninstall leaves only the CRD', async () => {
-    // Helm v4 applies server-side: every object passes the server's validation and admission, or the install fails.
-    await helm(['install', 'meshsync', CHART, '--create-namespace', '-f', values('install', { name: NAME, watchConfig: { whitelist: whitelist('services.v1.') } })]);
+    // Gone first, so the install is seen to bring it from crds/ (the suites that need it apply it in their before hooks).
+    await cluster.request(CRD, { method: 'DELETE' });
+    await untilAsync(async () => (await cluster.request(CRD)).status === 404, 'the CRD gone');
+    // Applied server-side (Helm v4's default, said here): every object passes the server's validation and admission, or the install fails.
+    await helm(['install', 'meshsync', CHART, '--server-side=true', '--create-namespace', '-f', values('install', { name: NAME, watchConfig: { whitelist: whitelist('services.v1.') } })]);
     const manifest = parseAllDocuments(await helm(['get', 'manifest', 'meshsync'])).map((d) => d.toJS()).filter(Boolean);
     expect(manifest.map((o) => o.kind).sort()).to.deep.equal(['ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'ConfigMap', 'Deployment', 'NetworkPolicy', 'Role', 'RoleBinding', 'Service', 'ServiceAccount']);
     for (const o of manifest) expect((await cluster.request(objectPath(o))).status, `${o.kind} ${o.metadata.name}`).to.equal(200);

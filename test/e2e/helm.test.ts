@@ -29,7 +29,9 @@ function parse(yaml: string): Obj[] {
 }
 
 async function helm(args: string[]): Promise<string> {
-  return (await run(helmBin, args, { maxBuffer: 16 << 20 })).stdout;
+  // Helm's own cache and config stay in the test's folder.
+  const env = { ...process.env, HELM_CACHE_HOME: join(work, 'helm-cache'), HELM_CONFIG_HOME: join(work, 'helm-config'), HELM_DATA_HOME: join(work, 'helm-data') };
+  return (await run(helmBin, args, { maxBuffer: 16 << 20, env })).stdout;
 }
 
 async function template(values: object, { chart = CHART, namespace = 'meshery', set = [] as string[] } = {}): Promise<Obj[]> {
