@@ -69,7 +69,8 @@ describe('the Helm chart on a real kube-apiserver: install, upgrade the watch-li
     await cluster.request(CRD, { method: 'DELETE' });
     await untilAsync(async () => (await cluster.request(CRD)).status === 404, 'the CRD gone');
     // Applied server-side (Helm v4's default, said here): every object passes the server's validation and admission, or the install fails.
-    await helm(['install', 'meshsync', CHART, '--server-side=true', '--create-namespace', '-f', values('install', { name: NAME, watchConfig: { whitelist: whitelist('services.v1.') } })]);
+    const notes = await helm(['install', 'meshsync', CHART, '--server-side=true', '--create-namespace', '-f', values('install', { name: NAME, watchConfig: { whitelist: whitelist('services.v1.') } })]);
+    expect(notes).to.contain(`kubectl get meshsync --namespace ${NS}`);
     const manifest = parseAllDocuments(await helm(['get', 'manifest', 'meshsync'])).map((d) => d.toJS()).filter(Boolean);
     expect(manifest.map((o) => o.kind).sort()).to.deep.equal(['ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'ConfigMap', 'Deployment', 'NetworkPolicy', 'Role', 'RoleBinding', 'Service', 'ServiceAccount']);
     for (const o of manifest) expect((await cluster.request(objectPath(o))).status, `${o.kind} ${o.metadata.name}`).to.equal(200);

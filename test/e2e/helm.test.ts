@@ -47,7 +47,7 @@ async function template(values: object, { chart = CHART, namespace = 'meshery', 
 /** The CLI, as a user runs it; POD_NAMESPACE as in the pod, where the MeshSync resource plugin takes its namespace from it. */
 async function meshsync(args: string[], namespace: string): Promise<Obj[]> {
   const { stdout } = await run(process.execPath, ['--conditions=source', '--import', 'tsx', join(ROOT, 'cli', 'main.ts'), ...args], {
-    cwd: ROOT, env: { ...process.env, POD_NAMESPACE: namespace, BROKER_URL: '' }, maxBuffer: 16 << 20,
+    cwd: ROOT, env: { ...process.env, POD_NAMESPACE: namespace }, maxBuffer: 16 << 20,
   });
   return parse(stdout);
 }
@@ -74,8 +74,10 @@ async function expected(name: string, c: Case): Promise<Obj[]> {
     plugins: ['meshsync:kubernetes', ['meshsync:watch-list', watchList], 'meshsync:meshsync-resource', 'meshsync:leader-election'],
   });
   const flags = ['--namespace', namespace, ...(c.flags ?? [])];
-  const install = await meshsync(['install', '--config', config, ...flags], namespace);
-  const rbac = await meshsync(['rbac', '--config', watchSet, '--namespace', namespace], namespace);
+  const [install, rbac] = await Promise.all([
+    meshsync(['install', '--config', config, ...flags], namespace),
+    meshsync(['rbac', '--config', watchSet, '--namespace', namespace], namespace),
+  ]);
   const seedConfigMap: Obj = {
     apiVersion: 'v1', kind: 'ConfigMap',
     metadata: { name: 'meshery-meshsync-config', namespace, labels: { 'app.kubernetes.io/name': 'meshsync', 'app.kubernetes.io/part-of': 'meshery', 'app.kubernetes.io/instance': 'meshsync' } },
