@@ -2,10 +2,13 @@
 // repo are exactly what `meshsync install` prints with its defaults.
 //   npx tsx scripts/deploy-generate.ts          # write
 //   npx tsx scripts/deploy-generate.ts --check  # exit 1 when deploy/ is stale
+import { readFileSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
+import { z } from 'zod';
+import { configSchema } from '../config/schema.ts';
 import { installObjects, meshSyncCrd, toYaml } from '../cli/install/index.ts';
 import { DEFAULT_RESOURCES } from '../plugins/kubernetes/defaults.ts';
 import type { KubeObject } from '../cli/install/index.ts';
@@ -51,7 +54,22 @@ export function deployFiles(): Map<string, string> {
   // The resources meshsync watches when no whitelist narrows them: the chart's RBAC starts from these.
   files.set(`${CHART}/templates/_default-resources.tpl`, `{{- /* ${HEADER.slice(2, -1)} */ -}}\n`
     + `{{- define "meshsync.defaultResources" -}}\n${JSON.stringify(DEFAULT_RESOURCES)}\n{{- end -}}\n`);
+  files.set(`${CHART}/values.schema.json`, valuesSchema());
   return files;
+}
+
+/**
+ * The chart's values schema: written by hand but for `config`, which is meshsync's config schema
+ * (config/schema.ts) without `plugins`, so helm install refuses a bad config as the loader would.
+ */
+function valuesSchema(): string {
+  const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+  const schema = JSON.parse(readFileSync(join(root, CHART, 'values.schema.json'), 'utf8'));
+  const { $schema: _, ...config } = z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' }) as Record<string, any>;
+  delete config.properties.plugins;
+  config.description = 'meshsync\'s config file (config/schema.ts). No plugins: the chart grants RBAC to the default plugins; for your own, use meshsync install --config.';
+  schema.properties.config = config;
+  return `${JSON.stringify(schema, null, 2)}\n`;
 }
 
 /** Paths whose content differs from what the generator produces. */
