@@ -86,7 +86,9 @@ async function expected(name: string, c: Case): Promise<Obj[]> {
   return [
     // Helm creates the release namespace (--create-namespace) and does not own it: a chart's
     // Namespace would be deleted, with everything in it, by helm uninstall.
-    ...install.filter((o) => o.kind !== 'Namespace' && !RBAC_KINDS.has(o.kind)),
+    ...install.filter((o) => o.kind !== 'Namespace' && !RBAC_KINDS.has(o.kind))
+      // broker.existingSecret: the Secret is the user's; the chart refers to it and renders none.
+      .filter((o) => !(o.kind === 'Secret' && o.metadata.name === c.usersSecret)),
     ...rbac,
     seedConfigMap,
   ];
@@ -96,6 +98,8 @@ interface Case {
   values: { watchConfig?: { whitelist?: string; blacklist?: string }; config?: object; [key: string]: unknown };
   flags?: string[];
   namespace?: string;
+  /** The Secret `meshsync install` makes for a broker URL with credentials, which these values take as the user's. */
+  usersSecret?: string;
 }
 
 // Meshery's values quote the watch-list twice: a YAML string holding the JSON text as a JSON string.
@@ -124,6 +128,11 @@ const CASES: Record<string, Case> = {
     },
     flags: ['--broker-url', 'nats://meshsync:hunter2@nats.messaging:4223,nats://nats-2.messaging:4223', '--cluster-id', 'prod-eu',
       '--image', 'registry.example/meshsync:1.2.3', '--replicas', '3', '--metrics-from', 'monitoring'],
+  },
+  'the broker URL from an existing Secret, as meshsync install refers to the one it makes': {
+    values: { broker: { existingSecret: { name: 'meshsync-broker', port: 4223 } } },
+    flags: ['--broker-url', 'nats://meshsync:hunter2@nats.messaging:4223'],
+    usersSecret: 'meshsync-broker',
   },
   'a native broker elsewhere': {
     values: { broker: { native: { name: 'nats', namespace: 'messaging' } } },
@@ -225,6 +234,11 @@ describe('the Helm chart (deploy/helm/meshery-meshsync)', function () {
     it('by the values schema: a misspelt key', async function () {
       this.timeout(30_000);
       expect(await refusal({ watchconfig: { whitelist: '[]' } })).to.match(/watchconfig/);
+    });
+
+    it('in the template: a broker URL both given and taken from a Secret', async function () {
+      this.timeout(30_000);
+      expect(await refusal({ broker: { custom: { url: 'nats://a:4222' }, existingSecret: { name: 'creds' } } })).to.match(/broker: set existingSecret or custom.url, not both/);
     });
 
     it('in the template: a whitelist that is not JSON, or names no resource id', async function () {

@@ -36,11 +36,25 @@ nats://{{ .Values.broker.native.name }}.{{ .Values.broker.native.namespace | def
 {{- $found -}}
 {{- end -}}
 
-{{- /* The first server's port, 4222 unless the URL says otherwise (the NetworkPolicy lets it out). */ -}}
+{{- /* The Secret BROKER_URL comes from: the user's (existingSecret), or the chart's for a URL with credentials; empty: none. */ -}}
+{{- define "meshsync.brokerSecret" -}}
+{{- if .Values.broker.existingSecret.name -}}
+{{- if .Values.broker.custom.url }}{{ fail "broker: set existingSecret or custom.url, not both (existingSecret holds the URL)" }}{{ end -}}
+{{ .Values.broker.existingSecret.name }}
+{{- else if eq (include "meshsync.brokerHasCredentials" .) "true" -}}
+{{ .Values.name }}-broker
+{{- end -}}
+{{- end -}}
+
+{{- /* The first server's port, 4222 unless the URL says otherwise (the NetworkPolicy lets it out); the chart cannot read an existing Secret's URL. */ -}}
 {{- define "meshsync.brokerPort" -}}
+{{- if .Values.broker.existingSecret.name -}}
+{{ .Values.broker.existingSecret.port }}
+{{- else -}}
 {{- $first := trim (first (splitList "," (include "meshsync.brokerUrl" .))) -}}
 {{- $port := trimPrefix ":" (regexFind ":[0-9]+$" (urlParse $first).host) -}}
 {{- $port | default "4222" -}}
+{{- end -}}
 {{- end -}}
 
 {{- /*
