@@ -91,9 +91,10 @@ describe('the Helm chart on a real kube-apiserver: install, upgrade the watch-li
     expect(m.events.filter((e) => e.resource !== 'services.v1.').map((e) => e.resource)).to.deep.equal([]);
 
     // No restart: meshsync watches the ConfigMap; the upgraded ClusterRole lets it list what it now names.
+    // The new whitelist encoded twice, as Meshery's values quote it.
     const deployment = `/apis/apps/v1/namespaces/${NS}/deployments/${NAME}`;
     const generation = (await cluster.ok(deployment)).metadata.generation;
-    await helm(['upgrade', 'meshsync', CHART, '--reuse-values', '-f', values('upgrade', { watchConfig: { whitelist: whitelist('services.v1.', 'configmaps.v1.') } })]);
+    await helm(['upgrade', 'meshsync', CHART, '--reuse-values', '-f', values('upgrade', { watchConfig: { whitelist: JSON.stringify(whitelist('services.v1.', 'configmaps.v1.')) } })]);
     expect(await clusterRoleResources()).to.deep.equal(['configmaps', 'services']);
     expect((await cluster.ok(deployment)).metadata.generation, 'the pods not rolled').to.equal(generation);
     await m.waitFor(() => inNamespace(m, 'configmaps.v1.').includes('settings'), 'ConfigMaps published after helm upgrade');
