@@ -1,0 +1,112 @@
+import { expect } from 'chai';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { parseAllDocuments, stringify } from 'yaml';
+import { objectPath } from '../support/kube-cluster.ts';
+import { startMeshsync, type MeshsyncProcess } from '../support/meshsync-process.ts';
+import { untilAsync } from '../support/wait.ts';
+import { buildHelm } from './build/helm.ts';
+import { cluster } from './setup.ts';
+
+const CHART = join(import.meta.dirname, '..', '..', 'deploy', 'helm', 'meshery-meshsync');
+const NS = 'helm-test';
+// Its own name: the chart's ClusterRole and binding are cluster-wide, and rbac.test.ts has `meshsync`.
+const NAME = 'meshsync-helm';
+const CRD = '/apis/apiextensions.k8s.io/v1/customresourcedefinitions/meshsyncs.meshery.io';
+const run = promisify(execFile);
+
+const whitelist = (...ids: string[]) => JSON.stringify(ids.map((id) => ({ Resource: id, Events: ['ADDED', 'MODIFIED', 'DELETED'] })));
+
+/** What meshsync runs in the pod with the chart's config (config/load.ts defaultPluginEntries in a cluster), events on stdout instead of NATS. */
+const config = {
+  plugins: [
+    ['meshsync:kubernetes', { backoffInitialMs: 200, backoffMaxMs: 1000 }],
+    'meshsync:watch-list',
+    ['meshsync:meshsync-resource', { configDir: '/nonexistent' }],
+    'meshsync:leader-election',
+    ['meshsync:stdout', { format: 'json' }],
+  ],
+};
+
+describe('the Helm chart on a real kube-apiserver: install, upgrade the watch-list live, uninstall', function () {
+  this.timeout(180_000);
+  let helmBin: string;
+  let dir: string;
+  let meshsync: MeshsyncProcess | undefined;
+  let hadCrd = false;
+
+  const helm = async (args: string[]) => (await run(helmBin, [...args, '--kubeconfig', cluster.kubeconfig, '--namespace', NS], {
+    maxBuffer: 16 << 20,
+    // Helm's own cache and config stay in the test's folder.
+    env: { ...process.env, HELM_CACHE_HOME: join(dir, 'helm-cache'), HELM_CONFIG_HOME: join(dir, 'helm-config'), HELM_DATA_HOME: join(dir, 'helm-data') },
+  })).stdout;
+  /** A values file: --set would split the JSON at its commas and brackets. */
+  const values = (name: string, v: object) => {
+    const file = join(dir, `${name}.yaml`);
+    writeFileSync(file, stringify(v));
+    return file;
+  };
+  const inNamespace = (m: MeshsyncProcess, resource: string) => [...m.view(resource).values()].filter((o) => o.metadata.namespace === NS).map((o) => o.metadata.name).sort();
+  const clusterRoleResources = async () => ((await cluster.ok(`/apis/rbac.authorization.k8s.io/v1/clusterroles/${NAME}`)).rules as { verbs: string[]; resources: string[] }[])
+    .filter((r) => r.verbs.includes('watch') && !r.resources.includes('customresourcedefinitions')).flatMap((r) => r.resources).sort();
+
+  before(function () {
+    this.timeout(15 * 60_000); // a first build of helm takes minutes; later runs find it cached
+    helmBin = buildHelm();
+    dir = mkdtempSync(join(tmpdir(), 'meshsync-helm-cluster-'));
+  });
+  after(async () => {
+    await meshsync?.kill();
+    await run(helmBin, ['uninstall', 'meshsync', '--kubeconfig', cluster.kubeconfig, '--namespace', NS, '--ignore-not-found']).catch(() => undefined);
+    await cluster.request(`/api/v1/namespaces/${NS}`, { method: 'DELETE' });
+    // The suites after this one find the cluster as they would without it.
+    if (!hadCrd) await cluster.request(CRD, { method: 'DELETE' });
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('installs objects the server accepts; meshsync, as the chart\'s ServiceAccount, reloads the watch-list helm upgrade changes; uninstall leaves only the CRD', async () => {
+    // Gone first, so the install is seen to bring it from crds/ (the suites that need it apply it in their before hooks).
+    hadCrd = (await cluster.request(CRD)).status === 200;
+    await cluster.request(CRD, { method: 'DELETE' });
+    await untilAsync(async () => (await cluster.request(CRD)).status === 404, 'the CRD gone');
+    // Applied server-side (Helm v4's default, said here): every object passes the server's validation and admission, or the install fails.
+    const notes = await helm(['install', 'meshsync', CHART, '--server-side=true', '--create-namespace', '-f', values('install', { name: NAME, watchConfig: { whitelist: whitelist('services.v1.') } })]);
+    expect(notes).to.contain(`kubectl get meshsync --namespace ${NS}`);
+    const manifest = parseAllDocuments(await helm(['get', 'manifest', 'meshsync'])).map((d) => d.toJS()).filter(Boolean);
+    expect(manifest.map((o) => o.kind).sort()).to.deep.equal(['ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'ConfigMap', 'Deployment', 'NetworkPolicy', 'Role', 'RoleBinding', 'Service', 'ServiceAccount']);
+    for (const o of manifest) expect((await cluster.request(objectPath(o))).status, `${o.kind} ${o.metadata.name}`).to.equal(200);
+    expect((await cluster.request(CRD)).status, 'the CRD from crds/').to.equal(200);
+    expect(await clusterRoleResources()).to.deep.equal(['services']);
+
+    await cluster.createMany(`/api/v1/namespaces/${NS}/services`, [{ metadata: { name: 'web' }, spec: { ports: [{ port: 80 }] } }]);
+    await cluster.createMany(`/api/v1/namespaces/${NS}/configmaps`, [{ metadata: { name: 'settings' }, data: { a: '1' } }]);
+    const kubeconfig = cluster.kubeconfigForToken(await cluster.token(NS, NAME), 'helm-test-sa');
+    meshsync = startMeshsync({ dir, config, env: { KUBECONFIG: kubeconfig, POD_NAMESPACE: NS } });
+    const m = meshsync;
+    expect((await m.waitForLog(/watch-list applied/)).from).to.equal('configmap');
+    await m.waitFor(() => inNamespace(m, 'services.v1.').includes('web'), 'the Service published');
+    expect(m.events.filter((e) => e.resource !== 'services.v1.').map((e) => e.resource)).to.deep.equal([]);
+
+    // No restart: meshsync watches the ConfigMap; the upgraded ClusterRole lets it list what it now names.
+    // The new whitelist encoded twice, as Meshery's values quote it.
+    const deployment = `/apis/apps/v1/namespaces/${NS}/deployments/${NAME}`;
+    const generation = (await cluster.ok(deployment)).metadata.generation;
+    await helm(['upgrade', 'meshsync', CHART, '--reuse-values', '-f', values('upgrade', { watchConfig: { whitelist: JSON.stringify(whitelist('services.v1.', 'configmaps.v1.')) } })]);
+    expect(await clusterRoleResources()).to.deep.equal(['configmaps', 'services']);
+    expect((await cluster.ok(deployment)).metadata.generation, 'the pods not rolled').to.equal(generation);
+    await m.waitFor(() => inNamespace(m, 'configmaps.v1.').includes('settings'), 'ConfigMaps published after helm upgrade');
+    expect(m.child.exitCode).to.equal(null);
+    await m.kill();
+    meshsync = undefined;
+
+    await helm(['uninstall', 'meshsync']);
+    for (const o of manifest) {
+      await untilAsync(async () => (await cluster.request(objectPath(o))).status === 404, `${o.kind} ${o.metadata.name} deleted`);
+    }
+    // Helm never deletes what it installed from crds/.
+    expect((await cluster.request(CRD)).status).to.equal(200);
+  });
+});

@@ -1,0 +1,254 @@
+// The Helm chart against `meshsync install` / `meshsync rbac`, with the real helm (built from the
+// Go module proxy into the tools cache on first use, as the cluster suite builds Kubernetes).
+import { expect } from 'chai';
+import { execFile } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { parseAllDocuments, stringify } from 'yaml';
+import { buildHelm } from '../cluster/build/helm.ts';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const CHART = join(ROOT, 'deploy', 'helm', 'meshery-meshsync');
+const UMBRELLA = join(ROOT, 'test', 'fixtures', 'helm', 'umbrella');
+const run = promisify(execFile);
+
+type Obj = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string> }; [key: string]: unknown };
+
+// Helm's own bookkeeping labels, which `meshsync install` has no reason to set.
+const HELM_LABELS = ['helm.sh/chart', 'app.kubernetes.io/managed-by'];
+const RBAC_KINDS = new Set(['ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding']);
+
+let helmBin: string;
+let work: string;
+
+function parse(yaml: string): Obj[] {
+  return parseAllDocuments(yaml).map((d) => d.toJS() as Obj | null).filter((o): o is Obj => o !== null);
+}
+
+async function helm(args: string[]): Promise<string> {
+  // Helm's own cache and config stay in the test's folder.
+  const env = { ...process.env, HELM_CACHE_HOME: join(work, 'helm-cache'), HELM_CONFIG_HOME: join(work, 'helm-config'), HELM_DATA_HOME: join(work, 'helm-data') };
+  return (await run(helmBin, args, { maxBuffer: 16 << 20, env })).stdout;
+}
+
+async function template(values: object, { chart = CHART, namespace = 'meshery', set = [] as string[] } = {}): Promise<Obj[]> {
+  const file = join(work, `values-${Math.random().toString(36).slice(2)}.yaml`);
+  writeFileSync(file, stringify(values));
+  const objects = parse(await helm(['template', 'meshsync', chart, '--namespace', namespace, '--include-crds', '-f', file, ...set.flatMap((s) => ['--set', s])]));
+  for (const o of objects) {
+    for (const label of HELM_LABELS) delete o.metadata.labels?.[label];
+  }
+  return objects;
+}
+
+/** The CLI, as a user runs it; POD_NAMESPACE as in the pod, where the MeshSync resource plugin takes its namespace from it. */
+async function meshsync(args: string[], namespace: string): Promise<Obj[]> {
+  const { stdout } = await run(process.execPath, ['--conditions=source', '--import', 'tsx', join(ROOT, 'cli', 'main.ts'), ...args], {
+    cwd: ROOT, env: { ...process.env, POD_NAMESPACE: namespace }, maxBuffer: 16 << 20,
+  });
+  return parse(stdout);
+}
+
+function writeConfig(name: string, config: object): string {
+  mkdirSync(join(work, name));
+  const file = join(work, name, 'meshsync.config.yaml');
+  writeFileSync(file, stringify(config));
+  return file;
+}
+
+const byKey = (objects: Obj[]) => new Map(objects.map((o) => [`${o.kind} ${o.metadata.namespace ?? ''}/${o.metadata.name}`, o]));
+
+/**
+ * What the chart must render for these values: `meshsync install` for the chart's config file and
+ * flags, with the RBAC `meshsync rbac` computes for the default in-cluster plugins narrowed by the
+ * same watch-list, and the seed's meshery-meshsync-config ConfigMap.
+ */
+async function expected(name: string, c: Case): Promise<Obj[]> {
+  const namespace = c.namespace ?? 'meshery';
+  const config = writeConfig(`${name}-config`, c.values.config ?? { logLevel: 'info' });
+  const watchList = Object.fromEntries(Object.entries(c.values.watchConfig ?? {}).filter(([, v]) => v !== ''));
+  const watchSet = writeConfig(`${name}-watch`, {
+    plugins: ['meshsync:kubernetes', ['meshsync:watch-list', watchList], 'meshsync:meshsync-resource', 'meshsync:leader-election'],
+  });
+  const flags = ['--namespace', namespace, ...(c.flags ?? [])];
+  const [install, rbac] = await Promise.all([
+    meshsync(['install', '--config', config, ...flags], namespace),
+    meshsync(['rbac', '--config', watchSet, '--namespace', namespace], namespace),
+  ]);
+  const seedConfigMap: Obj = {
+    apiVersion: 'v1', kind: 'ConfigMap',
+    metadata: { name: 'meshery-meshsync-config', namespace, labels: { 'app.kubernetes.io/name': 'meshsync', 'app.kubernetes.io/part-of': 'meshery', 'app.kubernetes.io/instance': 'meshsync' } },
+    data: { whitelist: c.values.watchConfig?.whitelist ?? '', blacklist: c.values.watchConfig?.blacklist ?? '' },
+  };
+  return [
+    // Helm creates the release namespace (--create-namespace) and does not own it: a chart's
+    // Namespace would be deleted, with everything in it, by helm uninstall.
+    ...install.filter((o) => o.kind !== 'Namespace' && !RBAC_KINDS.has(o.kind))
+      // broker.existingSecret: the Secret is the user's; the chart refers to it and renders none.
+      .filter((o) => !(o.kind === 'Secret' && o.metadata.name === c.usersSecret)),
+    ...rbac,
+    seedConfigMap,
+  ];
+}
+
+interface Case {
+  values: { watchConfig?: { whitelist?: string; blacklist?: string }; config?: object; [key: string]: unknown };
+  flags?: string[];
+  namespace?: string;
+  /** The Secret `meshsync install` makes for a broker URL with credentials, which these values take as the user's. */
+  usersSecret?: string;
+}
+
+// Meshery's values quote the watch-list twice: a YAML string holding the JSON text as a JSON string.
+const MESHERY_WHITELIST = JSON.stringify(JSON.stringify([
+  { Resource: 'pods.v1.', Events: ['ADDED', 'MODIFIED', 'DELETED'] },
+  { Resource: 'deployments.v1.apps', Events: ['ADDED'] },
+  { resource: 'gateways.v1.gateway.networking.k8s.io' },
+  { Resource: 'pods.v1.' },
+]));
+
+const CASES: Record<string, Case> = {
+  'the defaults': { values: {} },
+  'a whitelist, encoded twice as Meshery quotes it': { values: { watchConfig: { whitelist: MESHERY_WHITELIST } } },
+  'a blacklist of ids and of some events': {
+    values: { watchConfig: { blacklist: JSON.stringify(['secrets.v1.', { Resource: 'pods.v1.', Events: ['DELETED'] }, { Resource: 'nodes.v1.', Events: ['ADDED', 'MODIFIED', 'DELETED'] }]) } },
+  },
+  'both: the blacklist removes from the whitelist': {
+    values: { watchConfig: { whitelist: JSON.stringify([{ Resource: 'services.v1.' }, { Resource: 'pods.v1.' }, { Resource: 'httproutes.v1.gateway.networking.k8s.io' }]), blacklist: '["services.v1."]' } },
+  },
+  'a custom broker with credentials, cluster id, image, replicas, config, in another namespace': {
+    namespace: 'mesh',
+    values: {
+      broker: { custom: { url: 'nats://meshsync:hunter2@nats.messaging:4223,nats://nats-2.messaging:4223' } },
+      clusterId: 'prod-eu', image: { repository: 'registry.example/meshsync', tag: '1.2.3' }, replicas: 3,
+      metricsFrom: 'monitoring', config: { logLevel: 'debug' },
+    },
+    flags: ['--broker-url', 'nats://meshsync:hunter2@nats.messaging:4223,nats://nats-2.messaging:4223', '--cluster-id', 'prod-eu',
+      '--image', 'registry.example/meshsync:1.2.3', '--replicas', '3', '--metrics-from', 'monitoring'],
+  },
+  'the broker URL from an existing Secret, as meshsync install refers to the one it makes': {
+    values: { broker: { existingSecret: { name: 'meshsync-broker', port: 4223 } } },
+    flags: ['--broker-url', 'nats://meshsync:hunter2@nats.messaging:4223'],
+    usersSecret: 'meshsync-broker',
+  },
+  'a native broker elsewhere': {
+    values: { broker: { native: { name: 'nats', namespace: 'messaging' } } },
+    flags: ['--broker-url', 'nats://nats.messaging.svc:4222'],
+  },
+};
+
+describe('the Helm chart (deploy/helm/meshery-meshsync)', function () {
+  before(function () {
+    this.timeout(15 * 60_000); // a first build of helm takes minutes; later runs find it cached
+    helmBin = buildHelm();
+    work = mkdtempSync(join(tmpdir(), 'meshsync-helm-'));
+  });
+  after(() => rmSync(work, { recursive: true, force: true }));
+
+  it('passes helm lint --strict', async function () {
+    this.timeout(30_000);
+    const out = await helm(['lint', '--strict', CHART]);
+    expect(out).to.contain('0 chart(s) failed');
+  });
+
+  for (const [name, c] of Object.entries(CASES)) {
+    it(`renders what meshsync install and meshsync rbac print, object by object: ${name}`, async function () {
+      this.timeout(60_000);
+      const [chart, want] = await Promise.all([template(c.values, { namespace: c.namespace }), expected(name.replace(/\W+/g, '-'), c)]);
+      const got = byKey(chart);
+      const wanted = byKey(want);
+      expect([...got.keys()].sort()).to.deep.equal([...wanted.keys()].sort());
+      for (const [key, object] of wanted) expect(got.get(key), key).to.deep.equal(object);
+    });
+  }
+
+  it('renders the RBAC for the watch set: a whitelist grants only what it lists', async function () {
+    this.timeout(30_000);
+    const chart = await template(CASES['a whitelist, encoded twice as Meshery quotes it'].values);
+    const role = chart.find((o) => o.kind === 'ClusterRole') as Obj & { rules: { apiGroups: string[]; resources: string[] }[] };
+    expect(role.rules.slice(0, 3).map((r) => [r.apiGroups[0], r.resources])).to.deep.equal([
+      ['', ['pods']], ['apps', ['deployments']], ['gateway.networking.k8s.io', ['gateways']],
+    ]);
+  });
+
+  it('sets the container resources from values', async function () {
+    this.timeout(30_000);
+    const resources = { requests: { cpu: '50m', memory: '64Mi' }, limits: { cpu: '500m', memory: '256Mi' } };
+    const deployment = (await template({ resources })).find((o) => o.kind === 'Deployment') as any;
+    expect(deployment.spec.template.spec.containers[0].resources).to.deep.equal(resources);
+  });
+
+  describe('as the meshery-meshsync subchart of an umbrella chart', () => {
+    let umbrella: string;
+    before(() => {
+      umbrella = join(work, 'umbrella');
+      cpSync(UMBRELLA, umbrella, { recursive: true });
+      cpSync(CHART, join(umbrella, 'charts', 'meshery-meshsync'), { recursive: true });
+    });
+
+    it('renders nothing until meshery-meshsync.enabled=true', async function () {
+      this.timeout(30_000);
+      expect(await template({}, { chart: umbrella })).to.deep.equal([]);
+    });
+
+    it('renders what the chart alone renders, with the seed\'s --set flags', async function () {
+      this.timeout(30_000);
+      const url = 'nats://meshery-broker.meshery:4222';
+      const sub = await template({}, { chart: umbrella, set: ['meshery-meshsync.enabled=true', `meshery-meshsync.broker.custom.url=${url}`] });
+      const alone = await template({ broker: { custom: { url } } });
+      expect(sub.length).to.be.greaterThan(5);
+      expect(byKey(sub)).to.deep.equal(byKey(alone));
+    });
+  });
+
+  describe('refuses bad values with a message naming them', () => {
+    const refusal = async (values: object) => {
+      try {
+        await template(values);
+      } catch (error) {
+        return (error as { stderr: string }).stderr;
+      }
+      throw new Error('helm template accepted the values');
+    };
+
+    it('by the values schema: a replica count that is not a whole number', async function () {
+      this.timeout(30_000);
+      expect(await refusal({ replicas: 'two' })).to.match(/values don't meet the specifications of the schema/).and.match(/replicas/);
+    });
+
+
+    it('by the values schema: a config meshsync would refuse (its own schema, config/schema.ts)', async function () {
+      this.timeout(30_000);
+      expect(await refusal({ config: { logLevel: 'loud' } })).to.match(/at '\/config\/logLevel'/);
+      expect(await refusal({ config: { pipeline: { batchSize: 0 } } })).to.match(/at '\/config\/pipeline\/batchSize'/);
+    });
+
+    it('by the values schema: plugins in config, for which the chart\'s RBAC would be wrong', async function () {
+      this.timeout(30_000);
+      expect(await refusal({ config: { plugins: ['meshsync:stdout'] } })).to.match(/at '\/config'.*plugins/);
+    });
+
+    it('by the values schema: a misspelt key', async function () {
+      this.timeout(30_000);
+      expect(await refusal({ watchconfig: { whitelist: '[]' } })).to.match(/watchconfig/);
+    });
+
+    it('in the template: a broker URL both given and taken from a Secret', async function () {
+      this.timeout(30_000);
+      expect(await refusal({ broker: { custom: { url: 'nats://a:4222' }, existingSecret: { name: 'creds' } } })).to.match(/broker: set existingSecret or custom.url, not both/);
+    });
+
+    it('in the template: a whitelist that is not JSON, or names no resource id', async function () {
+      this.timeout(30_000);
+      expect(await refusal({ watchConfig: { whitelist: '[{Resource: pods}' } })).to.match(/watchConfig\.whitelist: not valid JSON/);
+      expect(await refusal({ watchConfig: { blacklist: '["pods.v1.", {"Resource":"pods"}]' } })).to.match(/watchConfig\.blacklist\[1\]: not a resource id/);
+      // The watch-list plugin refuses patterns in the ConfigMap: RBAC must not grant them either.
+      expect(await refusal({ watchConfig: { whitelist: '[{"Resource":"*.v1.apps"}]' } })).to.match(/watchConfig\.whitelist\[0\]: not a resource id/);
+    });
+
+
+  });
+});
