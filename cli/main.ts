@@ -18,6 +18,7 @@ import { loadConfig } from './config.ts';
 import { hasKubeConfig, startDemo, type DemoRun } from './demo.ts';
 import { commandHelp, flagLines, parseFlags, UsageError, type CommandSpec, type FlagSpec } from './args.ts';
 import { INSTALL_FLAGS, INSTALL_NOTES, runInstallCommand, type ShippedConfig } from './install/command.ts';
+import { INSTALL_DEFAULTS } from './install/manifests.ts';
 import { BUILTINS } from './builtins.ts';
 import { MANIFEST, OWN_IMAGE } from './package-info.ts';
 import { createProgressDisplay } from './progress.ts';
@@ -189,6 +190,18 @@ function envLogLevel(env: NodeJS.ProcessEnv, fallback: string): string {
   return level && (LOG_LEVELS as readonly string[]).includes(level) ? level : fallback;
 }
 
+/** Runs `load` with process.env.POD_NAMESPACE set as given (plugin option defaults read it), then puts it back. */
+async function withPodNamespace<T>(namespace: string, load: () => Promise<T>): Promise<T> {
+  const before = process.env.POD_NAMESPACE;
+  process.env.POD_NAMESPACE = namespace;
+  try {
+    return await load();
+  } finally {
+    if (before === undefined) delete process.env.POD_NAMESPACE;
+    else process.env.POD_NAMESPACE = before;
+  }
+}
+
 /** `meshsync install|rbac`: manifests for the config in force, on stdout (for kubectl apply -f -). */
 async function installCommand(command: 'install' | 'rbac', argv: readonly string[], io: CliIo): Promise<number> {
   const logger = createLogger({ level: envLogLevel(io.env, 'warn') });
@@ -204,7 +217,10 @@ async function installCommand(command: 'install' | 'rbac', argv: readonly string
     return 2;
   }
   try {
-    const loaded = await loadConfig({ configFile: flags.config as string | undefined, cwd: io.cwd, env: io.env, logger, command: 'run' });
+    // The config resolves as in the pod, where POD_NAMESPACE is the namespace installed into: plugins
+    // that default their namespace to it (the MeshSync resource, the Lease) must not take this machine's.
+    const podNamespace = (flags.namespace as string | undefined) ?? INSTALL_DEFAULTS.namespace;
+    const loaded = await withPodNamespace(podNamespace, () => loadConfig({ configFile: flags.config as string | undefined, cwd: io.cwd, env: { ...io.env, POD_NAMESPACE: podNamespace }, logger, command: 'run' }));
     // No file: the pod runs the in-cluster defaults, whatever this machine's defaults are.
     const secrets = loaded.file ? secretPaths(loaded.config) : [];
     const shipped = loaded.file ? shippedConfig(loaded.file, secrets.length > 0) : undefined;

@@ -297,6 +297,17 @@ describe('meshsync CLI', function () {
     expect(watched.filter((id: string) => !id.startsWith('customresourcedefinitions.'))).to.have.length(2);
   });
 
+  it('rbac --namespace: a plugin that defaults its namespace to the pod\'s gets --namespace, not this machine\'s POD_NAMESPACE', async () => {
+    await writeFile(join(dir, 'meshsync.config.yaml'), 'plugins:\n  - meshsync:kubernetes\n  - meshsync:meshsync-resource\n  - meshsync:stdout\n');
+    const { code, stdout, stderr } = await runCli(['rbac', '--namespace', 'sync-here', '--config', join(dir, 'meshsync.config.yaml')], { cwd: dir, env: { POD_NAMESPACE: 'elsewhere' } });
+    expect(code, stderr).to.equal(0);
+    const { parseAllDocuments } = await import('yaml');
+    const roles = parseAllDocuments(stdout).map((d) => d.toJS()).filter((o) => o.kind === 'Role');
+    const meshsyncRole = roles.find((r) => r.rules.some((rule: any) => rule.resources.includes('meshsyncs')));
+    expect(meshsyncRole?.metadata.namespace).to.equal('sync-here');
+    expect(stdout).not.to.contain('elsewhere');
+  });
+
   it('install: prints manifests with the flags applied, and --help the usage', async () => {
     const { code, stdout, stderr } = await runCli(['install', '--namespace', 'ops', '--cluster-id', 'eu-1', '--replicas', '2'], { cwd: dir });
     expect(code, stderr).to.equal(0);
