@@ -119,13 +119,18 @@ describe('the Grafana dashboard (files/dashboard.json) against a real Prometheus
     expect(Number(pods[0].value[1])).to.be.greaterThan(0);
     const watchErrors = await prometheus.query('sum by (resource, reason) (meshsync_watch_errors_total)');
     expect(watchErrors.map((s) => s.metric)).to.deep.include({ resource: 'configmaps.v1.', reason: 'forbidden' });
+    // A forbidden resource does not hold the initial sync: MeshSyncResourceForbidden alone reports it.
+    const initialSync = await prometheus.query('meshsync_initial_sync_seconds');
+    expect(Number(initialSync[0].value[1])).to.be.greaterThan(0);
   });
 
-  it('has Prometheus load the alert rules and hold the forbidden resource\'s alert pending', async function () {
+  it('has Prometheus load the alert rules and hold the forbidden resource\'s alert pending, and no other', async function () {
     this.timeout(30_000);
-    await untilAsync(async () => (await prometheus.api<{ alerts: { labels: Record<string, string>; state: string }[] }>('alerts')).alerts
+    const alerts = async () => (await prometheus.api<{ alerts: { labels: Record<string, string>; state: string }[] }>('alerts')).alerts;
+    await untilAsync(async () => (await alerts())
       .some((a) => a.labels.alertname === 'MeshSyncResourceForbidden' && a.labels.resource === 'configmaps.v1.' && a.state === 'pending'),
     'MeshSyncResourceForbidden pending for configmaps.v1.', 20_000);
+    expect((await alerts()).map((a) => `${a.labels.alertname} ${a.labels.resource ?? ''}`)).to.deep.equal(['MeshSyncResourceForbidden configmaps.v1.']);
     const groups = (await prometheus.api<{ groups: { rules: { name: string; health: string }[] }[] }>('rules')).groups;
     const rules = groups.flatMap((g) => g.rules);
     expect(rules).to.have.length(7);

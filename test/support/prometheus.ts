@@ -58,7 +58,7 @@ export async function startPrometheus(options: PrometheusOptions): Promise<Prome
   }));
   const child: ChildProcess = spawn(binary, [
     `--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`,
-    `--web.listen-address=127.0.0.1:${port}`, '--web.enable-lifecycle',
+    `--web.listen-address=127.0.0.1:${port}`,
   ], { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   child.stderr!.on('data', (chunk: Buffer) => (log += chunk.toString('utf8')));
