@@ -92,7 +92,9 @@ export function meshSyncCrd(): KubeObject {
           served: true,
           storage: true,
           subresources: { status: {} },
+          // What `kubectl get meshsync` shows: the Ready condition the MeshSync resource plugin sets.
           additionalPrinterColumns: [
+            { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
             { name: 'Publishing-To', type: 'string', jsonPath: '.status.publishing-to' },
             { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
           ],

@@ -2,12 +2,12 @@
 // Go module proxy into the tools cache on first use, as the cluster suite builds Kubernetes).
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { parseAllDocuments, stringify } from 'yaml';
+import { parse as parseYaml, parseAllDocuments, stringify } from 'yaml';
 import { buildHelm } from '../cluster/build/helm.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -181,6 +181,43 @@ describe('the Helm chart (deploy/helm/meshery-meshsync)', function () {
     expect(deployment.spec.template.spec.containers[0].resources).to.deep.equal(resources);
   });
 
+  // Off by default: the defaults case above renders exactly what meshsync install does, nothing more.
+  describe('observability (monitoring.*)', () => {
+    const file = (name: string) => readFileSync(join(CHART, 'files', name), 'utf8');
+
+    it('renders a ServiceMonitor that selects the metrics Service by its labels and port name', async function () {
+      this.timeout(30_000);
+      const chart = await template({ monitoring: { serviceMonitor: { enabled: true, interval: '15s', labels: { release: 'kube-prometheus' } } } }, { namespace: 'mesh' });
+      const monitor = chart.find((o) => o.kind === 'ServiceMonitor') as any;
+      const service = chart.find((o) => o.kind === 'Service') as any;
+      expect(monitor.apiVersion).to.equal('monitoring.coreos.com/v1');
+      expect(monitor.metadata).to.deep.include({ name: 'meshsync', namespace: 'mesh' });
+      expect(monitor.metadata.labels).to.include({ release: 'kube-prometheus', 'app.kubernetes.io/name': 'meshsync' });
+      expect(service.metadata.labels).to.include(monitor.spec.selector.matchLabels);
+      expect(monitor.spec.namespaceSelector).to.deep.equal({ matchNames: ['mesh'] });
+      expect(monitor.spec.endpoints).to.deep.equal([{ port: 'metrics', path: '/metrics', interval: '15s' }]);
+      expect(service.spec.ports.map((p: { name: string }) => p.name)).to.include('metrics');
+      expect(chart.filter((o) => o.kind === 'PrometheusRule' || o.metadata.name.endsWith('-dashboard'))).to.deep.equal([]);
+    });
+
+    it('renders a PrometheusRule whose spec is files/alerts.rules.yaml, the file promtool tests', async function () {
+      this.timeout(30_000);
+      const rule = (await template({ monitoring: { prometheusRule: { enabled: true } } })).find((o) => o.kind === 'PrometheusRule') as any;
+      expect(rule.apiVersion).to.equal('monitoring.coreos.com/v1');
+      expect(rule.spec).to.deep.equal(parseYaml(file('alerts.rules.yaml')));
+    });
+
+    it('renders the dashboard of files/dashboard.json in a ConfigMap Grafana\'s sidecar picks up', async function () {
+      this.timeout(30_000);
+      const chart = await template({ monitoring: { dashboard: { enabled: true, namespace: 'grafana' } } });
+      const map = chart.find((o) => o.metadata.name === 'meshsync-dashboard') as any;
+      expect(map.kind).to.equal('ConfigMap');
+      expect(map.metadata.namespace).to.equal('grafana');
+      expect(map.metadata.labels).to.include({ grafana_dashboard: '1' });
+      expect(JSON.parse(map.data['meshsync.json'])).to.deep.equal(JSON.parse(file('dashboard.json')));
+    });
+  });
+
   describe('as the meshery-meshsync subchart of an umbrella chart', () => {
     let umbrella: string;
     before(() => {
@@ -234,6 +271,11 @@ describe('the Helm chart (deploy/helm/meshery-meshsync)', function () {
     it('by the values schema: a misspelt key', async function () {
       this.timeout(30_000);
       expect(await refusal({ watchconfig: { whitelist: '[]' } })).to.match(/watchconfig/);
+    });
+
+    it('by the values schema: a scrape interval that is no Prometheus duration', async function () {
+      this.timeout(30_000);
+      expect(await refusal({ monitoring: { serviceMonitor: { enabled: true, interval: 'often' } } })).to.match(/monitoring\/serviceMonitor\/interval/);
     });
 
     it('in the template: a broker URL both given and taken from a Secret', async function () {

@@ -197,6 +197,7 @@ describe('install manifests', () => {
     const status = version.schema.openAPIV3Schema.properties.status.properties;
     expect(status['publishing-to'].type).to.equal('string');
     expect(status.conditions.items.required).to.deep.equal(['type', 'status']);
+    expect(version.additionalPrinterColumns.map((c: { name: string }) => c.name)).to.deep.equal(['Ready', 'Publishing-To', 'Age']);
   });
 });
 
