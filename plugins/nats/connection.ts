@@ -29,7 +29,7 @@ export class BrokerConnection {
   private lastFailure = '';
 
   /** The servers as dialled (credentials out of the URLs), and the credentials they carried. */
-  private readonly dial: { credentials?: UrlCredentials; servers: string[] };
+  private readonly dial: { credentials?: UrlCredentials; written?: string; servers: string[] };
 
   constructor(
     private readonly options: NatsOptions,
@@ -41,11 +41,10 @@ export class BrokerConnection {
   ) {
     this.dial = urlCredentials(servers, options.auth);
     const auth = options.auth;
-    for (const secret of [auth?.password, auth?.token, auth?.nkeySeed, envToken()]) if (secret) this.secrets.push(secret);
-    for (const server of servers) {
-      const userinfo = /\/\/([^@/]*)@/.exec(server)?.[1];
-      if (userinfo) this.secrets.push(...userinfo.split(':').filter((part) => part.length > 0), ...userinfo.split(':').map(safeDecode).filter((part) => part.length > 0));
-    }
+    const fromUrl = this.dial.credentials;
+    // Scrubbed from messages as the URL wrote them and decoded.
+    const urlSecrets = fromUrl === undefined ? [] : ['token' in fromUrl ? fromUrl.token : fromUrl.user, 'pass' in fromUrl ? fromUrl.pass : undefined, ...(this.dial.written?.split(':') ?? [])];
+    for (const secret of [auth?.password, auth?.token, auth?.nkeySeed, envToken(), ...urlSecrets]) if (secret) this.secrets.push(secret);
   }
 
   /** The connection object, while one exists (it may be reconnecting). */
@@ -256,14 +255,6 @@ export class BrokerConnection {
 /** NATS_TOKEN: how the Meshery operator's token (secret meshery-nats-auth) reaches MeshSync. */
 function envToken(): string | undefined {
   return process.env.NATS_TOKEN?.trim() || undefined;
-}
-
-function safeDecode(part: string): string {
-  try {
-    return decodeURIComponent(part);
-  } catch {
-    return part;
-  }
 }
 
 /** Between half and one and a half times `ms`. */

@@ -98,15 +98,15 @@ export class Delivery {
    * What a consumer that missed nothing holds, each object by its key as it is now (type ADDED),
    * read lazily so the whole state is never parsed at once: from its source's snapshot when the
    * source keeps it, else as it was confirmed. Read under `lock`, so no batch changes it meanwhile.
+   * `seen` collects the keys yielded (a caller that needs them passes its own set).
    */
-  *confirmedState(core: Pick<Core, 'snapshot' | 'clusterId'>, observedAt: number): Generator<[string, SyncEvent]> {
+  *confirmedState(core: Pick<Core, 'snapshot' | 'clusterId'>, observedAt: number, seen = new Set<string>()): Generator<[string, SyncEvent]> {
     // The filters see each object as the type it was confirmed as, so one they let through then
     // (a watch-list allowing only MODIFIED) is not left out now.
     const keptAs = (item: SnapshotItem) => {
       const entry = this.published.get(objectKey(item));
       return typeof entry === 'string' ? entry : undefined;
     };
-    const seen = new Set<string>();
     for (const event of core.snapshot(keptAs)) {
       const key = objectKey(event);
       if (seen.has(key)) continue;
@@ -114,7 +114,9 @@ export class Delivery {
       yield [key, new PipelineEvent('ADDED', event.resource, event.object, core.clusterId, observedAt)];
     }
     for (const [key, confirmed] of this.published) {
-      if (typeof confirmed !== 'string') yield [key, new PipelineEvent('ADDED', confirmed.resource, parseJsonBytes<KubeObject>(confirmed.json), core.clusterId, observedAt)];
+      if (typeof confirmed === 'string' || seen.has(key)) continue;
+      seen.add(key);
+      yield [key, new PipelineEvent('ADDED', confirmed.resource, parseJsonBytes<KubeObject>(confirmed.json), core.clusterId, observedAt)];
     }
   }
 

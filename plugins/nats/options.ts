@@ -126,10 +126,10 @@ function hasUrlCredentials(servers: readonly string[]): boolean {
 }
 
 /**
- * The credentials the server URLs carry, and the URLs without them; throws (a clear error, no
- * secret in it) when URLs disagree, or when `auth` is set as well.
+ * The credentials the server URLs carry (decoded, and `written` as in the URL), and the URLs
+ * without them; throws (a clear error, no secret in it) when URLs disagree, or when `auth` is set as well.
  */
-export function urlCredentials(servers: readonly string[], auth: NatsOptions['auth']): { credentials?: UrlCredentials; servers: string[] } {
+export function urlCredentials(servers: readonly string[], auth: NatsOptions['auth']): { credentials?: UrlCredentials; written?: string; servers: string[] } {
   const infos = new Set(servers.map(userinfoOf).filter((info): info is string => info !== undefined));
   const bare = servers.map((server) => server.trim().replace(/^([a-z+]+:\/\/)[^/@]*@/i, '$1'));
   if (infos.size === 0) return { servers: bare };
@@ -137,8 +137,15 @@ export function urlCredentials(servers: readonly string[], auth: NatsOptions['au
   if (infos.size > 1) throw new MeshSyncError('MESHSYNC_CONFIG_INVALID', `${PLUGIN_NAME}: the server URLs carry different credentials; one connection authenticates once`);
   const [info] = infos;
   const colon = info.indexOf(':');
-  const decode = (part: string) => decodeURIComponent(part);
-  return { servers: bare, credentials: colon < 0 ? { token: decode(info) } : { user: decode(info.slice(0, colon)), pass: decode(info.slice(colon + 1)) } };
+  // A stray % is taken as written rather than failing on it.
+  const decode = (part: string) => {
+    try {
+      return decodeURIComponent(part);
+    } catch {
+      return part;
+    }
+  };
+  return { servers: bare, written: info, credentials: colon < 0 ? { token: decode(info) } : { user: decode(info.slice(0, colon)), pass: decode(info.slice(colon + 1)) } };
 }
 
 /** True when the config itself names a broker (not the default, not the environment). */
