@@ -173,7 +173,9 @@ export class MesheryRequests {
         size = 0;
       };
       for (const [, event] of this.delivery.confirmedState(this.core, Date.now())) {
-        let item = kubernetesResource(event.object, 'ADDED', event.clusterId);
+        // An object that cannot be encoded (too deep to serialise) is left out, not the whole reply.
+        let item = this.delivery.encodeOrSkip(event, () => kubernetesResource(event.object, 'ADDED', event.clusterId));
+        if (item === undefined) continue;
         if (!fitsPayload(item, room)) {
           truncated++;
           item = [stripObject(event.object), metadataOnly(event.object), identityOf(event)]
