@@ -7,11 +7,10 @@
  * take (a poison event: an object too deep to serialise, a plugin that throws on it) cannot hold
  * back the others. An event is given up on (dead-lettered: counted, reported once with its key,
  * skipped) only on proof that it is the event and not the sink: it failed alone, twice, while the
- * sink accepted other parts of the same batch after the batch first failed, or, when nothing is
- * left to try but events that struck out so, while the sink had accepted the batch before this one
- * (the tail of a lane can be all poison, with no event behind it to prove the sink). A sink that
- * is down accepts nothing, so it never condemns an event; nor does an error saying the sink is
- * unavailable.
+ * sink accepted other parts of the same batch after the batch first failed. A sink that is down
+ * accepts nothing, so it never condemns an event; nor does an error saying the sink is
+ * unavailable. So a lane whose last events are all poison waits (backing off) for an event behind
+ * them to prove the sink: having worked a moment ago is no proof (a full disk fails every event).
  */
 import { objectKey } from '../event.ts';
 import { sinkUnavailable } from '../errors.ts';
@@ -37,8 +36,6 @@ export class Retry {
   private wakeRetry: (() => void) | null = null;
   /** retryNow came while an attempt was in flight: the backoff after it, if it fails, is skipped. */
   private retryRequested = false;
-  /** The last batch ended with the sink taking part of it, and no sign since that the sink is unavailable. */
-  private sinkWorked = false;
 
   constructor(
     private readonly options: RetryOptions,
@@ -62,10 +59,7 @@ export class Retry {
     let failed = false;
     /** The sink accepted a part since the batch first failed: it works. */
     let proven = false;
-    const workedBefore = this.sinkWorked;
     const isStruckOut = (part: SyncEvent[]) => part.length === 1 && (strikes.get(part[0]) ?? 0) >= POISON_STRIKES;
-    /** Only events that struck out are left, and none wait behind them. */
-    const onlyStruckOut = () => !canWiden() && parts.every(isStruckOut);
     // A gate closed meanwhile (this replica became a standby) stops the retries: the batch
     // waits, to be retried as it was once the gate opens again.
     for (let attempt = 1; parts.length > 0; attempt++) {
@@ -81,21 +75,18 @@ export class Retry {
       if (failure === undefined) {
         parts.shift();
         proven ||= failed;
-        this.sinkWorked = true;
         delay = this.options.retryInitialMs;
         continue;
       }
       failed = true;
       if (part.length > 1) {
         parts.splice(0, 1, part.slice(0, part.length >> 1), part.slice(part.length >> 1));
-      } else if (sinkUnavailable(failure)) {
-        this.sinkWorked = false;
-      } else {
+      } else if (!sinkUnavailable(failure)) {
         const event = part[0];
         const count = (strikes.get(event) ?? 0) + 1;
         strikes.set(event, count);
         if (count >= POISON_STRIKES) {
-          if (proven || (workedBefore && onlyStruckOut())) {
+          if (proven) {
             this.deadLetter(event, failure);
             parts.shift();
             continue;
