@@ -58,14 +58,18 @@ export class MesheryRequests {
   private join(): void {
     const nc = this.nc;
     if (nc === undefined || this.subscription !== undefined || this.stopped || this.core.state.deliveryHeld) return;
-    this.subscription = nc.subscribe(MESHERY.requestSubject, {
+    const subscription = nc.subscribe(MESHERY.requestSubject, {
       queue: MESHERY.requestQueue,
       callback: (error, msg) => {
         if (error) return;
         this.queue = this.queue.then(() => this.handle(nc, msg));
       },
     });
-    this.logger.info({ subject: MESHERY.requestSubject, queue: MESHERY.requestQueue }, 'answering Meshery requests');
+    this.subscription = subscription;
+    // Said once the server has the subscription (a flush round trip): requests from then on reach it.
+    nc.flush().then(() => {
+      if (this.subscription === subscription) this.logger.info({ subject: MESHERY.requestSubject, queue: MESHERY.requestQueue }, 'answering Meshery requests');
+    }, () => undefined);
   }
 
   private leave(): void {
