@@ -45,6 +45,7 @@ export class MeshSyncCore implements Core {
   private readonly progressReaders = new Map<string, () => SourceProgress>();
   private phase: SyncProgress['phase'] = 'created';
   private readonly readinessChecks = new Map<string, () => boolean>();
+  private readonly statusReaders = new Map<string, () => Record<string, unknown>>();
   private readonly deliveryHolds = new Set<string>();
   private readonly abort = new AbortController();
   /** Sinks are stopped later than sources: only once the lanes drained (or the deadline passed). */
@@ -208,6 +209,10 @@ export class MeshSyncCore implements Core {
 
   addReadinessCheck(name: string, check: () => boolean): void {
     this.readinessChecks.set(name, check);
+  }
+
+  addStatus(name: string, read: () => Record<string, unknown>): void {
+    this.statusReaders.set(name, read);
   }
 
   /** Every readiness check by name, plus `synced` for the sources' initial lists. */
@@ -412,6 +417,17 @@ export class MeshSyncCore implements Core {
         return counts;
       },
       unreadableResources: () => Object.assign({}, ...this.unreadableReaders.map((read) => read())),
+      statuses: () => {
+        const statuses: Record<string, Record<string, unknown>> = {};
+        for (const [name, read] of this.statusReaders) {
+          try {
+            statuses[name] = read();
+          } catch (error) {
+            statuses[name] = { error: asError(error).message };
+          }
+        }
+        return statuses;
+      },
     };
   }
 }

@@ -8,6 +8,7 @@ export { ERROR_CODES, MeshSyncError, ConfigError, pluginError, asError, type Con
 export { createLogger, silentLogger, type Logger, type LogLevel } from './log.ts';
 export { coalesce } from './lane/queue.ts';
 export { resourceId, parseResourceId, resourceIdProblem } from './resource.ts';
+export { contentHash } from './fingerprint.ts';
 export { closestNames, didYouMean, editDistance } from './suggest.ts';
 export { MASK, redactSecretsInText, redactUrlCredentials, withoutJsonExcerpt } from './secrets.ts';
 export {

@@ -208,6 +208,8 @@ export interface CoreState {
   unreadableResources(): Record<string, string>;
   /** Where start-up and the initial sync are, and what they wait for. */
   progress(): SyncProgress;
+  /** What each plugin that added a status tells (`addStatus`), by name. */
+  statuses(): Record<string, Record<string, unknown>>;
 }
 
 /** Counters the core keeps; plain numbers, so counting costs nothing on the hot path. */
@@ -233,6 +235,11 @@ export interface Core {
   snapshot(typeOf?: (item: SnapshotItem) => EventType | undefined): Iterable<SyncEvent>;
   /** Registers a readiness check; /readyz asks all of them. The NATS sink registers `broker`. */
   addReadinessCheck(name: string, check: () => boolean): void;
+  /**
+   * Adds what a plugin tells about itself on /status (`plugins.<name>`): a small JSON object read on
+   * each request. Anyone who reaches the port reads it: nothing secret or identifying.
+   */
+  addStatus(name: string, read: () => Record<string, unknown>): void;
   /** Every readiness check by name, plus `synced` (every source listed its initial state). */
   readiness(): Record<string, boolean>;
   /** Holds (or releases) delivery to every sink under a holder's name; events wait, coalesced, while any hold is set. Used by leader election. */

@@ -1,13 +1,14 @@
 /**
  * meshsync:leader-election — several replicas, one publisher. Replicas campaign for a Lease; a
  * standby keeps watching (its caches stay warm) but holds delivery, so only the leader publishes.
- * A new leader releases its hold and asks the sinks for a resync, so nothing is missed in the handover.
+ * A new leader releases its hold; the sinks then announce the state themselves (the deliveryHeld
+ * hook), so consumers learn of what the old leader could not tell them.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { Gauge } from 'prom-client';
 import { z } from 'zod';
-import { definePlugin, type Core } from '../../core/index.ts';
+import { definePlugin } from '../../core/index.ts';
 import { KubeClient, loadKubeConfig } from '../../kubernetes/index.ts';
 import { LeaderElector } from './elector.ts';
 
@@ -21,7 +22,7 @@ export const leaderElectionOptions = z.object({
   leaseDurationSeconds: z.number().positive().default(15).describe('How long a lease that stopped being renewed blocks the standbys.'),
   renewDeadlineSeconds: z.number().positive().default(10).describe('How long the leader keeps trying to renew before it stands down; below leaseDurationSeconds.'),
   retryPeriodSeconds: z.number().positive().default(2).describe('How often the leader renews and the standbys try to acquire.'),
-  resyncWaitSeconds: z.number().nonnegative().default(5).describe('A new leader first delivers what its lanes held, waiting up to this long, then asks the sinks for a resync.'),
+  resyncWaitSeconds: z.number().nonnegative().optional().describe('Not used any more (accepted so existing configs load): a new leader\'s sinks announce the state themselves when delivery opens.'),
   kubeconfig: z.string().optional().describe('Path of a kubeconfig file. Default: as the kubernetes plugin (KUBECONFIG, ~/.kube/config, in-cluster).'),
   context: z.string().optional().describe('The kubeconfig context to use. Default: the current context.'),
 }).strict().refine((o) => o.renewDeadlineSeconds < o.leaseDurationSeconds, {
@@ -41,15 +42,6 @@ export function defaultLeaseNamespace(env: NodeJS.ProcessEnv = process.env): str
   return 'default';
 }
 
-/** Resolves once no lane holds or delivers anything, or after `maxMs`. */
-async function lanesIdle(core: Core, maxMs: number, signal: AbortSignal): Promise<void> {
-  const deadline = Date.now() + maxMs;
-  while (Date.now() < deadline && !signal.aborted) {
-    if (core.state.lanes().every((lane) => lane.pending === 0 && lane.inFlight === 0)) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
 export const leaderElection = definePlugin({
   name: PLUGIN_NAME,
   description: 'Runs several replicas with one publisher: a Kubernetes Lease elects the leader; standbys keep their caches warm and hold delivery.',
@@ -58,7 +50,6 @@ export const leaderElection = definePlugin({
     const logger = core.logger.child({ plugin: PLUGIN_NAME });
     let elector: LeaderElector | undefined;
     let client: KubeClient | undefined;
-    let term = new AbortController();
     const gauge = new Gauge({ name: 'meshsync_leader', help: '1 while this replica is the leader (publishes), 0 while it stands by.', registers: [core.metrics] });
     gauge.set(0);
     // Until this replica holds the lease, nothing leaves: the lanes are created held.
@@ -76,19 +67,13 @@ export const leaderElection = definePlugin({
       }, {
         started: () => {
           gauge.set(1);
-          term = new AbortController();
-          const signal = term.signal;
-          core.holdDelivery(PLUGIN_NAME, false);
           // The held lanes carry every change since this replica started, but not the DELETEs of
-          // objects the old leader published and this replica never saw; the resync frame lets
-          // consumers drop those. Delivering the held events first keeps the frame complete.
-          void lanesIdle(core, options.resyncWaitSeconds * 1000, signal).then(() => {
-            if (!signal.aborted) core.requestResync('leader-elected');
-          });
+          // objects the old leader published and this replica never saw: the sinks' announcement
+          // of the state on the deliveryHeld hook tells consumers of those.
+          core.holdDelivery(PLUGIN_NAME, false);
         },
         stopped: () => {
           gauge.set(0);
-          term.abort();
           core.holdDelivery(PLUGIN_NAME, true);
         },
       }, logger);
@@ -96,7 +81,6 @@ export const leaderElection = definePlugin({
     });
 
     core.hooks.stop.tapPromise(PLUGIN_NAME, async () => {
-      term.abort();
       await elector?.stop();
       client?.close();
     });

@@ -242,6 +242,7 @@ function status(core: Core, readiness: () => [string, boolean][], lastErrors: Re
       sink: lane.sink, pending: lane.pending, inFlight: lane.inFlight, oldestEventAgeSeconds: lane.oldestAgeMs / 1000,
     })),
     counters: core.counters,
+    plugins: core.state.statuses(),
     errors: Object.fromEntries(lastErrors),
   };
 }
@@ -255,6 +256,7 @@ function publicStatus(core: Core, readiness: () => [string, boolean][], lastErro
     started: core.state.started,
     ready: Object.values(checks).every(Boolean),
     readiness: checks,
+    plugins: core.state.statuses(),
     errors: Object.fromEntries([...lastErrors].map(([plugin, error]) => [plugin, { hook: error.hook, ...(error.code ? { code: error.code } : {}), at: error.at, count: error.count }])),
     detail: 'off (statusDetail: true in the metrics plugin shows the cluster id, counts, lanes and error texts)',
   };

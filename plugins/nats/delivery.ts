@@ -9,13 +9,16 @@ import {
 } from '../../core/index.ts';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { BrokerConnection } from './connection.ts';
-import { encodeEvent, messageId, type Truncation } from './encode.ts';
+import { encodeEvent, markerHeaders, messageId, type EncodedMessage, type Truncation } from './encode.ts';
 import { JetStreamPublisher } from './jetstream.ts';
+import { identityOf, Ledger, publishedHash, resourceOf, type LedgerWrite } from './ledger.ts';
 import type { NatsMetrics } from './metrics.ts';
 import { Announced } from './meshery/announced.ts';
 import { encodeMesheryEvent } from './meshery/wire.ts';
 import type { NatsOptions, Protocol } from './options.ts';
 import { brokerError, maxPayloadOf, Mutex, Outgoing, withTimeout } from './outgoing.ts';
+import { markerSubject } from './subject.ts';
+import { Term } from './term.ts';
 
 /** An object's JSON as this sink confirmed it, kept to republish it in a resync. */
 export class ConfirmedBytes {
@@ -42,10 +45,15 @@ export class Delivery {
   subjectOf: (event: SyncEvent) => string = () => '';
   /** Meshery mode: what Meshery was told since the last re-announce. */
   readonly announced: Announced | undefined;
+  /** What consumers were told, kept in the broker (JetStream KV) when it can. */
+  readonly ledger: Ledger;
+  /** The term being announced (see term.ts); none once it closed. */
+  private term: Term | undefined;
   private readonly truncationLogged = new Set<string>();
   private readonly jetstream: JetStreamPublisher | undefined;
 
   constructor(
+    private readonly core: Core,
     private readonly options: NatsOptions,
     private readonly protocol: Protocol,
     private readonly connection: () => BrokerConnection,
@@ -56,33 +64,57 @@ export class Delivery {
       ? undefined
       : new JetStreamPublisher(options.jetstream, options.subject, logger, () => connection().connected, (message) => connection().scrub(message));
     this.announced = protocol === 'meshery' ? new Announced() : undefined;
+    this.ledger = new Ledger(options.ledger, logger);
   }
 
   /** The sink tap: resolves once the broker confirmed every event of the batch. */
   deliver(batch: Batch): Promise<void> {
     return this.lock.run(async () => {
       const nc = this.connection().require();
+      const ledger = (await this.ledger.open(nc)) ? this.ledger : undefined;
+      const term = this.term;
+      if (term !== undefined && !term.begun) await this.beginTerm(nc, term);
       const maxPayload = maxPayloadOf(nc);
       const outgoing: Outgoing[] = [];
+      const intents: LedgerWrite[] = [];
+      const confirmed: LedgerWrite[] = [];
       const published = { ADDED: 0, MODIFIED: 0, DELETED: 0 } satisfies Record<EventType, number>;
       let truncated = 0;
       // Each object's JSON as encoded, kept once confirmed: serialised once per event, not again here.
       const objectBytes: Uint8Array[] = new Array(batch.length);
       for (let i = 0; i < batch.length; i++) {
-        const event = batch[i];
-        const message = this.protocol === 'meshery'
-          ? encodeMesheryEvent(event, { maxPayload })
-          : encodeEvent(event, { withHeaders: this.options.headers, maxPayload, sharedHeaders: !this.options.jetstream });
+        let event = batch[i];
+        let message = this.encode(event, maxPayload, term?.resyncId);
         objectBytes[i] = message.objectBytes;
+        const hash = ledger === undefined ? '' : publishedHash(message.objectBytes);
+        if (term?.told !== undefined) {
+          const told = term.told.get(objectKey(event));
+          term.mentioned.add(objectKey(event));
+          if (event.type === 'ADDED' && told !== undefined) {
+            // Consumers hold it already: as it is (nothing to send), or older (a MODIFIED).
+            if (told.rv === (event.object.metadata.resourceVersion ?? '') && told.h === hash) {
+              term.counts.unchanged++;
+              continue;
+            }
+            term.counts.changed++;
+            event = new PipelineEvent('MODIFIED', event.resource, event.object, event.clusterId, event.observedAt);
+            message = this.encode(event, maxPayload, undefined);
+          } else if (event.type === 'ADDED') term.counts.added++;
+        }
         if (message.truncation !== 'none') {
           truncated++;
           this.noteTruncation(event, message.truncation, maxPayload);
           if (message.truncation === 'dropped') continue;
         }
-        outgoing.push(new Outgoing(this.subjectOf(event), message.payload, message.headers, messageId(event)));
+        if (term?.resyncId !== undefined) term.mentioned.add(objectKey(event));
+        outgoing.push(new Outgoing(this.subjectOf(event), message.payload, message.headers, messageId(event, term?.resyncId)));
+        if (ledger !== undefined) {
+          if (event.type === 'ADDED') intents.push(ledger.intent(event));
+          confirmed.push(ledger.confirmed(event, hash));
+        }
         published[event.type]++;
       }
-      await this.send(nc, outgoing);
+      await this.send(nc, outgoing, intents, confirmed);
       batch.forEach((event, i) => {
         if (event.type === 'DELETED') this.published.delete(objectKey(event));
         else this.published.set(objectKey(event), isKeptBySource(event.object) ? event.type : new ConfirmedBytes(event.resource, holdBytes(objectBytes[i])));
@@ -92,6 +124,88 @@ export class Delivery {
       for (const type of ['ADDED', 'MODIFIED', 'DELETED'] as const) if (published[type] > 0) this.metrics.published.inc({ type }, published[type]);
       if (truncated > 0) this.metrics.truncated.inc(truncated);
     });
+  }
+
+  private encode(event: SyncEvent, maxPayload: number, resyncId: string | undefined): EncodedMessage {
+    return this.protocol === 'meshery'
+      ? encodeMesheryEvent(event, { maxPayload })
+      : encodeEvent(event, { withHeaders: this.options.headers, maxPayload, resyncId, sharedHeaders: !this.options.jetstream });
+  }
+
+  /** A new term: this sink may publish again (it started, or this replica became the leader). */
+  openTerm(reason: Term['reason']): Term {
+    this.term = new Term(reason);
+    return this.term;
+  }
+
+  /** Delivery is held (a replica stood down): the term is left unclosed, the next leader announces. */
+  abandonTerm(): void {
+    this.term = undefined;
+  }
+
+  isCurrent(term: Term): boolean {
+    return this.term === term;
+  }
+
+  /**
+   * Closes the term once its announcement can be complete (the sources listed everything): the
+   * frame's RESYNC_END, or a DELETED for each object the ledger holds that is gone now. An object
+   * not mentioned yet but in its source's store is not gone: its event is still in the lane.
+   * Throws when the broker did not confirm (the caller retries).
+   */
+  closeTerm(term: Term): Promise<void> {
+    return this.lock.run(async () => {
+      if (this.term !== term || term.closed) return;
+      const nc = this.connection().require();
+      await this.ledger.open(nc);
+      if (!term.begun) await this.beginTerm(nc, term);
+      if (term.mode === 'frame') {
+        const end = JSON.stringify({ type: 'RESYNC_END', resync_id: term.resyncId, count: term.mentioned.size, cluster_id: this.core.clusterId });
+        await this.send(nc, [this.marker('RESYNC_END', end, term.resyncId!)]);
+      } else if (term.mode === 'ledger') {
+        const current = new Set<string>();
+        for (const event of this.core.snapshot()) current.add(objectKey(event));
+        const gone: SyncEvent[] = [];
+        for (const [key, entry] of term.told!) {
+          if (term.mentioned.has(key) || current.has(key)) continue;
+          gone.push(new PipelineEvent('DELETED', resourceOf(entry), identityOf(entry), this.core.clusterId, Date.now()));
+        }
+        const maxPayload = maxPayloadOf(nc);
+        for (let from = 0; from < gone.length; from += this.options.resyncChunkSize) {
+          const chunk = gone.slice(from, from + this.options.resyncChunkSize);
+          await this.send(nc, chunk.map((event) => {
+            const message = this.encode(event, maxPayload, undefined);
+            return new Outgoing(this.subjectOf(event), message.payload, message.headers, messageId(event));
+          }), [], chunk.map((event) => this.ledger.confirmed(event, '')));
+        }
+        term.counts.gone = gone.length;
+        if (gone.length > 0) this.metrics.published.inc({ type: 'DELETED' }, gone.length);
+      }
+      term.closed = true;
+      this.term = undefined;
+      this.logger.info({ reason: term.reason, mode: term.mode, ms: Date.now() - term.openedAt, ...(term.mode === 'frame' ? { resyncId: term.resyncId, count: term.mentioned.size } : term.mode === 'ledger' ? term.counts : {}) },
+        term.mode === 'ledger' ? 'state announced: the ledger\'s diff published (DELETED for objects gone, MODIFIED for changed ones, nothing for the rest)' : 'state announced');
+    });
+  }
+
+  private async beginTerm(nc: NatsConnection, term: Term): Promise<void> {
+    if (this.ledger.available) term.beginWithLedger(await this.ledger.load(nc));
+    else if (this.protocol === 'meshsync') {
+      const resyncId = term.beginFramed();
+      const begin = JSON.stringify({ type: 'RESYNC_BEGIN', resync_id: resyncId, cluster_id: this.core.clusterId });
+      try {
+        await this.send(nc, [this.marker('RESYNC_BEGIN', begin, resyncId)]);
+      } catch (error) {
+        term.mode = undefined;
+        throw error;
+      }
+    } else term.beginUnframed();
+  }
+
+  /** A RESYNC_BEGIN or RESYNC_END marker. */
+  marker(type: 'RESYNC_BEGIN' | 'RESYNC_END', payload: string, resyncId: string): Outgoing {
+    const headers = this.options.headers ? markerHeaders(type, this.core.clusterId, resyncId) : undefined;
+    return new Outgoing(markerSubject(this.options.subject, this.core.clusterId, type), payload, headers, `${type}:${resyncId}`);
   }
 
   /**
@@ -120,11 +234,22 @@ export class Delivery {
     }
   }
 
-  /** Publishes and waits for the server's confirmation; throws (the whole set is retried) when it did not come. */
-  async send(nc: NatsConnection, outgoing: readonly Outgoing[]): Promise<void> {
-    if (this.jetstream) return this.jetstream.publish(nc, outgoing);
+  /**
+   * Publishes and waits for the server's confirmation; throws (the whole set is retried) when it
+   * did not come. Ledger writes go on the same connection, `before` ahead of the messages and
+   * `after` behind them (see Ledger.intent).
+   */
+  async send(nc: NatsConnection, outgoing: readonly Outgoing[], before: readonly LedgerWrite[] = [], after: readonly LedgerWrite[] = []): Promise<void> {
+    if (this.jetstream) {
+      this.ledger.publish(nc, before);
+      await this.jetstream.publish(nc, outgoing);
+      this.ledger.publish(nc, after);
+      return;
+    }
     try {
+      this.ledger.publish(nc, before);
       for (const message of outgoing) nc.publish(message.subject, message.payload, message.headers ? { headers: message.headers } : undefined);
+      this.ledger.publish(nc, after);
       // The PONG to this PING proves the server read everything published before it on this
       // connection; if the connection dropped meanwhile the client rejects it (it discards its buffer).
       await withTimeout(nc.flush(), this.options.flushTimeoutMs, 'the NATS server did not confirm the batch in time');

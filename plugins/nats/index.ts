@@ -1,7 +1,8 @@
 /**
  * meshsync:nats — the broker sink that loses nothing. Publishes every event to NATS (core NATS,
  * or JetStream) in MeshSync's wire format, accepts a batch only once the server confirmed it,
- * and republishes the whole state, framed, after a reconnect or on request.
+ * announces the state at each start and takeover (against a durable ledger, or framed), and
+ * republishes the whole state, framed, after a reconnect or on request.
  */
 import { definePlugin } from '../../core/index.ts';
 import { natsOptionsSchema, PLUGIN_NAME } from './options.ts';
@@ -16,6 +17,7 @@ export const nats = definePlugin({
   setup: (options) => (core) => {
     const sink = new NatsSink(core, options, core.logger.child({ plugin: PLUGIN_NAME }));
     core.addReadinessCheck('broker', () => sink.connection.connected);
+    core.addStatus(PLUGIN_NAME, () => sink.status());
     core.hooks.start.tapPromise(PLUGIN_NAME, () => sink.start());
     // Last in the waterfall, so it sees the cluster id every other tap agreed on.
     core.hooks.clusterId.tap({ name: PLUGIN_NAME, stage: 1000 }, (clusterId) => {
@@ -26,6 +28,8 @@ export const nats = definePlugin({
     core.hooks.sink.tapPromise(PLUGIN_NAME, (batch) => sink.deliver(batch));
     // A new leader, or an operator's request through the core: republish the confirmed view, framed.
     core.hooks.resync.tap(PLUGIN_NAME, (reason) => sink.requestResync(reason));
+    // Delivery opened (this replica leads now) or held (it stood down).
+    core.hooks.deliveryHeld.tap(PLUGIN_NAME, (held) => sink.deliveryHeld(held));
     core.hooks.reconfigure.tap(PLUGIN_NAME, (settings) => {
       if (settings.broker !== undefined) sink.useBroker(settings.broker);
     });

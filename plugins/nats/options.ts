@@ -48,6 +48,15 @@ const jetstreamSchema = z.object({
   retries: z.number().int().min(0).default(3).describe('Retries of a publish that timed out, with the same message id (then the batch fails and the core retries it).'),
 }).strict().describe('Publish to JetStream (stored, acknowledged, deduplicated) instead of core NATS.');
 
+const ledgerSchema = z.object({
+  enabled: z.boolean().default(true).describe('Keep the ledger when the broker has JetStream (a consumer that knows no resync framing then converges across restarts and failovers). Off, or without JetStream: only framed consumers do.'),
+  bucket: z.string().regex(/^[A-Za-z0-9_{}-]+$/, 'a bucket name holds letters, digits, `-`, `_` (and `{cluster}`)').default('meshsync-ledger-{cluster}')
+    .describe('The KV bucket; `{cluster}` becomes the cluster id. One per cluster.'),
+  storage: z.enum(['file', 'memory']).default('file').describe('Created bucket: storage type.'),
+  replicas: z.number().int().min(1).max(5).default(1).describe('Created bucket: replicas (clustered JetStream).'),
+}).strict().default({ enabled: true, bucket: 'meshsync-ledger-{cluster}', storage: 'file', replicas: 1 })
+  .describe('The durable ledger in a JetStream KV bucket: per object what consumers were told (uid, resourceVersion, a hash; never the object), so a restart or a new leader publishes only what changed (PROTOCOL.md).');
+
 const brokerSchema = z.union([
   z.object({ native: z.object({ name: z.string().min(1), namespace: z.string().min(1) }) }),
   z.object({ custom: z.object({ url: z.string().min(1) }) }),
@@ -96,6 +105,7 @@ export const natsOptionsSchema = z.object({
   auth: authSchema.optional(),
   tls: tlsSchema.optional(),
   jetstream: jetstreamSchema.optional(),
+  ledger: ledgerSchema,
   connectTimeoutMs: z.number().int().positive().default(5000).describe('Handshake timeout of one connection attempt.'),
   flushTimeoutMs: z.number().int().positive().default(10_000).describe('How long a batch waits for the server to confirm it (PING/PONG) before it is retried.'),
   reconnectInitialMs: z.number().int().positive().default(250).describe('First reconnect delay; doubles up to reconnectMaxMs, with jitter. Retries forever.'),

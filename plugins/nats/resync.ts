@@ -9,12 +9,11 @@ import { nuid } from '@nats-io/transport-node';
 import { PipelineEvent, type Core, type Logger, type SyncEvent } from '../../core/index.ts';
 import { jitter, type BrokerConnection } from './connection.ts';
 import type { Delivery } from './delivery.ts';
-import { encodeEvent, markerHeaders, messageId } from './encode.ts';
+import { encodeEvent, messageId } from './encode.ts';
 import type { NatsMetrics } from './metrics.ts';
 import { encodeMesheryEvent } from './meshery/wire.ts';
 import type { NatsOptions, Protocol } from './options.ts';
 import { errorMessage, maxPayloadOf, Outgoing } from './outgoing.ts';
-import { markerSubject } from './subject.ts';
 
 export class Resyncs {
   private pending: string | undefined;
@@ -53,7 +52,7 @@ export class Resyncs {
       // Meshery Server knows no frame markers (one would decode as an empty resource).
       const framed = this.protocol === 'meshsync';
       const begin = JSON.stringify({ type: 'RESYNC_BEGIN', resync_id: resyncId, cluster_id: clusterId });
-      if (framed) await this.delivery.send(nc, [this.marker('RESYNC_BEGIN', begin, resyncId)]);
+      if (framed) await this.delivery.send(nc, [this.delivery.marker('RESYNC_BEGIN', begin, resyncId)]);
       let count = 0;
       let truncated = 0;
       let outgoing: Outgoing[] = [];
@@ -79,7 +78,7 @@ export class Resyncs {
       await this.delivery.send(nc, outgoing);
       count += outgoing.length;
       const end = JSON.stringify({ type: 'RESYNC_END', resync_id: resyncId, count, cluster_id: clusterId });
-      if (framed) await this.delivery.send(nc, [this.marker('RESYNC_END', end, resyncId)]);
+      if (framed) await this.delivery.send(nc, [this.delivery.marker('RESYNC_END', end, resyncId)]);
       // Consumers dropped what the frame left out (deleted since, filtered out now, or of a
       // resource no longer watched): so does this view.
       for (const [key, entry] of this.delivery.published) if (typeof entry === 'string' && !mentioned.has(key)) this.delivery.published.delete(key);
@@ -132,10 +131,5 @@ export class Resyncs {
   /** No resync starts after this (a pending one is dropped). */
   stop(): void {
     this.stopped = true;
-  }
-
-  private marker(type: 'RESYNC_BEGIN' | 'RESYNC_END', payload: string, resyncId: string): Outgoing {
-    const headers = this.options.headers ? markerHeaders(type, this.core.clusterId, resyncId) : undefined;
-    return new Outgoing(markerSubject(this.options.subject, this.core.clusterId, type), payload, headers, `${type}:${resyncId}`);
   }
 }

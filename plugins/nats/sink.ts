@@ -3,10 +3,12 @@
  * (delivery.ts) publishes each batch and accepts it once the server confirmed it; resyncs
  * (resync.ts) republish the confirmed state, framed, after a reconnect or on request; requests
  * (requests.ts) answers the request subject; JetStream (jetstream.ts) replaces the flush with acks.
+ * Each start, and each takeover by a new leader, opens a term (term.ts) that announces the state
+ * against the ledger (ledger.ts) or in a frame.
  */
 import type { NatsConnection } from '@nats-io/transport-node';
 import { redactUrlCredentials, type Batch, type Core, type Logger } from '../../core/index.ts';
-import { BrokerConnection } from './connection.ts';
+import { BrokerConnection, jitter } from './connection.ts';
 import { Delivery } from './delivery.ts';
 import { natsMetrics } from './metrics.ts';
 import { MesheryRequests } from './meshery/requests.ts';
@@ -14,11 +16,19 @@ import { MESHERY } from './meshery/wire.ts';
 import { namesBroker, PLUGIN_NAME, resolveProtocol, resolveServers, serverHosts, type NatsOptions, type Protocol } from './options.ts';
 import { Requests } from './requests.ts';
 import { Resyncs } from './resync.ts';
+import type { Term } from './term.ts';
 import { compileSubject } from './subject.ts';
+
+/**
+ * A term closes once the lanes delivered what the sources listed (so few objects arrive after it),
+ * or after this long: a busy lane may never be empty, and a late object is still delivered.
+ */
+const TERM_CLOSE_WAIT_MS = 5000;
 
 export class NatsSink {
   private brokerConnection: BrokerConnection;
   private started = false;
+  private stopped = false;
   private clusterKnown = false;
   private readonly delivery: Delivery;
   private readonly resyncs: Resyncs;
@@ -33,7 +43,7 @@ export class NatsSink {
     this.brokerConnection = this.connect(resolveServers(options));
     const metrics = natsMetrics(core.metrics, () => this.connection.connected);
     const connection = () => this.connection;
-    this.delivery = new Delivery(options, this.protocol, connection, metrics, logger);
+    this.delivery = new Delivery(core, options, this.protocol, connection, metrics, logger);
     this.resyncs = new Resyncs(core, options, this.protocol, this.delivery, connection, metrics, logger);
     this.requests = this.protocol === 'meshery'
       ? new MesheryRequests(core, options, this.delivery, connection, this.synced, (reason) => this.resyncs.request(reason), metrics, logger)
@@ -51,7 +61,48 @@ export class NatsSink {
 
   async start(): Promise<void> {
     this.started = true;
+    // A replica that starts as a standby opens its term when it becomes the leader.
+    if (!this.core.state.deliveryHeld) this.openTerm('start');
     await this.connection.start();
+  }
+
+  /** The deliveryHeld hook: a new leader announces the state; one that stood down leaves it to the next. */
+  deliveryHeld(held: boolean): void {
+    if (held) this.delivery.abandonTerm();
+    else if (this.started) this.openTerm('leader');
+  }
+
+  /** What /status tells of this sink: whether consumers that know no framing converge across restarts. */
+  status(): Record<string, unknown> {
+    const ledger = this.delivery.ledger;
+    return {
+      ledger: ledger.state,
+      converge: ledger.available ? 'every consumer' : ledger.state === 'unknown' ? 'unknown until connected' : 'only consumers that apply resync framing',
+    };
+  }
+
+  private openTerm(reason: Term['reason']): void {
+    void this.closeWhenListed(this.delivery.openTerm(reason));
+  }
+
+  private async closeWhenListed(term: Term): Promise<void> {
+    await this.synced;
+    const deadline = Date.now() + TERM_CLOSE_WAIT_MS;
+    while (Date.now() < deadline && !this.core.state.lanes().every((lane) => lane.pending === 0 && lane.inFlight === 0)) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    let delay = this.options.reconnectInitialMs;
+    while (!this.stopped && this.delivery.isCurrent(term)) {
+      try {
+        await this.connection.whenConnected();
+        await this.delivery.closeTerm(term);
+        return;
+      } catch (error) {
+        this.logger.warn({ err: this.connection.scrub(error instanceof Error ? error.message : String(error)) }, 'announcing the state failed; retrying');
+        await new Promise((resolve) => setTimeout(resolve, jitter(delay)));
+        delay = Math.min(delay * 2, this.options.reconnectMaxMs);
+      }
+    }
   }
 
   /**
@@ -95,12 +146,14 @@ export class NatsSink {
   clusterResolved(clusterId: string): void {
     // Meshery mode uses Go MeshSync's hard-coded subjects.
     this.delivery.subjectOf = this.protocol === 'meshery' ? () => MESHERY.eventSubject : compileSubject(this.options.subject, clusterId);
+    this.delivery.ledger.clusterResolved(clusterId);
     this.clusterKnown = true;
     const nc = this.connection.current;
     if (nc) this.requests.subscribe(nc);
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     this.resyncs.stop();
     if (this.requests instanceof MesheryRequests) this.requests.stop();
     await this.connection.stop();

@@ -8,7 +8,7 @@ import { nkeys } from '@nats-io/transport-node';
 import { createTestCore, makeObject, POD } from '../../testing/index.ts';
 import { createLogger, type Logger } from '../../core/log.ts';
 import nats, { type NatsOptionsInput } from '../../plugins/nats/index.ts';
-import { startNatsServer, subscriber, type NatsServerHandle } from '../support/nats-server.ts';
+import { startAnnounced, startNatsServer, subscriber, type NatsServerHandle } from '../support/nats-server.ts';
 import { decentralizedAuth } from '../support/nats-jwt.ts';
 
 function memoryLog() {
@@ -22,7 +22,7 @@ async function deliversOneEvent(server: NatsServerHandle, options: NatsOptionsIn
   const sub = await subscriber(server.url, 'meshery.meshsync.request', subscriberOptions);
   const t = createTestCore({ logger, plugins: [nats({ url: server.url, reconnectInitialMs: 20, ...options })] });
   try {
-    await t.start();
+    await startAnnounced(t.start, sub);
     t.source.emit('ADDED', POD, makeObject(POD, 'p1'));
     await t.drain();
     await sub.waitFor((m) => m.length === 1);
@@ -158,7 +158,7 @@ describe('meshsync install --nats-permissions (real nats-server)', function () {
     const meshery = await subscriber(server.url, 'meshery.meshsync.request', { user: 'meshery', pass: 'pw-meshery' });
     const t = createTestCore({ plugins: [nats({ url: server.url, reconnectInitialMs: 20, auth: { user: 'meshsync', password: 'pw-meshsync' } })] });
     try {
-      await t.start();
+      await startAnnounced(t.start, meshery);
       t.source.emit('ADDED', POD, makeObject(POD, 'p1'));
       await t.drain();
       await meshery.waitFor((m) => m.length === 1);

@@ -8,7 +8,7 @@ import { z } from 'zod';
 import type { ResourceRef } from '../../core/types.ts';
 import nats, { type NatsOptionsInput } from '../../plugins/nats/index.ts';
 import { ReferenceConsumer, wireKey } from '../../testing/consumer.ts';
-import { startNatsServer, subscriber, type NatsServerHandle } from '../support/nats-server.ts';
+import { startAnnounced, startNatsServer, subscriber, type NatsServerHandle } from '../support/nats-server.ts';
 import kubernetes from '../../plugins/kubernetes/index.ts';
 import redactSecrets from '../../plugins/redact-secrets/index.ts';
 import watchList from '../../plugins/watch-list/index.ts';
@@ -56,7 +56,7 @@ describe('nats sink (real nats-server)', function () {
     cleanups.push(sub.close);
     const t = natsCore({ url: server.url });
     cleanups.push(t.stop);
-    await t.start();
+    await startAnnounced(t.start, sub);
     const pod = makeObject(POD, 'web-1', { namespace: 'shop' }, { spec: { nodeName: 'n1' } });
     t.source.emit('ADDED', POD, pod);
     t.source.emit('DELETED', DEPLOYMENT, makeObject(DEPLOYMENT, 'api'));
@@ -92,14 +92,16 @@ describe('nats sink (real nats-server)', function () {
     const t = createTestCore({ plugins: [kubernetes({ kubeconfig, resources: ['secrets.v1.', 'pods.v1.'] }), redactSecrets(), nats({ url: server.url })] });
     cleanups.push(t.stop);
     await t.start();
-    await sub.waitFor((m) => m.length === 2);
+    // The start's frame (RESYNC_BEGIN, both objects, RESYNC_END), then the requested one.
+    await sub.waitFor((m) => m.length === 4);
     const reply = await sub.nc.request('meshery.meshsync.control', 'resync', { timeout: 2000 });
     expect(reply.json<any>().count).to.equal(2);
-    await sub.waitFor((m) => m.length === 6);
+    await sub.waitFor((m) => m.length === 8);
     const wire = sub.messages.map((m) => m.string()).join('\n');
     expect(wire).to.not.include(Buffer.from('hunter2').toString('base64'));
     const objects = sub.json().filter((p: any) => p.object !== undefined);
     expect(objects).to.have.length(4);
+    expect(objects.every((p: any) => p.resync_id !== undefined), 'both frames carry every object').to.equal(true);
     for (const payload of objects) {
       if (payload.object.kind === 'Secret') expect(payload.object.data).to.deep.equal({ password: '<redacted>' });
       else expect(payload.object).to.deep.include({ kind: 'Pod', apiVersion: 'v1' });
@@ -111,7 +113,7 @@ describe('nats sink (real nats-server)', function () {
     cleanups.push(sub.close);
     const t = natsCore({ url: server.url }, { plugins: [watchList({ include: [{ resource: 'pods.v1.', events: ['MODIFIED'] }] })] });
     cleanups.push(t.stop);
-    await t.start();
+    await startAnnounced(t.start, sub);
     for (const name of ['web', 'api']) {
       t.source.emit('ADDED', POD, makeObject(POD, name, { resourceVersion: '1' })); // filtered out
       t.source.emit('MODIFIED', POD, makeObject(POD, name, { resourceVersion: '2' })); // published
@@ -130,7 +132,7 @@ describe('nats sink (real nats-server)', function () {
     cleanups.push(sub.close);
     const t = natsCore({ url: server.url, subject: 'ms.{cluster}.{group}.{version}.{resource}.{kind}.{namespace}.{type}' }, { clusterId: 'eu.west 1' });
     cleanups.push(t.stop);
-    await t.start();
+    await startAnnounced(t.start, sub);
     t.source.emit('ADDED', INGRESS, makeObject(INGRESS, 'shop', { namespace: 'web' }));
     t.source.emit('MODIFIED', NODE, makeObject(NODE, 'n1'));
     t.source.emit('ADDED', POD, makeObject(POD, 'p', { namespace: 'kube-system' }));
@@ -276,7 +278,7 @@ describe('nats sink delivery guarantees (real nats-server)', function () {
     cleanups.push(sub.close);
     const t = natsCore({ url: small.url });
     cleanups.push(t.stop);
-    await t.start();
+    await startAnnounced(t.start, sub);
     const big = 'x'.repeat(5000);
     t.source.emit('ADDED', POD, makeObject(POD, 'fine'));
     t.source.emit('ADDED', POD, makeObject(POD, 'managed', { managedFields: [{ manager: big }], annotations: { 'kubectl.kubernetes.io/last-applied-configuration': big, keep: 'me' } }));
@@ -305,7 +307,7 @@ describe('nats sink: finding 2 (HIGH), a poison event cannot stop the lane (real
     const sub = await subscriber(server.url, 'meshery.meshsync.request');
     const t = natsCore({ url: server.url }, { retryInitialMs: 1, retryMaxMs: 10 });
     try {
-      await t.start();
+      await startAnnounced(t.start, sub);
       // As the kubernetes source keeps it: parsed from the server's text, the text remembered as bytes.
       const depth = 20_000;
       const text = `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"deep","namespace":"default","uid":"uid-deep","resourceVersion":"1"},"spec":${'{"a":'.repeat(depth)}{}${'}'.repeat(depth)}}`;
@@ -346,7 +348,7 @@ describe('nats sink requests (real nats-server)', function () {
     server = await startNatsServer({ config: 'max_payload: 8192' });
     sub = await subscriber(server.url, 'meshery.meshsync.request');
     t = natsCore({ url: server.url });
-    await t.start();
+    await startAnnounced(t.start, sub);
     for (let i = 0; i < 40; i++) t.source.emit('ADDED', POD, makeObject(POD, `p${i}`, {}, { spec: { filler: 'y'.repeat(300) } }));
     t.source.emit('ADDED', DEPLOYMENT, makeObject(DEPLOYMENT, 'api'));
     await t.drain();
@@ -422,7 +424,7 @@ describe('nats sink requests: finding 3 (HIGH/MEDIUM), the control subject is no
     server = await startNatsServer({ config: 'max_payload: 8192' });
     sub = await subscriber(server.url, 'meshery.meshsync.request');
     t = natsCore({ url: server.url, ...options });
-    await t.start();
+    await startAnnounced(t.start, sub);
     for (let i = 0; i < 40; i++) t.source.emit('ADDED', POD, makeObject(POD, `p${i}`, {}, { spec: { filler: 'y'.repeat(300) } }));
     await t.drain();
     await sub.waitFor((m) => m.length === 40);
