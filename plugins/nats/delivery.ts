@@ -49,6 +49,13 @@ export class Delivery {
   readonly ledger: Ledger;
   /** The term being announced (see term.ts); none once it closed. */
   private term: Term | undefined;
+  /**
+   * After a resync, the resourceVersion each object went out at (read from its source's store,
+   * the newest), until the lane delivered what it held then (`resentAhead` events): one of those
+   * (a batch taken before, retried now) may be older, and is not sent after the newer one.
+   */
+  private resent: Map<string, string> | undefined;
+  private resentAhead = 0;
   private readonly truncationLogged = new Set<string>();
   private readonly jetstream: JetStreamPublisher | undefined;
 
@@ -82,8 +89,13 @@ export class Delivery {
       let truncated = 0;
       // Each object's JSON as encoded, kept once confirmed: serialised once per event, not again here.
       const objectBytes: Uint8Array[] = new Array(batch.length);
+      const superseded = this.resent === undefined ? undefined : new Set<number>();
       for (let i = 0; i < batch.length; i++) {
         let event = batch[i];
+        if (superseded !== undefined && this.supersededByResync(event)) {
+          superseded.add(i);
+          continue;
+        }
         let message = this.encode(event, maxPayload, term?.resyncId);
         objectBytes[i] = message.objectBytes;
         const hash = ledger === undefined ? '' : publishedHash(message.objectBytes);
@@ -115,7 +127,9 @@ export class Delivery {
         published[event.type]++;
       }
       await this.send(nc, outgoing, intents, confirmed);
+      if (this.resent !== undefined && (this.resentAhead -= batch.length) <= 0) this.resent = undefined;
       batch.forEach((event, i) => {
+        if (superseded?.has(i)) return;
         if (event.type === 'DELETED') this.published.delete(objectKey(event));
         else this.published.set(objectKey(event), isKeptBySource(event.object) ? event.type : new ConfirmedBytes(event.resource, holdBytes(objectBytes[i])));
       });
@@ -124,6 +138,27 @@ export class Delivery {
       for (const type of ['ADDED', 'MODIFIED', 'DELETED'] as const) if (published[type] > 0) this.metrics.published.inc({ type }, published[type]);
       if (truncated > 0) this.metrics.truncated.inc(truncated);
     });
+  }
+
+  /** True when a resync sent this object at a newer resourceVersion than the event's (see `resent`). */
+  private supersededByResync(event: SyncEvent): boolean {
+    const key = objectKey(event);
+    const sent = this.resent!.get(key);
+    if (sent === undefined) return false;
+    if (event.type !== 'DELETED' && isOlder(event.object.metadata.resourceVersion, sent)) return true;
+    this.resent!.delete(key);
+    return false;
+  }
+
+  /** A resync sent `key` at `resourceVersion`. */
+  noteResent(key: string, resourceVersion: string | undefined): void {
+    if (resourceVersion !== undefined) (this.resent ??= new Map()).set(key, resourceVersion);
+  }
+
+  /** The resync is over: what it sent guards the next `ahead` events the lane delivers (what it held then). */
+  resyncDone(ahead: number): void {
+    if (ahead > 0 && this.resent !== undefined) this.resentAhead = ahead;
+    else this.resent = undefined;
   }
 
   private encode(event: SyncEvent, maxPayload: number, resyncId: string | undefined): EncodedMessage {
@@ -284,4 +319,10 @@ export class Delivery {
     if (truncation === 'dropped') this.logger.error(detail, 'object too large for the broker even as metadata; skipped');
     else this.logger.warn(detail, truncation === 'stripped' ? 'object too large for the broker; sent without managedFields and last-applied-configuration' : 'object too large for the broker; sent as metadata only, marked truncated');
   }
+}
+
+/** True when both are etcd revisions (digits) and `a` is the older; a resourceVersion is opaque otherwise. */
+function isOlder(a: string | undefined, b: string): boolean {
+  if (a === undefined || !/^\d+$/.test(a) || !/^\d+$/.test(b)) return false;
+  return a.length < b.length || (a.length === b.length && a < b);
 }

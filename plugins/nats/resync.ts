@@ -6,7 +6,7 @@
  * last announce.
  */
 import { nuid } from '@nats-io/transport-node';
-import { PipelineEvent, type Core, type Logger, type SyncEvent } from '../../core/index.ts';
+import { objectKey, PipelineEvent, type Core, type Logger, type SyncEvent } from '../../core/index.ts';
 import { jitter, type BrokerConnection } from './connection.ts';
 import type { Delivery } from './delivery.ts';
 import { encodeEvent, messageId } from './encode.ts';
@@ -43,51 +43,60 @@ export class Resyncs {
    * DELETED finds nothing to delete.
    */
   run(reason: string): Promise<{ resyncId: string; count: number }> {
-    return this.delivery.lock.run(async () => {
-      const nc = this.connection().require();
-      const maxPayload = maxPayloadOf(nc);
-      const clusterId = this.core.clusterId;
-      const resyncId = nuid.next();
-      const observedAt = Date.now();
-      // Meshery Server knows no frame markers (one would decode as an empty resource).
-      const framed = this.protocol === 'meshsync';
-      const begin = JSON.stringify({ type: 'RESYNC_BEGIN', resync_id: resyncId, cluster_id: clusterId });
-      if (framed) await this.delivery.send(nc, [this.delivery.marker('RESYNC_BEGIN', begin, resyncId)]);
-      let count = 0;
-      let truncated = 0;
-      let outgoing: Outgoing[] = [];
-      const add = async (event: SyncEvent) => {
-        const message = this.delivery.encodeOrSkip(event, () => (framed ? encodeEvent(event, { withHeaders: this.options.headers, maxPayload, resyncId }) : encodeMesheryEvent(event, { maxPayload })));
-        if (message === undefined) return;
-        if (message.truncation !== 'none') {
-          truncated++;
-          this.delivery.noteTruncation(event, message.truncation, maxPayload);
-          if (message.truncation === 'dropped') return;
-        }
-        outgoing.push(new Outgoing(this.delivery.subjectOf(event), message.payload, message.headers, messageId(event, resyncId)));
-        if (outgoing.length < this.options.resyncChunkSize) return;
-        await this.delivery.send(nc, outgoing);
-        count += outgoing.length;
-        outgoing = [];
-      };
-      const mentioned = new Set<string>();
-      for (const [, event] of this.delivery.confirmedState(this.core, observedAt, mentioned)) await add(event);
-      // Meshery mode has no frame to tell consumers what to drop: each object gone since the last
-      // announce (deleted, filtered out now, of a resource no longer watched) gets a DELETED.
-      if (!framed) for (const gone of this.delivery.announced?.goneFrom(mentioned) ?? []) await add(new PipelineEvent('DELETED', gone.resource, gone.object, clusterId, observedAt));
+    return this.delivery.lock.run(() => this.publishFrame(reason).catch((error: unknown) => {
+      // What a frame that failed sent guards nothing: its objects may never have arrived.
+      this.delivery.resyncDone(0);
+      throw error;
+    }));
+  }
+
+  private async publishFrame(reason: string): Promise<{ resyncId: string; count: number }> {
+    const nc = this.connection().require();
+    const maxPayload = maxPayloadOf(nc);
+    const clusterId = this.core.clusterId;
+    const resyncId = nuid.next();
+    const observedAt = Date.now();
+    // Meshery Server knows no frame markers (one would decode as an empty resource).
+    const framed = this.protocol === 'meshsync';
+    const begin = JSON.stringify({ type: 'RESYNC_BEGIN', resync_id: resyncId, cluster_id: clusterId });
+    if (framed) await this.delivery.send(nc, [this.delivery.marker('RESYNC_BEGIN', begin, resyncId)]);
+    let count = 0;
+    let truncated = 0;
+    let outgoing: Outgoing[] = [];
+    const add = async (event: SyncEvent) => {
+      const message = this.delivery.encodeOrSkip(event, () => (framed ? encodeEvent(event, { withHeaders: this.options.headers, maxPayload, resyncId }) : encodeMesheryEvent(event, { maxPayload })));
+      if (message === undefined) return;
+      if (message.truncation !== 'none') {
+        truncated++;
+        this.delivery.noteTruncation(event, message.truncation, maxPayload);
+        if (message.truncation === 'dropped') return;
+      }
+      outgoing.push(new Outgoing(this.delivery.subjectOf(event), message.payload, message.headers, messageId(event, resyncId)));
+      if (event.type !== 'DELETED') this.delivery.noteResent(objectKey(event), event.object.metadata.resourceVersion);
+      if (outgoing.length < this.options.resyncChunkSize) return;
       await this.delivery.send(nc, outgoing);
       count += outgoing.length;
-      const end = JSON.stringify({ type: 'RESYNC_END', resync_id: resyncId, count, cluster_id: clusterId });
-      if (framed) await this.delivery.send(nc, [this.delivery.marker('RESYNC_END', end, resyncId)]);
-      // Consumers dropped what the frame left out (deleted since, filtered out now, or of a
-      // resource no longer watched): so does this view.
-      for (const [key, entry] of this.delivery.published) if (typeof entry === 'string' && !mentioned.has(key)) this.delivery.published.delete(key);
-      this.delivery.announced?.announcedExactly(mentioned);
-      this.metrics.resyncs.inc({ reason });
-      if (truncated > 0) this.metrics.truncated.inc(truncated);
-      this.logger.info({ resyncId, count, reason }, 'resync published');
-      return { resyncId, count };
-    });
+      outgoing = [];
+    };
+    const mentioned = new Set<string>();
+    for (const [, event] of this.delivery.confirmedState(this.core, observedAt, mentioned)) await add(event);
+    // Meshery mode has no frame to tell consumers what to drop: each object gone since the last
+    // announce (deleted, filtered out now, of a resource no longer watched) gets a DELETED.
+    if (!framed) for (const gone of this.delivery.announced?.goneFrom(mentioned) ?? []) await add(new PipelineEvent('DELETED', gone.resource, gone.object, clusterId, observedAt));
+    await this.delivery.send(nc, outgoing);
+    count += outgoing.length;
+    const end = JSON.stringify({ type: 'RESYNC_END', resync_id: resyncId, count, cluster_id: clusterId });
+    if (framed) await this.delivery.send(nc, [this.delivery.marker('RESYNC_END', end, resyncId)]);
+    // Consumers dropped what the frame left out (deleted since, filtered out now, or of a
+    // resource no longer watched): so does this view.
+    for (const [key, entry] of this.delivery.published) if (typeof entry === 'string' && !mentioned.has(key)) this.delivery.published.delete(key);
+    this.delivery.announced?.announcedExactly(mentioned);
+    // The lane's events older than what the frame sent (a batch taken before it) must not follow it.
+    this.delivery.resyncDone(Math.max(0, ...this.core.state.lanes().map((lane) => lane.pending + lane.inFlight)));
+    this.metrics.resyncs.inc({ reason });
+    if (truncated > 0) this.metrics.truncated.inc(truncated);
+    this.logger.info({ resyncId, count, reason }, 'resync published');
+    return { resyncId, count };
   }
 
   /** Asks for a resync; one runs at a time, retried until it went through. */
