@@ -8,6 +8,7 @@ import { z } from 'zod';
 import type { ResourceRef } from '../../core/types.ts';
 import nats, { type NatsOptionsInput } from '../../plugins/nats/index.ts';
 import { ReferenceConsumer, wireKey } from '../../testing/consumer.ts';
+import { RegressionTracker } from '../support/convergence.ts';
 import { startAnnounced, startNatsServer, subscriber, type NatsServerHandle } from '../support/nats-server.ts';
 import kubernetes from '../../plugins/kubernetes/index.ts';
 import redactSecrets from '../../plugins/redact-secrets/index.ts';
@@ -191,6 +192,40 @@ describe('nats sink delivery guarantees (real nats-server)', function () {
     cleanups.push(handle.dispose);
     return handle;
   };
+
+  it('never sends an object back to an older resourceVersion: events the lane took before a resync, delivered after it, are left out where the frame sent a newer one', async () => {
+    const nats = await server();
+    const sub = await subscriber(nats.url, 'meshery.meshsync.request');
+    cleanups.push(sub.close);
+    const t = natsCore({ url: nats.url }, { batchSize: 1 });
+    cleanups.push(t.stop);
+    await startAnnounced(t.start, sub);
+    const count = 2000;
+    const at = (i: number, resourceVersion: string) => makeObject(POD, `p${i}`, { uid: `uid-${i}`, resourceVersion });
+    for (let i = 0; i < count; i++) t.source.emit('ADDED', POD, at(i, '1'));
+    await t.drain();
+    for (let i = 0; i < count; i++) t.source.emit('MODIFIED', POD, at(i, '2'));
+    // The lane takes them all now (going out one per batch); then the store moves on, and a
+    // resync reads it while they are still going out.
+    await new Promise((resolve) => setImmediate(resolve));
+    for (let i = 0; i < count; i++) t.source.emit('MODIFIED', POD, at(i, '3'));
+    await sub.waitFor((m) => m.length >= count + 100);
+    const reply = await sub.nc.request('meshery.meshsync.control', 'resync', { timeout: 10_000 });
+    await t.drain();
+    await sub.nc.flush();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const events = sub.json().filter((payload) => payload.object !== undefined);
+    const inFrame = events.filter((payload) => payload.resync_id === reply.json<any>().resync_id);
+    expect(inFrame.length, 'the frame went out while the taken events did').to.equal(count);
+    expect(events.indexOf(inFrame[0]), 'the frame came after some of the taken events').to.be.above(0);
+    const tracker = new RegressionTracker();
+    for (const payload of events) tracker.observe(payload.object);
+    expect(tracker.regressions, 'no resourceVersion went backwards').to.deep.equal([]);
+    const consumer = new ReferenceConsumer();
+    for (const m of sub.messages) consumer.apply(m.data);
+    expect([...consumer.view('test-cluster').values()].every((object) => object.metadata.resourceVersion === '3')).to.equal(true);
+    expect(consumer.view('test-cluster').size).to.equal(count);
+  });
 
   // Two ways a resync finds what to republish: the source's snapshot for objects the source keeps,
   // the sink's own confirmed bytes for a transform's copies. Both must converge.
