@@ -104,7 +104,7 @@ export class Delivery {
           term.mentioned.add(objectKey(event));
           if (event.type === 'ADDED' && told !== undefined) {
             // Consumers hold it already: as it is (nothing to send), or older (a MODIFIED).
-            if (told.rv === (event.object.metadata.resourceVersion ?? '') && told.h === hash) {
+            if (!term.framedSince && told.rv === (event.object.metadata.resourceVersion ?? '') && told.h === hash) {
               term.counts.unchanged++;
               continue;
             }
@@ -157,6 +157,7 @@ export class Delivery {
 
   /** The resync is over: what it sent guards the next `ahead` events the lane delivers (what it held then). */
   resyncDone(ahead: number): void {
+    if (this.term !== undefined) this.term.framedSince = true;
     if (ahead > 0 && this.resent !== undefined) this.resentAhead = ahead;
     else this.resent = undefined;
   }

@@ -193,6 +193,66 @@ describe('nats sink delivery guarantees (real nats-server)', function () {
     return handle;
   };
 
+  it('with JetStream on the server, a restart publishes the diff against the ledger: DELETED for an object gone, MODIFIED for a changed one, ADDED for a new one, nothing for an unchanged one', async () => {
+    const nats = await server({ jetstream: true });
+    const sub = await subscriber(nats.url, 'meshery.meshsync.request');
+    cleanups.push(sub.close);
+    const pod = (name: string, resourceVersion: string, image = 'nginx') => makeObject(POD, name, { uid: `uid-${name}`, resourceVersion }, { spec: { image } });
+    const first = natsCore({ url: nats.url }, { source: { syncedAtStart: false } });
+    await first.start();
+    for (const name of ['same', 'changed', 'gone', 'edited']) first.source.emit('ADDED', POD, pod(name, '1'));
+    first.source.synced();
+    await sub.waitFor((m) => m.length === 4);
+    expect(first.core.state.statuses()['meshsync:nats']).to.deep.equal({ ledger: 'available', converge: 'every consumer' });
+    await first.stop();
+    expect(sub.messages.every((m) => m.json<any>().resync_id === undefined), 'with a ledger the start is no frame').to.equal(true);
+    sub.messages.length = 0;
+
+    // Started again: 'gone' was deleted meanwhile, 'changed' has a new resourceVersion, 'edited' the
+    // same resourceVersion but other content (a transform changed, say), 'new' is new.
+    const second = natsCore({ url: nats.url }, { source: { syncedAtStart: false } });
+    cleanups.push(second.stop);
+    await second.start();
+    second.source.emit('ADDED', POD, pod('same', '1'));
+    second.source.emit('ADDED', POD, pod('changed', '2'));
+    second.source.emit('ADDED', POD, pod('edited', '1', 'nginx:2'));
+    second.source.emit('ADDED', POD, pod('new', '1'));
+    second.source.synced();
+    await sub.waitFor((m) => m.length === 4);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(sub.json().map((p) => `${p.type} ${p.object.metadata.name}`).sort()).to.deep.equal(['ADDED new', 'DELETED gone', 'MODIFIED changed', 'MODIFIED edited']);
+    const deleted = sub.json().find((p) => p.type === 'DELETED')!;
+    expect(deleted.object).to.deep.equal({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'gone', namespace: 'default', uid: 'uid-gone', resourceVersion: '1' } });
+  });
+
+  it('without JetStream on the server, a start is a frame around its events, and the sink says only framed consumers converge', async () => {
+    const nats = await server();
+    const sub = await subscriber(nats.url, 'meshery.meshsync.request');
+    cleanups.push(sub.close);
+    const { logger, lines } = memoryLog();
+    const t = natsCore({ url: nats.url }, { logger, source: { syncedAtStart: false } });
+    cleanups.push(t.stop);
+    await t.start();
+    t.source.emit('ADDED', POD, makeObject(POD, 'a'));
+    t.source.emit('ADDED', POD, makeObject(POD, 'b'));
+    t.source.emit('DELETED', POD, makeObject(POD, 'b'));
+    t.source.synced();
+    await sub.waitFor((m) => m.some((x) => x.json<any>().type === 'RESYNC_END'));
+    const payloads = sub.json();
+    expect(payloads[0].type).to.equal('RESYNC_BEGIN');
+    const resyncId = payloads[0].resync_id;
+    const end = payloads.find((p) => p.type === 'RESYNC_END')!;
+    expect(payloads.filter((p) => p.object).every((p) => p.resync_id === resyncId)).to.equal(true);
+    expect(end).to.include({ resync_id: resyncId, count: new Set(payloads.filter((p) => p.object).map((p) => p.object.metadata.name)).size });
+    // A consumer that held objects of a previous run drops them at the end marker.
+    const consumer = new ReferenceConsumer();
+    consumer.apply(JSON.stringify({ type: 'ADDED', object: makeObject(POD, 'from-before'), cluster_id: 'test-cluster' }));
+    for (const m of sub.messages) consumer.apply(m.data);
+    expect([...consumer.view('test-cluster').values()].map((o) => o.metadata.name)).to.deep.equal(['a']);
+    expect(t.core.state.statuses()['meshsync:nats']).to.deep.equal({ ledger: 'unavailable', converge: 'only consumers that apply resync framing' });
+    expect(lines.some((line) => line.includes('only consumers that apply resync framing converge'))).to.equal(true);
+  });
+
   it('never sends an object back to an older resourceVersion: events the lane took before a resync, delivered after it, are left out where the frame sent a newer one', async () => {
     const nats = await server();
     const sub = await subscriber(nats.url, 'meshery.meshsync.request');
