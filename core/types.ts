@@ -176,9 +176,9 @@ export interface CoreHooks {
   readonly error: SyncHook<[ErrorReport]>;
   /** After each sink batch attempt, for counters. */
   readonly batch: SyncHook<[BatchReport]>;
-  /** When consumers should be brought back in step (a new leader, an operator's request): sinks that can republish the current state do so. */
+  /** When consumers should be brought back in step (an operator's request): sinks that can republish the current state do so. */
   readonly resync: SyncHook<[string]>;
-  /** When delivery becomes held (true: this replica turned standby) or released (false), not on every hold call: e.g. leave a queue group a standby must not answer for. */
+  /** When delivery becomes held (true: this replica turned standby) or released (false: it leads now, and a sink may announce its state), not on every hold call: e.g. leave a queue group a standby must not answer for. */
   readonly deliveryHeld: SyncHook<[boolean]>;
   /** When live settings change (the MeshSync custom resource was edited): taps validate and apply what concerns them; a throw rejects the whole change. */
   readonly reconfigure: SyncHook<[LiveSettings]>;

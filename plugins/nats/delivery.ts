@@ -56,6 +56,7 @@ export class Delivery {
    */
   private resent: Map<string, string> | undefined;
   private resentAhead = 0;
+  private termClosedWaiters: (() => void)[] = [];
   private readonly truncationLogged = new Set<string>();
   private readonly jetstream: JetStreamPublisher | undefined;
 
@@ -104,7 +105,7 @@ export class Delivery {
           term.mentioned.add(objectKey(event));
           if (event.type === 'ADDED' && told !== undefined) {
             // Consumers hold it already: as it is (nothing to send), or older (a MODIFIED).
-            if (!term.framedSince && told.rv === (event.object.metadata.resourceVersion ?? '') && told.h === hash) {
+            if (told.rv === (event.object.metadata.resourceVersion ?? '') && told.h === hash) {
               term.counts.unchanged++;
               continue;
             }
@@ -157,7 +158,6 @@ export class Delivery {
 
   /** The resync is over: what it sent guards the next `ahead` events the lane delivers (what it held then). */
   resyncDone(ahead: number): void {
-    if (this.term !== undefined) this.term.framedSince = true;
     if (ahead > 0 && this.resent !== undefined) this.resentAhead = ahead;
     else this.resent = undefined;
   }
@@ -176,7 +176,24 @@ export class Delivery {
 
   /** Delivery is held (a replica stood down): the term is left unclosed, the next leader announces. */
   abandonTerm(): void {
+    this.endTerm();
+  }
+
+  /**
+   * Resolves once no term is open. A resync waits for it: its frame names only what was confirmed,
+   * so during a term it would make framed consumers drop objects still in the lane, which a ledger
+   * term then does not send (they are unchanged), and the term's announcement is the state anyway.
+   */
+  whenTermClosed(): Promise<void> {
+    if (this.term === undefined) return Promise.resolve();
+    return new Promise((resolve) => this.termClosedWaiters.push(resolve));
+  }
+
+  private endTerm(): void {
     this.term = undefined;
+    const waiters = this.termClosedWaiters;
+    this.termClosedWaiters = [];
+    for (const resolve of waiters) resolve();
   }
 
   isCurrent(term: Term): boolean {
@@ -218,7 +235,7 @@ export class Delivery {
         if (gone.length > 0) this.metrics.published.inc({ type: 'DELETED' }, gone.length);
       }
       term.closed = true;
-      this.term = undefined;
+      this.endTerm();
       this.logger.info({ reason: term.reason, mode: term.mode, ms: Date.now() - term.openedAt, ...(term.mode === 'frame' ? { resyncId: term.resyncId, count: term.mentioned.size } : term.mode === 'ledger' ? term.counts : {}) },
         term.mode === 'ledger' ? 'state announced: the ledger\'s diff published (DELETED for objects gone, MODIFIED for changed ones, nothing for the rest)' : 'state announced');
     });

@@ -42,7 +42,8 @@ export class Resyncs {
    * consumer the rest of the way. One confirmed and since deleted is left out, and its pending
    * DELETED finds nothing to delete.
    */
-  run(reason: string): Promise<{ resyncId: string; count: number }> {
+  async run(reason: string): Promise<{ resyncId: string; count: number }> {
+    await this.delivery.whenTermClosed();
     return this.delivery.lock.run(() => this.publishFrame(reason).catch((error: unknown) => {
       // What a frame that failed sent guards nothing: its objects may never have arrived.
       this.delivery.resyncDone(0);

@@ -154,6 +154,7 @@ export class NatsSink {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.delivery.abandonTerm();
     this.resyncs.stop();
     if (this.requests instanceof MesheryRequests) this.requests.stop();
     await this.connection.stop();

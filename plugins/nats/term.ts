@@ -22,11 +22,6 @@ export class Term {
   resyncId: string | undefined;
   /** Ledger mode: what consumers were told before the term, by object key. */
   told: Map<string, LedgerEntry> | undefined;
-  /**
-   * A resync frame went out during the term: framed consumers dropped what it did not name, so
-   * an object told before is no longer known to be held by every consumer, and is sent again.
-   */
-  framedSince = false;
   /** Objects the term published or found unchanged, by key. */
   readonly mentioned = new Set<string>();
   /** Counted for the log when the term closes. */

@@ -225,6 +225,29 @@ describe('nats sink delivery guarantees (real nats-server)', function () {
     expect(deleted.object).to.deep.equal({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'gone', namespace: 'default', uid: 'uid-gone', resourceVersion: '1' } });
   });
 
+  it('in Meshery mode too, a restart with the ledger publishes only the diff: Meshery gets a DELETED for the object deleted while meshsync was down', async () => {
+    const nats = await server({ jetstream: true });
+    const sub = await subscriber(nats.url, 'meshery.meshsync.core');
+    cleanups.push(sub.close);
+    const pod = (name: string) => makeObject(POD, name, { uid: `uid-${name}`, resourceVersion: '1' });
+    const first = natsCore({ url: nats.url, protocol: 'meshery' }, { source: { syncedAtStart: false } });
+    await first.start();
+    for (const name of ['kept', 'gone']) first.source.emit('ADDED', POD, pod(name));
+    first.source.synced();
+    await sub.waitFor((m) => m.length === 2);
+    await first.stop();
+    sub.messages.length = 0;
+    const second = natsCore({ url: nats.url, protocol: 'meshery' }, { source: { syncedAtStart: false } });
+    cleanups.push(second.stop);
+    await second.start();
+    second.source.emit('ADDED', POD, pod('kept'));
+    second.source.synced();
+    await sub.waitFor((m) => m.length === 1);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(sub.json().map((m) => [m.EventType, m.Object.metadata.name])).to.deep.equal([['DELETED', 'gone']]);
+    expect(sub.json()[0].Object).to.include({ kind: 'Pod', apiVersion: 'v1' });
+  });
+
   it('without JetStream on the server, a start is a frame around its events, and the sink says only framed consumers converge', async () => {
     const nats = await server();
     const sub = await subscriber(nats.url, 'meshery.meshsync.request');

@@ -315,6 +315,20 @@ describe('meshsync:metrics', () => {
       expect(body.errors['test:picky']).to.include({ hook: 'transform', code: 'MESHSYNC_PLUGIN_FAILED', count: 1 }).and.not.have.key('message');
     });
 
+    it('shows what each plugin tells of itself (addStatus), with and without statusDetail; a reader that throws shows its error', async () => {
+      let state = 'available';
+      const telling: Plugin = { name: 'test:telling', apply: (core) => {
+        core.addStatus('test:telling', () => ({ ledger: state }));
+        core.addStatus('test:broken', () => { throw new Error('not now'); });
+      } };
+      for (const statusDetail of [false, true]) {
+        const { port } = await startTestCore({ statusDetail }, [telling]);
+        expect((await getJson(port, '/status')).body.plugins).to.deep.equal({ 'test:telling': { ledger: state }, 'test:broken': { error: 'not now' } });
+        state = 'unavailable';
+        expect((await getJson(port, '/status')).body.plugins['test:telling']).to.deep.equal({ ledger: 'unavailable' });
+      }
+    });
+
     it('never shows credentials an error message quotes', async () => {
       const leaky = definePlugin({
         name: 'test:leaky', description: '', options: z.object({}),

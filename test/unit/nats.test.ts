@@ -8,6 +8,8 @@ import { ReferenceConsumer } from '../../testing/consumer.ts';
 import { serializeForPipeline } from '../../core/serialized.ts';
 import { natsMetrics } from '../../plugins/nats/metrics.ts';
 import { Registry } from 'prom-client';
+import { bucketName, entryKey, identityOf, Ledger, publishedHash, resourceOf } from '../../plugins/nats/ledger.ts';
+import { objectKey, silentLogger } from '../../core/index.ts';
 
 const text = (payload: string | Uint8Array) => (typeof payload === 'string' ? payload : Buffer.from(payload).toString('utf8'));
 
@@ -247,5 +249,37 @@ describe('nats sink: the broker named by the MeshSync resource (finding 4)', fun
     });
     expect(connects.length).to.be.greaterThan(0);
     for (const line of connects) expect(line).to.not.contain(SECRET_PASSWORD);
+  });
+});
+
+describe('nats ledger', () => {
+  it('names one bucket per cluster, in the characters a bucket name may hold, distinct for ids that differ only in others', () => {
+    expect(bucketName('meshsync-ledger-{cluster}', 'prod_eu-1')).to.equal('meshsync-ledger-prod_eu-1');
+    const dotted = bucketName('meshsync-ledger-{cluster}', 'prod.eu');
+    expect(dotted).to.match(/^meshsync-ledger-prod_eu-[\w-]{8}$/);
+    expect(dotted).to.not.equal(bucketName('meshsync-ledger-{cluster}', 'prod eu'));
+  });
+
+  it('hashes an object the same whether a list item (kind and apiVersion appended) or a watch event (written first) carried it', () => {
+    const body = '"metadata":{"name":"a","uid":"u1","resourceVersion":"7"},"data":{"k":"v"}';
+    const watched = publishedHash(Buffer.from(`{"kind":"ConfigMap","apiVersion":"v1",${body}}`));
+    const listed = publishedHash(Buffer.from(`{${body},"kind":"ConfigMap","apiVersion":"v1"}`));
+    expect(listed).to.equal(watched);
+    expect(publishedHash(Buffer.from(`{${body.replace('"v"', '"w"')},"kind":"ConfigMap","apiVersion":"v1"}`))).to.not.equal(watched);
+  });
+
+  it('keeps of an object only what a DELETED needs, and finds it again under the key the sink uses', () => {
+    const ledger = new Ledger({ enabled: true, bucket: 'b-{cluster}', storage: 'file', replicas: 1 }, silentLogger());
+    ledger.clusterResolved('c1');
+    const object = makeObject(POD, 'web', { namespace: 'shop', resourceVersion: '9' }, { spec: { big: 'x'.repeat(1000) } });
+    const write = ledger.confirmed(event('MODIFIED', object), 'hash');
+    expect(write.subject).to.equal(`$KV.b-c1.${object.metadata.uid}`);
+    const entry = JSON.parse(write.payload);
+    expect(write.payload.length).to.be.below(200);
+    expect(entryKey(entry)).to.equal(objectKey({ resource: POD, object }));
+    expect(identityOf(entry)).to.deep.equal({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'web', namespace: 'shop', uid: object.metadata.uid, resourceVersion: '9' } });
+    expect(resourceOf(entry)).to.deep.equal(POD);
+    expect(ledger.intent(event('ADDED', object)).payload).to.include('"rv":""');
+    expect(ledger.confirmed(event('DELETED', object), '')).to.include({ deleted: true, subject: write.subject });
   });
 });
