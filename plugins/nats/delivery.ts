@@ -101,8 +101,9 @@ export class Delivery {
         objectBytes[i] = message.objectBytes;
         const hash = ledger === undefined ? '' : publishedHash(message.objectBytes);
         if (term?.told !== undefined) {
-          const told = term.told.get(objectKey(event));
-          term.mentioned.add(objectKey(event));
+          const key = objectKey(event);
+          const told = term.told.get(key);
+          term.mentioned.add(key);
           if (event.type === 'ADDED' && told !== undefined) {
             // Consumers hold it already: as it is (nothing to send), or older (a MODIFIED).
             if (told.rv === (event.object.metadata.resourceVersion ?? '') && told.h === hash) {

@@ -188,11 +188,11 @@ export async function subscriber(url: string, subject: string, options: Paramete
 /**
  * Starts a core whose sources have nothing to list, and waits for the NATS sink's announcement of
  * that state (no ledger: an empty RESYNC_BEGIN/RESYNC_END frame), then forgets it: the messages
- * `sub` holds after this are those of what the test emits. Optionally also from a second subscriber.
+ * `sub` holds after this are those of what the test emits.
  */
 export async function startAnnounced(start: () => Promise<void>, sub: { messages: Msg[]; waitFor(predicate: (messages: Msg[]) => boolean, timeoutMs?: number): Promise<void> }): Promise<void> {
   await start();
-  const end = (m: Msg) => m.subject !== undefined && (() => { try { return m.json<{ type?: string }>().type === 'RESYNC_END'; } catch { return false; } })();
-  await sub.waitFor((messages) => messages.some(end), 10_000);
-  sub.messages.splice(0, sub.messages.findIndex(end) + 1);
+  const isEnd = (m: Msg) => m.string().startsWith('{"type":"RESYNC_END"');
+  await sub.waitFor((messages) => messages.some(isEnd), 10_000);
+  sub.messages.splice(0, sub.messages.findIndex(isEnd) + 1);
 }
