@@ -10,6 +10,7 @@ import { stringify } from 'yaml';
 import { z } from 'zod';
 import { configSchema } from '../config/schema.ts';
 import { installObjects, meshSyncCrd, toYaml } from '../cli/install/index.ts';
+import { CLUSTER_SCOPED, IN_CLUSTER_DEFAULT_PLUGINS, RBAC_FACTS, RBAC_GRANTS, WATCH_VERBS } from '../cli/install/rbac.ts';
 import { DEFAULT_RESOURCES } from '../plugins/kubernetes/defaults.ts';
 import type { KubeObject } from '../cli/install/index.ts';
 
@@ -51,23 +52,27 @@ export function deployFiles(): Map<string, string> {
   files.set('deploy/crd/meshsync.yaml', HEADER + toYaml([meshSyncCrd()]));
   // The chart installs the same CRD (Helm applies crds/ before the templates, and never deletes it).
   files.set(`${CHART}/crds/meshsync.yaml`, HEADER + toYaml([meshSyncCrd()]));
-  // The resources meshsync watches when no whitelist narrows them: the chart's RBAC starts from these.
-  files.set(`${CHART}/templates/_default-resources.tpl`, `{{- /* ${HEADER.slice(2, -1)} */ -}}\n`
-    + `{{- define "meshsync.defaultResources" -}}\n${JSON.stringify(DEFAULT_RESOURCES)}\n{{- end -}}\n`);
+  // What the RBAC grants and when, as `meshsync rbac` applies it: the chart's _rbac.tpl applies the same table.
+  const table = { defaultResources: DEFAULT_RESOURCES, clusterScoped: [...CLUSTER_SCOPED].sort(), watchVerbs: WATCH_VERBS, inClusterPlugins: IN_CLUSTER_DEFAULT_PLUGINS, facts: RBAC_FACTS, grants: RBAC_GRANTS };
+  files.set(`${CHART}/templates/_rbac-table.tpl`, `{{- /* ${HEADER.slice(2, -1)} (cli/install/rbac.ts) */ -}}\n`
+    + `{{- define "meshsync.rbacTable" -}}\n${JSON.stringify(table, null, 2)}\n{{- end -}}\n`);
   files.set(`${CHART}/values.schema.json`, valuesSchema());
   return files;
 }
 
 /**
  * The chart's values schema: written by hand but for `config`, which is meshsync's config schema
- * (config/schema.ts) without `plugins`, so helm install refuses a bad config as the loader would.
+ * (config/schema.ts), so helm install refuses a bad config as the loader would. Its plugins are
+ * names or [name, options] pairs (a values file holds no plugin instance); their options are
+ * checked by meshsync at start.
  */
 function valuesSchema(): string {
   const root = join(dirname(fileURLToPath(import.meta.url)), '..');
   const schema = JSON.parse(readFileSync(join(root, CHART, 'values.schema.json'), 'utf8'));
-  const { $schema: _, ...config } = z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' }) as Record<string, any>;
-  delete config.properties.plugins;
-  config.description = 'meshsync\'s config file (config/schema.ts). No plugins: the chart grants RBAC to the default plugins; for your own, use meshsync install --config.';
+  const { $schema: _, ...config } = z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any', target: 'draft-7' }) as Record<string, any>;
+  const entry = config.properties.plugins.items;
+  entry.anyOf = entry.anyOf.filter((branch: { type?: string }) => branch.type !== undefined);
+  config.description = 'meshsync\'s config file (config/schema.ts). Its plugins (default: the in-cluster defaults) decide the RBAC, as meshsync rbac computes it.';
   schema.properties.config = config;
   return `${JSON.stringify(schema, null, 2)}\n`;
 }

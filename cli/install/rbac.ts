@@ -70,7 +70,7 @@ export const CLUSTER_SCOPED: ReadonlySet<string> = new Set([
   'flowschemas.flowcontrol.apiserver.k8s.io', 'prioritylevelconfigurations.flowcontrol.apiserver.k8s.io',
 ]);
 
-const WATCH_VERBS = ['list', 'watch'];
+export const WATCH_VERBS: readonly string[] = ['list', 'watch'];
 
 /**
  * One rule per API group, resources sorted and deduplicated (RBAC ignores versions). A configured
