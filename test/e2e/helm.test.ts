@@ -2,6 +2,7 @@
 // Go module proxy into the tools cache on first use, as the cluster suite builds Kubernetes).
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -61,22 +62,34 @@ function writeConfig(name: string, config: object): string {
 
 const byKey = (objects: Obj[]) => new Map(objects.map((o) => [`${o.kind} ${o.metadata.namespace ?? ''}/${o.metadata.name}`, o]));
 
+type PluginEntry = string | [string, Record<string, unknown>?];
+const pluginName = (p: PluginEntry) => (typeof p === 'string' ? p : p[0]);
+const pluginOptions = (p: PluginEntry) => (typeof p === 'string' ? {} : p[1] ?? {});
+
+// What meshsync runs in a cluster when its config lists no plugins (config/load.ts), written out.
+const IN_CLUSTER_PLUGINS = ['meshsync:kubernetes', 'meshsync:watch-list', 'meshsync:meshsync-resource', 'meshsync:leader-election', 'meshsync:redact-secrets', 'meshsync:nats', 'meshsync:metrics'];
+
 /**
  * What the chart must render for these values: `meshsync install` for the chart's config file and
- * flags, with the RBAC `meshsync rbac` computes for the default in-cluster plugins narrowed by the
- * same watch-list, and the seed's meshery-meshsync-config ConfigMap.
+ * flags, with the RBAC `meshsync rbac` computes for the config's plugins (the in-cluster defaults
+ * when it lists none) under the watch-list in force: the seed's meshery-meshsync-config ConfigMap
+ * when the MeshSync resource plugin reads it, else the watch-list plugin's options.
  */
 async function expected(name: string, c: Case): Promise<Obj[]> {
   const namespace = c.namespace ?? 'meshery';
-  const config = writeConfig(`${name}-config`, c.values.config ?? { logLevel: 'info' });
+  // Helm merges values.config into the chart's default, logLevel: info.
+  const shipped = c.shipped ?? { logLevel: 'info', ...c.values.config };
+  const config = writeConfig(`${name}-config`, shipped);
   const watchList = Object.fromEntries(Object.entries(c.values.watchConfig ?? {}).filter(([, v]) => v !== ''));
-  const watchSet = writeConfig(`${name}-watch`, {
-    plugins: ['meshsync:kubernetes', ['meshsync:watch-list', watchList], 'meshsync:meshsync-resource', 'meshsync:leader-election'],
-  });
+  const plugins: PluginEntry[] = (shipped as { plugins?: PluginEntry[] }).plugins ?? IN_CLUSTER_PLUGINS;
+  const readsConfigMap = plugins.some((p) => pluginName(p) === 'meshsync:meshsync-resource' && !('configMap' in pluginOptions(p)) && !('namespace' in pluginOptions(p)));
+  const inForce = plugins.map((p): PluginEntry => (pluginName(p) === 'meshsync:watch-list' && readsConfigMap && Object.keys(watchList).length ? ['meshsync:watch-list', watchList] : p));
+  const watchSet = writeConfig(`${name}-watch`, { plugins: inForce });
   const flags = ['--namespace', namespace, ...(c.flags ?? [])];
+  const replicas = c.values.replicas === undefined ? [] : ['--replicas', String(c.values.replicas)];
   const [install, rbac] = await Promise.all([
     meshsync(['install', '--config', config, ...flags], namespace),
-    meshsync(['rbac', '--config', watchSet, '--namespace', namespace], namespace),
+    meshsync(['rbac', '--config', watchSet, '--namespace', namespace, ...replicas], namespace),
   ]);
   const seedConfigMap: Obj = {
     apiVersion: 'v1', kind: 'ConfigMap',
@@ -94,8 +107,30 @@ async function expected(name: string, c: Case): Promise<Obj[]> {
   ];
 }
 
+/**
+ * The config file as the data it holds: Go's YAML and this project's quote some strings
+ * differently ("*.v1.apps" or '*.v1.apps'). The pods' config hash is checked against the text it
+ * was taken from, then left out.
+ */
+function configAsData(objects: Obj[]): Obj[] {
+  const copy = structuredClone(objects) as any[];
+  const text = copy.find((o) => o.kind === 'ConfigMap' && o.data?.[CONFIG_FILE] !== undefined)?.data[CONFIG_FILE] as string;
+  for (const o of copy) {
+    if (o.kind === 'ConfigMap' && o.data?.[CONFIG_FILE] !== undefined) o.data[CONFIG_FILE] = parseYaml(o.data[CONFIG_FILE]);
+    if (o.kind === 'Deployment') {
+      const annotations = o.spec.template.metadata.annotations;
+      expect(annotations['meshery.io/config-sha256'], 'the config hash').to.equal(createHash('sha256').update(text).digest('hex'));
+      delete annotations['meshery.io/config-sha256'];
+    }
+  }
+  return copy;
+}
+const CONFIG_FILE = 'meshsync.config.yaml';
+
 interface Case {
-  values: { watchConfig?: { whitelist?: string; blacklist?: string }; config?: object; [key: string]: unknown };
+  values: { watchConfig?: { whitelist?: string; blacklist?: string }; config?: object; replicas?: number; [key: string]: unknown };
+  /** The config file the chart ships, when it is not values.config. */
+  shipped?: object;
   flags?: string[];
   namespace?: string;
   /** The Secret `meshsync install` makes for a broker URL with credentials, which these values take as the user's. */
@@ -134,6 +169,49 @@ const CASES: Record<string, Case> = {
     flags: ['--broker-url', 'nats://meshsync:hunter2@nats.messaging:4223'],
     usersSecret: 'meshsync-broker',
   },
+  'metadataOnly: the in-cluster default plugins written out, the kubernetes one for metadata only (the same list/watch RBAC)': {
+    values: { metadataOnly: true, watchConfig: { blacklist: '["secrets.v1."]' } },
+    shipped: { logLevel: 'info', plugins: [['meshsync:kubernetes', { metadataOnly: true }], ...IN_CLUSTER_PLUGINS.slice(1)] },
+  },
+  'config.plugins without the MeshSync resource or leader election: no Role; the watch-list plugin\'s options narrow, the ConfigMap is not read': {
+    values: {
+      watchConfig: { whitelist: '[{"Resource":"services.v1."}]' },
+      config: {
+        logLevel: 'info',
+        plugins: [
+          ['meshsync:kubernetes', { resources: ['pods.v1.', 'nodes.v1.', { id: 'deployments.v1.apps', metadataOnly: true }], watchCustomResourceDefinitions: false }],
+          ['meshsync:watch-list', { exclude: ['nodes.v1.', { resource: 'pods.v1.', events: ['DELETED'] }] }],
+          'meshsync:nats', 'meshsync:metrics',
+        ],
+      },
+    },
+  },
+  'config.plugins with the MeshSync resource: the ConfigMap\'s whitelist wins over the watch-list options; 3 replicas without leader election': {
+    values: {
+      replicas: 3,
+      watchConfig: { whitelist: JSON.stringify([{ Resource: 'services.v1.' }, { Resource: 'configmaps.v1.', Events: ['ADDED'] }]) },
+      config: { plugins: ['meshsync:kubernetes', ['meshsync:watch-list', { include: ['pods.v1.'] }], 'meshsync:meshsync-resource', 'meshsync:nats'] },
+    },
+    flags: ['--replicas', '3'],
+  },
+  'config.plugins watching two namespaces, the MeshSync resource elsewhere read once, a lease of its own, 2 replicas': {
+    namespace: 'mesh',
+    values: {
+      replicas: 2,
+      watchConfig: { whitelist: '["secrets.v1."]' },
+      config: {
+        logLevel: 'warn',
+        plugins: [
+          ['meshsync:kubernetes', { resources: ['pods.v1.', 'nodes.v1.', '*.v1.apps', 'deployments.v1.apps'], namespaces: { include: ['shop', 'billing', 'shop'] } }],
+          ['meshsync:watch-list', { blacklist: '["deployments.v1.apps"]' }],
+          ['meshsync:meshsync-resource', { namespace: 'meshery', name: 'shop-sync', configMap: 'shop-list', watch: false, writeStatus: false }],
+          ['meshsync:leader-election', { leaseName: 'shop-sync' }],
+          'meshsync:nats', 'meshsync:metrics',
+        ],
+      },
+    },
+    flags: ['--replicas', '2'],
+  },
   'a native broker elsewhere': {
     values: { broker: { native: { name: 'nats', namespace: 'messaging' } } },
     flags: ['--broker-url', 'nats://nats.messaging.svc:4222'],
@@ -158,8 +236,8 @@ describe('the Helm chart (deploy/helm/meshery-meshsync)', function () {
     it(`renders what meshsync install and meshsync rbac print, object by object: ${name}`, async function () {
       this.timeout(60_000);
       const [chart, want] = await Promise.all([template(c.values, { namespace: c.namespace }), expected(name.replace(/\W+/g, '-'), c)]);
-      const got = byKey(chart);
-      const wanted = byKey(want);
+      const got = byKey(configAsData(chart));
+      const wanted = byKey(configAsData(want));
       expect([...got.keys()].sort()).to.deep.equal([...wanted.keys()].sort());
       for (const [key, object] of wanted) expect(got.get(key), key).to.deep.equal(object);
     });
@@ -263,9 +341,22 @@ describe('the Helm chart (deploy/helm/meshery-meshsync)', function () {
       expect(await refusal({ config: { pipeline: { batchSize: 0 } } })).to.match(/at '\/config\/pipeline\/batchSize'/);
     });
 
-    it('by the values schema: plugins in config, for which the chart\'s RBAC would be wrong', async function () {
+    it('by the values schema: a plugin entry that is neither a name nor a [name, options] pair', async function () {
       this.timeout(30_000);
-      expect(await refusal({ config: { plugins: ['meshsync:stdout'] } })).to.match(/at '\/config'.*plugins/);
+      expect(await refusal({ config: { plugins: ['meshsync:kubernetes', { name: 'meshsync:stdout' }] } })).to.match(/at '\/config\/plugins\/1'/);
+    });
+
+    it('in the template: metadataOnly beside config.plugins, where the kubernetes entry says it', async function () {
+      this.timeout(30_000);
+      expect(await refusal({ metadataOnly: true, config: { plugins: ['meshsync:kubernetes'] } })).to.match(/metadataOnly: with config.plugins, set metadataOnly: true in the options of its meshsync:kubernetes entry/);
+    });
+
+    it('in the template: a watch-list plugin\'s rule or a kubernetes resource that is no resource id', async function () {
+      this.timeout(30_000);
+      expect(await refusal({ config: { plugins: [['meshsync:watch-list', { include: ['pods.v1.', { resource: 'pods' }] }]] } }))
+        .to.match(/config\.plugins\[0\] \(meshsync:watch-list\) include\[1\]: not a resource id/);
+      expect(await refusal({ config: { plugins: [['meshsync:kubernetes', { resources: ['pods'] }]] } }))
+        .to.match(/config\.plugins\[0\] \(meshsync:kubernetes\) resources\[0\]: not a resource id: "pods"/);
     });
 
     it('by the values schema: a misspelt key', async function () {

@@ -19,6 +19,9 @@ app.kubernetes.io/name: meshsync
 app.kubernetes.io/instance: {{ .Values.name }}
 {{- end -}}
 
+{{- /* MeshSync's watch-list ConfigMap, the name its chart gives it and the MeshSync resource plugin reads by default. */ -}}
+{{- define "meshsync.watchConfigMap" -}}meshery-meshsync-config{{- end -}}
+
 {{- define "meshsync.brokerUrl" -}}
 {{- if .Values.broker.custom.url -}}
 {{ .Values.broker.custom.url }}

@@ -79,7 +79,8 @@ event removes its resource.
 {{- $watchList = $rules -}}
 {{- end -}}
 {{- end -}}
-{{- if and $watchList $facts.meshSyncResource (or $fromConfigMap.include $fromConfigMap.exclude (trim (toString ($w.whitelist | default ""))) (trim (toString ($w.blacklist | default "")))) -}}
+{{- $readsConfigMap := and $facts.meshSyncResource (eq $facts.configMap (include "meshsync.watchConfigMap" .)) (has $facts.resourceNamespace (list "" .Release.Namespace)) -}}
+{{- if and $watchList $readsConfigMap (or $fromConfigMap.include $fromConfigMap.exclude (trim (toString ($w.whitelist | default ""))) (trim (toString ($w.blacklist | default "")))) -}}
 {{- $watchList = $fromConfigMap -}}
 {{- end -}}
 {{- if $watchList -}}
