@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { z } from 'zod';
 import { configSchema } from '../config/schema.ts';
+import { SECRET_CAMEL, SECRET_KEY } from '../core/secrets.ts';
 import { installObjects, meshSyncCrd, toYaml } from '../cli/install/index.ts';
 import { CLUSTER_SCOPED, IN_CLUSTER_DEFAULT_PLUGINS, RBAC_FACTS, RBAC_GRANTS, WATCH_VERBS } from '../cli/install/rbac.ts';
 import { DEFAULT_RESOURCES } from '../plugins/kubernetes/defaults.ts';
@@ -56,6 +57,9 @@ export function deployFiles(): Map<string, string> {
   const table = { defaultResources: DEFAULT_RESOURCES, clusterScoped: [...CLUSTER_SCOPED].sort(), watchVerbs: WATCH_VERBS, inClusterPlugins: IN_CLUSTER_DEFAULT_PLUGINS, facts: RBAC_FACTS, grants: RBAC_GRANTS };
   files.set(`${CHART}/templates/_rbac-table.tpl`, `{{- /* ${HEADER.slice(2, -1)} (cli/install/rbac.ts) */ -}}\n`
     + `{{- define "meshsync.rbacTable" -}}\n${JSON.stringify(table, null, 2)}\n{{- end -}}\n`);
+  // The keys that name a credential, as meshsync masks them (core/secrets.ts): the chart refuses a config holding one.
+  files.set(`${CHART}/templates/_secret-keys.tpl`, `{{- /* ${HEADER.slice(2, -1)} (core/secrets.ts) */ -}}\n`
+    + `{{- define "meshsync.secretKeys" -}}\n${JSON.stringify([`(?i)${SECRET_KEY.source}`, SECRET_CAMEL.source])}\n{{- end -}}\n`);
   files.set(`${CHART}/values.schema.json`, valuesSchema());
   return files;
 }

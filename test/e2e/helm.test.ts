@@ -351,6 +351,13 @@ describe('the Helm chart (deploy/helm/meshery-meshsync)', function () {
       expect(await refusal({ metadataOnly: true, config: { plugins: ['meshsync:kubernetes'] } })).to.match(/metadataOnly: with config.plugins, set metadataOnly: true in the options of its meshsync:kubernetes entry/);
     });
 
+    it('in the template: a config holding credentials (as config/mask.ts finds them), which a ConfigMap would show in clear', async function () {
+      this.timeout(30_000);
+      const stderr = await refusal({ config: { plugins: [['meshsync:nats', { servers: 'nats://a:4222,nats://sync:hunter2@b:4222' }], ['meshsync:stdout', { authToken: 's3cret', keyFile: '/tls/key.pem' }]] } });
+      expect(stderr).to.match(/config holds credentials \(config\.plugins\[0\]\[1\]\.servers, config\.plugins\[1\]\[1\]\.authToken\)/).and.match(/broker\.existingSecret/);
+      expect(stderr).to.not.contain('hunter2').and.not.contain('s3cret');
+    });
+
     it('in the template: a watch-list plugin\'s rule or a kubernetes resource that is no resource id', async function () {
       this.timeout(30_000);
       expect(await refusal({ config: { plugins: [['meshsync:watch-list', { include: ['pods.v1.', { resource: 'pods' }] }]] } }))

@@ -75,7 +75,37 @@ those defaults).
 {{- end -}}
 {{- $_ := set $config "plugins" $plugins -}}
 {{- end -}}
+{{- with include "meshsync.secretPaths" (dict "value" $config "path" "config" "keys" (include "meshsync.secretKeys" . | fromJsonArray)) | fromJsonArray -}}
+{{- fail (printf "config holds credentials (%s): the chart ships its config in a ConfigMap. Give the broker URL with its credentials in broker.existingSecret (a Secret of yours) or broker.custom.url (the chart puts it in a Secret); meshsync install --config ships such a config in a Secret" (join ", " .)) -}}
+{{- end -}}
 {{- toJson $config -}}
+{{- end -}}
+
+{{- /*
+Where (dict "value" v "path" p "keys" <patterns>) holds credentials, as config/mask.ts secretPaths
+finds them: a non-empty value under a key naming one, or a URL with userinfo.
+*/ -}}
+{{- define "meshsync.secretPaths" -}}
+{{- $found := list -}}
+{{- if kindIs "string" .value -}}
+{{- range regexSplit "[\\s,]+" .value -1 -}}
+{{- if or (regexMatch "://.*@" .) (regexMatch "^[^/]*@[^@]*$" .) }}{{ $found = append $found $.path }}{{ end -}}
+{{- end -}}
+{{- else if kindIs "slice" .value -}}
+{{- range $i, $v := .value }}{{ $found = concat $found (include "meshsync.secretPaths" (dict "value" $v "path" (printf "%s[%d]" $.path $i) "keys" $.keys) | fromJsonArray) }}{{ end -}}
+{{- else if kindIs "map" .value -}}
+{{- range $k, $v := .value -}}
+{{- $at := printf "%s.%s" $.path $k -}}
+{{- $named := false -}}
+{{- range $.keys }}{{ if regexMatch . $k }}{{ $named = true }}{{ end }}{{ end -}}
+{{- if and $named (not (kindIs "invalid" $v)) (ne (toString $v) "") -}}
+{{- $found = append $found $at -}}
+{{- else -}}
+{{- $found = concat $found (include "meshsync.secretPaths" (dict "value" $v "path" $at "keys" $.keys) | fromJsonArray) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- toJson (uniq $found) -}}
 {{- end -}}
 
 {{- /* The config file's text, as `meshsync install` ships it (YAML, ending in a newline). */ -}}
