@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { parseAllDocuments, stringify } from 'yaml';
 import { objectPath } from '../support/kube-cluster.ts';
+import { kubectlEnv, kubectlOk, type KubectlEnv } from '../support/kubectl.ts';
 import { startMeshsync, type MeshsyncProcess } from '../support/meshsync-process.ts';
 import { untilAsync } from '../support/wait.ts';
 import { buildHelm } from './build/helm.ts';
@@ -19,6 +20,8 @@ const NAME = 'meshsync-helm';
 const CRDS = '/apis/apiextensions.k8s.io/v1/customresourcedefinitions';
 const CRD = `${CRDS}/meshsyncs.meshery.io`;
 const MONITORED_NS = 'helm-monitoring';
+// Where the BROKER_URL of the meshsync run here points (its events go to stdout): the CR's Publishing-To.
+const BROKER = 'nats://meshery-broker.helm-test:4222';
 const run = promisify(execFile);
 
 const parse = (yaml: string) => parseAllDocuments(yaml).map((d) => d.toJS()).filter(Boolean);
@@ -41,6 +44,7 @@ describe('the Helm chart on a real kube-apiserver: install, upgrade the watch-li
   let dir: string;
   let meshsync: MeshsyncProcess | undefined;
   let hadCrd = false;
+  let kubectl: KubectlEnv;
   /** The Prometheus Operator CRDs this suite applied, to delete after it. */
   const operatorCrds: string[] = [];
 
@@ -63,6 +67,7 @@ describe('the Helm chart on a real kube-apiserver: install, upgrade the watch-li
     this.timeout(15 * 60_000); // a first build of helm takes minutes; later runs find it cached
     helmBin = buildHelm();
     dir = mkdtempSync(join(tmpdir(), 'meshsync-helm-cluster-'));
+    kubectl = kubectlEnv(cluster.kubeconfig);
   });
   after(async () => {
     await meshsync?.kill();
@@ -74,9 +79,10 @@ describe('the Helm chart on a real kube-apiserver: install, upgrade the watch-li
     if (!hadCrd) await cluster.request(CRD, { method: 'DELETE' });
     for (const path of operatorCrds) await cluster.request(path, { method: 'DELETE' });
     rmSync(dir, { recursive: true, force: true });
+    if (kubectl) rmSync(kubectl.home, { recursive: true, force: true });
   });
 
-  it('installs objects the server accepts; meshsync, as the chart\'s ServiceAccount, reloads the watch-list helm upgrade changes; uninstall leaves only the CRD', async () => {
+  it('installs objects the server accepts; meshsync, as the chart\'s ServiceAccount, reports on the chart\'s MeshSync resource (kubectl get meshsync) and reloads the watch-list helm upgrade changes; uninstall leaves only the CRD', async () => {
     // Gone first, so the install is seen to bring it from crds/ (the suites that need it apply it in their before hooks).
     hadCrd = (await cluster.request(CRD)).status === 200;
     await cluster.request(CRD, { method: 'DELETE' });
@@ -85,7 +91,7 @@ describe('the Helm chart on a real kube-apiserver: install, upgrade the watch-li
     const notes = await helm(['install', 'meshsync', CHART, '--server-side=true', '--create-namespace', '-f', values('install', { name: NAME, watchConfig: { whitelist: whitelist('services.v1.') } })]);
     expect(notes).to.contain(`kubectl get meshsync --namespace ${NS}`);
     const manifest = parse(await helm(['get', 'manifest', 'meshsync']));
-    expect(manifest.map((o) => o.kind).sort()).to.deep.equal(['ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'ConfigMap', 'Deployment', 'NetworkPolicy', 'Role', 'RoleBinding', 'Service', 'ServiceAccount']);
+    expect(manifest.map((o) => o.kind).sort()).to.deep.equal(['ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'ConfigMap', 'Deployment', 'MeshSync', 'NetworkPolicy', 'Role', 'RoleBinding', 'Service', 'ServiceAccount']);
     for (const o of manifest) expect((await cluster.request(objectPath(o))).status, `${o.kind} ${o.metadata.name}`).to.equal(200);
     expect((await cluster.request(CRD)).status, 'the CRD from crds/').to.equal(200);
     expect(await clusterRoleResources()).to.deep.equal(['services']);
@@ -93,10 +99,16 @@ describe('the Helm chart on a real kube-apiserver: install, upgrade the watch-li
     await cluster.createMany(`/api/v1/namespaces/${NS}/services`, [{ metadata: { name: 'web' }, spec: { ports: [{ port: 80 }] } }]);
     await cluster.createMany(`/api/v1/namespaces/${NS}/configmaps`, [{ metadata: { name: 'settings' }, data: { a: '1' } }]);
     const kubeconfig = cluster.kubeconfigForToken(await cluster.token(NS, NAME), 'helm-test-sa');
-    meshsync = startMeshsync({ dir, config, env: { KUBECONFIG: kubeconfig, POD_NAMESPACE: NS } });
+    meshsync = startMeshsync({ dir, config, env: { KUBECONFIG: kubeconfig, POD_NAMESPACE: NS, BROKER_URL: BROKER } });
     const m = meshsync;
     expect((await m.waitForLog(/watch-list applied/)).from).to.equal('configmap');
     await m.waitFor(() => inNamespace(m, 'services.v1.').includes('web'), 'the Service published');
+    // The NOTES' check: the chart's MeshSync resource, its status written by meshsync as the chart's ServiceAccount.
+    const table = async () => (await kubectlOk(kubectl, ['get', 'meshsync', '--namespace', NS])).trim().split('\n').map((line) => line.trim().split(/\s+/));
+    await untilAsync(async () => (await table())[1]?.[1] === 'True', 'kubectl get meshsync: Ready True');
+    const [header, row] = await table();
+    expect(header).to.deep.equal(['NAME', 'READY', 'PUBLISHING-TO', 'AGE']);
+    expect(row.slice(0, 3)).to.deep.equal(['meshery-meshsync', 'True', BROKER]);
     expect(m.events.filter((e) => e.resource !== 'services.v1.').map((e) => e.resource)).to.deep.equal([]);
 
     // No restart: meshsync watches the ConfigMap; the upgraded ClusterRole lets it list what it now names.
@@ -149,7 +161,7 @@ describe('the Helm chart on a real kube-apiserver: install, upgrade the watch-li
     const kinds = manifest.map((o) => `${o.kind} ${o.metadata.namespace ?? ''}/${o.metadata.name}`).sort();
     expect(kinds).to.include.members([
       `ServiceMonitor ${MONITORED_NS}/meshsync-monitored`, `PrometheusRule ${MONITORED_NS}/meshsync-monitored`, `ConfigMap ${MONITORED_NS}/meshsync-monitored-dashboard`,
-      `Role ${MONITORED_NS}/meshsync-monitored-watch`, `RoleBinding ${MONITORED_NS}/meshsync-monitored-watch`,
+      `Role ${MONITORED_NS}/meshsync-monitored-watch`, `RoleBinding ${MONITORED_NS}/meshsync-monitored-watch`, `MeshSync ${MONITORED_NS}/meshery-meshsync`,
     ]);
     for (const o of manifest) {
       const stored = await cluster.ok(objectPath(o));
@@ -167,7 +179,7 @@ describe('the Helm chart on a real kube-apiserver: install, upgrade the watch-li
     for (const collection of ['/api/v1/configmaps', '/api/v1/secrets', '/api/v1/serviceaccounts', '/api/v1/services', '/apis/apps/v1/deployments',
       '/apis/networking.k8s.io/v1/networkpolicies', '/apis/rbac.authorization.k8s.io/v1/roles', '/apis/rbac.authorization.k8s.io/v1/rolebindings',
       '/apis/rbac.authorization.k8s.io/v1/clusterroles', '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings',
-      '/apis/monitoring.coreos.com/v1/servicemonitors', '/apis/monitoring.coreos.com/v1/prometheusrules']) {
+      '/apis/monitoring.coreos.com/v1/servicemonitors', '/apis/monitoring.coreos.com/v1/prometheusrules', '/apis/meshery.io/v1alpha1/meshsyncs']) {
       const left = (await cluster.ok(`${collection}?labelSelector=${encodeURIComponent('app.kubernetes.io/name=meshsync,app.kubernetes.io/managed-by=Helm')}`)).items;
       expect(left.map((o: { metadata: { namespace?: string; name: string } }) => `${o.metadata.namespace ?? ''}/${o.metadata.name}`), collection).to.deep.equal([]);
     }

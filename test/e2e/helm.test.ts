@@ -96,7 +96,20 @@ async function expected(name: string, c: Case): Promise<Obj[]> {
     metadata: { name: 'meshery-meshsync-config', namespace, labels: { 'app.kubernetes.io/name': 'meshsync', 'app.kubernetes.io/part-of': 'meshery', 'app.kubernetes.io/instance': 'meshsync' } },
     data: { whitelist: c.values.watchConfig?.whitelist ?? '', blacklist: c.values.watchConfig?.blacklist ?? '' },
   };
+  // The MeshSync resource meshsync reports on, which `meshsync install` leaves to whoever installs
+  // Meshery: the chart makes it, for the NOTES' kubectl get meshsync, spec empty (a watch-list there would outrank the ConfigMap).
+  const resourcePlugin = plugins.find((p) => pluginName(p) === 'meshsync:meshsync-resource');
+  const resource = resourcePlugin === undefined || (c.values.customResource as { create?: boolean } | undefined)?.create === false ? [] : [{
+    apiVersion: 'meshery.io/v1alpha1', kind: 'MeshSync',
+    metadata: {
+      name: (pluginOptions(resourcePlugin).name as string | undefined) ?? 'meshery-meshsync',
+      namespace: (pluginOptions(resourcePlugin).namespace as string | undefined) ?? namespace,
+      labels: { 'app.kubernetes.io/name': 'meshsync', 'app.kubernetes.io/part-of': 'meshery', 'app.kubernetes.io/instance': 'meshsync' },
+    },
+    spec: {},
+  }];
   return [
+    ...resource,
     // Helm creates the release namespace (--create-namespace) and does not own it: a chart's
     // Namespace would be deleted, with everything in it, by helm uninstall.
     ...install.filter((o) => o.kind !== 'Namespace' && !RBAC_KINDS.has(o.kind))
@@ -212,6 +225,7 @@ const CASES: Record<string, Case> = {
     },
     flags: ['--replicas', '2'],
   },
+  'customResource.create=false, where Meshery\'s operator makes the MeshSync resource': { values: { customResource: { create: false } } },
   'a native broker elsewhere': {
     values: { broker: { native: { name: 'nats', namespace: 'messaging' } } },
     flags: ['--broker-url', 'nats://nats.messaging.svc:4222'],
