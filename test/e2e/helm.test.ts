@@ -266,6 +266,23 @@ describe('the Helm chart (deploy/helm/meshery-meshsync)', function () {
     ]);
   });
 
+  it('prints NOTES with the kubectl get meshsync check where the MeshSync resource plugin runs, and without it where it does not', async function () {
+    this.timeout(30_000);
+    const notes = async (values: object) => {
+      const file = join(work, `notes-${Math.random().toString(36).slice(2)}.yaml`);
+      writeFileSync(file, stringify(values));
+      const out = await helm(['install', 'meshsync', CHART, '--dry-run=client', '--namespace', 'mesh', '-f', file]);
+      return out.slice(out.indexOf('NOTES:'));
+    };
+    const defaults = await notes({});
+    expect(defaults).to.contain('kubectl get meshsync --namespace mesh').and.contain('kubectl rollout status deployment/meshsync --namespace mesh');
+    const elsewhere = await notes({ config: { plugins: ['meshsync:kubernetes', ['meshsync:meshsync-resource', { namespace: 'meshery' }], 'meshsync:nats'] } });
+    expect(elsewhere).to.contain('kubectl get meshsync --namespace meshery');
+    const without = await notes({ config: { plugins: ['meshsync:kubernetes', 'meshsync:nats'] } });
+    expect(without).to.not.contain('kubectl get meshsync').and.not.contain('meshery-meshsync-config');
+    expect(without).to.contain('kubectl rollout status deployment/meshsync --namespace mesh');
+  });
+
   it('sets the container resources from values', async function () {
     this.timeout(30_000);
     const resources = { requests: { cpu: '50m', memory: '64Mi' }, limits: { cpu: '500m', memory: '256Mi' } };
