@@ -348,6 +348,15 @@ describe('the Helm chart (deploy/helm/meshery-meshsync)', function () {
       expect(sub.length).to.be.greaterThan(5);
       expect(byKey(sub)).to.deep.equal(byKey(alone));
     });
+
+    it('renders what the chart alone renders, with the seed\'s values.yaml (meshery-meshsync.watchConfig, Meshery\'s quoting) and project options', async function () {
+      this.timeout(30_000);
+      const values = { watchConfig: { whitelist: MESHERY_WHITELIST, blacklist: '["secrets.v1."]' }, metadataOnly: true, replicas: 2 };
+      const sub = await template({ 'meshery-meshsync': { enabled: true, ...values } }, { chart: umbrella });
+      const alone = await template(values);
+      expect(sub.find((o) => o.metadata.name === 'meshery-meshsync-config')).to.have.nested.property('data.whitelist', MESHERY_WHITELIST);
+      expect(byKey(sub)).to.deep.equal(byKey(alone));
+    });
   });
 
   describe('refuses bad values with a message naming them', () => {
