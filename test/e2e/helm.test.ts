@@ -386,6 +386,15 @@ describe('the Helm chart (deploy/helm/meshery-meshsync)', function () {
       expect(await refusal({ config: { plugins: ['meshsync:kubernetes', { name: 'meshsync:stdout' }] } })).to.match(/at '\/config\/plugins\/1'/);
     });
 
+    it('by the values schema: a built-in plugin\'s options that its own schema refuses, at their path', async function () {
+      this.timeout(30_000);
+      const stderr = await refusal({ config: { plugins: [['meshsync:kubernetes', { metadataOnly: 'always', resourcez: [] }], ['meshsync:leader-election', { leaseName: '' }], 'meshsync:nats'] } });
+      expect(stderr).to.match(/at '\/config\/plugins\/0\/1\/metadataOnly': got string, want boolean/)
+        .and.match(/at '\/config\/plugins\/0\/1': additional properties 'resourcez' not allowed/)
+        .and.match(/at '\/config\/plugins\/1\/1\/leaseName': minLength/);
+      expect(await refusal({ metadataOnly: 'always' })).to.match(/at '\/metadataOnly': got string, want boolean/);
+    });
+
     it('in the template: metadataOnly beside config.plugins, where the kubernetes entry says it', async function () {
       this.timeout(30_000);
       expect(await refusal({ metadataOnly: true, config: { plugins: ['meshsync:kubernetes'] } })).to.match(/metadataOnly: with config.plugins, set metadataOnly: true in the options of its meshsync:kubernetes entry/);
@@ -393,8 +402,8 @@ describe('the Helm chart (deploy/helm/meshery-meshsync)', function () {
 
     it('in the template: a config holding credentials (as config/mask.ts finds them), which a ConfigMap would show in clear', async function () {
       this.timeout(30_000);
-      const stderr = await refusal({ config: { plugins: [['meshsync:nats', { servers: 'nats://a:4222,nats://sync:hunter2@b:4222' }], ['meshsync:stdout', { authToken: 's3cret', keyFile: '/tls/key.pem' }]] } });
-      expect(stderr).to.match(/config holds credentials \(config\.plugins\[0\]\[1\]\.servers, config\.plugins\[1\]\[1\]\.authToken\)/).and.match(/broker\.existingSecret/);
+      const stderr = await refusal({ config: { plugins: [['meshsync:nats', { servers: ['nats://a:4222', 'nats://sync:hunter2@b:4222'] }], ['meshsync:nats', { auth: { token: 's3cret' } }]] } });
+      expect(stderr).to.match(/config holds credentials \(config\.plugins\[0\]\[1\]\.servers\[1\], config\.plugins\[1\]\[1\]\.auth\.token\)/).and.match(/broker\.existingSecret/);
       expect(stderr).to.not.contain('hunter2').and.not.contain('s3cret');
     });
 
