@@ -1,14 +1,25 @@
 /** `meshsync run` and `meshsync snapshot`: a core built from the resolved config, started and stopped. */
 import { extname } from 'node:path';
-import { createCore, MeshSyncError, type Logger, type MeshSyncCore } from '../core/index.ts';
+import { ConfigError, createCore, MeshSyncError, type Logger, type MeshSyncCore } from '../core/index.ts';
 import type { LoadedConfig } from '../config/load.ts';
 import { writeSnapshot } from '../plugins/file/index.ts';
 import type { ProgressDisplay } from './progress.ts';
 
-/** The core a resolved config describes; nothing runs until start(). */
+/**
+ * The core a resolved config describes; nothing runs until start(). A config without a source is
+ * refused here, where the plugins' taps are known: it would sync 0 objects and call that complete.
+ */
 export function createCoreFrom(loaded: LoadedConfig, logger: Logger): MeshSyncCore {
   const { config } = loaded;
-  return createCore({ plugins: loaded.plugins, clusterId: config.clusterId, logger, ...config.pipeline, stopTimeoutMs: config.stopTimeoutMs });
+  const core = createCore({ plugins: loaded.plugins, clusterId: config.clusterId, logger, ...config.pipeline, stopTimeoutMs: config.stopTimeoutMs });
+  if (core.hooks.source.taps.length === 0) {
+    throw new ConfigError([{
+      file: loaded.file,
+      path: 'plugins',
+      message: `no source plugin: nothing would be read and every sink would get 0 objects; add a source, meshsync:kubernetes (plugins: ${loaded.plugins.map((plugin) => plugin.name).join(', ')})`,
+    }]);
+  }
+  return core;
 }
 
 /**
