@@ -36,7 +36,7 @@ const SIMULATOR_FLAG = {
 export const COMMANDS = {
   run: {
     brief: 'watch the cluster and deliver every change (default)',
-    summary: 'Watch the cluster and deliver every change to the sinks until stopped (Ctrl-C or SIGTERM: drains first; a second Ctrl-C, a second later or more, exits at once).',
+    summary: 'Watch the cluster and deliver every change to the sinks until stopped (Ctrl-C or SIGTERM: drains first, for stopTimeoutMs at most, and exits 3 if events were left undelivered; a second Ctrl-C, a second later or more, exits at once).',
     flags: { ...SHARED_FLAGS, ...SIMULATOR_FLAG },
     examples: ['meshsync run --config meshsync.config.ts', 'meshsync run --simulator          # a demo against a simulated cluster'],
   },
@@ -94,7 +94,8 @@ ${flagLines({ ...COMMANDS.snapshot.flags, help: { type: 'boolean', short: 'h', h
 
 Environment: CLUSTER_ID, BROKER_URL, LOG_LEVEL, KUBECONFIG, MESHSYNC_CONFIG_DIR (where the config search
 starts; default the working directory). See config/README.md for precedence.
-Exit codes: 0 done, 1 failed (the message says why), 2 bad command line.`;
+Exit codes: 0 done, 1 failed (the message says why), 2 bad command line, 3 run stopped with events
+not delivered by the stop deadline (stopTimeoutMs; the log says how many).`;
 
 export interface CliIo {
   readonly stdout: NodeJS.WritableStream;

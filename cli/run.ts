@@ -29,6 +29,9 @@ export function createCoreFrom(loaded: LoadedConfig, logger: Logger): MeshSyncCo
  */
 export const REPEATED_SIGNAL_MS = 1000;
 
+/** The exit code of a run stopped with events its sinks never accepted (the log gives their count per sink). */
+export const EXIT_UNDELIVERED = 3;
+
 /** `meshsync run`: syncs until a signal; a second signal (a second or more after the first) exits without draining. Resolves with the exit code. */
 export async function run(loaded: LoadedConfig, logger: Logger, display?: ProgressDisplay): Promise<number> {
   const core = createCoreFrom(loaded, logger);
@@ -45,7 +48,12 @@ export async function run(loaded: LoadedConfig, logger: Logger, display?: Progre
       stoppingAt = Date.now();
       display?.stop();
       logger.info({ signal }, 'stopping: draining sinks (a second Ctrl-C exits at once)');
-      core.stop().then(() => resolveStopped(0), (error) => {
+      core.stop().then((report) => {
+        if (report.undeliveredTotal === 0) return resolveStopped(0);
+        logger.error({ events: report.undeliveredTotal, sinks: report.undelivered, code: 'MESHSYNC_STOP_TIMEOUT' },
+          `stopped with ${report.undeliveredTotal} events not delivered (exit code ${EXIT_UNDELIVERED}); the next start lists the cluster again, but cannot resend a deletion among them`);
+        resolveStopped(EXIT_UNDELIVERED);
+      }, (error) => {
         logger.error({ err: error }, 'stop failed');
         resolveStopped(1);
       });

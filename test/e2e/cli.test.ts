@@ -259,6 +259,54 @@ describe('meshsync CLI', function () {
     expect(cli.stderr).to.contain('second signal: exiting without draining');
   });
 
+  it('run: SIGTERM with the broker stopped exits 3 within stopTimeoutMs + 2 s, logging the count of the events it had pending', async () => {
+    const sim = await startSimulator();
+    const nats = await startNatsServer();
+    try {
+      await sim.writeKubeconfig(join(dir, 'kubeconfig'));
+      const metricsPort = await freePort();
+      const stopTimeoutMs = 1500;
+      await writeFile(join(dir, 'meshsync.config.json'), JSON.stringify({
+        plugins: [
+          ['meshsync:kubernetes', { resources: ['configmaps.v1.'] }],
+          ['meshsync:nats', { url: nats.url, reconnectInitialMs: 50, reconnectMaxMs: 200 }],
+          ['meshsync:metrics', { port: metricsPort, host: '127.0.0.1', defaultMetrics: false }],
+        ],
+        stopTimeoutMs,
+      }));
+      const cli = startCli(['run'], { cwd: dir, env: { KUBECONFIG: join(dir, 'kubeconfig') } });
+      await waitFor(() => cli.stderr.includes('meshsync ready'), 'readiness (the broker connected)', cli);
+      await nats.stop();
+      const pending = 12;
+      for (let i = 0; i < pending; i++) sim.create('configmaps.v1.', { metadata: { name: `held-${i}`, namespace: 'default' }, data: { secretish: `value-${i}` } });
+      // What the NATS lane holds, read from /metrics: the count the stop must log.
+      const queueDepth = async () => {
+        const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+        return Number(/^meshsync_queue_depth\{sink="meshsync:nats"\} (\d+)$/m.exec(text)?.[1] ?? -1);
+      };
+      const deadline = Date.now() + 30_000;
+      while ((await queueDepth()) !== pending) {
+        if (Date.now() > deadline) throw new Error(`the lane never held ${pending} events (it holds ${await queueDepth()}):\n${cli.stderr}`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      const stopping = Date.now();
+      cli.child.kill('SIGTERM');
+      const code = await cli.exited;
+      const took = Date.now() - stopping;
+      expect(code, cli.stderr).to.equal(3);
+      // The deadline, its fixed margin, and a process's exit (flushing its output) at most.
+      expect(took, cli.stderr).to.be.below(stopTimeoutMs + 2000 + 1000);
+      const logs = cli.stderr.split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as Record<string, any>);
+      expect(logs.find((line) => line.code === 'MESHSYNC_STOP_TIMEOUT' && line.sink === 'meshsync:nats')).to.include({ events: pending });
+      const summary = logs.find((line) => /^stopped with \d+ events not delivered/.test(line.msg));
+      expect(summary, cli.stderr).to.deep.include({ events: pending, sinks: { 'meshsync:nats': pending } });
+      expect(cli.stderr).not.to.contain('value-').and.not.to.contain('held-');
+    } finally {
+      await nats.dispose();
+      await sim.close();
+    }
+  });
+
   it('run: says "meshsync ready" only once /readyz would pass (the broker connected), not when the sources synced', async () => {
     const port = await freePort();
     await writeFile(join(dir, 'meshsync.config.json'), JSON.stringify({
