@@ -142,7 +142,11 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: proces
         demo = await startDemo(io.env, (text) => write(io.stderr, text));
       }
     }
-    const loaded = await loadConfig({ configFile: options.config, cwd: configSearchDir(io, options.config), env: io.env, logger, command: options.command });
+    const loaded = await loadConfig({
+      configFile: options.config, cwd: configSearchDir(io, options.config), env: io.env, logger, command: options.command,
+      // Only what runs, or shows what would run, asks the cluster; validate reads nothing but the config.
+      ...(options.command === 'run' || options.command === 'print-config' ? { resourceNamesBroker: () => resourceNamesBroker(io.env) } : {}),
+    });
     if (options.logLevel === undefined && io.env.LOG_LEVEL === undefined && !quiet) logger.level = loaded.config.logLevel;
     switch (options.command) {
       case 'validate':
@@ -183,6 +187,13 @@ function checkConfigFlag(command: string, argv: readonly string[], value: string
 function configSearchDir(io: CliIo, configFile: string | undefined): string {
   const dir = io.env.MESHSYNC_CONFIG_DIR?.trim();
   return configFile === undefined && dir ? resolve(io.cwd, dir) : io.cwd;
+}
+
+/** Whether the MeshSync custom resource (as the defaults read it: POD_NAMESPACE, else meshery) names a broker; no when there is no cluster to ask. */
+async function resourceNamesBroker(env: NodeJS.ProcessEnv): Promise<boolean> {
+  if (!hasKubeConfig(env)) return false;
+  const { readResourceBroker } = await import('../plugins/meshsync-resource/index.ts');
+  return (await readResourceBroker({ namespace: env.POD_NAMESPACE?.trim() || 'meshery' }, env)) !== undefined;
 }
 
 /** LOG_LEVEL when it names a level, else `fallback`: the config loader reports a bad one with every other problem. */

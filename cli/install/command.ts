@@ -95,8 +95,9 @@ export function runInstallCommand(command: 'install' | 'rbac', argv: readonly st
   const name = flag('name') ?? INSTALL_DEFAULTS.name;
   const fromConfig = rbacOptionsFromConfig(config);
   // A config that lists no plugins runs the defaults, which in a cluster include the MeshSync
-  // resource and leader-election plugins (config/load.ts) even where this command runs outside one.
-  if (!fromConfig.meshSyncResource && (config === undefined || (shipped !== undefined && !listsPlugins(shipped.text)))) {
+  // resource (in the pod's namespace, not the one this machine resolved) and leader-election
+  // plugins (config/load.ts) even where this command runs outside one.
+  if (config === undefined || (shipped !== undefined && !listsPlugins(shipped.text))) {
     Object.assign(fromConfig, { meshSyncResource: {}, crStatus: true, ha: true, leaseName: fromConfig.leaseName ?? 'meshsync-leader' });
   }
   if (values['nats-permissions']) {
