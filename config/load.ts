@@ -139,11 +139,14 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Loade
  * watch-list, its broker, its status; quiet without its CRD), redact, publish (to NATS when
  * BROKER_URL or the resource names a broker, else to stdout), serve metrics.
  */
-export function defaultPluginEntries(env: Readonly<Record<string, string | undefined>>, resourceNamesBroker = false): string[] {
+export function defaultPluginEntries(env: Readonly<Record<string, string | undefined>>, resourceNamesBroker = false): (string | [string, object])[] {
+  const inCluster = Boolean(env.KUBERNETES_SERVICE_HOST);
+  // Outside a cluster the resource is read, but its status belongs to the MeshSync that runs in it.
+  const resource: string | [string, object] = inCluster ? 'meshsync:meshsync-resource' : ['meshsync:meshsync-resource', { writeStatus: false }];
   // In a cluster, a Lease keeps one publisher even while a rolling update runs two pods.
-  const operations = env.KUBERNETES_SERVICE_HOST ? ['meshsync:leader-election'] : [];
+  const operations = inCluster ? ['meshsync:leader-election'] : [];
   const sink = env.BROKER_URL?.trim() || resourceNamesBroker ? 'meshsync:nats' : 'meshsync:stdout';
-  return ['meshsync:kubernetes', 'meshsync:watch-list', 'meshsync:meshsync-resource', ...operations, REDACT_SECRETS, sink, 'meshsync:metrics'];
+  return ['meshsync:kubernetes', 'meshsync:watch-list', resource, ...operations, REDACT_SECRETS, sink, 'meshsync:metrics'];
 }
 
 /** One ConfigError for all problems; its code is theirs when they share one. */

@@ -73,7 +73,9 @@ describe('meshsync-resource settings', () => {
   });
 
   it('adds a pass-through watch-list and the MeshSync resource to the defaults everywhere, the Lease in a cluster; NATS when BROKER_URL or the resource names a broker', () => {
-    expect(defaultPluginEntries({})).to.include.members(['meshsync:watch-list', 'meshsync:meshsync-resource', 'meshsync:stdout']).and.not.include('meshsync:leader-election');
+    // Outside a cluster the resource is read, its status left to the MeshSync running in the cluster.
+    expect(defaultPluginEntries({})).to.deep.include(['meshsync:meshsync-resource', { writeStatus: false }]);
+    expect(defaultPluginEntries({})).to.include.members(['meshsync:watch-list', 'meshsync:stdout']).and.not.include('meshsync:leader-election');
     expect(defaultPluginEntries({ KUBERNETES_SERVICE_HOST: '10.96.0.1' })).to.include.members(['meshsync:meshsync-resource', 'meshsync:leader-election']);
     expect(defaultPluginEntries({}, true)).to.include('meshsync:nats').and.not.include('meshsync:stdout');
     expect(defaultPluginEntries({ BROKER_URL: 'nats://n:4222' })).to.include('meshsync:nats').and.not.include('meshsync:stdout');
