@@ -94,9 +94,10 @@ export function runInstallCommand(command: 'install' | 'rbac', argv: readonly st
   const namespace = flag('namespace') ?? INSTALL_DEFAULTS.namespace;
   const name = flag('name') ?? INSTALL_DEFAULTS.name;
   // A config that lists no plugins runs the defaults, which in a cluster include the MeshSync
-  // resource and leader-election plugins (config/load.ts) even where this command runs outside one.
+  // resource (in the pod's namespace, not the one this machine resolved) and leader-election
+  // plugins (config/load.ts) even where this command runs outside one.
   const defaults = config === undefined || (shipped !== undefined && !listsPlugins(shipped.text));
-  const fromConfig = rbacOptionsFromConfig(defaults ? withInClusterDefaults(config) : config);
+  const fromConfig = rbacOptionsFromConfig(defaults ? inClusterDefaults(config) : config);
   if (values['nats-permissions']) {
     const nats = config?.plugins.find((p) => p.name === 'meshsync:nats')?.options as { subject?: string; requestSubject?: string; jetstream?: unknown } | undefined;
     return natsPermissions({ subject: nats?.subject, requestSubject: nats?.requestSubject, jetstream: nats?.jetstream !== undefined });
@@ -122,11 +123,9 @@ export function runInstallCommand(command: 'install' | 'rbac', argv: readonly st
   return toYaml(installObjects(options));
 }
 
-/** The config with the plugins meshsync adds by default in a cluster, for a config resolved outside one. */
-function withInClusterDefaults(config: InstallCommandConfig | undefined): InstallCommandConfig {
-  const plugins = [...(config?.plugins ?? [])];
-  for (const name of IN_CLUSTER_DEFAULT_PLUGINS) if (!plugins.some((p) => p.name === name)) plugins.push({ name });
-  return { ...config, plugins };
+/** The config as the pod runs it when it lists no plugins: the in-cluster defaults, with their own defaults. */
+function inClusterDefaults(config: InstallCommandConfig | undefined): InstallCommandConfig {
+  return { ...config, plugins: IN_CLUSTER_DEFAULT_PLUGINS.map((entry) => (typeof entry === 'string' ? { name: entry } : { name: entry[0], options: entry[1] })) };
 }
 
 function listsPlugins(configText: string): boolean {

@@ -139,7 +139,7 @@ export interface RbacGrant {
 const KUBERNETES = 'meshsync:kubernetes';
 
 /** The plugins meshsync runs in a cluster when its config lists none (BROKER_URL is set there). */
-export const IN_CLUSTER_DEFAULT_PLUGINS: readonly string[] = defaultPluginEntries({ KUBERNETES_SERVICE_HOST: 'in-cluster', BROKER_URL: 'nats://broker' });
+export const IN_CLUSTER_DEFAULT_PLUGINS: readonly (string | [string, object])[] = defaultPluginEntries({ KUBERNETES_SERVICE_HOST: 'in-cluster', BROKER_URL: 'nats://broker' });
 const RESOURCE_DEFAULTS = meshsyncResourceOptions.parse({});
 const LEASE_DEFAULT = leaderElectionOptions.parse({}).leaseName;
 const CRDS_DEFAULT = kubernetesOptions.parse({}).watchCustomResourceDefinitions;
