@@ -36,7 +36,7 @@ const SIMULATOR_FLAG = {
 export const COMMANDS = {
   run: {
     brief: 'watch the cluster and deliver every change (default)',
-    summary: 'Watch the cluster and deliver every change to the sinks until stopped (Ctrl-C or SIGTERM: drains first; a second Ctrl-C, a second later or more, exits at once).',
+    summary: 'Watch the cluster and deliver every change to the sinks until stopped (Ctrl-C or SIGTERM: drains first, for stopTimeoutMs at most, and exits 3 if events were left undelivered; a second Ctrl-C, a second later or more, exits at once).',
     flags: { ...SHARED_FLAGS, ...SIMULATOR_FLAG },
     examples: ['meshsync run --config meshsync.config.ts', 'meshsync run --simulator          # a demo against a simulated cluster'],
   },
@@ -94,7 +94,8 @@ ${flagLines({ ...COMMANDS.snapshot.flags, help: { type: 'boolean', short: 'h', h
 
 Environment: CLUSTER_ID, BROKER_URL, LOG_LEVEL, KUBECONFIG, MESHSYNC_CONFIG_DIR (where the config search
 starts; default the working directory). See config/README.md for precedence.
-Exit codes: 0 done, 1 failed (the message says why), 2 bad command line.`;
+Exit codes: 0 done, 1 failed (the message says why), 2 bad command line, 3 run stopped with events
+not delivered by the stop deadline (stopTimeoutMs; the log says how many).`;
 
 export interface CliIo {
   readonly stdout: NodeJS.WritableStream;
@@ -141,7 +142,11 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: proces
         demo = await startDemo(io.env, (text) => write(io.stderr, text));
       }
     }
-    const loaded = await loadConfig({ configFile: options.config, cwd: configSearchDir(io, options.config), env: io.env, logger, command: options.command });
+    const loaded = await loadConfig({
+      configFile: options.config, cwd: configSearchDir(io, options.config), env: io.env, logger, command: options.command,
+      // Only what runs, or shows what would run, asks the cluster; validate reads nothing but the config.
+      ...(options.command === 'run' || options.command === 'print-config' ? { resourceNamesBroker: () => resourceNamesBroker(io.env) } : {}),
+    });
     if (options.logLevel === undefined && io.env.LOG_LEVEL === undefined && !quiet) logger.level = loaded.config.logLevel;
     switch (options.command) {
       case 'validate':
@@ -182,6 +187,13 @@ function checkConfigFlag(command: string, argv: readonly string[], value: string
 function configSearchDir(io: CliIo, configFile: string | undefined): string {
   const dir = io.env.MESHSYNC_CONFIG_DIR?.trim();
   return configFile === undefined && dir ? resolve(io.cwd, dir) : io.cwd;
+}
+
+/** Whether the MeshSync custom resource (as the defaults read it: POD_NAMESPACE, else meshery) names a broker; no when there is no cluster to ask. */
+async function resourceNamesBroker(env: NodeJS.ProcessEnv): Promise<boolean> {
+  if (!hasKubeConfig(env)) return false;
+  const { readResourceBroker } = await import('../plugins/meshsync-resource/index.ts');
+  return (await readResourceBroker({ namespace: env.POD_NAMESPACE?.trim() || 'meshery' }, env)) !== undefined;
 }
 
 /** LOG_LEVEL when it names a level, else `fallback`: the config loader reports a bad one with every other problem. */

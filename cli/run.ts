@@ -1,14 +1,25 @@
 /** `meshsync run` and `meshsync snapshot`: a core built from the resolved config, started and stopped. */
 import { extname } from 'node:path';
-import { createCore, MeshSyncError, type Logger, type MeshSyncCore } from '../core/index.ts';
+import { ConfigError, createCore, MeshSyncError, type Logger, type MeshSyncCore } from '../core/index.ts';
 import type { LoadedConfig } from '../config/load.ts';
 import { writeSnapshot } from '../plugins/file/index.ts';
 import type { ProgressDisplay } from './progress.ts';
 
-/** The core a resolved config describes; nothing runs until start(). */
+/**
+ * The core a resolved config describes; nothing runs until start(). A config without a source is
+ * refused here, where the plugins' taps are known: it would sync 0 objects and call that complete.
+ */
 export function createCoreFrom(loaded: LoadedConfig, logger: Logger): MeshSyncCore {
   const { config } = loaded;
-  return createCore({ plugins: loaded.plugins, clusterId: config.clusterId, logger, ...config.pipeline, stopTimeoutMs: config.stopTimeoutMs });
+  const core = createCore({ plugins: loaded.plugins, clusterId: config.clusterId, logger, ...config.pipeline, stopTimeoutMs: config.stopTimeoutMs });
+  if (core.hooks.source.taps.length === 0) {
+    throw new ConfigError([{
+      file: loaded.file,
+      path: 'plugins',
+      message: `no source plugin: nothing would be read and every sink would get 0 objects; add a source, meshsync:kubernetes (plugins: ${loaded.plugins.map((plugin) => plugin.name).join(', ')})`,
+    }]);
+  }
+  return core;
 }
 
 /**
@@ -17,6 +28,9 @@ export function createCoreFrom(loaded: LoadedConfig, logger: Logger): MeshSyncCo
  * after the first is that same one; only a later one means "exit without draining".
  */
 export const REPEATED_SIGNAL_MS = 1000;
+
+/** The exit code of a run stopped with events its sinks never accepted (the log gives their count per sink). */
+export const EXIT_UNDELIVERED = 3;
 
 /** `meshsync run`: syncs until a signal; a second signal (a second or more after the first) exits without draining. Resolves with the exit code. */
 export async function run(loaded: LoadedConfig, logger: Logger, display?: ProgressDisplay): Promise<number> {
@@ -34,7 +48,12 @@ export async function run(loaded: LoadedConfig, logger: Logger, display?: Progre
       stoppingAt = Date.now();
       display?.stop();
       logger.info({ signal }, 'stopping: draining sinks (a second Ctrl-C exits at once)');
-      core.stop().then(() => resolveStopped(0), (error) => {
+      core.stop().then((report) => {
+        if (report.undeliveredTotal === 0) return resolveStopped(0);
+        logger.error({ events: report.undeliveredTotal, sinks: report.undelivered, code: 'MESHSYNC_STOP_TIMEOUT' },
+          `stopped with ${report.undeliveredTotal} events not delivered (exit code ${EXIT_UNDELIVERED}); the next start lists the cluster again, but cannot resend a deletion among them`);
+        resolveStopped(EXIT_UNDELIVERED);
+      }, (error) => {
         logger.error({ err: error }, 'stop failed');
         resolveStopped(1);
       });

@@ -47,6 +47,12 @@ export interface LoadConfigOptions {
   readonly command?: string;
   /** The built-in plugins, named `meshsync:<name>` (the CLI hands over its catalog). Default: none. */
   readonly builtins?: PluginCatalog;
+  /**
+   * Asked only when the MeshSync defaults apply and BROKER_URL is unset: does the MeshSync custom
+   * resource name a broker? The defaults then publish to NATS (the resource's broker), else to stdout.
+   * Default: no.
+   */
+  readonly resourceNamesBroker?: () => Promise<boolean>;
 }
 
 /** The built-in plugins a loader resolves by name. */
@@ -94,7 +100,10 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Loade
   const plugins: Plugin[] = [];
   if (entries === undefined) {
     // Defaults are only resolved for an otherwise valid config: importing them costs seconds (the Kubernetes client).
-    if (raw.plugins === undefined && parsed.success) plugins.push(...await resolveAll(defaultPluginEntries(env), 'default plugins', baseDir, undefined, problems, builtins));
+    if (raw.plugins === undefined && parsed.success) {
+      const resourceBroker = !env.BROKER_URL?.trim() && (await options.resourceNamesBroker?.()) === true;
+      plugins.push(...await resolveAll(defaultPluginEntries(env, resourceBroker), 'default plugins', baseDir, undefined, problems, builtins));
+    }
   } else {
     const valid = entries.map((entry) => (pluginEntrySchema.safeParse(entry).success ? entry : undefined));
     plugins.push(...await resolveAll(valid, 'plugins', baseDir, file, problems, builtins));
@@ -126,14 +135,18 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Loade
 
 /**
  * The plugins MeshSync runs with no config file: watch the default resources, a watch-list that
- * passes everything (live edits replace it), redact, publish, serve metrics; in a cluster, also the
- * MeshSync custom resource (its watch-list, its status).
+ * passes everything (live edits replace it), the MeshSync custom resource wherever it exists (its
+ * watch-list, its broker, its status; quiet without its CRD), redact, publish (to NATS when
+ * BROKER_URL or the resource names a broker, else to stdout), serve metrics.
  */
-export function defaultPluginEntries(env: Readonly<Record<string, string | undefined>>): string[] {
+export function defaultPluginEntries(env: Readonly<Record<string, string | undefined>>, resourceNamesBroker = false): (string | [string, object])[] {
   const inCluster = Boolean(env.KUBERNETES_SERVICE_HOST);
+  // Outside a cluster the resource is read, but its status belongs to the MeshSync that runs in it.
+  const resource: string | [string, object] = inCluster ? 'meshsync:meshsync-resource' : ['meshsync:meshsync-resource', { writeStatus: false }];
   // In a cluster, a Lease keeps one publisher even while a rolling update runs two pods.
-  const operations = inCluster ? ['meshsync:meshsync-resource', 'meshsync:leader-election'] : [];
-  return ['meshsync:kubernetes', 'meshsync:watch-list', ...operations, REDACT_SECRETS, env.BROKER_URL?.trim() ? 'meshsync:nats' : 'meshsync:stdout', 'meshsync:metrics'];
+  const operations = inCluster ? ['meshsync:leader-election'] : [];
+  const sink = env.BROKER_URL?.trim() || resourceNamesBroker ? 'meshsync:nats' : 'meshsync:stdout';
+  return ['meshsync:kubernetes', 'meshsync:watch-list', resource, ...operations, REDACT_SECRETS, sink, 'meshsync:metrics'];
 }
 
 /** One ConfigError for all problems; its code is theirs when they share one. */

@@ -8,10 +8,10 @@ import { Pipeline } from './pipeline.ts';
 import { attributed, attributedTap, callTap, distinctNames, sendTo, type TapInfo } from './taps.ts';
 import { resourceId } from './resource.ts';
 import { silentLogger, type Logger } from './log.ts';
-import { CORE_DEFAULTS, type PipelineOptions } from './settings.ts';
+import { CORE_DEFAULTS, STOP_MARGIN_MS, type PipelineOptions } from './settings.ts';
 import type {
   Batch, BatchReport, Core, CoreCounters, CoreHooks, CoreState, EventType, Plugin, SinkContext, SnapshotItem,
-  SourceContext, SourceProgress, SyncEvent, SyncProgress, ErrorReport, LiveSettings,
+  SourceContext, SourceProgress, StopReport, SyncEvent, SyncProgress, ErrorReport, LiveSettings,
 } from './types.ts';
 
 export interface CoreOptions extends Partial<PipelineOptions> {
@@ -53,7 +53,7 @@ export class MeshSyncCore implements Core {
   private unsynced = new Set<string>();
   private started = false;
   private ready = false;
-  private stopping: Promise<void> | null = null;
+  private stopping: Promise<StopReport> | null = null;
   private readonly readyReached = deferred();
   private sourceRuns: Promise<unknown>[] = [];
   private catchUpWaiters: (() => void)[] = [];
@@ -132,8 +132,12 @@ export class MeshSyncCore implements Core {
     return this.readyReached.promise;
   }
 
-  /** Stops sources, drains every sink lane within the deadline, then runs stop taps in reverse order. */
-  stop(): Promise<void> {
+  /**
+   * Stops sources, drains every sink lane until stopTimeoutMs, then runs stop taps in reverse order
+   * until stopTimeoutMs + STOP_MARGIN_MS: the whole stop never takes longer. Resolves with what was
+   * left undelivered (also counted, per sink, in `counters.sinks[sink].undeliveredAtStop`).
+   */
+  stop(): Promise<StopReport> {
     this.stopping ??= this.doStop();
     return this.stopping;
   }
@@ -274,7 +278,7 @@ export class MeshSyncCore implements Core {
   }
 
   private createLane(tap: TapInfo, name: string): Lane {
-    const counters = (this.counters.sinks[name] = { delivered: 0, failedAttempts: 0, deadLettered: 0 });
+    const counters = (this.counters.sinks[name] = { delivered: 0, failedAttempts: 0, deadLettered: 0, undeliveredAtStop: 0 });
     const context: SinkContext = {
       name,
       clusterId: this.clusterId,
@@ -330,30 +334,44 @@ export class MeshSyncCore implements Core {
     for (const lane of this.lanes) if (lane.sink === sink || lane.sink.startsWith(`${sink}#`)) lane.retryNow();
   }
 
-  private async doStop(): Promise<void> {
+  private async doStop(): Promise<StopReport> {
+    const drainBy = Date.now() + this.options.stopTimeoutMs;
+    const stopBy = drainBy + STOP_MARGIN_MS;
+    // A replica whose delivery is held (a standby) has nothing to drain: the leader delivers.
+    const held = this.deliveryHolds.size > 0;
     this.abort.abort();
     this.releaseSources();
-    await Promise.allSettled(this.sourceRuns);
+    await settledBy(Promise.allSettled(this.sourceRuns), drainBy);
     // The deadline is short next to a backoff (up to retryMaxMs): a failed batch is retried now.
     for (const lane of this.lanes) lane.retryNow();
-    // A replica whose delivery is held (a standby) has nothing to drain: the leader delivers.
-    const timeoutMs = this.deliveryHolds.size > 0 ? 0 : this.options.stopTimeoutMs;
-    const deadline = new Promise<'timeout'>((resolve) => setTimeout(resolve, timeoutMs, 'timeout').unref());
-    if ((await Promise.race([this.drain().then(() => 'drained' as const), deadline])) === 'timeout' && timeoutMs > 0) {
-      for (const lane of this.lanes) {
-        const left = lane.close();
-        if (left > 0) this.logger.error({ sink: lane.sink, events: left, code: 'MESHSYNC_STOP_TIMEOUT' }, 'stop deadline passed; events not delivered to this sink');
-      }
+    if (!held) await settledBy(this.drain(), drainBy);
+    const undelivered: Record<string, number> = {};
+    let undeliveredTotal = 0;
+    for (const lane of this.lanes) {
+      const left = lane.close();
+      if (held || left === 0) continue;
+      undelivered[lane.sink] = left;
+      undeliveredTotal += left;
+      this.counters.sinks[lane.sink].undeliveredAtStop += left;
+      this.logger.error({ sink: lane.sink, events: left, code: 'MESHSYNC_STOP_TIMEOUT' }, `stop deadline passed; ${left} events not delivered to this sink`);
     }
-    for (const lane of this.lanes) lane.close();
     this.sinkAbort.abort();
-    for (const tap of [...(this.hooks.stop.taps as TapInfo[])].reverse()) {
-      try {
-        await callTap(tap, []);
-      } catch (error) {
-        this.reportError({ plugin: tap.name, hook: 'stop', error: pluginError(tap.name, 'stop', error) });
+    let stoppingTap: string | undefined;
+    const stopTaps = (async () => {
+      for (const tap of [...(this.hooks.stop.taps as TapInfo[])].reverse()) {
+        stoppingTap = tap.name;
+        try {
+          await callTap(tap, []);
+        } catch (error) {
+          this.reportError({ plugin: tap.name, hook: 'stop', error: pluginError(tap.name, 'stop', error) });
+        }
       }
+      stoppingTap = undefined;
+    })();
+    if (!(await settledBy(stopTaps, stopBy))) {
+      this.logger.warn({ plugin: stoppingTap, code: 'MESHSYNC_STOP_TIMEOUT' }, `stop deadline passed while ${stoppingTap} was stopping; not waited for (nor the stop taps after it)`);
     }
+    return { undelivered, undeliveredTotal };
   }
 
   /** Every tap's function is wrapped once, at tap time, so what it throws names its plugin and hook. */
@@ -436,6 +454,17 @@ function deferred(): { promise: Promise<void>; resolve: () => void } {
   let resolve!: () => void;
   const promise = new Promise<void>((done) => (resolve = done));
   return { promise, resolve };
+}
+
+/** Waits for `work` until the time `deadline` (ms since the epoch): true when it settled by then. */
+async function settledBy(work: Promise<unknown>, deadline: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - Date.now()), false)));
+  try {
+    return await Promise.race([work.then(() => true, () => true), late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** A progress reader's answer; a reader that throws must not break a display or an error message. */

@@ -37,7 +37,7 @@ export const ERROR_CODES = {
   },
   MESHSYNC_STOP_TIMEOUT: {
     cause: 'The queue did not drain to every sink within the stop deadline.',
-    remedy: 'Check the sinks (a broker down?) or raise stopTimeoutMs; pending events were logged as lost.',
+    remedy: 'Check the sinks (a broker down?) or raise stopTimeoutMs; the log gives the count of events each sink was left with, and meshsync run exits 3.',
   },
   MESHSYNC_SNAPSHOT_TIMEOUT: {
     cause: '`meshsync snapshot` did not finish start-up and the initial sync within --timeout.',

@@ -1,7 +1,7 @@
 /** The public API of the engine: everything a plugin, built-in or third-party, may import. */
 export * from './types.ts';
 export { createCore, MeshSyncCore, type CoreOptions } from './core.ts';
-export { CORE_DEFAULTS, pipelineSchema, stopTimeoutMsSchema, type PipelineOptions } from './settings.ts';
+export { CORE_DEFAULTS, pipelineSchema, STOP_MARGIN_MS, stopTimeoutMsSchema, type PipelineOptions } from './settings.ts';
 export { PipelineEvent, eventLine, objectKey } from './event.ts';
 export { definePlugin, oneOf, zodProblems, joinPath, isPlugin, type PluginFactory, type PluginSpec } from './plugin.ts';
 export { ERROR_CODES, MeshSyncError, ConfigError, pluginError, asError, type ConfigProblem, type ErrorCode } from './errors.ts';

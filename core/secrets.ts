@@ -11,9 +11,10 @@ export const SECRET_WORDS: readonly string[] = Object.freeze([
 ]);
 
 const WORDS = SECRET_WORDS.join('|');
-// Whole key names, or the last word of a snake_case / kebab-case or camelCase key.
-const SECRET_KEY = new RegExp(`^(${WORDS})$|[_-](${WORDS})$`, 'i');
-const SECRET_CAMEL = new RegExp(`[a-z0-9](${SECRET_WORDS.map((word) => word[0].toUpperCase() + word.slice(1)).join('|')})$`);
+// Whole key names, or the last word of a snake_case / kebab-case or camelCase key (exported for the
+// Helm chart, whose templates check its values' keys with the same patterns).
+export const SECRET_KEY = new RegExp(`^(${WORDS})$|[_-](${WORDS})$`, 'i');
+export const SECRET_CAMEL = new RegExp(`[a-z0-9](${SECRET_WORDS.map((word) => word[0].toUpperCase() + word.slice(1)).join('|')})$`);
 
 /** True when a key names a secret (`password`, `auth_token`, `nkeySeed`, `fingerprintKey`). */
 export function isSecretKey(key: string): boolean {

@@ -23,7 +23,10 @@ export const pipelineSchema = z.strictObject({
 }).describe('How events are queued, batched and retried per sink.');
 
 export const stopTimeoutMsSchema = z.int().nonnegative().default(10_000)
-  .describe('How long (ms) a stop waits for every sink to drain before giving up on what is left.');
+  .describe('How long (ms) a stop waits for every sink to drain before giving up on what is left; plugins then get 2 s more to close (the whole stop never takes longer). Events left undelivered are counted and logged, and `meshsync run` exits 3.');
+
+/** How long stop taps may take after stopTimeoutMs (closing connections, servers), so the whole stop is bounded. */
+export const STOP_MARGIN_MS = 2_000;
 
 export type PipelineOptions = z.output<typeof pipelineSchema>;
 

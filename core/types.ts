@@ -218,8 +218,18 @@ export interface CoreCounters {
   filtered: number;
   /** Events dropped, by reason: `invalid` (malformed object) or `plugin-error` (a filter or transform threw). */
   dropped: { invalid: number; 'plugin-error': number };
-  /** Per sink: events accepted, batch attempts that failed, events it never accepted and that were skipped (lane/retry.ts). */
-  sinks: Record<string, { delivered: number; failedAttempts: number; deadLettered: number }>;
+  /**
+   * Per sink: events accepted, batch attempts that failed, events it never accepted and that were
+   * skipped (lane/retry.ts), events still not accepted when the stop deadline passed.
+   */
+  sinks: Record<string, { delivered: number; failedAttempts: number; deadLettered: number; undeliveredAtStop: number }>;
+}
+
+/** What a stop could not do by its deadline: events each sink had not accepted (sinks that drained are absent). */
+export interface StopReport {
+  readonly undelivered: Readonly<Record<string, number>>;
+  /** The sum of `undelivered`. */
+  readonly undeliveredTotal: number;
 }
 
 export interface Core {

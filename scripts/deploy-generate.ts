@@ -8,8 +8,11 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { z } from 'zod';
+import { BUILTINS, loadBuiltinPlugin } from '../cli/builtins.ts';
 import { configSchema } from '../config/schema.ts';
+import { SECRET_CAMEL, SECRET_KEY } from '../core/secrets.ts';
 import { installObjects, meshSyncCrd, toYaml } from '../cli/install/index.ts';
+import { CLUSTER_SCOPED, IN_CLUSTER_DEFAULT_PLUGINS, RBAC_FACTS, RBAC_GRANTS, WATCH_VERBS } from '../cli/install/rbac.ts';
 import { DEFAULT_RESOURCES } from '../plugins/kubernetes/defaults.ts';
 import type { KubeObject } from '../cli/install/index.ts';
 
@@ -29,7 +32,7 @@ const BASE_FILES: ReadonlyArray<[file: string, kinds: readonly string[]]> = [
 const CHART = 'deploy/helm/meshery-meshsync';
 
 /** Every generated file, by path relative to the repo root. */
-export function deployFiles(): Map<string, string> {
+export async function deployFiles(): Promise<Map<string, string>> {
   const objects = installObjects();
   const files = new Map<string, string>();
   const placed = new Set<KubeObject>();
@@ -51,31 +54,58 @@ export function deployFiles(): Map<string, string> {
   files.set('deploy/crd/meshsync.yaml', HEADER + toYaml([meshSyncCrd()]));
   // The chart installs the same CRD (Helm applies crds/ before the templates, and never deletes it).
   files.set(`${CHART}/crds/meshsync.yaml`, HEADER + toYaml([meshSyncCrd()]));
-  // The resources meshsync watches when no whitelist narrows them: the chart's RBAC starts from these.
-  files.set(`${CHART}/templates/_default-resources.tpl`, `{{- /* ${HEADER.slice(2, -1)} */ -}}\n`
-    + `{{- define "meshsync.defaultResources" -}}\n${JSON.stringify(DEFAULT_RESOURCES)}\n{{- end -}}\n`);
-  files.set(`${CHART}/values.schema.json`, valuesSchema());
+  // What the RBAC grants and when, as `meshsync rbac` applies it: the chart's _rbac.tpl applies the same table.
+  const table = { defaultResources: DEFAULT_RESOURCES, clusterScoped: [...CLUSTER_SCOPED].sort(), watchVerbs: WATCH_VERBS, inClusterPlugins: IN_CLUSTER_DEFAULT_PLUGINS, facts: RBAC_FACTS, grants: RBAC_GRANTS };
+  files.set(`${CHART}/templates/_rbac-table.tpl`, `{{- /* ${HEADER.slice(2, -1)} (cli/install/rbac.ts) */ -}}\n`
+    + `{{- define "meshsync.rbacTable" -}}\n${JSON.stringify(table, null, 2)}\n{{- end -}}\n`);
+  // The keys that name a credential, as meshsync masks them (core/secrets.ts): the chart refuses a config holding one.
+  files.set(`${CHART}/templates/_secret-keys.tpl`, `{{- /* ${HEADER.slice(2, -1)} (core/secrets.ts) */ -}}\n`
+    + `{{- define "meshsync.secretKeys" -}}\n${JSON.stringify([`(?i)${SECRET_KEY.source}`, SECRET_CAMEL.source])}\n{{- end -}}\n`);
+  files.set(`${CHART}/values.schema.json`, await valuesSchema());
   return files;
 }
 
 /**
  * The chart's values schema: written by hand but for `config`, which is meshsync's config schema
- * (config/schema.ts) without `plugins`, so helm install refuses a bad config as the loader would.
+ * (config/schema.ts), so helm install refuses a bad config as the loader would. Its plugins are
+ * names or [name, options] pairs (a values file holds no plugin instance); a built-in's options
+ * are checked against that plugin's own schema.
  */
-function valuesSchema(): string {
+async function valuesSchema(): Promise<string> {
   const root = join(dirname(fileURLToPath(import.meta.url)), '..');
   const schema = JSON.parse(readFileSync(join(root, CHART, 'values.schema.json'), 'utf8'));
-  const { $schema: _, ...config } = z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' }) as Record<string, any>;
-  delete config.properties.plugins;
-  config.description = 'meshsync\'s config file (config/schema.ts). No plugins: the chart grants RBAC to the default plugins; for your own, use meshsync install --config.';
+  const { $schema: _, ...config } = jsonSchema(configSchema) as Record<string, any>;
+  const entry = config.properties.plugins.items;
+  entry.anyOf = entry.anyOf.filter((branch: { type?: string }) => branch.type !== undefined);
+  entry.allOf = await Promise.all(BUILTINS.names.map(async (name) => {
+    const { $schema: __, ...options } = jsonSchema((await loadBuiltinPlugin(name)).optionsSchema as z.ZodType) as Record<string, unknown>;
+    return { if: { type: 'array', items: [{ const: name }] }, then: { items: [{}, options] } };
+  }));
+  config.description = 'meshsync\'s config file (config/schema.ts). Its plugins (default: the in-cluster defaults) decide the RBAC, as meshsync rbac computes it.';
   schema.properties.config = config;
   return `${JSON.stringify(schema, null, 2)}\n`;
+}
+
+/**
+ * A zod schema as the draft-07 JSON schema Helm validates values with, as its input (defaults
+ * optional). A preprocessed value takes more than its schema says (a watch-list's rules as the
+ * legacy JSON string): anything, left to meshsync's own check at start.
+ */
+function jsonSchema(schema: z.ZodType): object {
+  return z.toJSONSchema(schema, {
+    io: 'input', unrepresentable: 'any', target: 'draft-7',
+    override: ({ zodSchema, jsonSchema: out }) => {
+      const def = (zodSchema as unknown as { _zod: { def: { type: string; in?: { _zod: { def: { type: string } } } } } })._zod.def;
+      if (def.type !== 'pipe' || def.in?._zod.def.type !== 'transform') return;
+      for (const key of Object.keys(out)) if (key !== 'description') delete (out as Record<string, unknown>)[key];
+    },
+  });
 }
 
 /** Paths whose content differs from what the generator produces. */
 export async function staleDeployFiles(root: string): Promise<string[]> {
   const stale: string[] = [];
-  for (const [path, content] of deployFiles()) {
+  for (const [path, content] of await deployFiles()) {
     const current = await readFile(join(root, path), 'utf8').catch(() => undefined);
     if (current !== content) stale.push(path);
   }
@@ -89,7 +119,7 @@ async function main(argv: string[]): Promise<number> {
     for (const path of stale) process.stderr.write(`stale: ${path} (run npx tsx scripts/deploy-generate.ts)\n`);
     return stale.length ? 1 : 0;
   }
-  for (const [path, content] of deployFiles()) {
+  for (const [path, content] of await deployFiles()) {
     await mkdir(dirname(join(root, path)), { recursive: true });
     await writeFile(join(root, path), content);
     process.stdout.write(`wrote ${path}\n`);

@@ -3,7 +3,7 @@
  * in-memory source to inject events and an in-memory sink to read what came out, the reference
  * consumer of the NATS wire format, and the Kubernetes API simulator. Never part of the image.
  */
-import { createCore, type CoreOptions, type KubeObject, type MeshSyncCore, type ResourceRef } from '../core/index.ts';
+import { createCore, type CoreOptions, type KubeObject, type MeshSyncCore, type ResourceRef, type StopReport } from '../core/index.ts';
 import { memorySink, memorySource, type MemorySinkHandle, type MemorySourceHandle } from './memory.ts';
 
 export { memorySink, memorySource, type MemorySinkHandle, type MemorySourceHandle } from './memory.ts';
@@ -18,7 +18,8 @@ export interface TestCore {
   start(): Promise<void>;
   /** Waits until every sink has accepted everything emitted so far. */
   drain(): Promise<void>;
-  stop(): Promise<void>;
+  /** Stops the core; resolves with what it could not deliver by the deadline. */
+  stop(): Promise<StopReport>;
 }
 
 /**

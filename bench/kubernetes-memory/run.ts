@@ -44,7 +44,7 @@ async function settledMemory(): Promise<number> {
 }
 
 /** Memory (heap and external) held by what `load` returns (kept alive while measuring), per pod. */
-async function measure(name: string, load: () => Promise<{ hold: unknown; count: () => number; stop: () => Promise<void> }>) {
+async function measure(name: string, load: () => Promise<{ hold: unknown; count: () => number; stop: () => Promise<unknown> }>) {
   const before = await settledMemory();
   const loaded = await load();
   const after = await settledMemory();

@@ -6,7 +6,7 @@ import { installObjects, INSTALL_DEFAULTS } from './manifests.ts';
 import type { InstallOptions } from './manifests.ts';
 import { natsPermissions } from './nats.ts';
 import { toYaml } from './objects.ts';
-import { rbacObjects } from './rbac.ts';
+import { IN_CLUSTER_DEFAULT_PLUGINS, rbacFacts, rbacObjects } from './rbac.ts';
 import type { RbacOptions } from './rbac.ts';
 
 /** The flags of `meshsync install` (rbac takes --namespace, --name and --replicas); cli/main.ts adds --config and --log-level. */
@@ -58,17 +58,17 @@ export function rbacOptionsFromConfig(config: InstallCommandConfig | undefined):
       .filter((r) => typeof r === 'string' || r.events === undefined || r.events.length === 3)));
     resources = resources.filter((id) => !excluded.has(id));
   }
-  const election = config?.plugins.find((p) => p.name === 'meshsync:leader-election');
-  const resourcePlugin = config?.plugins.find((p) => p.name === 'meshsync:meshsync-resource');
-  const resource = (resourcePlugin?.options ?? {}) as { name?: string; namespace?: string; configMap?: string; watch?: boolean; writeStatus?: boolean };
+  const facts = rbacFacts(config?.plugins ?? []);
   return {
     resources: [...new Set(resources)],
     namespaces: kube.namespaces?.include?.length ? kube.namespaces.include : undefined,
-    crds: kube.watchCustomResourceDefinitions ?? true,
-    ha: election !== undefined,
-    leaseName: election ? ((election.options as { leaseName?: string } | undefined)?.leaseName ?? 'meshsync-leader') : undefined,
-    meshSyncResource: resourcePlugin ? { name: resource.name, namespace: resource.namespace, configMap: resource.configMap, watch: resource.watch } : false,
-    crStatus: resourcePlugin ? resource.writeStatus ?? true : undefined,
+    crds: Boolean(facts.crds),
+    ha: Boolean(facts.ha),
+    leaseName: facts.ha ? String(facts.leaseName) : undefined,
+    meshSyncResource: facts.meshSyncResource
+      ? { name: String(facts.crName), namespace: String(facts.resourceNamespace) || undefined, configMap: String(facts.configMap), watch: Boolean(facts.watchResource) }
+      : false,
+    crStatus: facts.meshSyncResource ? Boolean(facts.crStatus) : undefined,
   };
 }
 
@@ -93,12 +93,11 @@ export function runInstallCommand(command: 'install' | 'rbac', argv: readonly st
   if (replicas !== undefined && (!Number.isInteger(replicas) || replicas < 0)) throw new Error('--replicas must be a whole number');
   const namespace = flag('namespace') ?? INSTALL_DEFAULTS.namespace;
   const name = flag('name') ?? INSTALL_DEFAULTS.name;
-  const fromConfig = rbacOptionsFromConfig(config);
   // A config that lists no plugins runs the defaults, which in a cluster include the MeshSync
-  // resource and leader-election plugins (config/load.ts) even where this command runs outside one.
-  if (!fromConfig.meshSyncResource && (config === undefined || (shipped !== undefined && !listsPlugins(shipped.text)))) {
-    Object.assign(fromConfig, { meshSyncResource: {}, crStatus: true, ha: true, leaseName: fromConfig.leaseName ?? 'meshsync-leader' });
-  }
+  // resource (in the pod's namespace, not the one this machine resolved) and leader-election
+  // plugins (config/load.ts) even where this command runs outside one.
+  const defaults = config === undefined || (shipped !== undefined && !listsPlugins(shipped.text));
+  const fromConfig = rbacOptionsFromConfig(defaults ? inClusterDefaults(config) : config);
   if (values['nats-permissions']) {
     const nats = config?.plugins.find((p) => p.name === 'meshsync:nats')?.options as { subject?: string; requestSubject?: string; jetstream?: unknown } | undefined;
     return natsPermissions({ subject: nats?.subject, requestSubject: nats?.requestSubject, jetstream: nats?.jetstream !== undefined });
@@ -122,6 +121,11 @@ export function runInstallCommand(command: 'install' | 'rbac', argv: readonly st
     configSecret: shipped?.holdsSecrets,
   };
   return toYaml(installObjects(options));
+}
+
+/** The config as the pod runs it when it lists no plugins: the in-cluster defaults, with their own defaults. */
+function inClusterDefaults(config: InstallCommandConfig | undefined): InstallCommandConfig {
+  return { ...config, plugins: IN_CLUSTER_DEFAULT_PLUGINS.map((entry) => (typeof entry === 'string' ? { name: entry } : { name: entry[0], options: entry[1] })) };
 }
 
 function listsPlugins(configText: string): boolean {

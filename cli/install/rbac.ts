@@ -1,8 +1,11 @@
 // Least-privilege RBAC for one meshsync instance, derived from what it is configured to watch.
 import { MeshSyncError } from '../../core/errors.ts';
 import { parseResourceId } from '../../core/resource.ts';
+import { defaultPluginEntries } from '../../config/load.ts';
 import type { KubeObject } from './objects.ts';
-import { MESHSYNC_RESOURCE } from '../../plugins/meshsync-resource/index.ts';
+import { kubernetesOptions } from '../../plugins/kubernetes/index.ts';
+import { leaderElectionOptions, PLUGIN_NAME as LEADER_ELECTION } from '../../plugins/leader-election/index.ts';
+import { MESHSYNC_RESOURCE, meshsyncResourceOptions, PLUGIN_NAME as MESHSYNC_RESOURCE_PLUGIN } from '../../plugins/meshsync-resource/index.ts';
 import { MESHSYNC_GROUP, labels, toYaml } from './objects.ts';
 
 export interface RbacOptions {
@@ -51,7 +54,7 @@ export interface PolicyRule {
 }
 
 /** Built-in cluster-scoped resources by `<plural>.<group>`: a Role cannot grant them. */
-const CLUSTER_SCOPED = new Set([
+export const CLUSTER_SCOPED: ReadonlySet<string> = new Set([
   'namespaces.', 'nodes.', 'persistentvolumes.', 'componentstatuses.',
   'storageclasses.storage.k8s.io', 'csidrivers.storage.k8s.io', 'csinodes.storage.k8s.io',
   'volumeattachments.storage.k8s.io', 'volumeattributesclasses.storage.k8s.io',
@@ -67,7 +70,7 @@ const CLUSTER_SCOPED = new Set([
   'flowschemas.flowcontrol.apiserver.k8s.io', 'prioritylevelconfigurations.flowcontrol.apiserver.k8s.io',
 ]);
 
-const WATCH_VERBS = ['list', 'watch'];
+export const WATCH_VERBS: readonly string[] = ['list', 'watch'];
 
 /**
  * One rule per API group, resources sorted and deduplicated (RBAC ignores versions). A configured
@@ -107,6 +110,106 @@ function isClusterScoped(id: string, extra: ReadonlySet<string>): boolean {
   return CLUSTER_SCOPED.has(`${resource}.${group}`) || extra.has(id);
 }
 
+/**
+ * What the RBAC grants and when, as data: `rbacObjects` (meshsync rbac, meshsync install) applies
+ * it, and scripts/deploy-generate.ts writes it into the Helm chart, whose templates apply the same
+ * table to the chart's values. A rule for a plugin is written here once, for both.
+ */
+export interface RbacFact {
+  readonly fact: string;
+  readonly plugin: string;
+  /** The option it reads; none: the fact is whether the plugin is listed. */
+  readonly option?: string;
+  /** Its value when the plugin is listed without the option. */
+  readonly listed: string | boolean;
+  /** Its value when the plugin is not listed. */
+  readonly absent: string | boolean;
+}
+
+export interface RbacGrant {
+  /** cluster: the ClusterRole; resource: a Role where the MeshSync resource lives; own: a Role in meshsync's namespace. */
+  readonly scope: 'cluster' | 'resource' | 'own';
+  /** Facts that must all hold (`!fact`: must not). */
+  readonly when: readonly string[];
+  readonly why: string;
+  /** A `$fact` in a list stands for the fact's value. */
+  readonly rule: PolicyRule;
+}
+
+const KUBERNETES = 'meshsync:kubernetes';
+
+/** The plugins meshsync runs in a cluster when its config lists none (BROKER_URL is set there). */
+export const IN_CLUSTER_DEFAULT_PLUGINS: readonly (string | [string, object])[] = defaultPluginEntries({ KUBERNETES_SERVICE_HOST: 'in-cluster', BROKER_URL: 'nats://broker' });
+const RESOURCE_DEFAULTS = meshsyncResourceOptions.parse({});
+const LEASE_DEFAULT = leaderElectionOptions.parse({}).leaseName;
+const CRDS_DEFAULT = kubernetesOptions.parse({}).watchCustomResourceDefinitions;
+
+export const RBAC_FACTS: readonly RbacFact[] = [
+  { fact: 'crds', plugin: KUBERNETES, option: 'watchCustomResourceDefinitions', listed: CRDS_DEFAULT, absent: CRDS_DEFAULT },
+  { fact: 'ha', plugin: LEADER_ELECTION, listed: true, absent: false },
+  { fact: 'leaseName', plugin: LEADER_ELECTION, option: 'leaseName', listed: LEASE_DEFAULT, absent: '' },
+  { fact: 'meshSyncResource', plugin: MESHSYNC_RESOURCE_PLUGIN, listed: true, absent: false },
+  { fact: 'crName', plugin: MESHSYNC_RESOURCE_PLUGIN, option: 'name', listed: RESOURCE_DEFAULTS.name, absent: RESOURCE_DEFAULTS.name },
+  // '': meshsync's own namespace (the plugin's default is the pod's).
+  { fact: 'resourceNamespace', plugin: MESHSYNC_RESOURCE_PLUGIN, option: 'namespace', listed: '', absent: '' },
+  { fact: 'configMap', plugin: MESHSYNC_RESOURCE_PLUGIN, option: 'configMap', listed: RESOURCE_DEFAULTS.configMap, absent: RESOURCE_DEFAULTS.configMap },
+  { fact: 'watchResource', plugin: MESHSYNC_RESOURCE_PLUGIN, option: 'watch', listed: RESOURCE_DEFAULTS.watch, absent: RESOURCE_DEFAULTS.watch },
+  { fact: 'crStatus', plugin: MESHSYNC_RESOURCE_PLUGIN, option: 'writeStatus', listed: RESOURCE_DEFAULTS.writeStatus, absent: false },
+];
+
+const WATCHED = ['get', ...WATCH_VERBS];
+export const RBAC_GRANTS: readonly RbacGrant[] = [
+  { scope: 'cluster', when: [], why: 'The cluster id is kube-system\'s uid.', rule: { apiGroups: [''], resources: ['namespaces'], verbs: ['get'], resourceNames: ['kube-system'] } },
+  { scope: 'cluster', when: ['crds'], why: 'CRD discovery: resources installed or removed at runtime.', rule: { apiGroups: ['apiextensions.k8s.io'], resources: ['customresourcedefinitions'], verbs: [...WATCH_VERBS] } },
+  // Reading one object by name (a list/watch with a metadata.name field selector) is authorised by resourceNames.
+  { scope: 'resource', when: ['meshSyncResource', 'watchResource'], why: 'The MeshSync resource plugin reads and watches its CR by name (watch: live edits).', rule: { apiGroups: [MESHSYNC_GROUP], resources: [MESHSYNC_RESOURCE.resource], verbs: WATCHED, resourceNames: ['$crName'] } },
+  { scope: 'resource', when: ['meshSyncResource', '!watchResource'], why: 'The MeshSync resource plugin reads its CR by name.', rule: { apiGroups: [MESHSYNC_GROUP], resources: [MESHSYNC_RESOURCE.resource], verbs: ['get'], resourceNames: ['$crName'] } },
+  { scope: 'resource', when: ['meshSyncResource', 'watchResource'], why: 'The MeshSync resource plugin reads its watch-list ConfigMap by name.', rule: { apiGroups: [''], resources: ['configmaps'], verbs: WATCHED, resourceNames: ['$configMap'] } },
+  { scope: 'resource', when: ['meshSyncResource', '!watchResource'], why: 'The MeshSync resource plugin reads its watch-list ConfigMap by name.', rule: { apiGroups: [''], resources: ['configmaps'], verbs: ['get'], resourceNames: ['$configMap'] } },
+  { scope: 'resource', when: ['meshSyncResource', 'crStatus'], why: 'It reports on the CR\'s status.', rule: { apiGroups: [MESHSYNC_GROUP], resources: [`${MESHSYNC_RESOURCE.resource}/status`], verbs: ['get', 'update', 'patch'], resourceNames: ['$crName'] } },
+  { scope: 'own', when: ['ha', 'leaseName'], why: 'Leader election, its Lease by name.', rule: { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'update'], resourceNames: ['$leaseName'] } },
+  { scope: 'own', when: ['ha', 'leaseName'], why: 'create cannot be limited by name; the Role keeps leases to meshsync\'s namespace.', rule: { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] } },
+  { scope: 'own', when: ['ha', '!leaseName'], why: 'Leader election under a Lease not named here.', rule: { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] } },
+];
+
+export type RbacFacts = Record<string, string | boolean>;
+
+/** The facts of a config's plugins (each `{ name, options }`, options as resolved or as written). */
+export function rbacFacts(plugins: readonly { readonly name: string; readonly options?: unknown }[]): RbacFacts {
+  const facts: RbacFacts = {};
+  for (const { fact, plugin, option, listed, absent } of RBAC_FACTS) {
+    const entry = plugins.find((p) => p.name === plugin);
+    const value = entry && option ? (entry.options as Record<string, unknown> | undefined)?.[option] : undefined;
+    facts[fact] = entry === undefined ? absent : option === undefined ? listed : (value as string | boolean | undefined) ?? listed;
+  }
+  return facts;
+}
+
+/** The rules of `scope` these facts grant, `$fact`s replaced. */
+export function grantedRules(scope: RbacGrant['scope'], facts: RbacFacts): PolicyRule[] {
+  const holds = (when: string) => (when.startsWith('!') ? !facts[when.slice(1)] : Boolean(facts[when]));
+  const fill = (list: readonly string[]) => list.map((s) => (s.startsWith('$') ? String(facts[s.slice(1)]) : s));
+  return RBAC_GRANTS.filter((g) => g.scope === scope && g.when.every(holds)).map(({ rule }) => ({
+    apiGroups: fill(rule.apiGroups), resources: fill(rule.resources), verbs: fill(rule.verbs),
+    ...(rule.resourceNames ? { resourceNames: fill(rule.resourceNames) } : {}),
+  }));
+}
+
+function factsOf(options: RbacOptions): RbacFacts {
+  const resource = options.meshSyncResource === false ? undefined : options.meshSyncResource ?? {};
+  return {
+    crds: Boolean(options.crds),
+    ha: Boolean(options.ha),
+    leaseName: options.ha ? options.leaseName ?? '' : '',
+    meshSyncResource: resource !== undefined,
+    crName: resource?.name ?? RESOURCE_DEFAULTS.name,
+    resourceNamespace: resource?.namespace ?? '',
+    configMap: resource?.configMap ?? RESOURCE_DEFAULTS.configMap,
+    watchResource: resource?.watch ?? RESOURCE_DEFAULTS.watch,
+    crStatus: Boolean(options.crStatus),
+  };
+}
+
 /** The RBAC objects (ClusterRole, Roles and their bindings) that let meshsync do exactly what it is configured to. */
 export function rbacObjects(options: RbacOptions): KubeObject[] {
   const name = options.name ?? 'meshsync';
@@ -117,35 +220,11 @@ export function rbacObjects(options: RbacOptions): KubeObject[] {
   const clusterWide = watched ? resources.filter((id) => isClusterScoped(id, extraClusterScoped)) : resources;
   const perNamespace = watched ? resources.filter((id) => !isClusterScoped(id, extraClusterScoped)) : [];
 
-  const clusterRules: PolicyRule[] = [
-    ...watchRules(clusterWide),
-    // The cluster id is kube-system's uid.
-    { apiGroups: [''], resources: ['namespaces'], verbs: ['get'], resourceNames: ['kube-system'] },
-  ];
-  if (options.crds) clusterRules.push({ apiGroups: ['apiextensions.k8s.io'], resources: ['customresourcedefinitions'], verbs: [...WATCH_VERBS] });
-
-  const ownRules: PolicyRule[] = [];
-  // create cannot be limited by resourceNames; the Role keeps leases to meshsync's own namespace.
-  if (options.ha) {
-    ownRules.push(options.leaseName
-      ? { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'update'], resourceNames: [options.leaseName] }
-      : { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] });
-    if (options.leaseName) ownRules.push({ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] });
-  }
-  // Reading one object by name (a list/watch with a metadata.name field selector) is authorised by resourceNames.
-  const resource = options.meshSyncResource === false ? undefined : options.meshSyncResource ?? {};
-  const resourceRules: PolicyRule[] = [];
-  if (resource) {
-    const verbs = resource.watch === false ? ['get'] : ['get', 'list', 'watch'];
-    const crName = resource.name ?? 'meshery-meshsync';
-    resourceRules.push(
-      { apiGroups: [MESHSYNC_GROUP], resources: [MESHSYNC_RESOURCE.resource], verbs, resourceNames: [crName] },
-      { apiGroups: [''], resources: ['configmaps'], verbs: [...verbs], resourceNames: [resource.configMap ?? 'meshery-meshsync-config'] },
-    );
-    if (options.crStatus) resourceRules.push({ apiGroups: [MESHSYNC_GROUP], resources: [`${MESHSYNC_RESOURCE.resource}/status`], verbs: ['get', 'update', 'patch'], resourceNames: [crName] });
-  }
-  const resourceNs = resource?.namespace ?? ns;
-  if (resourceNs === ns) ownRules.unshift(...resourceRules);
+  const facts = factsOf(options);
+  const clusterRules = [...watchRules(clusterWide), ...grantedRules('cluster', facts)];
+  const resourceRules = grantedRules('resource', facts);
+  const resourceNs = String(facts.resourceNamespace) || ns;
+  const ownRules = [...(resourceNs === ns ? resourceRules : []), ...grantedRules('own', facts)];
 
   const subject = { kind: 'ServiceAccount', name: options.serviceAccount, namespace: ns };
   const objects: KubeObject[] = [

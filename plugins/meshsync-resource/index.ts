@@ -5,8 +5,9 @@
  * status subresource whether meshsync runs and where it publishes.
  */
 import { z } from 'zod';
-import { ConfigError, definePlugin, resourceId, type Core, type KubeObject, type ResourceRef } from '../../core/index.ts';
+import { ConfigError, definePlugin, redactUrlCredentials, resourceId, type Core, type KubeObject, type ResourceRef } from '../../core/index.ts';
 import { collectionPath, KubeClient, KubeRequestError, loadKubeConfig, Reflector, type ReflectorTiming } from '../../kubernetes/index.ts';
+import { brokerSpecOf, resolveBroker, type ResolveContext } from './broker.ts';
 import {
   configFilesLayer, configMapLayer, customResourceLayer, environmentLayer, nextCondition, publishingTo, resolve,
   type Condition, type LayerName, type Layers, type LegacyWatchList,
@@ -43,6 +44,38 @@ export function rejectionMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/** Whether the API server serves meshsyncs.meshery.io (its CRD installed); an answer other than 404 counts as yes (the read then says what is wrong). */
+export async function meshSyncCrdServed(client: KubeClient, signal?: AbortSignal): Promise<boolean> {
+  try {
+    const list = await client.get<{ resources?: { name: string }[] }>(`/apis/${MESHSYNC_RESOURCE.group}/${MESHSYNC_RESOURCE.version}`, { signal });
+    return (list.resources ?? []).some((resource) => resource.name === MESHSYNC_RESOURCE.resource);
+  } catch (error) {
+    return !(error instanceof KubeRequestError && error.reason === 'not-found');
+  }
+}
+
+/**
+ * The broker URL the MeshSync resource names, read once (for the CLI's defaults: NATS when there is
+ * one, else stdout). Undefined, quietly, when there is no cluster to ask, no CRD, no CR, no broker.
+ */
+export async function readResourceBroker(input: MeshsyncResourceOptions, env: NodeJS.ProcessEnv = process.env, timeoutMs = 5000): Promise<string | undefined> {
+  const options = meshsyncResourceOptions.parse(input);
+  let client: KubeClient | undefined;
+  try {
+    const kc = loadKubeConfig(options, env);
+    client = new KubeClient(kc);
+    const signal = AbortSignal.timeout(timeoutMs);
+    if (!(await meshSyncCrdServed(client, signal))) return undefined;
+    const cr = await client.get<KubeObject>(`${collectionPath(MESHSYNC_RESOURCE, options.namespace)}/${encodeURIComponent(options.name)}`, { signal });
+    const spec = brokerSpecOf(cr);
+    return spec === undefined ? undefined : (await resolveBroker(spec, { client, inPod: Boolean(env.KUBERNETES_SERVICE_HOST), apiServer: kc.getCurrentCluster()?.server, signal })).url;
+  } catch {
+    return undefined; // the plugin reads it again at start, and says what is wrong
+  } finally {
+    client?.close();
+  }
+}
+
 class MeshSyncResource {
   private client!: KubeClient;
   private readonly layers: Layers = {};
@@ -51,6 +84,9 @@ class MeshSyncResource {
   private rejected: { from: LayerName; message: string } | undefined;
   private appliedFrom: LayerName | undefined;
   private broker: string | undefined;
+  private resolveContext!: ResolveContext;
+  /** Counts CR versions seen, so a slow broker resolution never overwrites a newer CR's layer. */
+  private crVersion = 0;
   private readonly reflectors: Reflector[] = [];
   private readonly abort = new AbortController();
   private timer: NodeJS.Timeout | undefined;
@@ -68,15 +104,26 @@ class MeshSyncResource {
     return `${collectionPath(CONFIGMAP_RESOURCE, this.options.namespace)}/${encodeURIComponent(this.options.configMap)}`;
   }
 
-  /** Reads every layer once and applies them before the sources start (so their first selection is right). */
+  /**
+   * Reads every layer once and applies them before the sources start (so their first selection is
+   * right). In a cluster or through a kubeconfig alike; without the MeshSync CRD, the CR is skipped
+   * (one info line), the ConfigMap and /config still apply.
+   */
   async start(): Promise<void> {
-    this.client = new KubeClient(loadKubeConfig(this.options));
+    const kc = loadKubeConfig(this.options);
+    this.client = new KubeClient(kc);
+    this.resolveContext = { client: this.client, inPod: Boolean(process.env.KUBERNETES_SERVICE_HOST), apiServer: kc.getCurrentCluster()?.server, signal: this.abort.signal };
     this.layers.environment = environmentLayer(process.env);
     this.layers['config-files'] = configFilesLayer(this.options.configDir);
     const signal = AbortSignal.any([this.abort.signal, AbortSignal.timeout(this.options.initialReadTimeoutSeconds * 1000)]);
-    const [cr, cm] = await Promise.all([this.read(this.crPath, 'the MeshSync custom resource', signal), this.read(this.configMapPath, `ConfigMap ${this.options.configMap}`, signal)]);
+    const crdServed = await meshSyncCrdServed(this.client, signal);
+    if (!crdServed) this.logger.info({ crd: `${MESHSYNC_RESOURCE.resource}.${MESHSYNC_RESOURCE.group}` }, 'the MeshSync CRD is not installed: no custom resource to read (its ConfigMap and /config still apply; install the CRD and restart to use one)');
+    const [cr, cm] = await Promise.all([
+      crdServed ? this.read(this.crPath, 'the MeshSync custom resource', signal) : undefined,
+      this.read(this.configMapPath, `ConfigMap ${this.options.configMap}`, signal),
+    ]);
     this.cr = cr;
-    this.layers['custom-resource'] = customResourceLayer(cr);
+    this.layers['custom-resource'] = customResourceLayer(cr, await this.brokerOf(cr, ++this.crVersion));
     this.layers.configmap = configMapLayer(cm);
     if (this.core.hooks.reconfigure.taps.length === 0) {
       this.logger.warn('no plugin applies live settings (add meshsync:watch-list): the watch-list of the MeshSync resource is ignored');
@@ -84,10 +131,22 @@ class MeshSyncResource {
     this.apply();
     this.started = true;
     if (this.options.watch) {
-      this.watch(MESHSYNC_RESOURCE, this.options.name, (type, object) => {
-        this.cr = type === 'DELETED' ? undefined : object;
-        this.layers['custom-resource'] = customResourceLayer(this.cr);
-      });
+      if (crdServed) {
+        this.watch(MESHSYNC_RESOURCE, this.options.name, (type, object) => {
+          const sameBroker = JSON.stringify(brokerSpecOf(this.cr)) === JSON.stringify(brokerSpecOf(type === 'DELETED' ? undefined : object));
+          this.cr = type === 'DELETED' ? undefined : object;
+          const cr = this.cr;
+          // The watch-list applies at once; a changed broker once resolved (it is used at start only, a change logs that a restart is needed).
+          this.layers['custom-resource'] = customResourceLayer(cr, this.layers['custom-resource']?.broker);
+          if (sameBroker && this.layers['custom-resource']?.broker !== undefined) return;
+          const version = ++this.crVersion;
+          void this.brokerOf(cr, version).then((broker) => {
+            if (version !== this.crVersion || this.abort.signal.aborted) return;
+            this.layers['custom-resource'] = customResourceLayer(cr, broker);
+            this.apply();
+          });
+        });
+      }
       this.watch(CONFIGMAP_RESOURCE, this.options.configMap, (type, object) => {
         this.layers.configmap = configMapLayer(type === 'DELETED' ? undefined : object);
       });
@@ -110,6 +169,17 @@ class MeshSyncResource {
       this.logger.warn({ err: (error as Error).message }, `cannot read ${what} at start; going on without it (the watch picks it up later)`);
       return undefined;
     }
+  }
+
+  /** The URL the CR's spec.broker resolves to (broker.ts); a native broker that cannot be resolved is logged and left out. */
+  private async brokerOf(cr: KubeObject | undefined, version: number): Promise<string | undefined> {
+    const spec = brokerSpecOf(cr);
+    if (spec === undefined) return undefined;
+    const resolution = await resolveBroker(spec, this.resolveContext);
+    if (version !== this.crVersion) return resolution.url;
+    if (resolution.url === undefined) this.logger.warn({ broker: spec }, `the broker of the MeshSync resource is not used: ${resolution.problem}`);
+    else if ('native' in spec) this.logger.info({ broker: redactUrlCredentials(resolution.url), native: spec.native, via: resolution.via }, 'native broker of the MeshSync resource resolved');
+    return resolution.url;
   }
 
   private watch(resource: ResourceRef, name: string, changed: (type: string, object: KubeObject) => void): void {
@@ -245,3 +315,4 @@ export const meshsyncResource = definePlugin({
 
 export default meshsyncResource;
 export * from './settings.ts';
+export { brokerSpecOf, NATS_SERVICE, resolveBroker, serviceEndpoints, type BrokerSpec, type Resolution, type ResolveContext } from './broker.ts';

@@ -5,7 +5,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { redactUrlCredentials, type KubeObject } from '../../core/index.ts';
-import { serviceUrl } from '../../kubernetes/index.ts';
 
 /** The layers, highest precedence first. */
 export const LAYERS = ['environment', 'custom-resource', 'configmap', 'config-files'] as const;
@@ -48,16 +47,14 @@ export function watchListOf(data: unknown): LegacyWatchList | undefined {
   return { ...(whitelist === undefined ? {} : { whitelist }), ...(blacklist === undefined ? {} : { blacklist }) };
 }
 
-/** The MeshSync CR's layer: `spec.watch-list.data` and `spec.broker` (custom url, or a native Broker's in-cluster service). */
-export function customResourceLayer(cr: KubeObject | undefined): Layer | undefined {
+/**
+ * The MeshSync CR's layer: `spec.watch-list.data`, and the broker its `spec.broker` resolves to
+ * (broker.ts: that takes the API server, so the plugin resolves it and hands the URL in).
+ */
+export function customResourceLayer(cr: KubeObject | undefined, broker?: string): Layer | undefined {
   if (cr === undefined) return undefined;
   const spec = (cr.spec ?? {}) as Record<string, any>;
   const watchList = watchListOf(spec['watch-list']?.data);
-  let broker: string | undefined;
-  const custom = nonEmpty(spec.broker?.custom?.url);
-  const native = spec.broker?.native;
-  if (custom !== undefined) broker = custom;
-  else if (nonEmpty(native?.name) && nonEmpty(native?.namespace)) broker = serviceUrl('nats', native, 4222); // a Meshery broker's NATS Service
   return { ...(watchList ? { watchList } : {}), ...(broker ? { broker } : {}) };
 }
 

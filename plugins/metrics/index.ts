@@ -147,7 +147,7 @@ function registerPipelineMetrics(registry: Registry, core: Core, opts: MetricsOp
         for (const lane of core.state.lanes()) this.set({ sink: lane.sink }, value(lane));
       },
     });
-  const perSink = (field: 'delivered' | 'failedAttempts' | 'deadLettered') => () =>
+  const perSink = (field: keyof Core['counters']['sinks'][string]) => () =>
     Object.entries(core.counters.sinks).map(([sink, counts]): [Record<string, string>, number] => [{ sink }, counts[field]]);
 
   mirror('meshsync_events_received_total', 'Events sources emitted into the pipeline.', [], () => [[{}, core.counters.received]]);
@@ -157,6 +157,7 @@ function registerPipelineMetrics(registry: Registry, core: Core, opts: MetricsOp
   mirror('meshsync_sink_events_delivered_total', 'Events a sink accepted.', ['sink'], perSink('delivered'));
   mirror('meshsync_sink_batch_failures_total', 'Batch attempts a sink rejected (each is retried).', ['sink'], perSink('failedAttempts'));
   mirror('meshsync_sink_events_dead_lettered_total', 'Events a sink never accepted while it accepted others (poison events), skipped so they cannot stall it.', ['sink'], perSink('deadLettered'));
+  mirror('meshsync_sink_events_undelivered_at_stop_total', 'Events a sink had not accepted when the stop deadline (stopTimeoutMs) passed: given up on, and logged with their count.', ['sink'], perSink('undeliveredAtStop'));
   perLane('meshsync_queue_depth', 'Events waiting for a sink, pending or in flight (coalesced: at most one per object, plus deletes).',
     (lane) => lane.pending + lane.inFlight);
   perLane('meshsync_queue_oldest_event_age_seconds', 'Age of the oldest event a sink has not accepted yet; 0 when its queue is empty.',

@@ -83,7 +83,8 @@ export class BrokerConnection {
     this.wake?.();
     const nc = this.nc;
     if (nc && !nc.isClosed()) {
-      await Promise.race([nc.drain().catch(() => nc.close()), sleep(this.options.flushTimeoutMs)]);
+      // Draining a connection that is down would only wait out flushTimeoutMs: nothing can leave.
+      if (this.up) await Promise.race([nc.drain().catch(() => nc.close()), sleep(this.options.flushTimeoutMs)]);
       if (!nc.isClosed()) await nc.close().catch(() => undefined);
     }
     await this.loop;

@@ -6,6 +6,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startSimulator } from '../../testing/simulator/index.ts';
 import { freshClone } from '../support/fresh-clone.ts';
 import { freePort, startNatsServer, type NatsServerHandle } from '../support/nats-server.ts';
 
@@ -117,7 +118,7 @@ describe('meshsync CLI', function () {
   });
 
   it('validate: prints valid: and nothing else, no log line before it', async () => {
-    await writeFile(join(dir, 'meshsync.config.yaml'), 'plugins: [meshsync:stdout]\n');
+    await writeFile(join(dir, 'meshsync.config.yaml'), 'plugins: [meshsync:kubernetes, meshsync:stdout]\n');
     const { code, stdout, stderr } = await runCli(['validate'], { cwd: dir });
     expect(code, stderr).to.equal(0);
     expect(stdout).to.equal(`valid: ${join(dir, 'meshsync.config.yaml')}\n`);
@@ -162,6 +163,19 @@ describe('meshsync CLI', function () {
     expect(printed.plugins.map((p) => p.name)).to.deep.equal(['meshsync:redact-secrets', 'meshsync:metrics']);
     expect(printed.plugins[0].options.fingerprint.key).to.equal('[redacted]');
     expect(printed.pipeline).to.include({ batchSize: 500 });
+  });
+
+  it('a config with no source is a config error naming the missing source: validate, run and snapshot exit 1', async () => {
+    const file = join(dir, 'meshsync.config.yaml');
+    await writeFile(file, 'plugins: [meshsync:stdout]\n');
+    for (const args of [['validate'], ['run'], ['snapshot', '--out', join(dir, 'state.jsonl')]]) {
+      const { code, stdout, stderr } = await runCli(args, { cwd: dir, env: { KUBECONFIG: join(dir, 'kubeconfig') } });
+      expect(code, `${args[0]}: ${stderr}`).to.equal(1);
+      expect(stderr, args[0]).to.contain('MESHSYNC_CONFIG_INVALID').and.to.contain(`${file}: plugins: no source plugin`).and.to.contain('add a source, meshsync:kubernetes');
+      expect(stderr, args[0]).not.to.contain('initial sync complete');
+      expect(stdout, args[0]).to.equal('');
+    }
+    expect(existsSync(join(dir, 'state.jsonl'))).to.equal(false);
   });
 
   it('run: a bad config stops start-up with exit 1, the code and the remedy', async () => {
@@ -245,6 +259,54 @@ describe('meshsync CLI', function () {
     expect(cli.stderr).to.contain('second signal: exiting without draining');
   });
 
+  it('run: SIGTERM with the broker stopped exits 3 within stopTimeoutMs + 2 s, logging the count of the events it had pending', async () => {
+    const sim = await startSimulator();
+    const nats = await startNatsServer();
+    try {
+      await sim.writeKubeconfig(join(dir, 'kubeconfig'));
+      const metricsPort = await freePort();
+      const stopTimeoutMs = 1500;
+      await writeFile(join(dir, 'meshsync.config.json'), JSON.stringify({
+        plugins: [
+          ['meshsync:kubernetes', { resources: ['configmaps.v1.'] }],
+          ['meshsync:nats', { url: nats.url, reconnectInitialMs: 50, reconnectMaxMs: 200 }],
+          ['meshsync:metrics', { port: metricsPort, host: '127.0.0.1', defaultMetrics: false }],
+        ],
+        stopTimeoutMs,
+      }));
+      const cli = startCli(['run'], { cwd: dir, env: { KUBECONFIG: join(dir, 'kubeconfig') } });
+      await waitFor(() => cli.stderr.includes('meshsync ready'), 'readiness (the broker connected)', cli);
+      await nats.stop();
+      const pending = 12;
+      for (let i = 0; i < pending; i++) sim.create('configmaps.v1.', { metadata: { name: `held-${i}`, namespace: 'default' }, data: { secretish: `value-${i}` } });
+      // What the NATS lane holds, read from /metrics: the count the stop must log.
+      const queueDepth = async () => {
+        const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+        return Number(/^meshsync_queue_depth\{sink="meshsync:nats"\} (\d+)$/m.exec(text)?.[1] ?? -1);
+      };
+      const deadline = Date.now() + 30_000;
+      while ((await queueDepth()) !== pending) {
+        if (Date.now() > deadline) throw new Error(`the lane never held ${pending} events (it holds ${await queueDepth()}):\n${cli.stderr}`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      const stopping = Date.now();
+      cli.child.kill('SIGTERM');
+      const code = await cli.exited;
+      const took = Date.now() - stopping;
+      expect(code, cli.stderr).to.equal(3);
+      // The deadline, its fixed margin, and a process's exit (flushing its output) at most.
+      expect(took, cli.stderr).to.be.below(stopTimeoutMs + 2000 + 1000);
+      const logs = cli.stderr.split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as Record<string, any>);
+      expect(logs.find((line) => line.code === 'MESHSYNC_STOP_TIMEOUT' && line.sink === 'meshsync:nats')).to.include({ events: pending });
+      const summary = logs.find((line) => /^stopped with \d+ events not delivered/.test(line.msg));
+      expect(summary, cli.stderr).to.deep.include({ events: pending, sinks: { 'meshsync:nats': pending } });
+      expect(cli.stderr).not.to.contain('value-').and.not.to.contain('held-');
+    } finally {
+      await nats.dispose();
+      await sim.close();
+    }
+  });
+
   it('run: says "meshsync ready" only once /readyz would pass (the broker connected), not when the sources synced', async () => {
     const port = await freePort();
     await writeFile(join(dir, 'meshsync.config.json'), JSON.stringify({
@@ -276,13 +338,19 @@ describe('meshsync CLI', function () {
   });
 
   it('run --simulator auto: starts no simulator when KUBECONFIG is set', async () => {
-    // The config watches nothing, so the run is ready at once; what matters is that no simulator started.
-    await writeFile(join(dir, 'meshsync.config.json'), JSON.stringify({ plugins: [['meshsync:metrics', { port: 0 }]] }));
-    const cli = startCli(['run', '--simulator', 'auto'], { cwd: dir, env: { KUBECONFIG: join(dir, 'kubeconfig') } });
-    await waitFor(() => cli.stderr.includes('meshsync ready'), 'readiness', cli);
-    cli.child.kill('SIGTERM');
-    expect(await cli.exited).to.equal(0);
-    expect(cli.stderr).not.to.contain('SIMULATED');
+    // KUBECONFIG names a cluster of its own (a simulator this test runs): meshsync syncs it instead of starting one.
+    const sim = await startSimulator();
+    try {
+      await sim.writeKubeconfig(join(dir, 'kubeconfig'));
+      await writeFile(join(dir, 'meshsync.config.json'), JSON.stringify({ plugins: [['meshsync:kubernetes', { resources: ['namespaces.v1.'] }], ['meshsync:metrics', { port: 0 }]] }));
+      const cli = startCli(['run', '--simulator', 'auto'], { cwd: dir, env: { KUBECONFIG: join(dir, 'kubeconfig') } });
+      await waitFor(() => cli.stderr.includes('meshsync ready'), 'readiness', cli);
+      cli.child.kill('SIGTERM');
+      expect(await cli.exited).to.equal(0);
+      expect(cli.stderr).not.to.contain('SIMULATED');
+    } finally {
+      await sim.close();
+    }
   });
 
   it('rbac: prints list and watch on exactly the resources a config watches', async () => {

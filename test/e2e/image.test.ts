@@ -123,11 +123,11 @@ describe('container image', function () {
   it('holds the plugin packages of its PLUGINS build argument: a config names one by its package, its options are checked', async () => {
     const configDir = join(dir, 'config');
     await mkdir(configDir, { mode: 0o755 });
-    await writeFile(join(configDir, 'meshsync.config.yaml'), `plugins:\n  - [${FIXTURE_PLUGIN}, { valu: x }]\n  - meshsync:stdout\n`, { mode: 0o644 });
+    await writeFile(join(configDir, 'meshsync.config.yaml'), `plugins:\n  - meshsync:kubernetes\n  - [${FIXTURE_PLUGIN}, { valu: x }]\n  - meshsync:stdout\n`, { mode: 0o644 });
     const rejected = await promisify(execFile)('podman', ['run', '--rm', '--read-only', '-v', `${configDir}:/config:ro`, image, 'validate'], { env }).then(() => undefined, (error: { code?: number; stderr?: string }) => error);
     expect(rejected?.code, rejected?.stderr).to.equal(1);
-    expect(rejected?.stderr).to.contain('plugins[0].options.valu: unknown key; did you mean "value"?');
-    await writeFile(join(configDir, 'meshsync.config.yaml'), `plugins:\n  - [${FIXTURE_PLUGIN}, { value: x }]\n  - meshsync:stdout\n`, { mode: 0o644 });
+    expect(rejected?.stderr).to.contain('plugins[1].options.valu: unknown key; did you mean "value"?');
+    await writeFile(join(configDir, 'meshsync.config.yaml'), `plugins:\n  - meshsync:kubernetes\n  - [${FIXTURE_PLUGIN}, { value: x }]\n  - meshsync:stdout\n`, { mode: 0o644 });
     expect(await podman('run', '--rm', '--read-only', '-v', `${configDir}:/config:ro`, image, 'validate')).to.equal('valid: /config/meshsync.config.yaml');
   });
 

@@ -243,4 +243,23 @@ describe('meshsync-resource (MeshSync CR, ConfigMap and /config against the API 
       await server.dispose();
     }
   });
+
+  it('resolves a native broker as the operator does: the Service meshery-nats at its ClusterIP in a pod, its DNS name in a pod while there is none, nothing outside without one', async () => {
+    const { KubeClient, loadKubeConfig } = await import('../../kubernetes/index.ts');
+    const { resolveBroker } = await import('../../plugins/meshsync-resource/index.ts');
+    const client = new KubeClient(loadKubeConfig({ kubeconfig }));
+    try {
+      const native = { native: { name: 'meshery-broker', namespace: 'meshery' } };
+      expect(await resolveBroker(native, { client, inPod: true })).to.deep.include({ url: 'nats://meshery-nats.meshery.svc.cluster.local:4222' });
+      expect(await resolveBroker(native, { client, inPod: false })).to.have.property('problem').that.contains('has no Service meshery/meshery-nats');
+      sim.create('services.v1.', { metadata: { name: 'meshery-nats', namespace: 'meshery' }, spec: { clusterIP: '10.96.7.7', ports: [{ name: 'monitor', port: 8222 }, { name: 'client', port: 4222 }] } });
+      sim.create('services.v1.', { metadata: { name: 'meshery-broker', namespace: 'meshery' }, spec: { clusterIP: '10.96.9.9', ports: [{ port: 4222 }] } });
+      expect(await resolveBroker(native, { client, inPod: true })).to.deep.include({ url: 'nats://10.96.7.7:4222' });
+      // Outside the cluster, a ClusterIP Service has no external endpoint: its internal one is the best there is.
+      expect(await resolveBroker(native, { client, inPod: false })).to.deep.include({ url: 'nats://10.96.7.7:4222' });
+      expect(await resolveBroker({ custom: 'nats://b:4222' }, { client, inPod: false })).to.deep.include({ url: 'nats://b:4222' });
+    } finally {
+      client.close();
+    }
+  });
 });

@@ -55,6 +55,19 @@ describe('meshsync CLI (in process)', () => {
     expect(short.stderr).to.contain('--config is given more than once');
   });
 
+  it('validate reports a config with no source as a problem at plugins, naming the missing source; one with a source is valid', async () => {
+    await writeFile(join(dir, 'meshsync.config.yaml'), 'plugins: [meshsync:stdout]\n');
+    const without = await cli(['validate']);
+    expect(without.code).to.equal(1);
+    expect(without.stdout).to.equal('');
+    expect(without.stderr).to.contain('MESHSYNC_CONFIG_INVALID').and.contain(`${join(dir, 'meshsync.config.yaml')}: plugins: no source plugin`)
+      .and.contain('meshsync:kubernetes (plugins: meshsync:stdout, meshsync:redact-secrets)');
+    await writeFile(join(dir, 'meshsync.config.yaml'), 'plugins: [meshsync:kubernetes, meshsync:stdout]\n');
+    const withSource = await cli(['validate']);
+    expect(withSource.code, withSource.stderr).to.equal(0);
+    expect(withSource.stdout).to.equal(`valid: ${join(dir, 'meshsync.config.yaml')}\n`);
+  });
+
   it('install reads -cFILE as run does', async () => {
     await writeFile(join(dir, 'x.yaml'), 'plugins:\n  - [meshsync:nats, { url: "nats://app:Pw-9@nats:4222" }]\n');
     const { code, stdout } = await cli(['install', '-cx.yaml']);

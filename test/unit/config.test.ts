@@ -86,14 +86,27 @@ describe('config loader', function () {
   it('runs the MeshSync defaults when there is no config file, stdout without BROKER_URL', async () => {
     const { file, plugins, config } = await loadConfig({ cwd: empty, env: {} });
     expect(file).to.equal(undefined);
-    expect(plugins.map((p) => p.name)).to.deep.equal(['meshsync:kubernetes', 'meshsync:watch-list', 'meshsync:redact-secrets', 'meshsync:stdout', 'meshsync:metrics']);
+    expect(plugins.map((p) => p.name)).to.deep.equal(['meshsync:kubernetes', 'meshsync:watch-list', 'meshsync:meshsync-resource', 'meshsync:redact-secrets', 'meshsync:stdout', 'meshsync:metrics']);
     expect(config.pipeline.batchSize).to.equal(500);
     expect(config.clusterId).to.equal(undefined);
   });
 
   it('publishes to NATS by default when BROKER_URL is set', async () => {
-    const { plugins } = await loadConfig({ cwd: empty, env: { BROKER_URL: 'nats://localhost:4222' } });
-    expect(plugins.map((p) => p.name)).to.deep.equal(['meshsync:kubernetes', 'meshsync:watch-list', 'meshsync:redact-secrets', 'meshsync:nats', 'meshsync:metrics']);
+    let asked = 0;
+    const { plugins } = await loadConfig({ cwd: empty, env: { BROKER_URL: 'nats://localhost:4222' }, resourceNamesBroker: async () => (asked++, false) });
+    expect(plugins.map((p) => p.name)).to.deep.equal(['meshsync:kubernetes', 'meshsync:watch-list', 'meshsync:meshsync-resource', 'meshsync:redact-secrets', 'meshsync:nats', 'meshsync:metrics']);
+    expect(asked, 'BROKER_URL wins: the resource is not asked').to.equal(0);
+  });
+
+  it('publishes to NATS by default when the MeshSync resource names a broker, asking it only when the defaults apply', async () => {
+    let asked = 0;
+    const { plugins } = await loadConfig({ cwd: empty, env: {}, resourceNamesBroker: async () => (asked++, true) });
+    expect(plugins.map((p) => p.name)).to.include('meshsync:nats').and.not.include('meshsync:stdout');
+    expect(asked).to.equal(1);
+    await writeFile(join(empty, 'meshsync.config.yaml'), 'plugins: [meshsync:kubernetes, meshsync:stdout]\n');
+    const listed = await loadConfig({ cwd: empty, env: {}, resourceNamesBroker: async () => (asked++, true) });
+    expect(listed.plugins.map((p) => p.name)).to.deep.equal(['meshsync:kubernetes', 'meshsync:stdout', 'meshsync:redact-secrets']);
+    expect(asked, 'a config that lists plugins is not second-guessed').to.equal(1);
   });
 
   it('writes to stdout by default when BROKER_URL holds only spaces', async () => {

@@ -7,6 +7,9 @@ import { coalesce, HOLD_BY_REFERENCE_ABOVE } from '../../core/lane/queue.ts';
 import { markKeptBySource } from '../../core/serialized.ts';
 import { z } from 'zod';
 import { MeshSyncError } from '../../core/errors.ts';
+import { createLogger } from '../../core/log.ts';
+import { STOP_MARGIN_MS } from '../../core/settings.ts';
+import metrics from '../../plugins/metrics/index.ts';
 import type { EventType, SyncEvent } from '../../core/types.ts';
 
 const event = (type: EventType, name = 'a', rv = '1'): SyncEvent => ({
@@ -203,6 +206,44 @@ describe('core', () => {
     t.sink.failing = false;
     await t.stop(); // would give up after stopTimeoutMs, with 'b' undelivered, if the backoff ran its course
     expect(t.sink.events.map((e) => e.object.metadata.name)).to.deep.equal(['a', 'mid', 'b']);
+  });
+
+  it('bounds the whole stop by stopTimeoutMs + STOP_MARGIN_MS, a stop tap that never ends included, and reports what was not delivered', async () => {
+    const hangs = definePlugin({
+      name: 'test:hangs-on-stop', description: '', options: z.object({}),
+      setup: () => (core) => core.hooks.stop.tapPromise('test:hangs-on-stop', () => new Promise<void>(() => undefined)),
+    })();
+    const logged: Record<string, unknown>[] = [];
+    const logger = createLogger({ level: 'warn', pretty: false, destination: { write: (line: string) => logged.push(JSON.parse(line)) } as never });
+    const t = createTestCore({ stopTimeoutMs: 200, logger, plugins: [hangs, metrics({ port: 0, host: '127.0.0.1', defaultMetrics: false })] });
+    await t.start();
+    t.sink.failing = true;
+    for (const name of ['a', 'b', 'c']) t.source.emit('ADDED', POD, makeObject(POD, name));
+    while (t.sink.rejected === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    const started = Date.now();
+    const report = await t.stop();
+    const took = Date.now() - started;
+    expect(took).to.be.at.least(200 + STOP_MARGIN_MS - 20).and.below(200 + STOP_MARGIN_MS + 1000);
+    expect(report).to.deep.equal({ undelivered: { 'test:memory-sink': 3 }, undeliveredTotal: 3 });
+    expect(t.core.counters.sinks['test:memory-sink'].undeliveredAtStop).to.equal(3);
+    expect(await t.core.metrics.getSingleMetricAsString('meshsync_sink_events_undelivered_at_stop_total')).to.contain('meshsync_sink_events_undelivered_at_stop_total{sink="test:memory-sink"} 3');
+    expect(logged.find((line) => line.code === 'MESHSYNC_STOP_TIMEOUT' && line.sink === 'test:memory-sink')).to.include({ events: 3 });
+    expect(logged.find((line) => line.plugin === 'test:hangs-on-stop')?.msg).to.contain('stop deadline passed while test:hangs-on-stop was stopping');
+    // No object contents in what the stop logs: names of the pending objects do not appear.
+    expect(JSON.stringify(logged)).not.to.match(/"name":"[abc]"/);
+  });
+
+  it('a stop that drains in time reports nothing undelivered; a held core (a standby) has nothing of its own to deliver', async () => {
+    const t = createTestCore({ stopTimeoutMs: 200 });
+    await t.start();
+    t.source.emit('ADDED', POD, makeObject(POD, 'a'));
+    expect(await t.stop()).to.deep.equal({ undelivered: {}, undeliveredTotal: 0 });
+    const standby = createTestCore({ stopTimeoutMs: 200 });
+    await standby.start();
+    standby.core.holdDelivery('test: standby', true);
+    standby.source.emit('ADDED', POD, makeObject(POD, 'b'));
+    expect(await standby.stop()).to.deep.equal({ undelivered: {}, undeliveredTotal: 0 });
+    expect(standby.core.counters.sinks['test:memory-sink'].undeliveredAtStop).to.equal(0);
   });
 
   it('reports a sink\'s MeshSyncError as it is (its code and remedy), and names the sink of any other error', async () => {

@@ -6,21 +6,38 @@ import { defaultPluginEntries } from '../../config/load.ts';
 import { createTestCore } from '../../testing/index.ts';
 import { makeObject, POD, DEPLOYMENT } from '../../testing/index.ts';
 import {
-  configFilesLayer, configMapLayer, customResourceLayer, environmentLayer, nextCondition, publishingTo, rejectionMessage, resolve,
+  brokerSpecOf, configFilesLayer, configMapLayer, customResourceLayer, environmentLayer, NATS_SERVICE, nextCondition, publishingTo, rejectionMessage, resolve, serviceEndpoints,
 } from '../../plugins/meshsync-resource/index.ts';
 import watchList from '../../plugins/watch-list/index.ts';
 
 const WL = '[{"Resource":"pods.v1.","Events":["ADDED"]}]';
 
 describe('meshsync-resource settings', () => {
-  it('reads the watch-list and a native broker from the custom resource', () => {
-    const layer = customResourceLayer({ metadata: { name: 'meshery-meshsync' }, spec: { broker: { native: { name: 'meshery-broker', namespace: 'meshery' } }, 'watch-list': { data: { whitelist: WL, blacklist: '' } } } });
-    expect(layer).to.deep.equal({ watchList: { whitelist: WL }, broker: 'nats://meshery-broker.meshery.svc.cluster.local:4222' });
+  it('reads the watch-list from the custom resource, and the broker its spec.broker resolved to', () => {
+    const cr = { metadata: { name: 'meshery-meshsync' }, spec: { broker: { native: { name: 'meshery-broker', namespace: 'meshery' } }, 'watch-list': { data: { whitelist: WL, blacklist: '' } } } };
+    expect(customResourceLayer(cr, 'nats://10.96.0.20:4222')).to.deep.equal({ watchList: { whitelist: WL }, broker: 'nats://10.96.0.20:4222' });
+    expect(customResourceLayer(cr)).to.deep.equal({ watchList: { whitelist: WL } });
+    expect(brokerSpecOf(cr)).to.deep.equal({ native: { name: 'meshery-broker', namespace: 'meshery' } });
   });
 
-  it('prefers the custom broker url over a native broker', () => {
-    const layer = customResourceLayer({ metadata: { name: 'x' }, spec: { broker: { custom: { url: 'nats://b:4222' }, native: { name: 'n', namespace: 'ns' } } } });
-    expect(layer?.broker).to.equal('nats://b:4222');
+  it('takes a native broker over the custom url, as the Meshery operator does; blank fields name nothing', () => {
+    const spec = (broker: object) => ({ metadata: { name: 'x' }, spec: { broker } });
+    expect(brokerSpecOf(spec({ custom: { url: 'nats://b:4222' }, native: { name: 'n', namespace: 'ns' } }))).to.deep.equal({ native: { name: 'n', namespace: 'ns' } });
+    expect(brokerSpecOf(spec({ custom: { url: ' nats://b:4222 ' }, native: { name: '', namespace: '' } }))).to.deep.equal({ custom: 'nats://b:4222' });
+    expect(brokerSpecOf(spec({ custom: { url: '  ' } }))).to.equal(undefined);
+    expect(brokerSpecOf(undefined)).to.equal(undefined);
+  });
+
+  it('derives a native broker\'s endpoints from its Service as the operator does: the client port, the ClusterIP inside, a load balancer or node port outside', () => {
+    const service = (spec: object, status: object = {}) => ({ metadata: { name: NATS_SERVICE, namespace: 'meshery' }, spec, status });
+    const ports = [{ name: 'monitor', port: 8222, nodePort: 30822 }, { name: 'client', port: 4222, nodePort: 30422 }];
+    expect(serviceEndpoints(service({ type: 'ClusterIP', clusterIP: '10.96.0.20', ports }), undefined)).to.deep.equal({ internal: '10.96.0.20:4222' });
+    expect(serviceEndpoints(service({ clusterIP: 'None', ports: [{ port: 7422 }] }), undefined)).to.deep.equal({ internal: 'meshery-nats.meshery.svc.cluster.local:7422' });
+    expect(serviceEndpoints(service({ type: 'LoadBalancer', clusterIP: '10.96.0.20', ports }), undefined)).to.deep.equal({ internal: '10.96.0.20:4222' });
+    expect(serviceEndpoints(service({ type: 'LoadBalancer', clusterIP: '10.96.0.20', ports }, { loadBalancer: { ingress: [{ hostname: 'nats.example' }] } }), undefined))
+      .to.deep.equal({ internal: '10.96.0.20:4222', external: 'nats.example:4222' });
+    expect(serviceEndpoints(service({ type: 'NodePort', clusterIP: 'fd00::20', ports }), 'https://203.0.113.5:6443')).to.deep.equal({ internal: '[fd00::20]:4222', external: '203.0.113.5:30422' });
+    expect(serviceEndpoints(service({ ports: [] }), undefined)).to.deep.equal({});
   });
 
   it('ranks environment > custom resource > ConfigMap > /config files, a watch-list taken whole from one layer', () => {
@@ -29,7 +46,7 @@ describe('meshsync-resource settings', () => {
       writeFileSync(join(dir, 'blacklist'), '["secrets.v1."]');
       const layers = {
         environment: environmentLayer({ BROKER_URL: 'nats://env:4222' }),
-        'custom-resource': customResourceLayer({ metadata: { name: 'x' }, spec: { broker: { custom: { url: 'nats://cr:4222' } } } }),
+        'custom-resource': customResourceLayer({ metadata: { name: 'x' }, spec: { broker: { custom: { url: 'nats://cr:4222' } } } }, 'nats://cr:4222'),
         configmap: configMapLayer({ metadata: { name: 'cm' }, data: { whitelist: WL } }),
         'config-files': configFilesLayer(dir),
       };
@@ -55,9 +72,13 @@ describe('meshsync-resource settings', () => {
     expect(flipped.lastTransitionTime).to.equal('2026-01-03T00:00:00Z');
   });
 
-  it('adds a pass-through watch-list to the defaults, and the MeshSync resource only in a cluster', () => {
-    expect(defaultPluginEntries({})).to.include('meshsync:watch-list').and.not.include('meshsync:meshsync-resource');
+  it('adds a pass-through watch-list and the MeshSync resource to the defaults everywhere, the Lease in a cluster; NATS when BROKER_URL or the resource names a broker', () => {
+    // Outside a cluster the resource is read, its status left to the MeshSync running in the cluster.
+    expect(defaultPluginEntries({})).to.deep.include(['meshsync:meshsync-resource', { writeStatus: false }]);
+    expect(defaultPluginEntries({})).to.include.members(['meshsync:watch-list', 'meshsync:stdout']).and.not.include('meshsync:leader-election');
     expect(defaultPluginEntries({ KUBERNETES_SERVICE_HOST: '10.96.0.1' })).to.include.members(['meshsync:meshsync-resource', 'meshsync:leader-election']);
+    expect(defaultPluginEntries({}, true)).to.include('meshsync:nats').and.not.include('meshsync:stdout');
+    expect(defaultPluginEntries({ BROKER_URL: 'nats://n:4222' })).to.include('meshsync:nats').and.not.include('meshsync:stdout');
   });
 });
 

@@ -72,7 +72,7 @@ function brokerCheck(state: { up: boolean }): Plugin {
 }
 
 describe('meshsync:metrics', () => {
-  let running: { stop(): Promise<void> }[] = [];
+  let running: { stop(): Promise<unknown> }[] = [];
   afterEach(async () => {
     await Promise.all(running.map((core) => core.stop()));
     running = [];
@@ -145,6 +145,7 @@ describe('meshsync:metrics', () => {
         meshsync_sink_events_delivered_total: 'counter',
         meshsync_sink_batch_failures_total: 'counter',
         meshsync_sink_events_dead_lettered_total: 'counter',
+        meshsync_sink_events_undelivered_at_stop_total: 'counter',
         meshsync_queue_depth: 'gauge',
         meshsync_queue_oldest_event_age_seconds: 'gauge',
         meshsync_ready: 'gauge',
@@ -297,7 +298,7 @@ describe('meshsync:metrics', () => {
       expect(body.resources).to.deep.equal({ 'pods.v1.': 4 });
       expect(body.lanes).to.deep.equal([{ sink: 'test:memory-sink', pending: 0, inFlight: 0, oldestEventAgeSeconds: 0 }]);
       expect(body.counters).to.deep.include({ received: 4, filtered: 0 });
-      expect(body.counters.sinks).to.deep.equal({ 'test:memory-sink': { delivered: 3, failedAttempts: 0, deadLettered: 0 } });
+      expect(body.counters.sinks).to.deep.equal({ 'test:memory-sink': { delivered: 3, failedAttempts: 0, deadLettered: 0, undeliveredAtStop: 0 } });
       expect(body.errors['test:picky']).to.include({ hook: 'transform', code: 'MESHSYNC_PLUGIN_FAILED', count: 1 });
       expect(body.errors['test:picky'].message).to.contain('cannot transform boom');
       expect(JSON.stringify(body.errors), 'errors carry messages, not the event').to.not.contain('uid-pods-boom');

@@ -19,6 +19,9 @@ app.kubernetes.io/name: meshsync
 app.kubernetes.io/instance: {{ .Values.name }}
 {{- end -}}
 
+{{- /* MeshSync's watch-list ConfigMap, the name its chart gives it and the MeshSync resource plugin reads by default. */ -}}
+{{- define "meshsync.watchConfigMap" -}}meshery-meshsync-config{{- end -}}
+
 {{- define "meshsync.brokerUrl" -}}
 {{- if .Values.broker.custom.url -}}
 {{ .Values.broker.custom.url }}
@@ -58,33 +61,84 @@ nats://{{ .Values.broker.native.name }}.{{ .Values.broker.native.namespace | def
 {{- end -}}
 
 {{- /*
-The config file's text, as `meshsync install` ships it (YAML, ending in a newline). It runs the
-default plugins, for which the RBAC here is computed (values.schema.json refuses config.plugins).
+meshsync's config file as a dict: .Values.config, with the in-cluster default plugins written out
+when metadataOnly asks the kubernetes plugin for metadata only (a config listing no plugins runs
+those defaults).
 */ -}}
-{{- define "meshsync.configText" -}}
-{{- printf "%s\n" (toYaml .Values.config) -}}
+{{- define "meshsync.config" -}}
+{{- $config := deepCopy .Values.config -}}
+{{- if .Values.metadataOnly -}}
+{{- if hasKey $config "plugins" }}{{ fail "metadataOnly: with config.plugins, set metadataOnly: true in the options of its meshsync:kubernetes entry instead" }}{{ end -}}
+{{- $plugins := list -}}
+{{- range (include "meshsync.rbacTable" . | fromJson).inClusterPlugins -}}
+{{- $plugins = append $plugins (ternary (list . (dict "metadataOnly" true)) . (eq . "meshsync:kubernetes")) -}}
+{{- end -}}
+{{- $_ := set $config "plugins" $plugins -}}
+{{- end -}}
+{{- with include "meshsync.secretPaths" (dict "value" $config "path" "config" "keys" (include "meshsync.secretKeys" . | fromJsonArray)) | fromJsonArray -}}
+{{- fail (printf "config holds credentials (%s): the chart ships its config in a ConfigMap. Give the broker URL with its credentials in broker.existingSecret (a Secret of yours) or broker.custom.url (the chart puts it in a Secret); meshsync install --config ships such a config in a Secret" (join ", " .)) -}}
+{{- end -}}
+{{- toJson $config -}}
 {{- end -}}
 
 {{- /*
-One legacy watch-list (dict "value" <string> "key" <whitelist|blacklist>) as JSON: a list of
-{"resource": id, "all": bool}, "all" when the rule covers every event. The string is JSON, or JSON
+Where (dict "value" v "path" p "keys" <patterns>) holds credentials, as config/mask.ts secretPaths
+finds them: a non-empty value under a key naming one, or a URL with userinfo.
+*/ -}}
+{{- define "meshsync.secretPaths" -}}
+{{- $found := list -}}
+{{- if kindIs "string" .value -}}
+{{- range regexSplit "[\\s,]+" .value -1 -}}
+{{- if or (regexMatch "://.*@" .) (regexMatch "^[^/]*@[^@]*$" .) }}{{ $found = append $found $.path }}{{ end -}}
+{{- end -}}
+{{- else if kindIs "slice" .value -}}
+{{- range $i, $v := .value }}{{ $found = concat $found (include "meshsync.secretPaths" (dict "value" $v "path" (printf "%s[%d]" $.path $i) "keys" $.keys) | fromJsonArray) }}{{ end -}}
+{{- else if kindIs "map" .value -}}
+{{- range $k, $v := .value -}}
+{{- $at := printf "%s.%s" $.path $k -}}
+{{- $named := false -}}
+{{- range $.keys }}{{ if regexMatch . $k }}{{ $named = true }}{{ end }}{{ end -}}
+{{- if and $named (not (kindIs "invalid" $v)) (ne (toString $v) "") -}}
+{{- $found = append $found $at -}}
+{{- else -}}
+{{- $found = concat $found (include "meshsync.secretPaths" (dict "value" $v "path" $at "keys" $.keys) | fromJsonArray) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- toJson (uniq $found) -}}
+{{- end -}}
+
+{{- /* The config file's text, as `meshsync install` ships it (YAML, ending in a newline). */ -}}
+{{- define "meshsync.configText" -}}
+{{- printf "%s\n" (include "meshsync.config" . | fromJson | toYaml) -}}
+{{- end -}}
+
+{{- /*
+One watch-list (dict "value" <string or list> "key" <where, for errors>) as JSON: a list of
+{"resource": id, "all": bool}, "all" when the rule covers every event. A string is JSON, or JSON
 holding the JSON text (Meshery's values quote it so); entries are {"Resource","Events"} with keys
-matched case-insensitively, as Go's decoder does, or plain ids.
+matched case-insensitively, as Go's decoder does, or plain ids. A list (a watch-list plugin's
+options) holds the same entries.
 */ -}}
 {{- define "meshsync.rules" -}}
 {{- $key := .key -}}
-{{- $value := trim (toString .value) -}}
-{{- $rules := list -}}
+{{- $list := .value -}}
+{{- if kindIs "string" .value -}}
+{{- $value := trim .value -}}
+{{- $list = list -}}
 {{- if $value -}}
 {{- $decoded := printf "{\"v\": %s}" $value | fromJson -}}
-{{- if hasKey $decoded "Error" }}{{ fail (printf "watchConfig.%s: not valid JSON (%s); expected e.g. [{\"Resource\":\"pods.v1.\",\"Events\":[\"ADDED\"]}] or [\"pods.v1.\"]" $key $decoded.Error) }}{{ end -}}
-{{- $list := $decoded.v -}}
+{{- if hasKey $decoded "Error" }}{{ fail (printf "%s: not valid JSON (%s); expected e.g. [{\"Resource\":\"pods.v1.\",\"Events\":[\"ADDED\"]}] or [\"pods.v1.\"]" $key $decoded.Error) }}{{ end -}}
+{{- $list = $decoded.v -}}
 {{- if and (kindIs "string" $list) (trim $list) -}}
 {{- $again := printf "{\"v\": %s}" $list | fromJson -}}
-{{- if hasKey $again "Error" }}{{ fail (printf "watchConfig.%s: the JSON string it holds is not valid JSON (%s)" $key $again.Error) }}{{ end -}}
+{{- if hasKey $again "Error" }}{{ fail (printf "%s: the JSON string it holds is not valid JSON (%s)" $key $again.Error) }}{{ end -}}
 {{- $list = $again.v -}}
 {{- end -}}
-{{- if and $list (not (kindIs "slice" $list)) }}{{ fail (printf "watchConfig.%s: expected a JSON list, got %s" $key (toJson $list)) }}{{ end -}}
+{{- end -}}
+{{- end -}}
+{{- if and $list (not (kindIs "slice" $list)) }}{{ fail (printf "%s: expected a JSON list, got %s" $key (toJson $list)) }}{{ end -}}
+{{- $rules := list -}}
 {{- range $i, $entry := $list | default list -}}
 {{- $resource := "" -}}
 {{- $events := "unset" -}}
@@ -97,49 +151,12 @@ matched case-insensitively, as Go's decoder does, or plain ids.
 {{- end -}}
 {{- end -}}
 {{- if not (and (kindIs "string" $resource) (regexMatch "^[a-z0-9]([-a-z0-9]*[a-z0-9])?\\.v[1-9][0-9]*((alpha|beta)[1-9][0-9]*)?\\.([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)?$" $resource)) -}}
-{{- fail (printf "watchConfig.%s[%d]: not a resource id: %s (expected <plural>.<version>.<group>, e.g. pods.v1. (core group: trailing dot) or deployments.v1.apps; no patterns)" $key $i (toJson $entry)) -}}
+{{- fail (printf "%s[%d]: not a resource id: %s (expected <plural>.<version>.<group>, e.g. pods.v1. (core group: trailing dot) or deployments.v1.apps; no patterns)" $key $i (toJson $entry)) -}}
 {{- end -}}
 {{- if and (not (kindIs "string" $events)) (or (not (kindIs "slice" $events)) (eq (len $events) 0)) -}}
-{{- fail (printf "watchConfig.%s[%d]: Events must list at least one event, or be left out for all three" $key $i) -}}
+{{- fail (printf "%s[%d]: Events must list at least one event, or be left out for all three" $key $i) -}}
 {{- end -}}
 {{- $rules = append $rules (dict "resource" $resource "all" (or (kindIs "string" $events) (eq (len $events) 3))) -}}
 {{- end -}}
-{{- end -}}
 {{- toJson $rules -}}
-{{- end -}}
-
-{{- /*
-The resource ids meshsync lists and watches, as `meshsync rbac` derives them (cli/install/command.ts
-rbacOptionsFromConfig): a whitelist replaces the default resources; a blacklist rule covering every
-event removes its resource.
-*/ -}}
-{{- define "meshsync.watchedResources" -}}
-{{- $include := include "meshsync.rules" (dict "value" .Values.watchConfig.whitelist "key" "whitelist") | fromJsonArray -}}
-{{- $exclude := include "meshsync.rules" (dict "value" .Values.watchConfig.blacklist "key" "blacklist") | fromJsonArray -}}
-{{- $ids := list -}}
-{{- if $include -}}
-{{- range $include }}{{ $ids = append $ids .resource }}{{ end -}}
-{{- else -}}
-{{- $ids = include "meshsync.defaultResources" . | fromJsonArray -}}
-{{- end -}}
-{{- $excluded := list -}}
-{{- range $exclude }}{{ if .all }}{{ $excluded = append $excluded .resource }}{{ end }}{{ end -}}
-{{- $kept := list -}}
-{{- range uniq $ids }}{{ if not (has . $excluded) }}{{ $kept = append $kept . }}{{ end }}{{ end -}}
-{{- toJson $kept -}}
-{{- end -}}
-
-{{- /* list/watch rules, one per API group, as cli/install/rbac.ts watchRules: groups and resources sorted (a watch-list holds no patterns). */ -}}
-{{- define "meshsync.watchRules" -}}
-{{- $byGroup := dict -}}
-{{- range include "meshsync.watchedResources" . | fromJsonArray -}}
-{{- $parts := splitn "." 3 . -}}
-{{- $_ := set $byGroup $parts._2 (append (get $byGroup $parts._2 | default list) $parts._0) -}}
-{{- end -}}
-{{- range $group := keys $byGroup | sortAlpha }}
-- apiGroups: [{{ $group | quote }}]
-  {{- $resources := get $byGroup $group | uniq | sortAlpha }}
-  resources: {{ toJson $resources }}
-  verbs: [list, watch]
-{{- end -}}
 {{- end -}}
