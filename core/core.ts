@@ -10,7 +10,7 @@ import { resourceId } from './resource.ts';
 import { silentLogger, type Logger } from './log.ts';
 import { CORE_DEFAULTS, type PipelineOptions } from './settings.ts';
 import type {
-  Batch, BatchReport, Core, CoreCounters, CoreHooks, CoreState, EventType, Plugin, SinkContext, SnapshotItem,
+  Batch, BatchReport, Core, CoreCounters, CoreHooks, CoreState, EventType, Plugin, ResourceRef, SinkContext, SnapshotItem,
   SourceContext, SourceProgress, SyncEvent, SyncProgress, ErrorReport, LiveSettings,
 } from './types.ts';
 
@@ -56,6 +56,8 @@ export class MeshSyncCore implements Core {
   private readonly readyReached = deferred();
   private sourceRuns: Promise<unknown>[] = [];
   private catchUpWaiters: (() => void)[] = [];
+  /** What plugins declared they read whole (readsWholeObjects). */
+  private readonly wholeObjectReaders: ((resource: ResourceRef) => boolean)[] = [];
 
   constructor(options: CoreOptions) {
     this.logger = options.logger ?? silentLogger();
@@ -127,6 +129,11 @@ export class MeshSyncCore implements Core {
   }
 
   /** Resolves when every source has listed its initial state. */
+  readsWholeObjects(which: (resource: ResourceRef) => boolean = () => true): void {
+    if (this.started) throw new MeshSyncError('MESHSYNC_PLUGIN_FAILED', 'readsWholeObjects is declared during setup, before start: sources choose what they parse when they start');
+    this.wholeObjectReaders.push(which);
+  }
+
   whenReady(): Promise<void> {
     return this.readyReached.promise;
   }
@@ -265,6 +272,7 @@ export class MeshSyncCore implements Core {
       reportError: (error, detail) => this.reportError({ plugin: name, hook: 'source', error: asError(error), ...detail }),
       sinksCaughtUp: () => this.sinksCaughtUp(),
       sinksBehind: () => this.sinksBehind(),
+      readsWholeObjects: (resource) => this.wholeObjectReaders.some((which) => which(resource)),
     };
   }
 

@@ -85,6 +85,12 @@ export interface SourceContext {
   sinksCaughtUp(): Promise<void>;
   /** Whether `sinksCaughtUp()` would wait: a source reading a stream stops reading while this is true. */
   sinksBehind(): boolean;
+  /**
+   * Whether a plugin declared it reads this resource's objects whole (`Core.readsWholeObjects`).
+   * When none did, a source may emit objects with only apiVersion, kind and metadata parsed and
+   * their whole JSON remembered as bytes (`ObjectView`), which is what the sinks publish.
+   */
+  readsWholeObjects(resource: ResourceRef): boolean;
 }
 
 /** One resource's initial list: objects listed so far, and whether the list is complete. */
@@ -231,6 +237,13 @@ export interface Core {
   readonly state: CoreState;
   /** See SinkContext.snapshot. */
   snapshot(typeOf?: (item: SnapshotItem) => EventType | undefined): Iterable<SyncEvent>;
+  /**
+   * Declares, during setup, that a plugin reads (or copies) the objects of the resources `which`
+   * accepts (default: every resource) beyond their apiVersion, kind and metadata: their events
+   * then carry whole parsed objects. Without any declaration a source may hand out views, whose
+   * other fields are only in their JSON bytes (see `ObjectView`; `wholeObject` parses them).
+   */
+  readsWholeObjects(which?: (resource: ResourceRef) => boolean): void;
   /** Registers a readiness check; /readyz asks all of them. The NATS sink registers `broker`. */
   addReadinessCheck(name: string, check: () => boolean): void;
   /** Every readiness check by name, plus `synced` (every source listed its initial state). */

@@ -9,10 +9,10 @@
  * never finish it.
  */
 import { setMaxListeners } from 'node:events';
-import { resourceId, textOf, type EventType, type KubeObject, type ResourceRef } from '../core/index.ts';
+import { ObjectView, resourceId, textOf, type EventType, type KubeObject, type ObjectMeta, type ResourceRef } from '../core/index.ts';
 import { Backoff, sleep } from './backoff.ts';
 import { KUBE_LIMITS, KubeRequestError, parseBody, type FailureReason, type KubeClient } from './client.ts';
-import { cutWatchObject, listItemBytes, listItemSpans, listPageWithoutItems } from './json-text.ts';
+import { cutWatchObject, listItemBytes, listItemSpans, listPageWithoutItems, type TypeMeta } from './json-text.ts';
 import { internObject, MetadataOnlyObject, ObjectStore, storedMeta, storedObject, StringPool, type StoredObject } from './store.ts';
 
 export interface ReflectorScope {
@@ -22,6 +22,11 @@ export interface ReflectorScope {
   readonly fieldSelector?: string;
   /** Ask for PartialObjectMetadata: the store keeps metadata only. */
   readonly metadataOnly?: boolean;
+  /**
+   * Emit full objects as views (`ObjectView`): their metadata parsed, the rest left in their JSON
+   * bytes, which is what sinks publish. For resources no plugin reads whole.
+   */
+  readonly views?: boolean;
 }
 
 export interface ReflectorTiming {
@@ -101,6 +106,8 @@ export class Reflector {
   private readonly strings: StringPool;
   /** What `normalize` adds to a list item without kind and apiVersion, as JSON after its last member. */
   private kindTail?: Buffer;
+  /** With `scope.views`: the kind and apiVersion (as JSON) an object needs to be emitted as a view. */
+  private readonly viewType?: TypeMeta;
 
   constructor(
     private readonly client: KubeClient,
@@ -116,6 +123,12 @@ export class Reflector {
     this.backoff = new Backoff(timing.backoffInitialMs, timing.backoffMaxMs);
     setMaxListeners(0, this.abort.signal);
     this.apiVersion = apiVersionOf(resource);
+    if (scope.views && !scope.metadataOnly) this.viewType = { kind: Buffer.from(JSON.stringify(resource.kind)), apiVersion: Buffer.from(JSON.stringify(this.apiVersion)) };
+  }
+
+  /** An object as a view: `bytes` (its JSON, without managedFields) with only `[start, end)`, its metadata, parsed. */
+  private view(bytes: Uint8Array, start: number, end: number): ObjectView {
+    return new ObjectView(this.apiVersion, this.resource.kind, JSON.parse(textOf(bytes.subarray(start, end))) as ObjectMeta, bytes);
   }
 
   get synced(): boolean {
@@ -299,7 +312,7 @@ export class Reflector {
    * is not shaped for that; it is then parsed whole.
    */
   private parseListPage(bytes: Buffer): { page: ListPage; items: unknown[]; json: Uint8Array[] } | undefined {
-    const spans = listItemSpans(bytes);
+    const spans = listItemSpans(bytes, this.viewType);
     if (spans === undefined) return undefined;
     this.kindTail ??= Buffer.from(`,"kind":${JSON.stringify(this.resource.kind)},"apiVersion":${JSON.stringify(this.apiVersion)}`);
     const items: unknown[] = new Array(spans.count);
@@ -310,7 +323,8 @@ export class Reflector {
         const item = listItemBytes(bytes, spans, index, this.kindTail);
         if (item === undefined) return undefined;
         json[index] = item;
-        items[index] = JSON.parse(textOf(item));
+        const metadataStart = spans.metadata[2 * index];
+        items[index] = metadataStart >= 0 ? this.view(item, metadataStart, spans.metadata[2 * index + 1]) : JSON.parse(textOf(item));
       }
       return { page, items, json };
     } catch {
@@ -396,13 +410,14 @@ export class Reflector {
   private onLine(bytes: Buffer, observedAt: number, streaming?: StreamingList): void {
     // A full object is cut from the line, less managedFields, and only that is parsed: less to
     // parse, nothing to drop afterwards, and the store and the sinks get the very bytes parsed.
-    const cut = this.scope.metadataOnly ? undefined : cutWatchObject(bytes);
+    // Where no plugin reads the object whole, only its metadata is parsed (see ObjectView).
+    const cut = this.scope.metadataOnly ? undefined : cutWatchObject(bytes, this.viewType);
     let type: unknown;
     let raw: any;
     let json: Uint8Array | undefined;
     if (cut !== undefined) {
       try {
-        raw = JSON.parse(textOf(cut.object));
+        raw = cut.metadataStart >= 0 ? this.view(cut.object, cut.metadataStart, cut.metadataEnd) : JSON.parse(textOf(cut.object));
         type = cut.type;
         json = cut.object;
       } catch {

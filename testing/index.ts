@@ -25,10 +25,10 @@ export interface TestCore {
  * A core running `plugins` between an in-memory source and an in-memory sink. Batching is quick
  * (batchMaxWaitMs 5) and retries are fast, so tests run in milliseconds.
  */
-export function createTestCore(options: Partial<CoreOptions> & { plugins?: CoreOptions['plugins']; source?: Parameters<typeof memorySource>[1] } = {}): TestCore {
-  const { source: sourceOptions, ...coreOptions } = options;
+export function createTestCore(options: Partial<CoreOptions> & { plugins?: CoreOptions['plugins']; source?: Parameters<typeof memorySource>[1]; sink?: Parameters<typeof memorySink>[1] } = {}): TestCore {
+  const { source: sourceOptions, sink: sinkOptions, ...coreOptions } = options;
   const source = memorySource(undefined, sourceOptions);
-  const sink = memorySink();
+  const sink = memorySink(undefined, sinkOptions);
   const core = createCore({
     clusterId: 'test-cluster',
     batchMaxWaitMs: 5,

@@ -263,6 +263,8 @@ class KubernetesSource {
     const own = this.ownOptions(served.id);
     const watched: Watched = { id: served.id, ref, reflectors: [] };
     let pending = 0;
+    // Objects no plugin reads whole are emitted as views (their metadata parsed, the rest as bytes).
+    const views = !this.ctx.readsWholeObjects(ref);
     for (const scope of scopesFor(ref, this.options, own)) {
       pending++;
       let counted = false;
@@ -272,7 +274,7 @@ class KubernetesSource {
         if (--pending === 0) this.resourceListed(watched);
       };
       const unreadableKey = scope.namespace === undefined ? served.id : `${served.id} in namespace ${scope.namespace}`;
-      const reflector: Reflector = new Reflector(this.client, ref, scope, this.timing, {
+      const reflector: Reflector = new Reflector(this.client, ref, { ...scope, views }, this.timing, {
         emit: (type, object, observedAt) => this.ctx.emit(type, ref, object, observedAt),
         listed: (initial) => {
           if (this.unreadable.delete(unreadableKey)) this.ctx.logger.info({ resource: served.id, namespace: scope.namespace }, 'readable again: listed');

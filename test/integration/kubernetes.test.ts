@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_RESOURCES } from '../../plugins/kubernetes/defaults.ts';
 import { createTestCore, type TestCore } from '../../testing/index.ts';
-import { knownJsonBytes } from '../../core/serialized.ts';
+import { jsonOf, knownJsonBytes, ObjectView, wholeObject } from '../../core/serialized.ts';
+import redactSecrets, { REDACTED } from '../../plugins/redact-secrets/index.ts';
 import type { ErrorReport, SyncEvent } from '../../core/types.ts';
 import { createLogger, type Logger } from '../../core/log.ts';
 import kubernetes from '../../plugins/kubernetes/index.ts';
@@ -348,6 +349,47 @@ describe('kubernetes source (against the API simulator)', function () {
     expect(core.sink.events.map((e) => `${e.type} ${e.object.metadata.name}`)).to.deep.equal(['DELETED vanish']);
     expect(requestsFor(POD_ID, 'watch').filter((r) => r.query.sendInitialEvents === 'true')).to.have.length(2);
   });
+
+  for (const streamingList of ['off', 'auto'] as const) {
+    it(`emits objects no plugin reads whole as views: metadata parsed, the bytes of the whole object as a full parse gives them (${streamingList === 'off' ? 'paged list' : 'streaming list'}, then watch)`, async () => {
+      const managedFields = [{ manager: 'kubectl', operation: 'Update', fieldsV1: { 'f:metadata': { 'f:labels': {} } } }];
+      const listed = pod('listed', 'default', { app: 'a' });
+      sim.create(POD_ID, { ...listed, metadata: { ...listed.metadata, managedFields }, status: { phase: 'Running' } });
+      sim.create('secrets.v1.', { metadata: { name: 'token', namespace: 'default' }, data: { password: 'c2VjcmV0' } });
+      t = createTestCore({
+        plugins: [kubernetes({ kubeconfig, streamingList, resources: [POD_ID, 'secrets.v1.'], backoffInitialMs: 20, backoffMaxMs: 200 } as KubeOptions), redactSecrets()],
+        sink: { wholeObjects: false },
+      });
+      await t.start();
+      await t.core.whenReady();
+      sim.create(POD_ID, pod('watched'));
+      await t.sink.waitFor((events) => named(events, 'pods').includes('watched'));
+      sim.patch(POD_ID, 'default', 'listed', { metadata: { labels: { touched: 'yes' } } });
+      await t.sink.waitFor((events) => named(events, 'pods', 'MODIFIED').includes('listed'));
+      await t.drain();
+      const pods = t.sink.events.filter((event) => event.resource.resource === 'pods');
+      expect(pods.map((event) => `${event.type} ${event.object.metadata.name}`)).to.deep.equal(['ADDED listed', 'ADDED watched', 'MODIFIED listed']);
+      for (const event of pods) {
+        const { namespace, name } = event.object.metadata;
+        const { managedFields: _dropped, ...metadata } = sim.get(POD_ID, namespace, name!)!.metadata;
+        expect(event.object).to.be.instanceOf(ObjectView);
+        expect(event.object.spec, 'only the metadata is parsed').to.equal(undefined);
+        expect(event.object.metadata.managedFields).to.equal(undefined);
+        const whole = JSON.parse(jsonOf(event.object));
+        expect(whole.metadata.name).to.equal(name);
+        expect(whole.spec).to.deep.equal(sim.get(POD_ID, namespace, name!)!.spec);
+        expect(whole).to.deep.equal(wholeObject(event.object));
+        expect(JSON.parse(JSON.stringify(event.object)), 'JSON.stringify writes the whole object').to.deep.equal(whole);
+        if (event.type !== 'MODIFIED' && name === 'listed') continue;
+        expect(event.object.metadata).to.deep.equal(metadata);
+      }
+      // The redactor declared it reads Secrets whole: they are parsed, and redacted.
+      const secret = t.sink.events.find((event) => event.resource.resource === 'secrets')!;
+      expect(secret.object).to.not.be.instanceOf(ObjectView);
+      expect(secret.object.data).to.deep.equal({ password: REDACTED });
+      expect(jsonOf(secret.object)).to.not.include('c2VjcmV0');
+    });
+  }
 
   it('lists in pages where the server refuses streaming lists (422), says so once, and never asks again', async () => {
     await sim.close();

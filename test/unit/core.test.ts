@@ -553,3 +553,42 @@ describe('lanes holding events by reference', () => {
     await t.stop();
   });
 });
+
+describe('plugins declaring what they read whole', () => {
+  /** A source that only reports what the core tells it about each resource. */
+  const asking = () => {
+    const answers: Record<string, boolean> = {};
+    const plugin = definePlugin({
+      name: 'test:asking-source', description: 'asks', options: z.object({}),
+      setup: () => (core) => core.hooks.source.tapPromise('test:asking-source', async (ctx) => {
+        for (const resource of [POD, SECRET]) answers[resource.resource] = ctx.readsWholeObjects(resource);
+        ctx.synced();
+      }),
+    })();
+    return { plugin, answers };
+  };
+  const declaring = (name: string, which?: (resource: typeof POD) => boolean) => definePlugin({
+    name, description: 'declares', options: z.object({}), setup: () => (core) => core.readsWholeObjects(which),
+  })();
+
+  it('tells a source, per resource, whether any plugin declared it reads its objects whole', async () => {
+    for (const [plugins, expected] of [
+      [[], { pods: false, secrets: false }],
+      [[declaring('test:secrets', (r) => r.resource === 'secrets')], { pods: false, secrets: true }],
+      [[declaring('test:secrets', (r) => r.resource === 'secrets'), declaring('test:all')], { pods: true, secrets: true }],
+    ] as const) {
+      const source = asking();
+      const core = createCore({ plugins: [source.plugin, ...plugins] });
+      await core.start();
+      expect(source.answers).to.deep.equal(expected);
+      await core.stop();
+    }
+    const source = asking();
+    const sink = memorySink();
+    const core = createCore({ plugins: [source.plugin, sink.plugin] });
+    await core.start();
+    expect(source.answers, 'the test sink reads what it records').to.deep.equal({ pods: true, secrets: true });
+    expect(() => core.readsWholeObjects(), 'declared after start: too late for sources').to.throw(MeshSyncError, /during setup/);
+    await core.stop();
+  });
+});
