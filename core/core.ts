@@ -56,8 +56,8 @@ export class MeshSyncCore implements Core {
   private readonly readyReached = deferred();
   private sourceRuns: Promise<unknown>[] = [];
   private catchUpWaiters: (() => void)[] = [];
-  /** What plugins declared they read whole (readsWholeObjects). */
-  private readonly wholeObjectReaders: ((resource: ResourceRef) => boolean)[] = [];
+  /** What taps, by name, declared they read whole (readsWholeObjects). */
+  private readonly wholeObjectReaders = new Map<string, ((resource: ResourceRef) => boolean)[]>();
 
   constructor(options: CoreOptions) {
     this.logger = options.logger ?? silentLogger();
@@ -129,9 +129,21 @@ export class MeshSyncCore implements Core {
   }
 
   /** Resolves when every source has listed its initial state. */
-  readsWholeObjects(which: (resource: ResourceRef) => boolean = () => true): void {
+  readsWholeObjects(tapName: string, which: (resource: ResourceRef) => boolean): void {
     if (this.started) throw new MeshSyncError('MESHSYNC_PLUGIN_FAILED', 'readsWholeObjects is declared during setup, before start: sources choose what they parse when they start');
-    this.wholeObjectReaders.push(which);
+    const declared = this.wholeObjectReaders.get(tapName) ?? [];
+    this.wholeObjectReaders.set(tapName, [...declared, which]);
+  }
+
+  /** Whether any filter, transform or sink tap reads the resource's objects whole: one that declared nothing does. */
+  private readWhole(resource: ResourceRef): boolean {
+    for (const hook of [this.hooks.filter, this.hooks.transform, this.hooks.sink]) {
+      for (const tap of hook.taps as TapInfo[]) {
+        const declared = this.wholeObjectReaders.get(tap.name);
+        if (declared === undefined || declared.some((which) => which(resource))) return true;
+      }
+    }
+    return false;
   }
 
   whenReady(): Promise<void> {
@@ -272,7 +284,7 @@ export class MeshSyncCore implements Core {
       reportError: (error, detail) => this.reportError({ plugin: name, hook: 'source', error: asError(error), ...detail }),
       sinksCaughtUp: () => this.sinksCaughtUp(),
       sinksBehind: () => this.sinksBehind(),
-      readsWholeObjects: (resource) => this.wholeObjectReaders.some((which) => which(resource)),
+      readsWholeObjects: (resource) => this.readWhole(resource),
     };
   }
 

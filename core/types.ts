@@ -86,9 +86,10 @@ export interface SourceContext {
   /** Whether `sinksCaughtUp()` would wait: a source reading a stream stops reading while this is true. */
   sinksBehind(): boolean;
   /**
-   * Whether a plugin declared it reads this resource's objects whole (`Core.readsWholeObjects`).
-   * When none did, a source may emit objects with only apiVersion, kind and metadata parsed and
-   * their whole JSON remembered as bytes (`ObjectView`), which is what the sinks publish.
+   * Whether a filter, transform or sink tap reads this resource's objects whole (see
+   * `Core.readsWholeObjects`). When none does, a source may emit objects with only apiVersion,
+   * kind and metadata parsed and their whole JSON remembered as bytes (`ObjectView`), which is
+   * what the sinks publish.
    */
   readsWholeObjects(resource: ResourceRef): boolean;
 }
@@ -238,12 +239,14 @@ export interface Core {
   /** See SinkContext.snapshot. */
   snapshot(typeOf?: (item: SnapshotItem) => EventType | undefined): Iterable<SyncEvent>;
   /**
-   * Declares, during setup, that a plugin reads (or copies) the objects of the resources `which`
-   * accepts (default: every resource) beyond their apiVersion, kind and metadata: their events
-   * then carry whole parsed objects. Without any declaration a source may hand out views, whose
-   * other fields are only in their JSON bytes (see `ObjectView`; `wholeObject` parses them).
+   * Declares, during setup, the resources whose objects the taps named `tapName` (a plugin's
+   * filter, transform or sink taps) read, or copy, beyond apiVersion, kind and metadata:
+   * `() => false` for none. A tap on those hooks whose name declared nothing is taken to read every
+   * object whole. Where no tap reads a resource's objects whole, a source may hand out views: the
+   * metadata parsed, the rest only in the JSON bytes the sinks publish (see `ObjectView`;
+   * `wholeObject` parses it, JSON.stringify writes it).
    */
-  readsWholeObjects(which?: (resource: ResourceRef) => boolean): void;
+  readsWholeObjects(tapName: string, which: (resource: ResourceRef) => boolean): void;
   /** Registers a readiness check; /readyz asks all of them. The NATS sink registers `broker`. */
   addReadinessCheck(name: string, check: () => boolean): void;
   /** Every readiness check by name, plus `synced` (every source listed its initial state). */

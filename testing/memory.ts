@@ -108,7 +108,7 @@ export interface MemorySinkHandle {
   clear(): void;
 }
 
-/** `wholeObjects` (default): it declares that it reads objects whole (tests read their fields), so sources emit no views. */
+/** `wholeObjects: false`: it declares that it reads metadata only, so sources may emit views; by default it reads objects whole (tests read their fields). */
 export function memorySink(name = 'test:memory-sink', options: { wholeObjects?: boolean } = {}) {
   const waiters = new Set<() => void>();
   const handle: MemorySinkHandle = {
@@ -155,7 +155,7 @@ export function memorySink(name = 'test:memory-sink', options: { wholeObjects?: 
     description: 'An in-memory sink for tests.',
     options: z.object({}),
     setup: () => (core) => {
-      if (options.wholeObjects ?? true) core.readsWholeObjects();
+      if (options.wholeObjects === false) core.readsWholeObjects(name, () => false);
       core.hooks.sink.tapPromise(name, async (batch) => {
         if (handle.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, handle.delayMs));
         if (handle.failing) {

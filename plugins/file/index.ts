@@ -77,6 +77,8 @@ export const file = definePlugin({
   setup: (options) => (core) => {
     const name = 'meshsync:file';
     const logger = () => core.logger.child({ plugin: name, path: options.path, mode: options.mode });
+    // Lines are JSON.stringify'd, which writes a view whole (ObjectView.toJSON).
+    core.readsWholeObjects(name, () => false);
 
     if (options.mode === 'events') {
       let handle: FileHandle | undefined;

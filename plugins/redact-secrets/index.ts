@@ -165,7 +165,7 @@ const redactSecretsPlugin = definePlugin({
       if (options.enabled || options.stripManagedFields) core.hooks.transform.tap('meshsync:redact-secrets', redact);
       // Secrets are projected field by field; any other object only loses managedFields, which a
       // source's view (see ObjectView) never has.
-      if (options.enabled) core.readsWholeObjects(isSecretResource);
+      core.readsWholeObjects('meshsync:redact-secrets', options.enabled ? isSecretResource : () => false);
       core.hooks.start.tap('meshsync:redact-secrets', () => {
         const logger = core.logger.child({ plugin: 'meshsync:redact-secrets' });
         if (!options.enabled) logger.warn('Secret redaction is disabled (enabled: false): Secret data leaves in clear');

@@ -567,15 +567,21 @@ describe('plugins declaring what they read whole', () => {
     })();
     return { plugin, answers };
   };
+  /** A transform that passes events on, and declares (or not) what it reads whole. */
   const declaring = (name: string, which?: (resource: typeof POD) => boolean) => definePlugin({
-    name, description: 'declares', options: z.object({}), setup: () => (core) => core.readsWholeObjects(which),
+    name, description: 'declares', options: z.object({}),
+    setup: () => (core) => {
+      if (which !== undefined) core.readsWholeObjects(name, which);
+      core.hooks.transform.tap(name, (event) => event);
+    },
   })();
 
-  it('tells a source, per resource, whether any plugin declared it reads its objects whole', async () => {
+  it('tells a source, per resource, whether a filter, transform or sink tap reads its objects whole: one that declared nothing does', async () => {
     for (const [plugins, expected] of [
       [[], { pods: false, secrets: false }],
+      [[declaring('test:none', () => false)], { pods: false, secrets: false }],
       [[declaring('test:secrets', (r) => r.resource === 'secrets')], { pods: false, secrets: true }],
-      [[declaring('test:secrets', (r) => r.resource === 'secrets'), declaring('test:all')], { pods: true, secrets: true }],
+      [[declaring('test:secrets', (r) => r.resource === 'secrets'), declaring('test:undeclared')], { pods: true, secrets: true }],
     ] as const) {
       const source = asking();
       const core = createCore({ plugins: [source.plugin, ...plugins] });
@@ -588,7 +594,7 @@ describe('plugins declaring what they read whole', () => {
     const core = createCore({ plugins: [source.plugin, sink.plugin] });
     await core.start();
     expect(source.answers, 'the test sink reads what it records').to.deep.equal({ pods: true, secrets: true });
-    expect(() => core.readsWholeObjects(), 'declared after start: too late for sources').to.throw(MeshSyncError, /during setup/);
+    expect(() => core.readsWholeObjects('test:late', () => false), 'declared after start: too late for sources').to.throw(MeshSyncError, /during setup/);
     await core.stop();
   });
 });
