@@ -40,7 +40,7 @@ export class MeshSyncCore implements Core {
   private readonly plugins: readonly Plugin[];
   private lanes: Lane[] = [];
   private readonly pipeline: Pipeline;
-  private readonly snapshotReaders: { source: string; read: () => Iterable<SnapshotItem>; counts?: () => Record<string, number> }[] = [];
+  private readonly snapshotReaders: { source: string; read: () => Iterable<SnapshotItem> | AsyncIterable<SnapshotItem>; counts?: () => Record<string, number> }[] = [];
   private readonly unreadableReaders: (() => Record<string, string>)[] = [];
   private readonly progressReaders = new Map<string, () => SourceProgress>();
   private phase: SyncProgress['phase'] = 'created';
@@ -161,14 +161,14 @@ export class MeshSyncCore implements Core {
     await Promise.all(this.lanes.map((lane) => lane.idle()));
   }
 
-  snapshot(typeOf?: (item: SnapshotItem) => EventType | undefined): Iterable<SyncEvent> {
-    return { [Symbol.iterator]: () => this.readSnapshot(typeOf) };
+  snapshot(typeOf?: (item: SnapshotItem) => EventType | undefined): AsyncIterable<SyncEvent> {
+    return { [Symbol.asyncIterator]: () => this.readSnapshot(typeOf) };
   }
 
-  private *readSnapshot(typeOf?: (item: SnapshotItem) => EventType | undefined): Generator<SyncEvent> {
+  private async *readSnapshot(typeOf?: (item: SnapshotItem) => EventType | undefined): AsyncGenerator<SyncEvent> {
     const observedAt = Date.now();
     for (const reader of this.snapshotReaders) {
-      for (const item of reader.read()) {
+      for await (const item of reader.read()) {
         const type = typeOf === undefined ? 'ADDED' : typeOf(item);
         if (type === undefined) continue;
         const event = this.pipeline.run(new PipelineEvent(type, item.resource, item.object, this.clusterId, observedAt), reader.source);
@@ -423,10 +423,14 @@ export class MeshSyncCore implements Core {
       resourceCounts: () => {
         const counts: Record<string, number> = {};
         for (const reader of this.snapshotReaders) {
+          const items = reader.counts === undefined ? reader.read() : undefined;
           if (reader.counts) Object.assign(counts, reader.counts());
-          else for (const item of reader.read()) {
-            const id = resourceId(item.resource);
-            counts[id] = (counts[id] ?? 0) + 1;
+          // A source that reads its state anew (a fresh list) gives its counts; one that holds it may count it here.
+          else if (items !== undefined && Symbol.iterator in items) {
+            for (const item of items) {
+              const id = resourceId(item.resource);
+              counts[id] = (counts[id] ?? 0) + 1;
+            }
           }
         }
         return counts;

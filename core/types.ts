@@ -66,8 +66,12 @@ export interface SourceContext {
   emit(type: EventType, resource: ResourceRef, object: KubeObject, observedAt?: number): void;
   /** Called once the initial list of every watched resource is done. */
   synced(): void;
-  /** Registers how to read this source's current state (for resyncs and `meshsync snapshot`), and optionally its object count per resource id. */
-  provideSnapshot(read: () => Iterable<SnapshotItem>, counts?: () => Record<string, number>): void;
+  /**
+   * Registers how to read this source's current state (for resyncs and `meshsync snapshot`), from
+   * what it holds or anew (an async iterable: the kubernetes source lists afresh where it keeps
+   * only fingerprints), and its object count per resource id (required for an async reader).
+   */
+  provideSnapshot(read: () => Iterable<SnapshotItem> | AsyncIterable<SnapshotItem>, counts?: () => Record<string, number>): void;
   /** Registers how to tell the resources this source cannot read right now (a 403), each with why; the status reports show them. */
   provideUnreadable(read: () => Record<string, string>): void;
   /** Registers how to read where this source's initial sync is (for a progress display and `snapshot --timeout`'s error). */
@@ -132,7 +136,7 @@ export interface SinkContext {
    * object is consistent in itself). The filters see type ADDED, or what `typeOf` says per object;
    * an object it gives `undefined` for is skipped without running the pipeline.
    */
-  snapshot(typeOf?: (item: SnapshotItem) => EventType | undefined): Iterable<SyncEvent>;
+  snapshot(typeOf?: (item: SnapshotItem) => EventType | undefined): AsyncIterable<SyncEvent>;
 }
 
 export interface ErrorReport {
@@ -237,7 +241,7 @@ export interface Core {
   readonly logger: Logger;
   readonly state: CoreState;
   /** See SinkContext.snapshot. */
-  snapshot(typeOf?: (item: SnapshotItem) => EventType | undefined): Iterable<SyncEvent>;
+  snapshot(typeOf?: (item: SnapshotItem) => EventType | undefined): AsyncIterable<SyncEvent>;
   /**
    * Declares, during setup, the resources whose objects the taps named `tapName` (a plugin's
    * filter, transform or sink taps) read, or copy, beyond apiVersion, kind and metadata:

@@ -60,3 +60,10 @@ export function makeObject(resource: ResourceRef, name: string, meta: Partial<Ku
     ...body,
   };
 }
+
+/** Everything an iterable gives, awaited (Array.fromAsync is Node 22's): `await collect(core.snapshot())`. */
+export async function collect<T>(items: Iterable<T> | AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const item of items) out.push(item);
+  return out;
+}

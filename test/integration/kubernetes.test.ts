@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_RESOURCES } from '../../plugins/kubernetes/defaults.ts';
-import { createTestCore, type TestCore } from '../../testing/index.ts';
+import { collect, createTestCore, type TestCore } from '../../testing/index.ts';
 import { jsonOf, knownJsonBytes, ObjectView, wholeObject } from '../../core/serialized.ts';
 import redactSecrets, { REDACTED } from '../../plugins/redact-secrets/index.ts';
 import type { ErrorReport, SyncEvent } from '../../core/types.ts';
@@ -217,6 +217,32 @@ describe('kubernetes source (against the API simulator)', function () {
     expect(seen).to.have.members(['DELETED vanish', 'MODIFIED change', 'ADDED fresh']);
     expect(requestsFor(POD_ID, 'list').length).to.be.greaterThanOrEqual(2);
   });
+
+  for (const resident of ['fingerprints', 'objects'] as const) {
+    it(`keeps ${resident}: a snapshot gives the current objects (${resident === 'fingerprints' ? 'listed afresh' : 'from memory'}), a relist's DELETED carries ${resident === 'fingerprints' ? 'the identity' : 'the last state'}`, async () => {
+      for (const name of ['stay', 'vanish']) sim.create(POD_ID, { ...pod(name), status: { phase: 'Running' } });
+      const core = await start({ resources: [POD_ID], resident });
+      await core.drain();
+      sim.patch(POD_ID, 'default', 'stay', { metadata: { labels: { v: '2' } } });
+      await core.sink.waitFor((events) => events.some((e) => e.type === 'MODIFIED'));
+      const listsBefore = requestsFor(POD_ID, 'list').length;
+      const snapshot = await collect(core.core.snapshot());
+      expect(requestsFor(POD_ID, 'list').length - listsBefore, 'lists made by the snapshot').to.equal(resident === 'fingerprints' ? 1 : 0);
+      const current = sim.list(POD_ID).map(({ metadata: { managedFields: _dropped, ...metadata }, ...rest }) => ({ ...rest, kind: 'Pod', apiVersion: 'v1', metadata }));
+      expect(snapshot.map((event) => JSON.parse(jsonOf(event.object))).sort((a, b) => a.metadata.name.localeCompare(b.metadata.name))).to.deep.equal(current);
+      const vanishing = sim.get(POD_ID, 'default', 'vanish')!.metadata;
+      core.sink.clear();
+      sim.stallWatches(true);
+      sim.delete(POD_ID, 'default', 'vanish');
+      sim.dropWatches();
+      sim.compact();
+      sim.stallWatches(false);
+      const [deleted] = await core.sink.waitFor((events) => events.some((e) => e.type === 'DELETED'));
+      expect(JSON.parse(jsonOf(deleted.object))).to.deep.equal(resident === 'fingerprints'
+        ? { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'vanish', namespace: 'default', uid: vanishing.uid, resourceVersion: vanishing.resourceVersion } }
+        : current.find((object) => object.metadata.name === 'vanish'));
+    });
+  }
 
   it('emits DELETED for the old object and ADDED for the new one when a name was re-created during the gap', async () => {
     const first = sim.create(POD_ID, pod('web-0'));
@@ -532,9 +558,10 @@ describe('kubernetes source (against the API simulator)', function () {
     expect(later.every((w) => w.query.resourceVersion !== refused.query.resourceVersion)).to.equal(true);
   });
 
-  it('on standby (delivery held) keeps the store\'s records in the lane, and on release delivers the cluster as it is then', async () => {
+  it('on standby (delivery held) keeps the store\'s records in the lane, and on release delivers the cluster as it is then (objects resident)', async () => {
     for (let i = 0; i < 40; i++) sim.create(POD_ID, pod(`standby-${i}`));
-    t = createTestCore({ plugins: [kubernetes({ kubeconfig, streamingList: 'off', resources: [POD_ID], watchCustomResourceDefinitions: false })] });
+    // Only a store that keeps objects has records to read again; one of fingerprints lists afresh.
+    t = createTestCore({ plugins: [kubernetes({ kubeconfig, streamingList: 'off', resources: [POD_ID], watchCustomResourceDefinitions: false, resident: 'objects' })] });
     // Every object the pipeline sees, in order: an event held by reference goes through it twice.
     const seen = new Map<string, object[]>();
     t.core.hooks.filter.tap('test:seen', (e) => void seen.set(e.object.metadata.name, [...(seen.get(e.object.metadata.name) ?? []), e.object]));

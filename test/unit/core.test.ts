@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { createTestCore, makeObject, memorySink, memorySource, POD, SECRET } from '../../testing/index.ts';
+import { collect, createTestCore, makeObject, memorySink, memorySource, POD, SECRET } from '../../testing/index.ts';
 import { createCore } from '../../core/core.ts';
 import { definePlugin } from '../../core/plugin.ts';
 import { Lane } from '../../core/lane/lane.ts';
@@ -272,7 +272,7 @@ describe('core', () => {
     t.source.emit('ADDED', POD, makeObject(POD, 'a'));
     t.source.emit('ADDED', POD, makeObject(POD, 'b'));
     t.source.emit('DELETED', POD, makeObject(POD, 'a'));
-    const snapshot = [...t.core.snapshot()];
+    const snapshot = await collect(t.core.snapshot());
     expect(snapshot.map((e) => [e.type, e.object.metadata.name, e.object.marked])).to.deep.equal([['ADDED', 'b', true]]);
     expect(t.core.state.resourceCounts()).to.deep.equal({ 'pods.v1.': 1 });
     await t.stop();
