@@ -207,12 +207,14 @@ const REPLAY_CHUNK = 100;
 export async function replayBackend(dir: string): Promise<Backend> {
   const sim: KubeSimulator = await startSimulator({ bookmarkIntervalMs: 1000 });
   const watchers = new Set<ServerResponse>();
+  /** Watches that asked for PartialObjectMetadata. */
+  const partialWatchers = new WeakSet<ServerResponse>();
   let templates: KubeObject[] = [];
   let namespaceOf: (i: number) => string = () => 'default';
   let count = 0;
   const resourceVersions: number[] = [];
   let rv = 1;
-  let held: string[] | undefined;
+  let held: [string, string][] | undefined;
   let firstPodsRequest: ((us: number) => void) | undefined;
 
   const podOf = (i: number, annotations?: Record<string, string>): KubeObject => {
@@ -225,11 +227,13 @@ export async function replayBackend(dir: string): Promise<Backend> {
     };
     return { ...template, metadata };
   };
-  const itemJson = (i: number) => {
-    const { kind: _kind, apiVersion: _apiVersion, ...item } = podOf(i);
+  // Asked for PartialObjectMetadata (metadataOnly), the server sends the metadata alone.
+  const partial = (object: KubeObject, partialObject: boolean) => (partialObject ? { kind: 'PartialObjectMetadata', apiVersion: 'meta.k8s.io/v1', metadata: object.metadata } : object);
+  const itemJson = (i: number, partialObject: boolean) => {
+    const { kind: _kind, apiVersion: _apiVersion, ...item } = partial(podOf(i), partialObject);
     return JSON.stringify(item);
   };
-  const watchLine = (type: string, object: KubeObject) => `{"type":"${type}","object":${JSON.stringify({ kind: 'Pod', apiVersion: 'v1', ...object })}}\n`;
+  const watchLine = (type: string, object: KubeObject, partialObject = false) => `{"type":"${type}","object":${JSON.stringify(partialObject ? partial(object, true) : { kind: 'Pod', apiVersion: 'v1', ...object })}}\n`;
   const bookmark = (initialEventsEnd = false) => `{"type":"BOOKMARK","object":{"kind":"Pod","apiVersion":"v1","metadata":{"resourceVersion":"${rv}"${initialEventsEnd ? ',"annotations":{"k8s.io/initial-events-end":"true"}' : ''}}}}\n`;
   const write = (res: ServerResponse, text: string) => (res.write(text) ? undefined : new Promise<void>((resolve) => res.once('drain', () => resolve())));
 
@@ -237,21 +241,23 @@ export async function replayBackend(dir: string): Promise<Backend> {
     firstPodsRequest?.(nowUs());
     firstPodsRequest = undefined;
     res.setHeader('Content-Type', 'application/json');
+    const partialObject = req.headers.accept?.includes('as=PartialObjectMetadata') ?? false;
+    if (partialObject) partialWatchers.add(res);
     if (query.get('watch') !== '1' && query.get('watch') !== 'true') {
       const start = Number(query.get('continue') || 0);
       const limit = Number(query.get('limit') || count);
       const end = Math.min(count, start + limit);
       const items: string[] = [];
-      for (let i = start; i < end; i++) items.push(itemJson(i));
+      for (let i = start; i < end; i++) items.push(itemJson(i, partialObject));
       const more = end < count ? `,"continue":"${end}"` : '';
-      res.end(`{"kind":"PodList","apiVersion":"v1","metadata":{"resourceVersion":"${rv}"${more}},"items":[${items.join(',')}]}\n`);
+      res.end(`{"kind":"${partialObject ? 'PartialObjectMetadataList' : 'PodList'}","apiVersion":"${partialObject ? 'meta.k8s.io/v1' : 'v1'}","metadata":{"resourceVersion":"${rv}"${more}},"items":[${items.join(',')}]}\n`);
       return;
     }
     res.writeHead(200, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' });
     if (query.get('sendInitialEvents') === 'true') {
       for (let i = 0; i < count; i += REPLAY_CHUNK) {
         let chunk = '';
-        for (let j = i; j < Math.min(count, i + REPLAY_CHUNK); j++) chunk += watchLine('ADDED', podOf(j));
+        for (let j = i; j < Math.min(count, i + REPLAY_CHUNK); j++) chunk += watchLine('ADDED', podOf(j), partialObject);
         await write(res, chunk);
         if (res.destroyed) return;
       }
@@ -262,6 +268,7 @@ export async function replayBackend(dir: string): Promise<Backend> {
     req.on('close', () => {
       clearInterval(timer);
       watchers.delete(res);
+      partialWatchers.delete(res);
     });
   }
 
@@ -284,11 +291,13 @@ export async function replayBackend(dir: string): Promise<Backend> {
   const kubeconfig = join(dir, 'kubeconfig-replay');
   await writeFile(kubeconfig, sim.kubeconfig().replace(sim.url, url), { mode: 0o600 });
 
+  /** Changes waiting while held: [full line, metadata-only line]. */
   const change = (i: number) => {
     resourceVersions[i] = ++rv;
-    const line = watchLine('MODIFIED', podOf(i, { 'bench/stamp': String(nowUs()) }));
-    if (held !== undefined) held.push(line);
-    else for (const watcher of watchers) watcher.write(line);
+    const pod = podOf(i, { 'bench/stamp': String(nowUs()) });
+    const lines: [string, string] = [watchLine('MODIFIED', pod), watchLine('MODIFIED', pod, true)];
+    if (held !== undefined) held.push(lines);
+    else for (const watcher of watchers) watcher.write(lines[partialWatchers.has(watcher) ? 1 : 0]);
   };
   const indexOf = (name: string) => Number(name.slice('replay-'.length));
 
@@ -322,8 +331,9 @@ export async function replayBackend(dir: string): Promise<Backend> {
       held = undefined;
       const released = nowUs();
       for (let i = 0; i < lines.length; i += REPLAY_CHUNK) {
-        const chunk = lines.slice(i, i + REPLAY_CHUNK).join('');
-        for (const watcher of watchers) watcher.write(chunk);
+        const chunk = lines.slice(i, i + REPLAY_CHUNK);
+        const text = [chunk.map((pair) => pair[0]).join(''), chunk.map((pair) => pair[1]).join('')];
+        for (const watcher of watchers) watcher.write(text[partialWatchers.has(watcher) ? 1 : 0]);
       }
       return released;
     },

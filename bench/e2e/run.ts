@@ -201,6 +201,11 @@ const CONTENDERS: Record<string, Contender> = {
     label: 'meshsync CLI (kubernetes -> nats), defaults',
     command: (env, subject, c) => meshsyncCommand(env, subject, c, {}),
   },
+  'meshsync-paged': {
+    name: 'meshsync-paged',
+    label: 'meshsync CLI, streamingList off (LIST in pages of 500)',
+    command: (env, subject, c) => meshsyncCommand(env, subject, c, { streamingList: 'off' }),
+  },
   'meshsync-metadata': {
     name: 'meshsync-metadata',
     label: 'meshsync CLI, metadataOnly (PartialObjectMetadata)',
