@@ -6,7 +6,7 @@
  * metadata-only objects parsed, their repeated strings shared. Either way marked as kept by
  * their source, whose snapshot gives their current state (see markKeptBySource).
  */
-import { markKeptBySource, parseJsonBytes, serializeForPipeline, type KubeObject } from '../core/index.ts';
+import { holdBytes, markKeptBySource, parseJsonBytes, serializeForPipeline, type HeldBytes, type KubeObject, type Rereadable } from '../core/index.ts';
 
 /**
  * A full object as the store keeps it: its JSON in UTF-8 bytes, with its identity and version at
@@ -67,6 +67,22 @@ export class MetadataOnlyObject implements KubeObject {
  */
 class Fingerprint {
   constructor(public uid: string | undefined, public resourceVersion: string | undefined) {}
+}
+
+/**
+ * An object's own bytes as its source's record of it, where the store keeps only fingerprints: a
+ * lane holding events for long (a standby, a sink down) keeps these (the ArrayBuffer and two small
+ * objects) instead of the parsed object, and parses them when it delivers.
+ */
+class ObjectJson implements Rereadable {
+  private readonly held: HeldBytes;
+  constructor(bytes: Uint8Array) {
+    this.held = holdBytes(bytes);
+  }
+
+  parse(): KubeObject {
+    return parseJsonBytes<KubeObject>(this.held);
+  }
 }
 
 /** What the store holds per object: a fingerprint, its bytes (full objects) or the object itself (metadata only: small, and cheaper without a wrapper). */
@@ -131,14 +147,16 @@ export class ObjectStore {
     if (this.resident === 'fingerprints') {
       // The bytes the source cut go with the object to the sinks, as they would from a store of bytes.
       if (json !== undefined) serializeForPipeline(object, json);
+      const record = json === undefined ? undefined : new ObjectJson(json);
       const previous = names.get(meta.name);
       if (previous instanceof Fingerprint) {
         previous.uid = meta.uid;
         previous.resourceVersion = meta.resourceVersion;
-        markKeptBySource(object);
+        markKeptBySource(object, record);
         return previous;
       }
       stored = new Fingerprint(meta.uid, meta.resourceVersion);
+      markKeptBySource(object, record);
     } else if (this.resident === 'bytes') {
       const bytes = serializeForPipeline(object, json);
       const previous = names.get(meta.name);
@@ -149,7 +167,7 @@ export class ObjectStore {
       }
       stored = new ObjectBytes(meta.uid, meta.resourceVersion, bytes);
     }
-    markKeptBySource(object, stored instanceof ObjectBytes ? stored : undefined);
+    if (!(stored instanceof Fingerprint)) markKeptBySource(object, stored instanceof ObjectBytes ? stored : undefined);
     const before = names.size;
     names.set(meta.name, stored);
     this.count += names.size - before;
