@@ -223,7 +223,8 @@ function meshsyncCommand(env: Env, subject: string, c: Credentials, kubernetes: 
       ['meshsync:nats', { url: env.natsUrl, subject, resyncOnReconnect: false }],
     ],
   }, null, 2));
-  return [join(BUILD, 'dist/cli/main.js'), 'run', '--config', file];
+  // As the image runs it (Dockerfile, ENTRYPOINT).
+  return ['--max-semi-space-size=4', join(BUILD, 'dist/cli/main.js'), 'run', '--config', file];
 }
 
 interface PhaseResult {
