@@ -630,7 +630,10 @@ function lineChart(figure: string, curve: BenchCurves[string]): string {
   const legendWidth = 170;
   const all = Object.values(curve.points).flat();
   const [minX, maxX] = [Math.min(...all.map((p) => p[0])), Math.max(...all.map((p) => p[0]))];
-  const maxY = Math.max(...all.map((p) => p[1])) * 1.1 || 1;
+  // The y axis up to a round number: a whole multiple of the power of ten below the largest value.
+  const top10 = Math.max(...all.map((p) => p[1])) || 1;
+  const step = 10 ** Math.floor(Math.log10(top10));
+  const maxY = Math.ceil((top10 * 1.05) / step) * step;
   const spanX = Math.log10(maxX) - Math.log10(minX) || 1;
   const xOf = (x: number) => left + ((Math.log10(x) - Math.log10(minX)) / spanX) * width;
   const yOf = (y: number) => top + height - (y / maxY) * height;
@@ -640,9 +643,9 @@ function lineChart(figure: string, curve: BenchCurves[string]): string {
   svg += `<line x1="${left}" y1="${top + height}" x2="${left + width}" y2="${top + height}" class="bench-axis"/><line x1="${left}" y1="${top}" x2="${left}" y2="${top + height}" class="bench-axis"/>`;
   for (let k = 0; k <= 4; k++) {
     const y = (maxY * k) / 4;
-    svg += `<text x="${left - 6}" y="${yOf(y) + 4}" text-anchor="end" class="bench-label">${escapeXml(formatNumber(y))}</text>`;
+    svg += `<text x="${left - 6}" y="${(yOf(y) + 4).toFixed(1)}" text-anchor="end" class="bench-label">${escapeXml(formatNumber(y))}</text>`;
   }
-  for (const x of [...new Set(all.map((p) => p[0]))]) svg += `<text x="${xOf(x)}" y="${top + height + 18}" text-anchor="middle" class="bench-label">${escapeXml(formatNumber(x))}</text>`;
+  for (const x of [...new Set(all.map((p) => p[0]))]) svg += `<text x="${xOf(x).toFixed(1)}" y="${top + height + 18}" text-anchor="middle" class="bench-label">${escapeXml(formatNumber(x))}</text>`;
   Object.entries(curve.points).forEach(([name, points], i) => {
     svg += `<polyline fill="none" stroke-width="2" class="bench-line bench-line-${i % 4}" points="${points.map(([x, y]) => `${xOf(x).toFixed(1)},${yOf(y).toFixed(1)}`).join(' ')}"/>`;
     for (const [x, y] of points) svg += `<circle cx="${xOf(x).toFixed(1)}" cy="${yOf(y).toFixed(1)}" r="3" class="bench-bar bench-bar-${i % 4}"><title>${escapeXml(`${name}: ${formatNumber(y)} at ${formatNumber(x)}`)}</title></circle>`;
