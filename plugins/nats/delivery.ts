@@ -100,14 +100,14 @@ export class Delivery {
    * source keeps it, else as it was confirmed. Read under `lock`, so no batch changes it meanwhile.
    * `seen` collects the keys yielded (a caller that needs them passes its own set).
    */
-  *confirmedState(core: Pick<Core, 'snapshot' | 'clusterId'>, observedAt: number, seen = new Set<string>()): Generator<[string, SyncEvent]> {
+  async *confirmedState(core: Pick<Core, 'snapshot' | 'clusterId'>, observedAt: number, seen = new Set<string>()): AsyncGenerator<[string, SyncEvent]> {
     // The filters see each object as the type it was confirmed as, so one they let through then
     // (a watch-list allowing only MODIFIED) is not left out now.
     const keptAs = (item: SnapshotItem) => {
       const entry = this.published.get(objectKey(item));
       return typeof entry === 'string' ? entry : undefined;
     };
-    for (const event of core.snapshot(keptAs)) {
+    for await (const event of core.snapshot(keptAs)) {
       const key = objectKey(event);
       if (seen.has(key)) continue;
       seen.add(key);
