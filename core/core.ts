@@ -10,7 +10,7 @@ import { resourceId } from './resource.ts';
 import { silentLogger, type Logger } from './log.ts';
 import { CORE_DEFAULTS, STOP_MARGIN_MS, type PipelineOptions } from './settings.ts';
 import type {
-  Batch, BatchReport, Core, CoreCounters, CoreHooks, CoreState, EventType, Plugin, SinkContext, SnapshotItem,
+  Batch, BatchReport, Core, CoreCounters, CoreHooks, CoreState, EventType, Plugin, ResourceRef, SinkContext, SnapshotItem,
   SourceContext, SourceProgress, StopReport, SyncEvent, SyncProgress, ErrorReport, LiveSettings,
 } from './types.ts';
 
@@ -40,7 +40,7 @@ export class MeshSyncCore implements Core {
   private readonly plugins: readonly Plugin[];
   private lanes: Lane[] = [];
   private readonly pipeline: Pipeline;
-  private readonly snapshotReaders: { source: string; read: () => Iterable<SnapshotItem>; counts?: () => Record<string, number> }[] = [];
+  private readonly snapshotReaders: { source: string; read: () => Iterable<SnapshotItem> | AsyncIterable<SnapshotItem>; counts?: () => Record<string, number> }[] = [];
   private readonly unreadableReaders: (() => Record<string, string>)[] = [];
   private readonly progressReaders = new Map<string, () => SourceProgress>();
   private phase: SyncProgress['phase'] = 'created';
@@ -57,6 +57,8 @@ export class MeshSyncCore implements Core {
   private readonly readyReached = deferred();
   private sourceRuns: Promise<unknown>[] = [];
   private catchUpWaiters: (() => void)[] = [];
+  /** What taps, by name, declared they read whole (readsWholeObjects). */
+  private readonly wholeObjectReaders = new Map<string, ((resource: ResourceRef) => boolean)[]>();
 
   constructor(options: CoreOptions) {
     this.logger = options.logger ?? silentLogger();
@@ -128,6 +130,23 @@ export class MeshSyncCore implements Core {
   }
 
   /** Resolves when every source has listed its initial state. */
+  readsWholeObjects(tapName: string, which: (resource: ResourceRef) => boolean): void {
+    if (this.started) throw new MeshSyncError('MESHSYNC_PLUGIN_FAILED', 'readsWholeObjects is declared during setup, before start: sources choose what they parse when they start');
+    const declared = this.wholeObjectReaders.get(tapName) ?? [];
+    this.wholeObjectReaders.set(tapName, [...declared, which]);
+  }
+
+  /** Whether any filter, transform or sink tap reads the resource's objects whole: one that declared nothing does. */
+  private readWhole(resource: ResourceRef): boolean {
+    for (const hook of [this.hooks.filter, this.hooks.transform, this.hooks.sink]) {
+      for (const tap of hook.taps as TapInfo[]) {
+        const declared = this.wholeObjectReaders.get(tap.name);
+        if (declared === undefined || declared.some((which) => which(resource))) return true;
+      }
+    }
+    return false;
+  }
+
   whenReady(): Promise<void> {
     return this.readyReached.promise;
   }
@@ -147,14 +166,14 @@ export class MeshSyncCore implements Core {
     await Promise.all(this.lanes.map((lane) => lane.idle()));
   }
 
-  snapshot(typeOf?: (item: SnapshotItem) => EventType | undefined): Iterable<SyncEvent> {
-    return { [Symbol.iterator]: () => this.readSnapshot(typeOf) };
+  snapshot(typeOf?: (item: SnapshotItem) => EventType | undefined): AsyncIterable<SyncEvent> {
+    return { [Symbol.asyncIterator]: () => this.readSnapshot(typeOf) };
   }
 
-  private *readSnapshot(typeOf?: (item: SnapshotItem) => EventType | undefined): Generator<SyncEvent> {
+  private async *readSnapshot(typeOf?: (item: SnapshotItem) => EventType | undefined): AsyncGenerator<SyncEvent> {
     const observedAt = Date.now();
     for (const reader of this.snapshotReaders) {
-      for (const item of reader.read()) {
+      for await (const item of reader.read()) {
         const type = typeOf === undefined ? 'ADDED' : typeOf(item);
         if (type === undefined) continue;
         const event = this.pipeline.run(new PipelineEvent(type, item.resource, item.object, this.clusterId, observedAt), reader.source);
@@ -274,6 +293,7 @@ export class MeshSyncCore implements Core {
       reportError: (error, detail) => this.reportError({ plugin: name, hook: 'source', error: asError(error), ...detail }),
       sinksCaughtUp: () => this.sinksCaughtUp(),
       sinksBehind: () => this.sinksBehind(),
+      readsWholeObjects: (resource) => this.readWhole(resource),
     };
   }
 
@@ -426,10 +446,14 @@ export class MeshSyncCore implements Core {
       resourceCounts: () => {
         const counts: Record<string, number> = {};
         for (const reader of this.snapshotReaders) {
+          const items = reader.counts === undefined ? reader.read() : undefined;
           if (reader.counts) Object.assign(counts, reader.counts());
-          else for (const item of reader.read()) {
-            const id = resourceId(item.resource);
-            counts[id] = (counts[id] ?? 0) + 1;
+          // A source that reads its state anew (a fresh list) gives its counts; one that holds it may count it here.
+          else if (items !== undefined && Symbol.iterator in items) {
+            for (const item of items) {
+              const id = resourceId(item.resource);
+              counts[id] = (counts[id] ?? 0) + 1;
+            }
           }
         }
         return counts;

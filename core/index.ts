@@ -12,6 +12,6 @@ export { contentHash } from './fingerprint.ts';
 export { closestNames, didYouMean, editDistance } from './suggest.ts';
 export { MASK, redactSecretsInText, redactUrlCredentials, withoutJsonExcerpt } from './secrets.ts';
 export {
-  heldView, holdBytes, isKeptBySource, jsonBytesOf, jsonOf, knownJsonBytes, markKeptBySource, parseJsonBytes, serializeForPipeline, textOf,
+  heldView, holdBytes, isKeptBySource, jsonBytesOf, jsonOf, knownJsonBytes, markKeptBySource, ObjectView, parseJsonBytes, serializeForPipeline, textOf, wholeObject,
   type HeldBytes, type Rereadable,
 } from './serialized.ts';

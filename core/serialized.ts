@@ -1,4 +1,5 @@
 import { isAscii } from 'node:buffer';
+import type { KubeObject, ObjectMeta } from './types.ts';
 
 /**
  * JSON made for an object, kept on the object itself: a source that serialises an object (to keep
@@ -126,4 +127,38 @@ export function parseJsonBytes<T extends object>(held: HeldBytes): T {
   const object = JSON.parse(textOf(bytes)) as T;
   remember(object, bytes);
   return object;
+}
+
+/**
+ * An object of which only apiVersion, kind and metadata were parsed: the rest is in its JSON
+ * bytes, remembered on it, which the sinks publish as they are. A source emits views for the
+ * resources no plugin declared it reads whole (`Core.readsWholeObjects`): parsing a pod's spec
+ * and status is most of what a source would spend on it. `wholeObject` parses the rest for a
+ * plugin that finds it needs it after all; JSON.stringify of a view writes the whole object.
+ * A spread of a view (a transform's copy) has the three fields only: a plugin that copies objects
+ * declares that it reads them whole.
+ */
+export class ObjectView implements KubeObject {
+  [field: string]: unknown;
+  constructor(readonly apiVersion: string, readonly kind: string, readonly metadata: ObjectMeta, bytes: Uint8Array) {
+    remember(this, bytes);
+  }
+
+  toJSON(): KubeObject {
+    return wholeObject(this);
+  }
+}
+
+/** The object with every field parsed: a view's bytes parsed anew, any other object itself. */
+export function wholeObject(object: KubeObject): KubeObject {
+  if (!(object instanceof ObjectView)) return object;
+  const whole = parseJsonBytes<KubeObject>(remembered(object)!);
+  markKeptLike(whole, object);
+  return whole;
+}
+
+/** What the source said of `view` (kept, re-readable), said of its whole object too. */
+function markKeptLike(whole: object, view: object): void {
+  const kept = (view as { [KEPT_BY_SOURCE]?: true | Rereadable })[KEPT_BY_SOURCE];
+  if (kept !== undefined) markKeptBySource(whole, kept === true ? undefined : kept);
 }

@@ -66,8 +66,12 @@ export interface SourceContext {
   emit(type: EventType, resource: ResourceRef, object: KubeObject, observedAt?: number): void;
   /** Called once the initial list of every watched resource is done. */
   synced(): void;
-  /** Registers how to read this source's current state (for resyncs and `meshsync snapshot`), and optionally its object count per resource id. */
-  provideSnapshot(read: () => Iterable<SnapshotItem>, counts?: () => Record<string, number>): void;
+  /**
+   * Registers how to read this source's current state (for resyncs and `meshsync snapshot`), from
+   * what it holds or anew (an async iterable: the kubernetes source lists afresh where it keeps
+   * only fingerprints), and its object count per resource id (required for an async reader).
+   */
+  provideSnapshot(read: () => Iterable<SnapshotItem> | AsyncIterable<SnapshotItem>, counts?: () => Record<string, number>): void;
   /** Registers how to tell the resources this source cannot read right now (a 403), each with why; the status reports show them. */
   provideUnreadable(read: () => Record<string, string>): void;
   /** Registers how to read where this source's initial sync is (for a progress display and `snapshot --timeout`'s error). */
@@ -85,6 +89,13 @@ export interface SourceContext {
   sinksCaughtUp(): Promise<void>;
   /** Whether `sinksCaughtUp()` would wait: a source reading a stream stops reading while this is true. */
   sinksBehind(): boolean;
+  /**
+   * Whether a filter, transform or sink tap reads this resource's objects whole (see
+   * `Core.readsWholeObjects`). When none does, a source may emit objects with only apiVersion,
+   * kind and metadata parsed and their whole JSON remembered as bytes (`ObjectView`), which is
+   * what the sinks publish.
+   */
+  readsWholeObjects(resource: ResourceRef): boolean;
 }
 
 /** One resource's initial list: objects listed so far, and whether the list is complete. */
@@ -125,7 +136,7 @@ export interface SinkContext {
    * object is consistent in itself). The filters see type ADDED, or what `typeOf` says per object;
    * an object it gives `undefined` for is skipped without running the pipeline.
    */
-  snapshot(typeOf?: (item: SnapshotItem) => EventType | undefined): Iterable<SyncEvent>;
+  snapshot(typeOf?: (item: SnapshotItem) => EventType | undefined): AsyncIterable<SyncEvent>;
 }
 
 export interface ErrorReport {
@@ -242,7 +253,16 @@ export interface Core {
   readonly logger: Logger;
   readonly state: CoreState;
   /** See SinkContext.snapshot. */
-  snapshot(typeOf?: (item: SnapshotItem) => EventType | undefined): Iterable<SyncEvent>;
+  snapshot(typeOf?: (item: SnapshotItem) => EventType | undefined): AsyncIterable<SyncEvent>;
+  /**
+   * Declares, during setup, the resources whose objects the taps named `tapName` (a plugin's
+   * filter, transform or sink taps) read, or copy, beyond apiVersion, kind and metadata:
+   * `() => false` for none. A tap on those hooks whose name declared nothing is taken to read every
+   * object whole. Where no tap reads a resource's objects whole, a source may hand out views: the
+   * metadata parsed, the rest only in the JSON bytes the sinks publish (see `ObjectView`;
+   * `wholeObject` parses it, JSON.stringify writes it).
+   */
+  readsWholeObjects(tapName: string, which: (resource: ResourceRef) => boolean): void;
   /** Registers a readiness check; /readyz asks all of them. The NATS sink registers `broker`. */
   addReadinessCheck(name: string, check: () => boolean): void;
   /**

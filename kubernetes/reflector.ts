@@ -9,11 +9,11 @@
  * never finish it.
  */
 import { setMaxListeners } from 'node:events';
-import { resourceId, textOf, type EventType, type KubeObject, type ResourceRef } from '../core/index.ts';
+import { ObjectView, resourceId, textOf, type EventType, type KubeObject, type ObjectMeta, type ResourceRef } from '../core/index.ts';
 import { Backoff, sleep } from './backoff.ts';
 import { KUBE_LIMITS, KubeRequestError, parseBody, type FailureReason, type KubeClient } from './client.ts';
-import { cutWatchObject, listItemBytes, listItemSpans, listPageWithoutItems } from './json-text.ts';
-import { internObject, MetadataOnlyObject, ObjectStore, storedMeta, storedObject, StringPool, type StoredObject } from './store.ts';
+import { cutWatchObject, listItemBytes, listItemSpans, listPageWithoutItems, type TypeMeta } from './json-text.ts';
+import { internObject, MetadataOnlyObject, ObjectStore, storedMeta, StringPool, type Resident, type StoredObject } from './store.ts';
 
 export interface ReflectorScope {
   /** Watch only this namespace (namespaced path). */
@@ -22,6 +22,16 @@ export interface ReflectorScope {
   readonly fieldSelector?: string;
   /** Ask for PartialObjectMetadata: the store keeps metadata only. */
   readonly metadataOnly?: boolean;
+  /**
+   * Emit full objects as views (`ObjectView`): their metadata parsed, the rest left in their JSON
+   * bytes, which is what sinks publish. For resources no plugin reads whole.
+   */
+  readonly views?: boolean;
+  /**
+   * What the store keeps per object: `fingerprints` (uid and resourceVersion; `current()` lists
+   * afresh), or the objects (`bytes` for full ones, parsed for metadata-only ones: the default).
+   */
+  readonly resident?: 'fingerprints' | 'objects';
 }
 
 export interface ReflectorTiming {
@@ -101,6 +111,8 @@ export class Reflector {
   private readonly strings: StringPool;
   /** What `normalize` adds to a list item without kind and apiVersion, as JSON after its last member. */
   private kindTail?: Buffer;
+  /** With `scope.views`: the kind and apiVersion (as JSON) an object needs to be emitted as a view. */
+  private readonly viewType?: TypeMeta;
 
   constructor(
     private readonly client: KubeClient,
@@ -112,10 +124,17 @@ export class Reflector {
     strings?: StringPool,
   ) {
     this.strings = strings ?? new StringPool();
-    this.store = new ObjectStore(!scope.metadataOnly);
+    const resident: Resident = scope.resident === 'fingerprints' ? 'fingerprints' : scope.metadataOnly ? 'objects' : 'bytes';
+    this.store = new ObjectStore(resident, (metadata) => ({ apiVersion: this.apiVersion, kind: this.resource.kind, metadata }));
     this.backoff = new Backoff(timing.backoffInitialMs, timing.backoffMaxMs);
     setMaxListeners(0, this.abort.signal);
     this.apiVersion = apiVersionOf(resource);
+    if (scope.views && !scope.metadataOnly) this.viewType = { kind: Buffer.from(JSON.stringify(resource.kind)), apiVersion: Buffer.from(JSON.stringify(this.apiVersion)) };
+  }
+
+  /** An object as a view: `bytes` (its JSON, without managedFields) with only `[start, end)`, its metadata, parsed. */
+  private view(bytes: Uint8Array, start: number, end: number): ObjectView {
+    return new ObjectView(this.apiVersion, this.resource.kind, JSON.parse(textOf(bytes.subarray(start, end))) as ObjectMeta, bytes);
   }
 
   get synced(): boolean {
@@ -211,7 +230,6 @@ export class Reflector {
    * complete list are then deleted from the store (DELETED). On a first list everything is ADDED.
    */
   private async list(signal: AbortSignal): Promise<void> {
-    const accept = this.scope.metadataOnly ? PARTIAL_LIST : 'application/json';
     // The stored objects the list confirmed; what is left over was deleted meanwhile.
     const seen = new Set<StoredObject>();
     let continueToken: string | undefined;
@@ -226,20 +244,7 @@ export class Reflector {
       let items: unknown[] | undefined;
       let json: Uint8Array[] | undefined;
       try {
-        const query = this.query({ limit: this.timing.pageSize, continue: continueToken });
-        if (this.scope.metadataOnly) page = await this.client.get<ListPage>(query, { accept, signal });
-        else {
-          // Full objects are kept as JSON: each item's is cut from the page, not serialised again.
-          const bytes = await this.client.getBytes(query, { accept, signal });
-          const parsed = this.parseListPage(bytes);
-          if (parsed !== undefined) ({ page, items, json } = parsed);
-          else page = parseBody<ListPage>(bytes, `GET ${query}`);
-        }
-        // Taken as an empty page, items that are not a list would make everything look deleted.
-        if (page.items != null && !Array.isArray(page.items)) throw new KubeRequestError('malformed', 200, `GET ${query}: the list's items are not an array`);
-        const count = items?.length ?? page.items?.length ?? 0;
-        const { maxListItems } = this.client.limits ?? KUBE_LIMITS;
-        if (count > maxListItems) throw new KubeRequestError('malformed', 200, `GET ${query}: the page holds ${count} items, more than maxListItems (${maxListItems})`);
+        ({ page, items, json } = await this.listPage(continueToken, signal));
       } catch (error) {
         if (!continueToken || !(error instanceof KubeRequestError) || signal.aborted) throw error;
         if (error.reason === 'gone') {
@@ -282,6 +287,50 @@ export class Reflector {
     this.listCompleted(seen);
   }
 
+  /**
+   * One page of the list, its items parsed as `parseListPage` does (or the page whole); its
+   * objects are not yet normalised.
+   */
+  private async listPage(continueToken: string | undefined, signal: AbortSignal): Promise<{ page: ListPage; items?: unknown[]; json?: Uint8Array[] }> {
+    const accept = this.scope.metadataOnly ? PARTIAL_LIST : 'application/json';
+    const query = this.query({ limit: this.timing.pageSize, continue: continueToken });
+    let result: { page: ListPage; items?: unknown[]; json?: Uint8Array[] };
+    if (this.scope.metadataOnly) result = { page: await this.client.get<ListPage>(query, { accept, signal }) };
+    else {
+      // Full objects are kept as JSON: each item's is cut from the page, not serialised again.
+      const bytes = await this.client.getBytes(query, { accept, signal });
+      result = this.parseListPage(bytes) ?? { page: parseBody<ListPage>(bytes, `GET ${query}`) };
+    }
+    const { page, items } = result;
+    // Taken as an empty page, items that are not a list would make everything look deleted.
+    if (page.items != null && !Array.isArray(page.items)) throw new KubeRequestError('malformed', 200, `GET ${query}: the list's items are not an array`);
+    const count = items?.length ?? page.items?.length ?? 0;
+    const { maxListItems } = this.client.limits ?? KUBE_LIMITS;
+    if (count > maxListItems) throw new KubeRequestError('malformed', 200, `GET ${query}: the page holds ${count} items, more than maxListItems (${maxListItems})`);
+    return result;
+  }
+
+  /**
+   * The resource's current objects, as the watch would emit them: the store's own where it keeps
+   * them, else a fresh list, page by page (a consistent read of the latest state; nothing of it is
+   * kept). A page that fails fails the whole read: the caller (a resync) is asked for again.
+   */
+  async *current(signal: AbortSignal): AsyncGenerator<KubeObject> {
+    if (this.store.keepsObjects) {
+      yield* this.store.values();
+      return;
+    }
+    let continueToken: string | undefined;
+    do {
+      const { page, items = page.items ?? [] } = await this.listPage(continueToken, AbortSignal.any([signal, this.abort.signal]));
+      for (const item of items) {
+        const object = this.normalize(item);
+        if (object !== undefined) yield object;
+      }
+      continueToken = page.metadata?.continue || undefined;
+    } while (continueToken);
+  }
+
   /** A complete list arrived: what it did not confirm was deleted meanwhile (DELETED). On a first list everything is ADDED. */
   private listCompleted(seen: ReadonlySet<StoredObject>): void {
     const observedAt = Date.now();
@@ -299,7 +348,7 @@ export class Reflector {
    * is not shaped for that; it is then parsed whole.
    */
   private parseListPage(bytes: Buffer): { page: ListPage; items: unknown[]; json: Uint8Array[] } | undefined {
-    const spans = listItemSpans(bytes);
+    const spans = listItemSpans(bytes, this.viewType);
     if (spans === undefined) return undefined;
     this.kindTail ??= Buffer.from(`,"kind":${JSON.stringify(this.resource.kind)},"apiVersion":${JSON.stringify(this.apiVersion)}`);
     const items: unknown[] = new Array(spans.count);
@@ -310,7 +359,8 @@ export class Reflector {
         const item = listItemBytes(bytes, spans, index, this.kindTail);
         if (item === undefined) return undefined;
         json[index] = item;
-        items[index] = JSON.parse(textOf(item));
+        const metadataStart = spans.metadata[2 * index];
+        items[index] = metadataStart >= 0 ? this.view(item, metadataStart, spans.metadata[2 * index + 1]) : JSON.parse(textOf(item));
       }
       return { page, items, json };
     } catch {
@@ -396,13 +446,14 @@ export class Reflector {
   private onLine(bytes: Buffer, observedAt: number, streaming?: StreamingList): void {
     // A full object is cut from the line, less managedFields, and only that is parsed: less to
     // parse, nothing to drop afterwards, and the store and the sinks get the very bytes parsed.
-    const cut = this.scope.metadataOnly ? undefined : cutWatchObject(bytes);
+    // Where no plugin reads the object whole, only its metadata is parsed (see ObjectView).
+    const cut = this.scope.metadataOnly ? undefined : cutWatchObject(bytes, this.viewType);
     let type: unknown;
     let raw: any;
     let json: Uint8Array | undefined;
     if (cut !== undefined) {
       try {
-        raw = JSON.parse(textOf(cut.object));
+        raw = cut.metadataStart >= 0 ? this.view(cut.object, cut.metadataStart, cut.metadataEnd) : JSON.parse(textOf(cut.object));
         type = cut.type;
         json = cut.object;
       } catch {
@@ -477,7 +528,7 @@ export class Reflector {
     // Same name, another uid: deleted and re-created while we were not watching (a relist). The
     // old object's DELETED must still reach consumers, who key objects by uid. Read before the
     // store rewrites it in place.
-    const replaced = previous !== undefined && storedMeta(previous).uid !== object.metadata.uid ? storedObject(previous) : undefined;
+    const replaced = previous !== undefined && storedMeta(previous).uid !== object.metadata.uid ? this.store.objectFor(previous, object) : undefined;
     const stored = this.store.set(object, json?.());
     if (replaced !== undefined) {
       this.listener.emit('DELETED', replaced, observedAt);

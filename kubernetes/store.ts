@@ -1,9 +1,12 @@
 /**
  * What a reflector keeps: every object of its resource, by namespace and name, as compact as it
- * can be (full objects as their JSON bytes, metadata-only objects parsed, their repeated strings
- * shared), and marked as kept by their source so a lane can read them again (see markKeptBySource).
+ * can be: by default only a fingerprint (uid and resourceVersion, all a watch needs to tell an
+ * add from a change and a relist what was deleted; the current objects are listed afresh when a
+ * snapshot asks for them), or, where configured, full objects as their JSON bytes and
+ * metadata-only objects parsed, their repeated strings shared. Either way marked as kept by
+ * their source, whose snapshot gives their current state (see markKeptBySource).
  */
-import { markKeptBySource, parseJsonBytes, serializeForPipeline, type KubeObject } from '../core/index.ts';
+import { holdBytes, markKeptBySource, parseJsonBytes, serializeForPipeline, type HeldBytes, type KubeObject, type Rereadable } from '../core/index.ts';
 
 /**
  * A full object as the store keeps it: its JSON in UTF-8 bytes, with its identity and version at
@@ -58,13 +61,37 @@ export class MetadataOnlyObject implements KubeObject {
   }
 }
 
-/** What the store holds per object: its bytes (full objects) or the object itself (metadata only: small, and cheaper without a wrapper). */
-export type StoredObject = ObjectBytes | KubeObject;
+/**
+ * An object the store keeps the fingerprint of only: 4 slots, ~100 bytes with its uid and
+ * resourceVersion strings, where its bytes take some 3.5 KB for a pod (bench/README.md, "memory").
+ */
+class Fingerprint {
+  constructor(public uid: string | undefined, public resourceVersion: string | undefined) {}
+}
 
-export const storedMeta = (stored: StoredObject) => (stored instanceof ObjectBytes ? stored : stored.metadata);
+/**
+ * An object's own bytes as its source's record of it, where the store keeps only fingerprints: a
+ * lane holding events for long (a standby, a sink down) keeps these (the ArrayBuffer and two small
+ * objects) instead of the parsed object, and parses them when it delivers.
+ */
+class ObjectJson implements Rereadable {
+  private readonly held: HeldBytes;
+  constructor(bytes: Uint8Array) {
+    this.held = holdBytes(bytes);
+  }
 
-/** The object; one kept as bytes is parsed anew on each call (snapshots and relists: rare). */
-export const storedObject = (stored: StoredObject): KubeObject => (stored instanceof ObjectBytes ? stored.parse() : stored);
+  parse(): KubeObject {
+    return parseJsonBytes<KubeObject>(this.held);
+  }
+}
+
+/** What the store holds per object: a fingerprint, its bytes (full objects) or the object itself (metadata only: small, and cheaper without a wrapper). */
+export type StoredObject = Fingerprint | ObjectBytes | KubeObject;
+
+export const storedMeta = (stored: StoredObject) => (stored instanceof ObjectBytes || stored instanceof Fingerprint ? stored : stored.metadata);
+
+/** How a store keeps its objects: `fingerprints`, `bytes` (full objects) or `objects` (as they are). */
+export type Resident = 'fingerprints' | 'bytes' | 'objects';
 
 /**
  * Objects keyed by namespace, then name. Two levels rather than one `namespace/name` string key:
@@ -74,8 +101,30 @@ export class ObjectStore {
   private readonly namespaces = new Map<string, Map<string, StoredObject>>();
   private count = 0;
 
-  /** `asBytes`: keep objects as JSON bytes (see `ObjectBytes`); otherwise as they are. */
-  constructor(private readonly asBytes = false) {}
+  /**
+   * `identity`: the object a fingerprint stands for when one must be handed out (the DELETED of an
+   * object gone in a relist): apiVersion, kind and metadata name, namespace, uid, resourceVersion.
+   */
+  constructor(readonly resident: Resident = 'objects', private readonly identity?: (meta: KubeObject['metadata']) => KubeObject) {}
+
+  /** Whether the objects themselves are kept (values() gives them), not only their fingerprints. */
+  get keepsObjects(): boolean {
+    return this.resident !== 'fingerprints';
+  }
+
+  /** The object as kept: parsed anew from its bytes on each call, or stood for by its identity (snapshots and relists: rare). */
+  private objectOf(stored: StoredObject, namespace: string, name: string): KubeObject {
+    if (stored instanceof ObjectBytes) return stored.parse();
+    if (!(stored instanceof Fingerprint)) return stored;
+    const meta = { name, namespace: namespace === '' ? undefined : namespace, uid: stored.uid, resourceVersion: stored.resourceVersion };
+    if (this.identity === undefined) return { metadata: meta };
+    return this.identity(meta);
+  }
+
+  /** The object stored under the namespace and name of `object`, as `objectOf` gives it. */
+  objectFor(stored: StoredObject, object: KubeObject): KubeObject {
+    return this.objectOf(stored, object.metadata.namespace ?? '', object.metadata.name);
+  }
 
   get size(): number {
     return this.count;
@@ -95,7 +144,20 @@ export class ObjectStore {
     // for as long as the store has it. Bytes can be parsed again (a lane holding events for long
     // keeps them instead of the object); a metadata-only object is itself what the store keeps.
     let stored: StoredObject = object;
-    if (this.asBytes) {
+    if (this.resident === 'fingerprints') {
+      // The bytes the source cut go with the object to the sinks, as they would from a store of bytes.
+      if (json !== undefined) serializeForPipeline(object, json);
+      const record = json === undefined ? undefined : new ObjectJson(json);
+      const previous = names.get(meta.name);
+      if (previous instanceof Fingerprint) {
+        previous.uid = meta.uid;
+        previous.resourceVersion = meta.resourceVersion;
+        markKeptBySource(object, record);
+        return previous;
+      }
+      stored = new Fingerprint(meta.uid, meta.resourceVersion);
+      markKeptBySource(object, record);
+    } else if (this.resident === 'bytes') {
       const bytes = serializeForPipeline(object, json);
       const previous = names.get(meta.name);
       if (previous instanceof ObjectBytes) {
@@ -105,7 +167,7 @@ export class ObjectStore {
       }
       stored = new ObjectBytes(meta.uid, meta.resourceVersion, bytes);
     }
-    markKeptBySource(object, stored instanceof ObjectBytes ? stored : undefined);
+    if (!(stored instanceof Fingerprint)) markKeptBySource(object, stored instanceof ObjectBytes ? stored : undefined);
     const before = names.size;
     names.set(meta.name, stored);
     this.count += names.size - before;
@@ -129,15 +191,16 @@ export class ObjectStore {
         if (kept.has(stored)) continue;
         names.delete(name);
         this.count--;
-        removed.push(storedObject(stored));
+        removed.push(this.objectOf(stored, namespace, name));
       }
       if (names.size === 0) this.namespaces.delete(namespace);
     }
     return removed;
   }
 
+  /** Every object kept, or (fingerprints) the identity of each. */
   *values(): IterableIterator<KubeObject> {
-    for (const names of this.namespaces.values()) for (const stored of names.values()) yield storedObject(stored);
+    for (const [namespace, names] of this.namespaces) for (const [name, stored] of names) yield this.objectOf(stored, namespace, name);
   }
 
   clear(): void {

@@ -449,8 +449,10 @@ interface BenchScenario {
   meta: Record<string, string>;
   units: Record<string, string>;
   series: BenchSeries[];
-  /** Ratios the benchmark reports, with their targets when it gives them. */
-  ratios: { name: string; value: number; target?: number }[];
+  /** Ratios the benchmark reports, with their targets when it gives them (a number, or words such as `<= 0.6`) and whether they were met. */
+  ratios: { name: string; value: number; target?: number | string; met?: boolean }[];
+  /** Curves (`curves` in the file): per figure, each series' points [x, y], drawn as a line chart. */
+  curves?: BenchCurves;
   met?: boolean;
   /** A target stated in words (`meshsync first event within 500 ms`). */
   targetText?: string;
@@ -519,6 +521,11 @@ function readBench(path: string): BenchScenario | undefined {
   if (typeof json.ratios === 'object' && json.ratios !== null) {
     for (const [name, value] of Object.entries(json.ratios)) {
       if (typeof value === 'number') ratios.push({ name, value, target: typeof json.targets?.[name] === 'number' ? json.targets[name] : undefined });
+      // `{ value, target: '<= 0.6', met }`, as bench/e2e writes them.
+      else if (typeof (value as any)?.value === 'number') {
+        const { value: measured, target, met } = value as { value: number; target?: unknown; met?: unknown };
+        ratios.push({ name, value: measured, target: typeof target === 'number' || typeof target === 'string' ? target : undefined, met: typeof met === 'boolean' ? met : undefined });
+      }
     }
   }
   const met = [json.met, json.targetsMet, json.targetMet].find((v) => typeof v === 'boolean') as boolean | undefined;
@@ -533,7 +540,26 @@ function readBench(path: string): BenchScenario | undefined {
     met,
     workload: json.workload,
     targetText: typeof json.target === 'string' ? json.target : undefined,
+    curves: readCurves(json.curves),
   };
+}
+
+/** `curves`: `{ <figure>: { unit?, x?, points: { <series>: [[x, y], ...] } } }`. */
+type BenchCurves = Record<string, { unit: string; x: string; points: Record<string, [number, number][]> }>;
+
+function readCurves(value: unknown): BenchCurves | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const out: BenchCurves = {};
+  for (const [figure, curve] of Object.entries(value as Record<string, any>)) {
+    const points: Record<string, [number, number][]> = {};
+    for (const [name, list] of Object.entries(curve?.points ?? {})) {
+      if (!Array.isArray(list)) continue;
+      const valid = list.filter((p): p is [number, number] => Array.isArray(p) && Number.isFinite(p[0]) && Number.isFinite(p[1]) && p[0] > 0);
+      if (valid.length > 0) points[name] = valid.sort((a, b) => a[0] - b[0]);
+    }
+    if (Object.keys(points).length > 0) out[figure] = { unit: String(curve.unit ?? ''), x: String(curve.x ?? 'x'), points };
+  }
+  return Object.keys(out).length > 0 ? out : undefined;
 }
 
 const UNIT_SUFFIXES = ['Ms', 'Seconds', 'Bytes', 'PerSecond', 'PerObject'];
@@ -595,6 +621,39 @@ function barChart(metric: string, unit: string, series: BenchSeries[]): string {
   return `${svg}</svg>`;
 }
 
+/** A line chart, one line per series, x on a log scale (sizes from 10k to 1M); colours as the bar charts'. */
+function lineChart(figure: string, curve: BenchCurves[string]): string {
+  const left = 56;
+  const top = 28;
+  const width = 460;
+  const height = 220;
+  const legendWidth = 170;
+  const all = Object.values(curve.points).flat();
+  const [minX, maxX] = [Math.min(...all.map((p) => p[0])), Math.max(...all.map((p) => p[0]))];
+  // The y axis up to a round number: a whole multiple of the power of ten below the largest value.
+  const top10 = Math.max(...all.map((p) => p[1])) || 1;
+  const step = 10 ** Math.floor(Math.log10(top10));
+  const maxY = Math.ceil((top10 * 1.05) / step) * step;
+  const spanX = Math.log10(maxX) - Math.log10(minX) || 1;
+  const xOf = (x: number) => left + ((Math.log10(x) - Math.log10(minX)) / spanX) * width;
+  const yOf = (y: number) => top + height - (y / maxY) * height;
+  const title = curve.unit ? `${figure} (${curve.unit}) by ${curve.x}` : `${figure} by ${curve.x}`;
+  let svg = `<svg class="bench-chart" role="img" aria-label="${escapeXml(title)}" viewBox="0 0 ${left + width + legendWidth} ${top + height + 40}" xmlns="http://www.w3.org/2000/svg">`;
+  svg += `<title>${escapeXml(title)}</title><text x="0" y="16" class="bench-title">${escapeXml(title)}</text>`;
+  svg += `<line x1="${left}" y1="${top + height}" x2="${left + width}" y2="${top + height}" class="bench-axis"/><line x1="${left}" y1="${top}" x2="${left}" y2="${top + height}" class="bench-axis"/>`;
+  for (let k = 0; k <= 4; k++) {
+    const y = (maxY * k) / 4;
+    svg += `<text x="${left - 6}" y="${(yOf(y) + 4).toFixed(1)}" text-anchor="end" class="bench-label">${escapeXml(formatNumber(y))}</text>`;
+  }
+  for (const x of [...new Set(all.map((p) => p[0]))]) svg += `<text x="${xOf(x).toFixed(1)}" y="${top + height + 18}" text-anchor="middle" class="bench-label">${escapeXml(formatNumber(x))}</text>`;
+  Object.entries(curve.points).forEach(([name, points], i) => {
+    svg += `<polyline fill="none" stroke-width="2" class="bench-line bench-line-${i % 4}" points="${points.map(([x, y]) => `${xOf(x).toFixed(1)},${yOf(y).toFixed(1)}`).join(' ')}"/>`;
+    for (const [x, y] of points) svg += `<circle cx="${xOf(x).toFixed(1)}" cy="${yOf(y).toFixed(1)}" r="3" class="bench-bar bench-bar-${i % 4}"><title>${escapeXml(`${name}: ${formatNumber(y)} at ${formatNumber(x)}`)}</title></circle>`;
+    svg += `<rect x="${left + width + 16}" y="${top + i * 20}" width="12" height="12" class="bench-bar bench-bar-${i % 4}"/><text x="${left + width + 34}" y="${top + i * 20 + 11}" class="bench-label">${escapeXml(name)}</text>`;
+  });
+  return `${svg}</svg>`;
+}
+
 function performancePage(root: string): string {
   const dir = join(root, 'bench', 'results');
   const files = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.json') && !f.endsWith('.tmp.json')).sort() : [];
@@ -612,10 +671,15 @@ function performancePage(root: string): string {
     const meta = Object.entries(scenario.meta);
     if (meta.length) body += `${meta.map(([k, v]) => `${k}: ${code(v)}`).join(' · ')} · source: ${code(`bench/results/${scenario.file}`)}\n\n`;
     if (scenario.ratios.length) {
-      body += `| Ratio | Measured | Target |\n| --- | ---: | ---: |\n`;
-      for (const r of scenario.ratios) body += `| ${code(r.name)} | ${formatNumber(r.value)} | ${r.target === undefined ? '—' : formatNumber(r.target)} |\n`;
+      const anyMet = scenario.ratios.some((r) => r.met !== undefined);
+      body += `| Ratio | Measured | Target |${anyMet ? ' Met |' : ''}\n| --- | ---: | ---: |${anyMet ? ' --- |' : ''}\n`;
+      for (const r of scenario.ratios) {
+        const target = r.target === undefined ? '—' : typeof r.target === 'number' ? formatNumber(r.target) : text(r.target);
+        body += `| ${code(r.name)} | ${formatNumber(r.value)} | ${target} |${anyMet ? ` ${r.met === undefined ? '—' : r.met ? 'yes' : '**no**'} |` : ''}\n`;
+      }
       body += '\n';
     }
+    for (const [figure, curve] of Object.entries(scenario.curves ?? {})) body += `<div class="bench-figure">${lineChart(figure, curve)}</div>\n\n`;
     if (scenario.targetText) body += `Target: ${text(scenario.targetText)}.\n\n`;
     if (scenario.met !== undefined) body += `Target ${scenario.met ? '**met**' : '**missed**'} in this run.\n\n`;
     if (scenario.method) body += `<details><summary>How it is measured (from <code>bench/README.md</code>)</summary>\n\n${scenario.method}\n\n</details>\n\n`;

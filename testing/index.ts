@@ -26,10 +26,10 @@ export interface TestCore {
  * A core running `plugins` between an in-memory source and an in-memory sink. Batching is quick
  * (batchMaxWaitMs 5) and retries are fast, so tests run in milliseconds.
  */
-export function createTestCore(options: Partial<CoreOptions> & { plugins?: CoreOptions['plugins']; source?: Parameters<typeof memorySource>[1] } = {}): TestCore {
-  const { source: sourceOptions, ...coreOptions } = options;
+export function createTestCore(options: Partial<CoreOptions> & { plugins?: CoreOptions['plugins']; source?: Parameters<typeof memorySource>[1]; sink?: Parameters<typeof memorySink>[1] } = {}): TestCore {
+  const { source: sourceOptions, sink: sinkOptions, ...coreOptions } = options;
   const source = memorySource(undefined, sourceOptions);
-  const sink = memorySink();
+  const sink = memorySink(undefined, sinkOptions);
   const core = createCore({
     clusterId: 'test-cluster',
     batchMaxWaitMs: 5,
@@ -60,4 +60,11 @@ export function makeObject(resource: ResourceRef, name: string, meta: Partial<Ku
     metadata: { name, namespace: resource.namespaced ? 'default' : undefined, uid: `uid-${resource.resource}-${name}`, resourceVersion: '1', ...meta },
     ...body,
   };
+}
+
+/** Everything an iterable gives, awaited (Array.fromAsync is Node 22's): `await collect(core.snapshot())`. */
+export async function collect<T>(items: Iterable<T> | AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const item of items) out.push(item);
+  return out;
 }

@@ -108,7 +108,8 @@ export interface MemorySinkHandle {
   clear(): void;
 }
 
-export function memorySink(name = 'test:memory-sink') {
+/** `wholeObjects: false`: it declares that it reads metadata only, so sources may emit views; by default it reads objects whole (tests read their fields). */
+export function memorySink(name = 'test:memory-sink', options: { wholeObjects?: boolean } = {}) {
   const waiters = new Set<() => void>();
   const handle: MemorySinkHandle = {
     events: [],
@@ -154,6 +155,7 @@ export function memorySink(name = 'test:memory-sink') {
     description: 'An in-memory sink for tests.',
     options: z.object({}),
     setup: () => (core) => {
+      if (options.wholeObjects === false) core.readsWholeObjects(name, () => false);
       core.hooks.sink.tapPromise(name, async (batch) => {
         if (handle.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, handle.delayMs));
         if (handle.failing) {

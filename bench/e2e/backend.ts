@@ -4,7 +4,9 @@
  * test/cluster, built or found cached). Each contender gets an identity of its own, so the real
  * server's audit log tells whose first pods request came when.
  */
-import type { IncomingMessage, Server } from 'node:http';
+import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startSimulator, type KubeObject, type KubeSimulator } from '../../testing/simulator/index.ts';
 import { KubeCluster } from '../../test/support/kube-cluster.ts';
@@ -22,10 +24,16 @@ export interface Credentials {
   kubeconfig: string;
 }
 
+/** The pods to seed: `count` of them, pod i made by `make(i)` (made only as the backend needs them). */
+export interface PodSeed {
+  readonly count: number;
+  make(i: number): KubeObject;
+}
+
 export interface Backend {
-  readonly kind: 'simulator' | 'real';
-  /** Creates the namespaces and pods; resolves with the seconds it took. */
-  seed(namespaces: string[], pods: KubeObject[]): Promise<number>;
+  readonly kind: 'simulator' | 'real' | 'replay';
+  /** Creates the namespaces and pods; resolves with the seconds it took and each pod's namespace and name. */
+  seed(namespaces: string[], pods: PodSeed): Promise<{ seconds: number; names: [string, string][] }>;
   /** One pod as the server serves it (for its size). */
   get(namespace: string, name: string): Promise<KubeObject>;
   credentials(contender: string): Promise<Credentials>;
@@ -54,8 +62,12 @@ export async function simulatorBackend(dir: string): Promise<Backend> {
     async seed(namespaces, pods) {
       const started = nowUs();
       for (const name of namespaces) sim.create('namespaces.v1.', { metadata: { name } });
-      for (const pod of pods) sim.create(POD, pod);
-      return (nowUs() - started) / 1e6;
+      const names: [string, string][] = [];
+      for (let i = 0; i < pods.count; i++) {
+        const pod = sim.create(POD, pods.make(i));
+        names.push([pod.metadata.namespace!, pod.metadata.name]);
+      }
+      return { seconds: (nowUs() - started) / 1e6, names };
     },
     get: async (namespace, name) => sim.get(POD, namespace, name)!,
     credentials: async () => ({ url: sim.url, token: sim.token, kubeconfig }),
@@ -99,8 +111,9 @@ export async function realBackend(): Promise<Backend> {
     cluster.ok(`${podsPath(namespace)}/${name}`, { method: 'PATCH', body: stampPatch(), contentType: 'application/merge-patch+json' }).then(() => undefined);
   return {
     kind: 'real',
-    async seed(namespaces, pods) {
+    async seed(namespaces, seed) {
       const started = nowUs();
+      const pods = Array.from({ length: seed.count }, (_, i) => seed.make(i));
       await cluster.apply([BENCH_NS, ...namespaces].map((name) => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } })));
       // Pods need their namespace's default ServiceAccount, which the controller-manager creates.
       for (const name of namespaces) {
@@ -116,7 +129,7 @@ export async function realBackend(): Promise<Backend> {
         byNamespace.set(metadata.namespace as string, list);
       }
       await Promise.all([...byNamespace].map(([namespace, list]) => cluster.createMany(podsPath(namespace), list, 4)));
-      return (nowUs() - started) / 1e6;
+      return { seconds: (nowUs() - started) / 1e6, names: pods.map((pod) => [pod.metadata.namespace!, pod.metadata.name] as [string, string]) };
     },
     get: (namespace, name) => cluster.ok(`${podsPath(namespace)}/${name}`),
     async credentials(contender) {
@@ -176,3 +189,159 @@ function microseconds(timestamp: string): number {
   return Number(fraction.padEnd(6, '0').slice(3, 6));
 }
 
+
+/** Pods recorded from the simulator, which the replay server's pods are made from. */
+const RECORDED_PODS = 1000;
+/** Items per line written at once by a streaming list (the writes' own cost stays small). */
+const REPLAY_CHUNK = 100;
+
+/**
+ * The simulator for everything but pods (discovery, namespaces, the cluster id), and in front of
+ * it a server that answers pods LIST and WATCH (a streaming list too) from pods recorded from the
+ * simulator: RECORDED_PODS of them are created there and read back as the simulator serves them;
+ * pod i is recorded pod i mod RECORDED_PODS under a name, uid and resourceVersion of its own.
+ * Nothing is stored per pod but its resourceVersion, so a million pods cost the bench a few MB, and
+ * the feed runs as fast as one JSON.stringify per pod. Changes (churn, bursts) are MODIFIED lines
+ * written to the open watches.
+ */
+export async function replayBackend(dir: string): Promise<Backend> {
+  const sim: KubeSimulator = await startSimulator({ bookmarkIntervalMs: 1000 });
+  const watchers = new Set<ServerResponse>();
+  /** Watches that asked for PartialObjectMetadata. */
+  const partialWatchers = new WeakSet<ServerResponse>();
+  let templates: KubeObject[] = [];
+  let namespaceOf: (i: number) => string = () => 'default';
+  let count = 0;
+  const resourceVersions: number[] = [];
+  let rv = 1;
+  let held: [string, string][] | undefined;
+  let firstPodsRequest: ((us: number) => void) | undefined;
+
+  const podOf = (i: number, annotations?: Record<string, string>): KubeObject => {
+    const template = templates[i % templates.length];
+    const metadata = {
+      ...template.metadata,
+      name: `replay-${i}`, namespace: namespaceOf(i),
+      uid: `00000000-0000-4000-9000-${i.toString(16).padStart(12, '0')}`, resourceVersion: String(resourceVersions[i]),
+      ...(annotations ? { annotations: { ...template.metadata.annotations, ...annotations } } : {}),
+    };
+    return { ...template, metadata };
+  };
+  // Asked for PartialObjectMetadata (metadataOnly), the server sends the metadata alone.
+  const partial = (object: KubeObject, partialObject: boolean) => (partialObject ? { kind: 'PartialObjectMetadata', apiVersion: 'meta.k8s.io/v1', metadata: object.metadata } : object);
+  const itemJson = (i: number, partialObject: boolean) => {
+    const { kind: _kind, apiVersion: _apiVersion, ...item } = partial(podOf(i), partialObject);
+    return JSON.stringify(item);
+  };
+  const watchLine = (type: string, object: KubeObject, partialObject = false) => `{"type":"${type}","object":${JSON.stringify(partialObject ? partial(object, true) : { kind: 'Pod', apiVersion: 'v1', ...object })}}\n`;
+  const bookmark = (initialEventsEnd = false) => `{"type":"BOOKMARK","object":{"kind":"Pod","apiVersion":"v1","metadata":{"resourceVersion":"${rv}"${initialEventsEnd ? ',"annotations":{"k8s.io/initial-events-end":"true"}' : ''}}}}\n`;
+  const write = (res: ServerResponse, text: string) => (res.write(text) ? undefined : new Promise<void>((resolve) => res.once('drain', () => resolve())));
+
+  async function pods(req: IncomingMessage, res: ServerResponse, query: URLSearchParams): Promise<void> {
+    firstPodsRequest?.(nowUs());
+    firstPodsRequest = undefined;
+    res.setHeader('Content-Type', 'application/json');
+    const partialObject = req.headers.accept?.includes('as=PartialObjectMetadata') ?? false;
+    if (partialObject) partialWatchers.add(res);
+    if (query.get('watch') !== '1' && query.get('watch') !== 'true') {
+      const start = Number(query.get('continue') || 0);
+      const limit = Number(query.get('limit') || count);
+      const end = Math.min(count, start + limit);
+      const items: string[] = [];
+      for (let i = start; i < end; i++) items.push(itemJson(i, partialObject));
+      const more = end < count ? `,"continue":"${end}"` : '';
+      res.end(`{"kind":"${partialObject ? 'PartialObjectMetadataList' : 'PodList'}","apiVersion":"${partialObject ? 'meta.k8s.io/v1' : 'v1'}","metadata":{"resourceVersion":"${rv}"${more}},"items":[${items.join(',')}]}\n`);
+      return;
+    }
+    res.writeHead(200, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' });
+    if (query.get('sendInitialEvents') === 'true') {
+      for (let i = 0; i < count; i += REPLAY_CHUNK) {
+        let chunk = '';
+        for (let j = i; j < Math.min(count, i + REPLAY_CHUNK); j++) chunk += watchLine('ADDED', podOf(j), partialObject);
+        await write(res, chunk);
+        if (res.destroyed) return;
+      }
+      await write(res, bookmark(true));
+    }
+    watchers.add(res);
+    const timer = setInterval(() => res.write(bookmark()), 1000);
+    req.on('close', () => {
+      clearInterval(timer);
+      watchers.delete(res);
+      partialWatchers.delete(res);
+    });
+  }
+
+  const front = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://replay');
+    if (url.pathname === '/api/v1/pods') {
+      pods(req, res, url.searchParams).catch(() => res.destroy());
+      return;
+    }
+    const target = new URL(sim.url);
+    const proxied = request({ host: target.hostname, port: target.port, path: req.url, method: req.method, headers: req.headers }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+    });
+    proxied.on('error', () => res.destroy());
+    req.pipe(proxied);
+  });
+  await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(front.address() as AddressInfo).port}`;
+  const kubeconfig = join(dir, 'kubeconfig-replay');
+  await writeFile(kubeconfig, sim.kubeconfig().replace(sim.url, url), { mode: 0o600 });
+
+  /** Changes waiting while held: [full line, metadata-only line]. */
+  const change = (i: number) => {
+    resourceVersions[i] = ++rv;
+    const pod = podOf(i, { 'bench/stamp': String(nowUs()) });
+    const lines: [string, string] = [watchLine('MODIFIED', pod), watchLine('MODIFIED', pod, true)];
+    if (held !== undefined) held.push(lines);
+    else for (const watcher of watchers) watcher.write(lines[partialWatchers.has(watcher) ? 1 : 0]);
+  };
+  const indexOf = (name: string) => Number(name.slice('replay-'.length));
+
+  return {
+    kind: 'replay',
+    async seed(namespaces, seed) {
+      const started = nowUs();
+      for (const name of namespaces) sim.create('namespaces.v1.', { metadata: { name } });
+      for (let i = 0; i < Math.min(RECORDED_PODS, seed.count); i++) sim.create(POD, seed.make(i));
+      // As the simulator serves them: uid, resourceVersion, creationTimestamp and defaults set.
+      templates = sim.list(POD).map(({ kind: _kind, apiVersion: _apiVersion, ...pod }) => pod as KubeObject);
+      namespaceOf = (i) => namespaces[i % namespaces.length];
+      count = seed.count;
+      for (let i = 0; i < count; i++) resourceVersions.push(++rv);
+      const names = Array.from({ length: count }, (_, i): [string, string] => [namespaceOf(i), `replay-${i}`]);
+      return { seconds: (nowUs() - started) / 1e6, names };
+    },
+    get: async (_namespace, name) => ({ kind: 'Pod', apiVersion: 'v1', ...podOf(indexOf(name)) }),
+    credentials: async () => ({ url, token: sim.token, kubeconfig }),
+    observeFirstPodsRequest() {
+      let resolve!: (us: number) => void;
+      const first = new Promise<number>((r) => (resolve = r));
+      firstPodsRequest = resolve;
+      return { first: () => first, stop: () => (firstPodsRequest = undefined) };
+    },
+    stamp: (_namespace, name) => change(indexOf(name)),
+    async burst(changes, next) {
+      held = [];
+      for (let i = 0; i < changes; i++) change(indexOf(next()[1]));
+      const lines = held;
+      held = undefined;
+      const released = nowUs();
+      for (let i = 0; i < lines.length; i += REPLAY_CHUNK) {
+        const chunk = lines.slice(i, i + REPLAY_CHUNK);
+        const text = [chunk.map((pair) => pair[0]).join(''), chunk.map((pair) => pair[1]).join('')];
+        for (const watcher of watchers) watcher.write(text[partialWatchers.has(watcher) ? 1 : 0]);
+      }
+      return released;
+    },
+    describeBurst: 'changes made while nothing is written to the watch, then written at once; time from release to the last message received',
+    async close() {
+      for (const watcher of watchers) watcher.destroy();
+      await new Promise<void>((resolve) => front.close(() => resolve()));
+      await sim.close();
+    },
+  };
+}

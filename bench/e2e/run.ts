@@ -29,7 +29,7 @@ import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { makePod } from '../../testing/simulator/demo.ts';
-import { POD, realBackend, simulatorBackend, type Backend, type Credentials } from './backend.ts';
+import { POD, realBackend, replayBackend, simulatorBackend, type Backend, type Credentials } from './backend.ts';
 import { startNatsServer } from '../../test/support/nats-server.ts';
 import type { EndCommand, PhaseCommand, SubscriberMessage } from './subscriber.ts';
 import { median } from '../stats.ts';
@@ -53,16 +53,20 @@ const { values: args } = parseArgs({
     build: { type: 'string', default: '/tmp/meshsync-bench-e2e' },
     'no-build': { type: 'boolean', default: false },
     out: { type: 'string' },
+    phases: { type: 'string', default: 'all' },
   },
 });
-if (args.server !== 'simulator' && args.server !== 'real') throw new Error(`--server is simulator or real, not ${args.server}`);
+if (!['simulator', 'real', 'replay'].includes(args.server!)) throw new Error(`--server is simulator, real or replay, not ${args.server}`);
+if (!['all', 'initial'].includes(args.phases!)) throw new Error(`--phases is all or initial, not ${args.phases}`);
+/** Only the initial sync: for the scale runs (bench/scale.ts). */
+const INITIAL_ONLY = args.phases === 'initial';
 const REAL = args.server === 'real';
 const PODS = Number(args.pods ?? (REAL ? 20_000 : 100_000));
 const NAMESPACES = Number(args.namespaces);
 const RATE = Number(args.rate ?? (REAL ? 200 : 1000));
 const SECONDS = Number(args.seconds);
 const BURST = Number(args.burst ?? (REAL ? 5000 : 20_000));
-const OUT = args.out ?? join(ROOT, `bench/results/${REAL ? 'e2e-real' : 'e2e'}.json`);
+const OUT = args.out ?? join(ROOT, `bench/results/${REAL ? 'e2e-real' : args.server === 'replay' ? 'e2e-replay' : 'e2e'}.json`);
 const ROUNDS = Number(args.rounds);
 const BUILD = args.build!;
 /** Latency samples of the first second of steady churn are left out (warm-up). */
@@ -195,20 +199,33 @@ const CONTENDERS: Record<string, Contender> = {
   meshsync: {
     name: 'meshsync',
     label: 'meshsync CLI (kubernetes -> nats), defaults',
-    command: (env, subject, c) => {
-      const file = join(env.dir, `meshsync-${subject}.json`);
-      writeFileSync(file, JSON.stringify({
-        clusterId: 'bench',
-        logLevel: 'warn',
-        plugins: [
-          ['meshsync:kubernetes', { kubeconfig: c.kubeconfig, resources: [POD], watchCustomResourceDefinitions: false }],
-          ['meshsync:nats', { url: env.natsUrl, subject, resyncOnReconnect: false }],
-        ],
-      }, null, 2));
-      return [join(BUILD, 'dist/cli/main.js'), 'run', '--config', file];
-    },
+    command: (env, subject, c) => meshsyncCommand(env, subject, c, {}),
+  },
+  'meshsync-paged': {
+    name: 'meshsync-paged',
+    label: 'meshsync CLI, streamingList off (LIST in pages of 500)',
+    command: (env, subject, c) => meshsyncCommand(env, subject, c, { streamingList: 'off' }),
+  },
+  'meshsync-metadata': {
+    name: 'meshsync-metadata',
+    label: 'meshsync CLI, metadataOnly (PartialObjectMetadata)',
+    command: (env, subject, c) => meshsyncCommand(env, subject, c, { metadataOnly: true }),
   },
 };
+
+function meshsyncCommand(env: Env, subject: string, c: Credentials, kubernetes: Record<string, unknown>): string[] {
+  const file = join(env.dir, `meshsync-${subject}.json`);
+  writeFileSync(file, JSON.stringify({
+    clusterId: 'bench',
+    logLevel: 'warn',
+    plugins: [
+      ['meshsync:kubernetes', { kubeconfig: c.kubeconfig, resources: [POD], watchCustomResourceDefinitions: false, ...kubernetes }],
+      ['meshsync:nats', { url: env.natsUrl, subject, resyncOnReconnect: false }],
+    ],
+  }, null, 2));
+  // As the image runs it (Dockerfile, ENTRYPOINT).
+  return ['--max-semi-space-size=4', join(BUILD, 'dist/cli/main.js'), 'run', '--config', file];
+}
 
 interface PhaseResult {
   events: number;
@@ -229,8 +246,9 @@ interface PhaseResult {
 interface ContenderResult {
   label: string;
   initialSync: PhaseResult & { secondsFromSpawn: number };
-  steadyChurn: PhaseResult;
-  maxChurn: PhaseResult;
+  /** Absent with --phases initial. */
+  steadyChurn?: PhaseResult;
+  maxChurn?: PhaseResult;
   peakRssMb: number;
   peakRssAfterInitialSyncMb: number;
 }
@@ -315,6 +333,7 @@ async function runContender(contender: Contender, env: Env, subscriber: Subscrib
     };
     await subscriber.end(subject);
     log(`${contender.name}: initial sync ${initialSync.eventsPerSecond}/s (${initialSync.seconds} s), peak RSS ${peakAfterInitial.toFixed(0)} MB`);
+    if (INITIAL_ONLY) return { label: contender.label, initialSync, peakRssMb: round(peakAfterInitial, 0), peakRssAfterInitialSyncMb: round(peakAfterInitial, 0) };
     await sleep(1000);
 
     // ---- steady churn at RATE events/s: latency
@@ -435,31 +454,43 @@ function compare(results: Record<string, ContenderResult>) {
   const m = results.meshsync;
   const a = results.bare;
   const b = results.informer;
-  if (!m || !a || !b) return undefined;
+  if (!m || !a) return undefined;
   const check = (value: number, target: string, ok: boolean) => ({ value, target, met: ok });
+  const out: Record<string, unknown> = {};
   const initialVsA = ratio(m.initialSync.eventsPerSecond, a.initialSync.eventsPerSecond);
-  const initialVsB = ratio(m.initialSync.eventsPerSecond, b.initialSync.eventsPerSecond);
-  const churnVsA = ratio(m.maxChurn.eventsPerSecond, a.maxChurn.eventsPerSecond);
-  const churnVsB = ratio(m.maxChurn.eventsPerSecond, b.maxChurn.eventsPerSecond);
-  const rssVsB = ratio(m.peakRssMb, b.peakRssMb);
-  const p99VsA = ratio(m.steadyChurn.p99Ms!, a.steadyChurn.p99Ms!);
-  return {
-    initialSyncThroughputVsBare: check(initialVsA, '>= 0.6', initialVsA >= 0.6),
-    initialSyncThroughputVsInformer: check(initialVsB, '>= 2', initialVsB >= 2),
-    churnThroughputVsBare: check(churnVsA, '>= 0.6', churnVsA >= 0.6),
-    churnThroughputVsInformer: check(churnVsB, '>= 2', churnVsB >= 2),
-    peakRssVsInformer: check(rssVsB, '<= 0.3', rssVsB <= 0.3),
-    p99LatencyVsBare: check(p99VsA, '<= 1.5', p99VsA <= 1.5),
-    cpuPerEventInitialSyncVsBare: ratio(m.initialSync.cpuUsPerEvent, a.initialSync.cpuUsPerEvent),
-    cpuPerEventMaxChurnVsBare: ratio(m.maxChurn.cpuUsPerEvent, a.maxChurn.cpuUsPerEvent),
-  };
+  out.initialSyncThroughputVsBare = check(initialVsA, '>= 0.6', initialVsA >= 0.6);
+  const cpuInitial = ratio(m.initialSync.cpuUsPerEvent, a.initialSync.cpuUsPerEvent);
+  out.cpuPerEventInitialSyncVsBare = check(cpuInitial, '<= 0.6', cpuInitial <= 0.6);
+  const rssVsA = ratio(m.peakRssMb, a.peakRssMb);
+  out.peakRssVsBare = check(rssVsA, '<= 1.5', rssVsA <= 1.5);
+  if (m.maxChurn && a.maxChurn) {
+    const churnVsA = ratio(m.maxChurn.eventsPerSecond, a.maxChurn.eventsPerSecond);
+    out.churnThroughputVsBare = check(churnVsA, '>= 0.6', churnVsA >= 0.6);
+    const cpuBurst = ratio(m.maxChurn.cpuUsPerEvent, a.maxChurn.cpuUsPerEvent);
+    out.cpuPerEventMaxChurnVsBare = check(cpuBurst, '<= 0.6', cpuBurst <= 0.6);
+  }
+  if (m.steadyChurn && a.steadyChurn) {
+    const p99VsA = ratio(m.steadyChurn.p99Ms!, a.steadyChurn.p99Ms!);
+    out.p99LatencyVsBare = check(p99VsA, '<= 1', p99VsA <= 1);
+  }
+  if (b) {
+    const initialVsB = ratio(m.initialSync.eventsPerSecond, b.initialSync.eventsPerSecond);
+    out.initialSyncThroughputVsInformer = check(initialVsB, '>= 2', initialVsB >= 2);
+    if (m.maxChurn && b.maxChurn) {
+      const churnVsB = ratio(m.maxChurn.eventsPerSecond, b.maxChurn.eventsPerSecond);
+      out.churnThroughputVsInformer = check(churnVsB, '>= 2', churnVsB >= 2);
+    }
+    const rssVsB = ratio(m.peakRssMb, b.peakRssMb);
+    out.peakRssVsInformer = check(rssVsB, '<= 0.3', rssVsB <= 0.3);
+  }
+  return out as Record<string, { value: number; target: string; met: boolean }>;
 }
 
 function printTable(results: Record<string, ContenderResult>, ratios: ReturnType<typeof compare>): void {
   const rows = [['contender', 'init ev/s', 'init cpu µs/ev', 'burst ev/s', 'burst cpu µs/ev', `p50 @${RATE}/s`, `p99 @${RATE}/s`, 'peak RSS MB']];
   for (const [name, r] of Object.entries(results)) {
-    rows.push([name, String(r.initialSync.eventsPerSecond), String(r.initialSync.cpuUsPerEvent), String(r.maxChurn.eventsPerSecond), String(r.maxChurn.cpuUsPerEvent),
-      `${r.steadyChurn.p50Ms} ms`, `${r.steadyChurn.p99Ms} ms`, String(r.peakRssMb)]);
+    rows.push([name, String(r.initialSync.eventsPerSecond), String(r.initialSync.cpuUsPerEvent), String(r.maxChurn?.eventsPerSecond ?? '-'), String(r.maxChurn?.cpuUsPerEvent ?? '-'),
+      r.steadyChurn ? `${r.steadyChurn.p50Ms} ms` : '-', r.steadyChurn ? `${r.steadyChurn.p99Ms} ms` : '-', String(r.peakRssMb)]);
   }
   const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
   for (const row of rows) console.log(row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  '));
@@ -486,19 +517,21 @@ async function main(): Promise<void> {
   });
   const dir = nats.dir;
   if (REAL) log('starting a real control plane (test/cluster; built first if not cached)');
-  const backend = REAL ? await realBackend() : await simulatorBackend(dir);
+  const backend = REAL ? await realBackend() : args.server === 'replay' ? await replayBackend(dir) : await simulatorBackend(dir);
   const subscriber = await Subscriber.start(nats.url);
 
   log(`creating ${PODS} pods in ${NAMESPACES} namespaces${REAL ? ' through the API' : ''}`);
   const namespaces = Array.from({ length: NAMESPACES }, (_, n) => `ns-${n}`);
-  const pods: [string, string][] = [];
-  const objects = Array.from({ length: PODS }, (_, i) => {
-    const pod = makePod(i, namespaces[i % NAMESPACES]);
-    pod.metadata.annotations['bench/stamp'] = '0';
-    pods.push([pod.metadata.namespace, pod.metadata.name]);
-    return pod;
+  const seeded = await backend.seed(namespaces, {
+    count: PODS,
+    make(i) {
+      const pod = makePod(i, namespaces[i % NAMESPACES]);
+      pod.metadata.annotations['bench/stamp'] = '0';
+      return pod;
+    },
   });
-  const creationSeconds = round(await backend.seed(namespaces, objects), 1);
+  const pods = seeded.names;
+  const creationSeconds = round(seeded.seconds, 1);
   const podBytes = Buffer.byteLength(JSON.stringify(await backend.get(pods[0][0], pods[0][1])));
   log(`pods created in ${creationSeconds} s (${Math.round(PODS / creationSeconds)}/s; ${podBytes} bytes each as JSON)`);
 
@@ -525,12 +558,12 @@ async function main(): Promise<void> {
   const ratios = compare(results);
   const loadAtEnd = loadavg();
   const output = {
-    benchmark: REAL ? 'e2e-real' : 'e2e',
+    benchmark: REAL ? 'e2e-real' : args.server === 'replay' ? 'e2e-replay' : 'e2e',
     date: new Date().toISOString(),
     node: process.version,
     cpus: cpus().length,
     loadAverage: { start: loadAtStart.map((l) => round(l, 2)), end: loadAtEnd.map((l) => round(l, 2)) },
-    server: REAL ? { kind: 'real', what: 'kube-apiserver + etcd + kube-controller-manager from test/cluster (versions in test/cluster/README.md); TLS, RBAC, a ServiceAccount token per contender', podsCreatedThroughTheApiSeconds: creationSeconds, failedWrites } : { kind: 'simulator' },
+    server: REAL ? { kind: 'real', what: 'kube-apiserver + etcd + kube-controller-manager from test/cluster (versions in test/cluster/README.md); TLS, RBAC, a ServiceAccount token per contender', podsCreatedThroughTheApiSeconds: creationSeconds, failedWrites } : args.server === 'replay' ? { kind: 'replay', what: 'pods served from 1,000 recorded from the simulator, each under a name, uid and resourceVersion of its own; the simulator for the rest' } : { kind: 'simulator' },
     workload: {
       pods: PODS,
       namespaces: NAMESPACES,
@@ -542,6 +575,7 @@ async function main(): Promise<void> {
       meshsync: 'built JS (tsc), node dist/cli/main.js run; plugins kubernetes (pods.v1. only, no CRD watch), nats (resyncOnReconnect off, headers on), redact-secrets (added by default); no metrics',
     },
     rounds: ROUNDS,
+    phases: args.phases,
     /** Per contender, the median of each figure over the rounds. */
     results,
     /** Targets checked on the medians. */

@@ -55,13 +55,13 @@ async function measure(name: string, load: () => Promise<{ hold: unknown; count:
   return { name, objects: count, memoryBytes: bytes, bytesPerObject: Math.round(bytes / count) };
 }
 
-function reflectorLoad(kubeconfig: string, metadataOnly: boolean) {
+function reflectorLoad(kubeconfig: string, metadataOnly: boolean, resident: 'fingerprints' | 'objects' = 'objects') {
   return async () => {
     const client = new KubeClient(loadKubeConfig({ kubeconfig }));
     const abort = new AbortController();
     let listed!: () => void;
     const done = new Promise<void>((resolve) => (listed = resolve));
-    const reflector = new Reflector(client, POD, { metadataOnly }, {
+    const reflector = new Reflector(client, POD, { metadataOnly, resident }, {
       pageSize: 500, minWatchTimeoutSeconds: 300, watchSilenceTimeoutMs: 0, watchHoldMaxMs: 5000, backoffInitialMs: 800, backoffMaxMs: 30_000,
     }, {
       emit: () => {}, listed: () => listed(), failed: (e) => console.error(e.message), watchRestarted: () => {}, relisted: () => {}, malformedLine: () => {},
@@ -109,8 +109,9 @@ try {
   await (await reflectorLoad(cluster.kubeconfig, true)()).stop();
   await (await informerLoad(cluster.kubeconfig)()).stop();
   const informer = await measure('client-node makeInformer', informerLoad(cluster.kubeconfig));
-  const full = await measure('meshsync reflector (full)', reflectorLoad(cluster.kubeconfig, false));
+  const full = await measure('meshsync reflector (full, resident objects)', reflectorLoad(cluster.kubeconfig, false));
   const metadataOnly = await measure('meshsync reflector (metadataOnly)', reflectorLoad(cluster.kubeconfig, true));
+  const fingerprints = await measure('meshsync reflector (fingerprints, the default)', reflectorLoad(cluster.kubeconfig, false, 'fingerprints'));
   const standby = await measure('meshsync standby (held lane)', standbyLoad(cluster.kubeconfig));
   const result = {
     benchmark: 'kubernetes-memory',
@@ -118,10 +119,11 @@ try {
     node: process.version,
     pods: PODS,
     podSource: 'testing/simulator/demo.ts makePod',
-    results: [informer, full, metadataOnly, standby],
+    results: [informer, full, metadataOnly, fingerprints, standby],
     ratios: {
       fullVsClientNode: +(full.bytesPerObject / informer.bytesPerObject).toFixed(3),
       metadataOnlyVsClientNode: +(metadataOnly.bytesPerObject / informer.bytesPerObject).toFixed(3),
+      fingerprintsVsClientNode: +(fingerprints.bytesPerObject / informer.bytesPerObject).toFixed(3),
       // Not a target: what a standby holds per pod, against its store alone (the held lane's share).
       standbyVsReflector: +(standby.bytesPerObject / full.bytesPerObject).toFixed(3),
     },

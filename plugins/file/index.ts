@@ -27,7 +27,7 @@ let tempCounter = 0;
  * one event per line; `json`: one JSON array of them (what json.load and jq -s expect of a .json
  * file). Used by the snapshot mode and by `meshsync snapshot --out F`. Returns how many events it wrote.
  */
-export async function writeSnapshot(path: string, events: Iterable<SyncEvent>, format: 'jsonl' | 'json' = 'jsonl'): Promise<number> {
+export async function writeSnapshot(path: string, events: Iterable<SyncEvent> | AsyncIterable<SyncEvent>, format: 'jsonl' | 'json' = 'jsonl'): Promise<number> {
   const dir = dirname(path);
   await mkdir(dir, { recursive: true });
   const temp = join(dir, `.${basename(path)}.${process.pid}.${++tempCounter}.tmp`);
@@ -35,7 +35,7 @@ export async function writeSnapshot(path: string, events: Iterable<SyncEvent>, f
   let count = 0;
   try {
     let chunk = format === 'json' ? '[' : '';
-    for (const event of events) {
+    for await (const event of events) {
       count++;
       chunk += format === 'json' ? `${count === 1 ? '' : ','}\n${eventLine(event)}` : `${eventLine(event)}\n`;
       if (chunk.length >= CHUNK_CHARS) {
@@ -77,6 +77,8 @@ export const file = definePlugin({
   setup: (options) => (core) => {
     const name = 'meshsync:file';
     const logger = () => core.logger.child({ plugin: name, path: options.path, mode: options.mode });
+    // Lines are JSON.stringify'd, which writes a view whole (ObjectView.toJSON).
+    core.readsWholeObjects(name, () => false);
 
     if (options.mode === 'events') {
       let handle: FileHandle | undefined;

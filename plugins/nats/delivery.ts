@@ -203,11 +203,13 @@ export class Delivery {
 
   /**
    * Closes the term once its announcement can be complete (the sources listed everything): the
-   * frame's RESYNC_END, or a DELETED for each object the ledger holds that is gone now. An object
-   * not mentioned yet but in its source's store is not gone: its event is still in the lane.
+   * frame's RESYNC_END, or a DELETED for each object the ledger holds that is gone now. Once the
+   * lanes delivered what the sources listed (`delivered`), an object the term did not mention is
+   * gone (deleted, or filtered out now); before, one may still be in a lane, so the sources'
+   * snapshot says what exists (a list from the API server where the store keeps fingerprints).
    * Throws when the broker did not confirm (the caller retries).
    */
-  closeTerm(term: Term): Promise<void> {
+  closeTerm(term: Term, delivered: boolean): Promise<void> {
     return this.lock.run(async () => {
       if (this.term !== term || term.closed) return;
       const nc = this.connection().require();
@@ -218,7 +220,7 @@ export class Delivery {
         await this.send(nc, [this.marker('RESYNC_END', end, term.resyncId!)]);
       } else if (term.mode === 'ledger') {
         const current = new Set<string>();
-        for (const event of this.core.snapshot()) current.add(objectKey(event));
+        if (!delivered) for await (const event of this.core.snapshot()) current.add(objectKey(event));
         const gone: SyncEvent[] = [];
         for (const [key, entry] of term.told!) {
           if (term.mentioned.has(key) || current.has(key)) continue;
@@ -268,14 +270,14 @@ export class Delivery {
    * source keeps it, else as it was confirmed. Read under `lock`, so no batch changes it meanwhile.
    * `seen` collects the keys yielded (a caller that needs them passes its own set).
    */
-  *confirmedState(core: Pick<Core, 'snapshot' | 'clusterId'>, observedAt: number, seen = new Set<string>()): Generator<[string, SyncEvent]> {
+  async *confirmedState(core: Pick<Core, 'snapshot' | 'clusterId'>, observedAt: number, seen = new Set<string>()): AsyncGenerator<[string, SyncEvent]> {
     // The filters see each object as the type it was confirmed as, so one they let through then
     // (a watch-list allowing only MODIFIED) is not left out now.
     const keptAs = (item: SnapshotItem) => {
       const entry = this.published.get(objectKey(item));
       return typeof entry === 'string' ? entry : undefined;
     };
-    for (const event of core.snapshot(keptAs)) {
+    for await (const event of core.snapshot(keptAs)) {
       const key = objectKey(event);
       if (seen.has(key)) continue;
       seen.add(key);

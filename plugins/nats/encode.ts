@@ -4,7 +4,7 @@
  * only one too large for the server is serialised again, stripped.
  */
 import { headers as natsHeaders, type MsgHdrs, type MsgHdrsImpl } from '@nats-io/transport-node';
-import { jsonBytesOf, resourceId, type EventType, type KubeObject, type ObjectMeta, type ResourceRef, type SyncEvent } from '../../core/index.ts';
+import { jsonBytesOf, resourceId, wholeObject, type EventType, type KubeObject, type ObjectMeta, type ResourceRef, type SyncEvent } from '../../core/index.ts';
 
 /** Bumped when the payload or headers change incompatibly; sent in Meshsync-Format-Version. */
 export const FORMAT_VERSION = 1;
@@ -138,7 +138,7 @@ export function fits(payload: string | Uint8Array, headers: MsgHdrs | undefined,
 
 /** A copy without managedFields and the last-applied-configuration annotation (often half the size). */
 export function stripObject(object: KubeObject): KubeObject {
-  return { ...object, metadata: stripMeta(object.metadata) };
+  return { ...wholeObject(object), metadata: stripMeta(object.metadata) };
 }
 
 function stripMeta(meta: ObjectMeta): ObjectMeta {

@@ -18,6 +18,8 @@ export const nats = definePlugin({
     const sink = new NatsSink(core, options, core.logger.child({ plugin: PLUGIN_NAME }));
     core.addReadinessCheck('broker', () => sink.connection.connected);
     core.addStatus(PLUGIN_NAME, () => sink.status());
+    // Meshery's model is built from spec and status; MeshSync's own format publishes the bytes.
+    core.readsWholeObjects(PLUGIN_NAME, () => sink.protocol === 'meshery');
     core.hooks.start.tapPromise(PLUGIN_NAME, () => sink.start());
     // Last in the waterfall, so it sees the cluster id every other tap agreed on.
     core.hooks.clusterId.tap({ name: PLUGIN_NAME, stage: 1000 }, (clusterId) => {

@@ -206,13 +206,13 @@ export class Requests {
   }
 
   /** The snapshot's messages; throws SnapshotTooLarge past snapshotMaxBytes. */
-  private buildSnapshot(maxPayload: number): string[] {
+  private async buildSnapshot(maxPayload: number): Promise<string[]> {
     const budget = maxPayload - CHUNK_ENVELOPE_BYTES - Buffer.byteLength(this.core.clusterId);
     const chunks: string[][] = [[]];
     let size = 0;
     let total = 0;
     let truncated = 0;
-    for (const event of this.core.snapshot()) {
+    for await (const event of this.core.snapshot()) {
       const item = this.snapshotItem(event, budget);
       if (item === undefined) continue;
       if (item.truncated) truncated++;

@@ -80,7 +80,7 @@ export class Resyncs {
       outgoing = [];
     };
     const mentioned = new Set<string>();
-    for (const [, event] of this.delivery.confirmedState(this.core, observedAt, mentioned)) await add(event);
+    for await (const [, event] of this.delivery.confirmedState(this.core, observedAt, mentioned)) await add(event);
     // Meshery mode has no frame to tell consumers what to drop: each object gone since the last
     // announce (deleted, filtered out now, of a resource no longer watched) gets a DELETED.
     if (!framed) for (const gone of this.delivery.announced?.goneFrom(mentioned) ?? []) await add(new PipelineEvent('DELETED', gone.resource, gone.object, clusterId, observedAt));

@@ -88,14 +88,14 @@ export class NatsSink {
   private async closeWhenListed(term: Term): Promise<void> {
     await this.synced;
     const deadline = Date.now() + TERM_CLOSE_WAIT_MS;
-    while (Date.now() < deadline && !this.core.state.lanes().every((lane) => lane.pending === 0 && lane.inFlight === 0)) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    const idle = () => this.core.state.lanes().every((lane) => lane.pending === 0 && lane.inFlight === 0);
+    while (Date.now() < deadline && !idle()) await new Promise((resolve) => setTimeout(resolve, 50));
+    const delivered = idle();
     let delay = this.options.reconnectInitialMs;
     while (!this.stopped && this.delivery.isCurrent(term)) {
       try {
         await this.connection.whenConnected();
-        await this.delivery.closeTerm(term);
+        await this.delivery.closeTerm(term, delivered);
         return;
       } catch (error) {
         this.logger.warn({ err: this.connection.scrub(error instanceof Error ? error.message : String(error)) }, 'announcing the state failed; retrying');

@@ -5,7 +5,7 @@
  */
 import { createHmac } from 'node:crypto';
 import { z } from 'zod';
-import { ConfigError, definePlugin, type KubeObject, type ObjectMeta, type SyncEvent } from '../../core/index.ts';
+import { ConfigError, definePlugin, type KubeObject, type ObjectMeta, type ResourceRef, type SyncEvent } from '../../core/index.ts';
 
 /** What replaces a Secret value when no fingerprint key is set. */
 export const REDACTED = '<redacted>';
@@ -40,8 +40,10 @@ export interface Redactor {
 
 /** True for core-group Secrets (`secrets.v1.`). */
 export function isSecret(event: SyncEvent): boolean {
-  return event.resource.resource === 'secrets' && event.resource.group === '';
+  return isSecretResource(event.resource);
 }
+
+const isSecretResource = (resource: ResourceRef) => resource.resource === 'secrets' && resource.group === '';
 
 /**
  * Builds the redaction function. `key` (when given) makes markers `<redacted:hmac-sha256:<32 hex>>`;
@@ -161,6 +163,9 @@ const redactSecretsPlugin = definePlugin({
     const redact = createRedactor({ redactSecrets: options.enabled, stripManagedFields: options.stripManagedFields, key });
     return (core) => {
       if (options.enabled || options.stripManagedFields) core.hooks.transform.tap('meshsync:redact-secrets', redact);
+      // Secrets are projected field by field; any other object only loses managedFields, which a
+      // source's view (see ObjectView) never has.
+      core.readsWholeObjects('meshsync:redact-secrets', options.enabled ? isSecretResource : () => false);
       core.hooks.start.tap('meshsync:redact-secrets', () => {
         const logger = core.logger.child({ plugin: 'meshsync:redact-secrets' });
         if (!options.enabled) logger.warn('Secret redaction is disabled (enabled: false): Secret data leaves in clear');

@@ -75,6 +75,8 @@ export function tapOutput(core: Core, name: string, out: OutputStream, format: '
   // write's callback still rejects the batch.
   const onError = (error: Error) => core.logger.warn({ plugin: name, err: error }, 'output stream error');
   core.hooks.start.tap(name, () => void out.on('error', onError));
+  // Lines are JSON.stringify'd, which writes a view whole (ObjectView.toJSON), or metadata only.
+  core.readsWholeObjects(name, () => false);
   core.hooks.sink.tapPromise(name, async (batch: Batch) => {
     let chunk = '';
     for (const event of batch) chunk += `${line(event)}\n`;

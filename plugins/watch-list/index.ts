@@ -193,6 +193,8 @@ export const watchList = definePlugin({
       return selected;
     });
 
+    // Rules are per resource and event type: no object field is read.
+    core.readsWholeObjects('meshsync:watch-list', () => false);
     core.hooks.filter.tap('meshsync:watch-list', (event: SyncEvent) => {
       const found = rules.get(event.resource) ?? ruleFor(event.resource);
       const bit = EVENT_BITS[event.type];

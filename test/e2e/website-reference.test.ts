@@ -39,6 +39,12 @@ export default definePlugin({
     scenario: 'Burst', units: { eventsPerSecond: 'events/s' },
     results: [{ name: 'meshsync', metrics: { eventsPerSecond: 40000 } }, { name: 'naive', metrics: { eventsPerSecond: 8000 } }],
   }));
+  file('bench/results/scale.json', JSON.stringify({
+    benchmark: 'scale',
+    results: { meshsync: { 'cpuUsPerObject at 10000': 40, 'cpuUsPerObject at 1000000': 34 }, bare: { 'cpuUsPerObject at 10000': 70, 'cpuUsPerObject at 1000000': 55 } },
+    ratios: { 'meshsync cpu per object vs bare at 1000000': { value: 0.62, target: '<= 0.6', met: false } },
+    curves: { cpuUsPerObject: { unit: 'µs', x: 'objects', points: { meshsync: [[1000000, 34], [10000, 40]], bare: [[10000, 70], [1000000, 55]] } } },
+  }));
   return root;
 }
 
@@ -101,6 +107,22 @@ describe('website reference generator', function () {
     expect(page).to.include('eventsPerSecond (events/s)');
     expect(page).to.include('40,000');
     expect(page).to.include('8,000');
+  });
+
+  it('draws curves as line charts on a log scale of sizes, and shows targets given in words with whether they were met', async () => {
+    const page = readFileSync(join(root, 'out', 'performance.md'), 'utf8');
+    const chart = /<svg[^>]*aria-label="cpuUsPerObject \(µs\) by objects".*?<\/svg>/s.exec(page)?.[0];
+    expect(chart, 'the line chart').to.not.equal(undefined);
+    const lines = [...chart!.matchAll(/<polyline[^>]*points="([^"]+)"/g)].map((m) => m[1].split(' ').map((point) => point.split(',').map(Number)));
+    expect(lines).to.have.length(2);
+    for (const line of lines) {
+      expect(line).to.have.length(2);
+      expect(line[0][0], 'sorted by size, left to right').to.be.lessThan(line[1][0]);
+    }
+    // meshsync (first) is below bare (second) at both sizes: a smaller value is drawn lower (larger y).
+    expect(lines[0][0][1]).to.be.greaterThan(lines[1][0][1]);
+    expect(chart).to.include('1,000,000').and.to.include('10,000').and.to.include('meshsync: 34 at 1,000,000');
+    expect(page).to.include('| <code v-pre>meshsync cpu per object vs bare at 1000000</code> | 0.62 | &lt;= 0.6 | **no** |');
   });
 
   it('lists every error code with an anchor', async () => {

@@ -3,8 +3,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_RESOURCES } from '../../plugins/kubernetes/defaults.ts';
-import { createTestCore, type TestCore } from '../../testing/index.ts';
-import { knownJsonBytes } from '../../core/serialized.ts';
+import { collect, createTestCore, type TestCore } from '../../testing/index.ts';
+import { jsonOf, knownJsonBytes, ObjectView, wholeObject } from '../../core/serialized.ts';
+import redactSecrets, { REDACTED } from '../../plugins/redact-secrets/index.ts';
 import type { ErrorReport, SyncEvent } from '../../core/types.ts';
 import { createLogger, type Logger } from '../../core/log.ts';
 import kubernetes from '../../plugins/kubernetes/index.ts';
@@ -94,6 +95,14 @@ describe('kubernetes source (against the API simulator)', function () {
   }
 
   const requestsFor = (resource: string, verb: string) => sim.requests().filter((r) => r.resource === resource && r.verb === verb);
+  /** Deletes a pod where no watch sees it, and has the watch resumed with 410 Gone: only a relist finds out. */
+  const deleteUnwatched = (name: string) => {
+    sim.stallWatches(true);
+    sim.delete(POD_ID, 'default', name);
+    sim.dropWatches();
+    sim.compact();
+    sim.stallWatches(false);
+  };
 
   it('finding 6 (LOW): a watch event larger than limits.maxLineBytes is skipped, counted and reported, and the watch reads on', async () => {
     const core = await start({ resources: [POD_ID], limits: { maxLineBytes: 64 * 1024 } });
@@ -217,6 +226,28 @@ describe('kubernetes source (against the API simulator)', function () {
     expect(requestsFor(POD_ID, 'list').length).to.be.greaterThanOrEqual(2);
   });
 
+  for (const resident of ['fingerprints', 'objects'] as const) {
+    it(`keeps ${resident}: a snapshot gives the current objects (${resident === 'fingerprints' ? 'listed afresh' : 'from memory'}), a relist's DELETED carries ${resident === 'fingerprints' ? 'the identity' : 'the last state'}`, async () => {
+      for (const name of ['stay', 'vanish']) sim.create(POD_ID, { ...pod(name), status: { phase: 'Running' } });
+      const core = await start({ resources: [POD_ID], resident });
+      await core.drain();
+      sim.patch(POD_ID, 'default', 'stay', { metadata: { labels: { v: '2' } } });
+      await core.sink.waitFor((events) => events.some((e) => e.type === 'MODIFIED'));
+      const listsBefore = requestsFor(POD_ID, 'list').length;
+      const snapshot = await collect(core.core.snapshot());
+      expect(requestsFor(POD_ID, 'list').length - listsBefore, 'lists made by the snapshot').to.equal(resident === 'fingerprints' ? 1 : 0);
+      const current = sim.list(POD_ID).map(({ metadata: { managedFields: _dropped, ...metadata }, ...rest }) => ({ ...rest, kind: 'Pod', apiVersion: 'v1', metadata }));
+      expect(snapshot.map((event) => JSON.parse(jsonOf(event.object))).sort((a, b) => a.metadata.name.localeCompare(b.metadata.name))).to.deep.equal(current);
+      const vanishing = sim.get(POD_ID, 'default', 'vanish')!.metadata;
+      core.sink.clear();
+      deleteUnwatched('vanish');
+      const [deleted] = await core.sink.waitFor((events) => events.some((e) => e.type === 'DELETED'));
+      expect(JSON.parse(jsonOf(deleted.object))).to.deep.equal(resident === 'fingerprints'
+        ? { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'vanish', namespace: 'default', uid: vanishing.uid, resourceVersion: vanishing.resourceVersion } }
+        : current.find((object) => object.metadata.name === 'vanish'));
+    });
+  }
+
   it('emits DELETED for the old object and ADDED for the new one when a name was re-created during the gap', async () => {
     const first = sim.create(POD_ID, pod('web-0'));
     const core = await start({ resources: [POD_ID] });
@@ -336,11 +367,7 @@ describe('kubernetes source (against the API simulator)', function () {
     const core = await start({ resources: [POD_ID], streamingList: 'auto' });
     await core.drain();
     core.sink.clear();
-    sim.stallWatches(true);
-    sim.delete(POD_ID, 'default', 'vanish');
-    sim.dropWatches();
-    sim.compact();
-    sim.stallWatches(false);
+    deleteUnwatched('vanish');
     await core.sink.waitFor((events) => events.length >= 1);
     await until(async () => (await metricValue(core, 'meshsync_relists_total', { resource: POD_ID })) >= 1, 5000, 'a relist');
     await sleep(200);
@@ -348,6 +375,47 @@ describe('kubernetes source (against the API simulator)', function () {
     expect(core.sink.events.map((e) => `${e.type} ${e.object.metadata.name}`)).to.deep.equal(['DELETED vanish']);
     expect(requestsFor(POD_ID, 'watch').filter((r) => r.query.sendInitialEvents === 'true')).to.have.length(2);
   });
+
+  for (const streamingList of ['off', 'auto'] as const) {
+    it(`emits objects no plugin reads whole as views: metadata parsed, the bytes of the whole object as a full parse gives them (${streamingList === 'off' ? 'paged list' : 'streaming list'}, then watch)`, async () => {
+      const managedFields = [{ manager: 'kubectl', operation: 'Update', fieldsV1: { 'f:metadata': { 'f:labels': {} } } }];
+      const listed = pod('listed', 'default', { app: 'a' });
+      sim.create(POD_ID, { ...listed, metadata: { ...listed.metadata, managedFields }, status: { phase: 'Running' } });
+      sim.create('secrets.v1.', { metadata: { name: 'token', namespace: 'default' }, data: { password: 'c2VjcmV0' } });
+      t = createTestCore({
+        plugins: [kubernetes({ kubeconfig, streamingList, resources: [POD_ID, 'secrets.v1.'], backoffInitialMs: 20, backoffMaxMs: 200 } as KubeOptions), redactSecrets()],
+        sink: { wholeObjects: false },
+      });
+      await t.start();
+      await t.core.whenReady();
+      sim.create(POD_ID, pod('watched'));
+      await t.sink.waitFor((events) => named(events, 'pods').includes('watched'));
+      sim.patch(POD_ID, 'default', 'listed', { metadata: { labels: { touched: 'yes' } } });
+      await t.sink.waitFor((events) => named(events, 'pods', 'MODIFIED').includes('listed'));
+      await t.drain();
+      const pods = t.sink.events.filter((event) => event.resource.resource === 'pods');
+      expect(pods.map((event) => `${event.type} ${event.object.metadata.name}`)).to.deep.equal(['ADDED listed', 'ADDED watched', 'MODIFIED listed']);
+      for (const event of pods) {
+        const { namespace, name } = event.object.metadata;
+        const { managedFields: _dropped, ...metadata } = sim.get(POD_ID, namespace, name!)!.metadata;
+        expect(event.object).to.be.instanceOf(ObjectView);
+        expect(event.object.spec, 'only the metadata is parsed').to.equal(undefined);
+        expect(event.object.metadata.managedFields).to.equal(undefined);
+        const whole = JSON.parse(jsonOf(event.object));
+        expect(whole.metadata.name).to.equal(name);
+        expect(whole.spec).to.deep.equal(sim.get(POD_ID, namespace, name!)!.spec);
+        expect(whole).to.deep.equal(wholeObject(event.object));
+        expect(JSON.parse(JSON.stringify(event.object)), 'JSON.stringify writes the whole object').to.deep.equal(whole);
+        if (event.type !== 'MODIFIED' && name === 'listed') continue;
+        expect(event.object.metadata).to.deep.equal(metadata);
+      }
+      // The redactor declared it reads Secrets whole: they are parsed, and redacted.
+      const secret = t.sink.events.find((event) => event.resource.resource === 'secrets')!;
+      expect(secret.object).to.not.be.instanceOf(ObjectView);
+      expect(secret.object.data).to.deep.equal({ password: REDACTED });
+      expect(jsonOf(secret.object)).to.not.include('c2VjcmV0');
+    });
+  }
 
   it('lists in pages where the server refuses streaming lists (422), says so once, and never asks again', async () => {
     await sim.close();
@@ -490,9 +558,33 @@ describe('kubernetes source (against the API simulator)', function () {
     expect(later.every((w) => w.query.resourceVersion !== refused.query.resourceVersion)).to.equal(true);
   });
 
-  it('on standby (delivery held) keeps the store\'s records in the lane, and on release delivers the cluster as it is then', async () => {
-    for (let i = 0; i < 40; i++) sim.create(POD_ID, pod(`standby-${i}`));
+  it('on standby with fingerprints resident, the lane keeps each object\'s own bytes and parses them on release', async () => {
+    for (let i = 0; i < 10; i++) sim.create(POD_ID, pod(`held-${i}`));
     t = createTestCore({ plugins: [kubernetes({ kubeconfig, streamingList: 'off', resources: [POD_ID], watchCustomResourceDefinitions: false })] });
+    const seen = new Map<string, object[]>();
+    t.core.hooks.filter.tap('test:seen', (e) => void seen.set(e.object.metadata.name, [...(seen.get(e.object.metadata.name) ?? []), e.object]));
+    t.core.holdDelivery('test:standby', true);
+    await t.start();
+    await t.core.whenReady();
+    sim.patch(POD_ID, 'default', 'held-0', { metadata: { labels: { changed: 'yes' } } });
+    await until(() => (seen.get('held-0') ?? []).length === 2, 8000, 'the change');
+    t.core.holdDelivery('test:standby', false);
+    await t.drain();
+    expect(t.sink.events.map((e) => e.object.metadata.name).sort()).to.deep.equal(sim.list(POD_ID).map((o) => o.metadata.name).sort());
+    for (const event of t.sink.events) {
+      const { managedFields: _dropped, ...metadata } = sim.get(POD_ID, 'default', event.object.metadata.name)!.metadata;
+      const name = event.object.metadata.name;
+      expect(seen.get(name)!.length, `${name}: seen when emitted (twice for the changed one) and when read again`).to.equal(name === 'held-0' ? 3 : 2);
+      expect(seen.get(name)!.at(-1), 'parsed again from the held bytes, through the pipeline again').to.equal(event.object);
+      expect(event.object.metadata).to.deep.equal(metadata);
+      expect(event.object.spec).to.deep.equal(sim.get(POD_ID, 'default', event.object.metadata.name)!.spec);
+    }
+  });
+
+  it('on standby (delivery held) keeps the store\'s records in the lane, and on release delivers the cluster as it is then (objects resident)', async () => {
+    for (let i = 0; i < 40; i++) sim.create(POD_ID, pod(`standby-${i}`));
+    // Only a store that keeps objects has records to read again; one of fingerprints lists afresh.
+    t = createTestCore({ plugins: [kubernetes({ kubeconfig, streamingList: 'off', resources: [POD_ID], watchCustomResourceDefinitions: false, resident: 'objects' })] });
     // Every object the pipeline sees, in order: an event held by reference goes through it twice.
     const seen = new Map<string, object[]>();
     t.core.hooks.filter.tap('test:seen', (e) => void seen.set(e.object.metadata.name, [...(seen.get(e.object.metadata.name) ?? []), e.object]));

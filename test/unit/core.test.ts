@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { createTestCore, makeObject, memorySink, memorySource, POD, SECRET } from '../../testing/index.ts';
+import { collect, createTestCore, makeObject, memorySink, memorySource, POD, SECRET } from '../../testing/index.ts';
 import { createCore } from '../../core/core.ts';
 import { definePlugin } from '../../core/plugin.ts';
 import { Lane } from '../../core/lane/lane.ts';
@@ -313,7 +313,7 @@ describe('core', () => {
     t.source.emit('ADDED', POD, makeObject(POD, 'a'));
     t.source.emit('ADDED', POD, makeObject(POD, 'b'));
     t.source.emit('DELETED', POD, makeObject(POD, 'a'));
-    const snapshot = [...t.core.snapshot()];
+    const snapshot = await collect(t.core.snapshot());
     expect(snapshot.map((e) => [e.type, e.object.metadata.name, e.object.marked])).to.deep.equal([['ADDED', 'b', true]]);
     expect(t.core.state.resourceCounts()).to.deep.equal({ 'pods.v1.': 1 });
     await t.stop();
@@ -592,5 +592,50 @@ describe('lanes holding events by reference', () => {
     await t.drain();
     expect(t.sink.events.map((e) => `${e.type} ${e.object.metadata.uid}@${e.object.metadata.resourceVersion}`)).to.deep.equal(['ADDED second@3']);
     await t.stop();
+  });
+});
+
+describe('plugins declaring what they read whole', () => {
+  /** A source that only reports what the core tells it about each resource. */
+  const asking = () => {
+    const answers: Record<string, boolean> = {};
+    const plugin = definePlugin({
+      name: 'test:asking-source', description: 'asks', options: z.object({}),
+      setup: () => (core) => core.hooks.source.tapPromise('test:asking-source', async (ctx) => {
+        for (const resource of [POD, SECRET]) answers[resource.resource] = ctx.readsWholeObjects(resource);
+        ctx.synced();
+      }),
+    })();
+    return { plugin, answers };
+  };
+  /** A transform that passes events on, and declares (or not) what it reads whole. */
+  const declaring = (name: string, which?: (resource: typeof POD) => boolean) => definePlugin({
+    name, description: 'declares', options: z.object({}),
+    setup: () => (core) => {
+      if (which !== undefined) core.readsWholeObjects(name, which);
+      core.hooks.transform.tap(name, (event) => event);
+    },
+  })();
+
+  it('tells a source, per resource, whether a filter, transform or sink tap reads its objects whole: one that declared nothing does', async () => {
+    for (const [plugins, expected] of [
+      [[], { pods: false, secrets: false }],
+      [[declaring('test:none', () => false)], { pods: false, secrets: false }],
+      [[declaring('test:secrets', (r) => r.resource === 'secrets')], { pods: false, secrets: true }],
+      [[declaring('test:secrets', (r) => r.resource === 'secrets'), declaring('test:undeclared')], { pods: true, secrets: true }],
+    ] as const) {
+      const source = asking();
+      const core = createCore({ plugins: [source.plugin, ...plugins] });
+      await core.start();
+      expect(source.answers).to.deep.equal(expected);
+      await core.stop();
+    }
+    const source = asking();
+    const sink = memorySink();
+    const core = createCore({ plugins: [source.plugin, sink.plugin] });
+    await core.start();
+    expect(source.answers, 'the test sink reads what it records').to.deep.equal({ pods: true, secrets: true });
+    expect(() => core.readsWholeObjects('test:late', () => false), 'declared after start: too late for sources').to.throw(MeshSyncError, /during setup/);
+    await core.stop();
   });
 });

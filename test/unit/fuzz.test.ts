@@ -14,6 +14,8 @@ import { ConfigError } from '../../core/errors.ts';
 import type { Batch, Core, KubeObject, SyncEvent } from '../../core/types.ts';
 import type { KubeClient, WatchHandlers } from '../../kubernetes/client.ts';
 import { Reflector } from '../../kubernetes/reflector.ts';
+import { cutWatchObject } from '../../kubernetes/json-text.ts';
+import { jsonOf } from '../../core/serialized.ts';
 import { createRedactor, LAST_APPLIED } from '../../plugins/redact-secrets/index.ts';
 import { compileWatchList, watchListOptions } from '../../plugins/watch-list/index.ts';
 import { createTestCore, makeObject, POD, SECRET } from '../../testing/index.ts';
@@ -96,7 +98,7 @@ describe('fuzz (fast-check, bounded)', function () {
     }, { requiredKeys: [] }).map((event) => JSON.stringify(event));
     const line = fc.oneof(eventLine, eventLine.map((text) => text.slice(0, Math.max(1, text.length - 3))), fc.string({ maxLength: 200 }), fc.jsonValue().map((v) => JSON.stringify(v) ?? 'null'));
 
-    it('survives any watch lines: emits only objects with a string name, and reads on (the sentinel after them arrives)', async () => {
+    for (const views of [false, true]) it(`survives any watch lines${views ? ' (objects as views)' : ''}: emits only objects with a string name, and reads on (the sentinel after them arrives)`, async () => {
       await fc.assert(fc.asyncProperty(fc.array(line, { maxLength: 20 }), async (lines) => {
         const events: KubeObject[] = [];
         let watches = 0;
@@ -113,7 +115,7 @@ describe('fuzz (fast-check, bounded)', function () {
           },
         } as unknown as KubeClient;
         const abort = new AbortController();
-        const reflector = new Reflector(client, POD_REF, {}, TIMING, {
+        const reflector = new Reflector(client, POD_REF, { views }, TIMING, {
           emit: (_type, object) => void events.push(object),
           listed() {}, relisted() {}, watchRestarted() {}, failed() {}, malformedLine() {},
         });
@@ -122,8 +124,29 @@ describe('fuzz (fast-check, bounded)', function () {
         while (!events.some((o) => o.metadata.name === 'sentinel') && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 2));
         abort.abort();
         expect(events.some((o) => o.metadata.name === 'sentinel'), 'the watch read on').to.equal(true);
-        for (const object of events) expect(object.metadata.name).to.be.a('string');
+        for (const object of events) {
+          expect(object.metadata.name).to.be.a('string');
+          // What a sink publishes parses, views included.
+          expect(() => JSON.parse(jsonOf(object))).to.not.throw();
+        }
       }), bounded(60));
+    });
+
+    it('publishes a view\'s bytes unparsed only when they are JSON that parses to the object a full parse gives', () => {
+      const POD_TYPE = { kind: Buffer.from('"Pod"'), apiVersion: Buffer.from('"v1"') };
+      // Near-JSON: JSON values, and text made of JSON's own characters (most of it malformed).
+      const nearJson = fc.oneof(
+        fc.jsonValue().map((value) => JSON.stringify(value) ?? 'null'),
+        fc.array(fc.constantFrom('{', '}', '[', ']', ',', ':', '"', '\\', 'u', '0', '1', '-', '.', 'e', '+', 't', 'r', 'n', 'l', 'a', 'f', 's', ' ', '\t'), { maxLength: 30 }).map((chars) => chars.join('')),
+      );
+      fc.assert(fc.property(nearJson, (spec) => {
+        const text = `{"type":"ADDED","object":{"kind":"Pod","apiVersion":"v1","metadata":{"name":"p","managedFields":[]},"spec":${spec}}}`;
+        const cut = cutWatchObject(Buffer.from(text), POD_TYPE);
+        if (cut === undefined || cut.metadataStart < 0) return;
+        const expected = JSON.parse(text).object;
+        delete expected.metadata.managedFields;
+        expect(JSON.parse(Buffer.from(cut.object).toString('utf8'))).to.deep.equal(expected);
+      }), bounded(2000));
     });
   });
 

@@ -171,3 +171,54 @@ describe('list item bytes', () => {
     expect(listItemBytes(bytes, spans, 1, TAIL)).to.equal(undefined, 'an empty object takes no tail');
   });
 });
+
+describe('objects publishable with their metadata alone parsed (views)', () => {
+  const POD_TYPE = { kind: Buffer.from('"Pod"'), apiVersion: Buffer.from('"v1"') };
+  const metadataOf = (result: { object: Uint8Array; metadataStart: number; metadataEnd: number } | undefined) =>
+    result === undefined || result.metadataStart < 0 ? undefined : JSON.parse(Buffer.from(result.object.subarray(result.metadataStart, result.metadataEnd)).toString('utf8'));
+
+  it('finds the metadata span in the cut bytes, wherever managedFields stood', () => {
+    for (const object of [pod({ labels: { app: 'x' }, annotations: tricky, managedFields }), pod({ annotations: tricky }), managedFieldsFirst()]) {
+      const result = cutWatchObject(Buffer.from(line('MODIFIED', object)), POD_TYPE)!;
+      expect(Buffer.from(result.object).toString('utf8')).to.equal(JSON.stringify(without(object)));
+      expect(metadataOf(result)).to.deep.equal(without(object).metadata);
+    }
+  });
+
+  it('is refused (the object is parsed whole) unless the rest is JSON that JSON.parse accepts and the kind and apiVersion are the resource\'s', () => {
+    const body = (spec: string) => `{"type":"ADDED","object":{"kind":"Pod","apiVersion":"v1","metadata":{"name":"p","managedFields":[nonsense]},"spec":${spec}}}`;
+    const valid = ['{}', '[]', '{"a":[1,-2.5e+3,0,true,false,null,"\\u00e9\\n\\"x\\""],"b":{"c":{}}}', '-0', '"é✓"', '[[[[]]]]'];
+    const invalid = ['{"a":01}', '{"a":1.}', '{"a":.5}', '{"a":tru}', '{"a":nul}', '{"a":[1,]}', '{"a":1,}', '{,}', '{"a"}', '{"a":"\\x"}', '{"a":"\\u12"}',
+      '{"a":"tab\there"}', '{"a" :1}', '[1 ]', '{"a":1e}', '{"a":-}', '{"a":[}', '{"a":{]}', '{a:1}', 'NaN', '1.5.5', '"a" "b"'];
+    for (const spec of valid) {
+      expect(JSON.parse(body(spec).replace('[nonsense]', '[]')).object.spec).to.not.equal(undefined);
+      expect(metadataOf(cutWatchObject(Buffer.from(body(spec)), POD_TYPE)), spec).to.deep.equal({ name: 'p' });
+    }
+    for (const spec of invalid) {
+      const result = cutWatchObject(Buffer.from(body(spec)), POD_TYPE);
+      expect(result?.metadataStart ?? -1, spec).to.equal(-1);
+    }
+    const deep = '['.repeat(5000) + ']'.repeat(5000);
+    expect(cutWatchObject(Buffer.from(body(deep)), POD_TYPE)?.metadataStart ?? -1, 'nested deeper than the validator goes').to.equal(-1);
+    for (const [kind, apiVersion] of [['"Pod"', '"v2"'], ['"Node"', '"v1"'], ['"P\\u006fd"', '"v1"']]) {
+      const text = `{"type":"ADDED","object":{"kind":${kind},"apiVersion":${apiVersion},"metadata":{"name":"p"},"spec":{}}}`;
+      expect(cutWatchObject(Buffer.from(text), POD_TYPE)!.metadataStart, text).to.equal(-1);
+    }
+    expect(cutWatchObject(Buffer.from('{"type":"ADDED","object":{"metadata":{"name":"p"},"spec":{}}}'), POD_TYPE)!.metadataStart, 'a watch object without kind').to.equal(-1);
+    expect(cutWatchObject(Buffer.from(line('ADDED', pod({}))))!.metadataStart, 'not asked for').to.equal(-1);
+  });
+
+  it('gives each list item\'s metadata span in the bytes listItemBytes makes: items without kind and apiVersion take the tail, typed ones must match', () => {
+    const TAIL = Buffer.from(',"kind":"Pod","apiVersion":"v1"');
+    const { kind: _kind, apiVersion: _apiVersion, ...listed } = pod({ managedFields, annotations: tricky });
+    const { kind: _k, ...apiVersionOnly } = pod({});
+    const items = [listed, pod({ managedFields }), apiVersionOnly, { ...pod({}), kind: 'Node' }];
+    const page = Buffer.from(`${JSON.stringify({ kind: 'PodList', apiVersion: 'v1', metadata: {}, items })}\n`);
+    const spans = listItemSpans(page, POD_TYPE)!;
+    const known = items.map((_, index) => {
+      const bytes = listItemBytes(page, spans, index, TAIL)!;
+      return metadataOf({ object: bytes, metadataStart: spans.metadata[2 * index], metadataEnd: spans.metadata[2 * index + 1] });
+    });
+    expect(known).to.deep.equal([without(pod({ managedFields, annotations: tricky })).metadata, without(pod({})).metadata, undefined, undefined]);
+  });
+});

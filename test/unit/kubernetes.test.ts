@@ -177,7 +177,7 @@ describe('kubernetes object store', () => {
   const bufferOf = (stored: unknown) => (stored as { buffer: ArrayBuffer }).buffer;
 
   it('rewrites an object\'s buffer in place on a change, never the bytes an emitted object carries', () => {
-    const store = new ObjectStore(true);
+    const store = new ObjectStore('bytes');
     const v1 = makeObject(POD, 'web', { namespace: 'default', uid: 'u1', resourceVersion: '9' }, { spec: { image: 'a' } });
     const stored = store.set(v1);
     const buffer = bufferOf(stored);
@@ -193,7 +193,7 @@ describe('kubernetes object store', () => {
   });
 
   it('takes a new buffer when a change outgrows the room or would waste half of it', () => {
-    const store = new ObjectStore(true);
+    const store = new ObjectStore('bytes');
     const stored = store.set(makeObject(POD, 'web', { uid: 'u1', resourceVersion: '1' }, { spec: { blob: 'x'.repeat(1000) } }));
     const small = bufferOf(stored);
     const grown = makeObject(POD, 'web', { uid: 'u1', resourceVersion: '2' }, { spec: { blob: 'x'.repeat(1200) } });
@@ -208,14 +208,14 @@ describe('kubernetes object store', () => {
   });
 
   it('marks what it stores, and what it gives back, as kept by the source (resyncs read it there)', () => {
-    const store = new ObjectStore(true);
+    const store = new ObjectStore('bytes');
     const object = makeObject(POD, 'web', { uid: 'u1' });
     store.set(object);
     expect(isKeptBySource(object)).to.equal(true);
     expect(isKeptBySource([...store.values()][0])).to.equal(true);
     expect(isKeptBySource(makeObject(POD, 'other'))).to.equal(false);
     const metadataOnly = makeObject(POD, 'meta', { uid: 'u2' });
-    new ObjectStore(false).set(metadataOnly);
+    new ObjectStore('objects').set(metadataOnly);
     expect(isKeptBySource(metadataOnly), 'a metadata-only store too').to.equal(true);
   });
 });

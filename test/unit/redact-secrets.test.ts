@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { Writable } from 'node:stream';
-import { createTestCore, makeObject, POD, SECRET } from '../../testing/index.ts';
+import { collect, createTestCore, makeObject, POD, SECRET } from '../../testing/index.ts';
 import { createLogger } from '../../core/log.ts';
 import { ConfigError } from '../../core/errors.ts';
 import type { KubeObject, ResourceRef, SyncEvent } from '../../core/types.ts';
@@ -229,7 +229,7 @@ describe('meshsync:redact-secrets', () => {
     t.source.emit('MODIFIED', SECRET, secretObject('gone'));
     t.source.emit('DELETED', SECRET, secretObject('gone'));
     await t.drain();
-    for (const event of [...t.sink.events, ...t.core.snapshot()]) {
+    for (const event of [...t.sink.events, ...await collect(t.core.snapshot())]) {
       expect(event.object.data).to.deep.equal({ password: REDACTED, user: REDACTED }, `${event.type} ${event.object.metadata.name}`);
     }
     expect(t.sink.events.map((event) => event.type)).to.include('DELETED');

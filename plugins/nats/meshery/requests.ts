@@ -176,7 +176,7 @@ export class MesheryRequests {
         batch = [];
         size = 0;
       };
-      for (const [, event] of this.delivery.confirmedState(this.core, Date.now())) {
+      for await (const [, event] of this.delivery.confirmedState(this.core, Date.now())) {
         // An object that cannot be encoded (too deep to serialise) is left out, not the whole reply.
         let item = this.delivery.encodeOrSkip(event, () => kubernetesResource(event.object, 'ADDED', event.clusterId));
         if (item === undefined) continue;
