@@ -114,6 +114,7 @@ const READINESS_POLL_MS = 250;
 export async function snapshot(loaded: LoadedConfig, logger: Logger, out: string, timeoutMs: number, display?: ProgressDisplay): Promise<number> {
   const core = createCoreFrom(loaded, logger);
   core.holdDelivery('meshsync snapshot', true);
+  core.keepStateResident(); // the state is read once synced: from memory, not listed a second time
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(resolve, timeoutMs, 'timeout')));
   display?.follow(() => core.state.progress(), 'snapshot');

@@ -59,6 +59,7 @@ export class MeshSyncCore implements Core {
   private catchUpWaiters: (() => void)[] = [];
   /** What taps, by name, declared they read whole (readsWholeObjects). */
   private readonly wholeObjectReaders = new Map<string, ((resource: ResourceRef) => boolean)[]>();
+  private stateResident = false;
 
   constructor(options: CoreOptions) {
     this.logger = options.logger ?? silentLogger();
@@ -134,6 +135,11 @@ export class MeshSyncCore implements Core {
     if (this.started) throw new MeshSyncError('MESHSYNC_PLUGIN_FAILED', 'readsWholeObjects is declared during setup, before start: sources choose what they parse when they start');
     const declared = this.wholeObjectReaders.get(tapName) ?? [];
     this.wholeObjectReaders.set(tapName, [...declared, which]);
+  }
+
+  keepStateResident(): void {
+    if (this.started) throw new MeshSyncError('MESHSYNC_PLUGIN_FAILED', 'keepStateResident is declared before start: sources choose what they keep when they start');
+    this.stateResident = true;
   }
 
   /** Whether any filter, transform or sink tap reads the resource's objects whole: one that declared nothing does. */
@@ -294,6 +300,7 @@ export class MeshSyncCore implements Core {
       sinksCaughtUp: () => this.sinksCaughtUp(),
       sinksBehind: () => this.sinksBehind(),
       readsWholeObjects: (resource) => this.readWhole(resource),
+      keepsStateResident: () => this.stateResident,
     };
   }
 

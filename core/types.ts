@@ -96,6 +96,12 @@ export interface SourceContext {
    * what the sinks publish.
    */
   readsWholeObjects(resource: ResourceRef): boolean;
+  /**
+   * Whether a caller declared it reads the sources' state once synced (`Core.keepStateResident`):
+   * a source that would list afresh for each snapshot keeps its objects instead, so the state is
+   * read once, not twice.
+   */
+  keepsStateResident(): boolean;
 }
 
 /** One resource's initial list: objects listed so far, and whether the list is complete. */
@@ -263,6 +269,11 @@ export interface Core {
    * `wholeObject` parses it, JSON.stringify writes it).
    */
   readsWholeObjects(tapName: string, which: (resource: ResourceRef) => boolean): void;
+  /**
+   * Declares, before start, that the caller reads a snapshot of the synced state (`meshsync
+   * snapshot`): sources keep their objects rather than fingerprints and list again on request.
+   */
+  keepStateResident(): void;
   /** Registers a readiness check; /readyz asks all of them. The NATS sink registers `broker`. */
   addReadinessCheck(name: string, check: () => boolean): void;
   /**

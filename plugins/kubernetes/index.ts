@@ -48,7 +48,7 @@ export const kubernetesOptions = z.object({
   labelSelector: z.string().optional().describe('Label selector applied at the API server to every resource.'),
   fieldSelector: z.string().optional().describe('Field selector applied at the API server to every resource.'),
   metadataOnly: z.boolean().default(false).describe('Default of the per-resource metadataOnly.'),
-  resident: z.enum(['fingerprints', 'objects']).default('fingerprints').describe('What is kept per watched object: its fingerprints (uid and resourceVersion, ~100 bytes; a resync or snapshot lists the resource afresh, and a DELETED found by a relist carries the identity only) or the object (its JSON bytes, ~3.5 KB for a pod, or the parsed metadata with metadataOnly; snapshots read it from memory, and a relist\'s DELETED carries the last state).'),
+  resident: z.enum(['fingerprints', 'objects']).default('fingerprints').describe('What is kept per watched object: its fingerprints (uid and resourceVersion, ~100 bytes; a resync or snapshot lists the resource afresh, and a DELETED found by a relist carries the identity only) or the object (its JSON bytes, ~3.5 KB for a pod, or the parsed metadata with metadataOnly; snapshots read it from memory, and a relist\'s DELETED carries the last state) `meshsync snapshot` keeps objects whatever this says: it reads the state once synced.'),
   pageSize: z.number().int().positive().default(500).describe('Items per LIST page; each page is emitted as it arrives.'),
   streamingList: z.enum(['auto', 'off']).default('auto').describe('auto: list through a watch with sendInitialEvents (streaming list, the WatchList feature) where the server serves it, in pages where it refuses; off: always in pages.'),
   minWatchTimeoutSeconds: z.number().int().positive().default(300).describe('Each watch lasts a random time between this and twice this, then is resumed.'),
@@ -275,7 +275,7 @@ class KubernetesSource {
         if (--pending === 0) this.resourceListed(watched);
       };
       const unreadableKey = scope.namespace === undefined ? served.id : `${served.id} in namespace ${scope.namespace}`;
-      const reflector: Reflector = new Reflector(this.client, ref, { ...scope, views, resident: this.options.resident }, this.timing, {
+      const reflector: Reflector = new Reflector(this.client, ref, { ...scope, views, resident: this.ctx.keepsStateResident() ? 'objects' : this.options.resident }, this.timing, {
         emit: (type, object, observedAt) => this.ctx.emit(type, ref, object, observedAt),
         listed: (initial) => {
           if (this.unreadable.delete(unreadableKey)) this.ctx.logger.info({ resource: served.id, namespace: scope.namespace }, 'readable again: listed');

@@ -638,4 +638,23 @@ describe('plugins declaring what they read whole', () => {
     expect(() => core.readsWholeObjects('test:late', () => false), 'declared after start: too late for sources').to.throw(MeshSyncError, /during setup/);
     await core.stop();
   });
+
+  it('tells a source whether its state is read once synced (meshsync snapshot), so it keeps objects instead of listing twice', async () => {
+    for (const declared of [false, true]) {
+      let kept: boolean | undefined;
+      const plugin = definePlugin({
+        name: 'test:keeping-source', description: 'asks', options: z.object({}),
+        setup: () => (core) => core.hooks.source.tapPromise('test:keeping-source', async (ctx) => {
+          kept = ctx.keepsStateResident();
+          ctx.synced();
+        }),
+      })();
+      const core = createCore({ plugins: [plugin] });
+      if (declared) core.keepStateResident();
+      await core.start();
+      expect(kept).to.equal(declared);
+      expect(() => core.keepStateResident(), 'declared after start').to.throw(MeshSyncError, /before start/);
+      await core.stop();
+    }
+  });
 });
