@@ -54,6 +54,8 @@ const { values: args } = parseArgs({
     'no-build': { type: 'boolean', default: false },
     out: { type: 'string' },
     phases: { type: 'string', default: 'all' },
+    /** JetStream on the server: meshsync keeps its ledger there (a KV write per delivered event). */
+    jetstream: { type: 'boolean', default: false },
   },
 });
 if (!['simulator', 'real', 'replay'].includes(args.server!)) throw new Error(`--server is simulator, real or replay, not ${args.server}`);
@@ -514,6 +516,7 @@ async function main(): Promise<void> {
   const nats = await startNatsServer({
     // A subscriber that falls behind for a moment must not be cut off as a slow consumer.
     config: 'max_pending: 1GB\nwrite_deadline: "30s"',
+    jetstream: args.jetstream,
   });
   const dir = nats.dir;
   if (REAL) log('starting a real control plane (test/cluster; built first if not cached)');
@@ -563,6 +566,7 @@ async function main(): Promise<void> {
     node: process.version,
     cpus: cpus().length,
     loadAverage: { start: loadAtStart.map((l) => round(l, 2)), end: loadAtEnd.map((l) => round(l, 2)) },
+    broker: { jetstream: args.jetstream, ledger: args.jetstream ? 'on (meshsync writes its KV ledger per delivered event)' : 'off (no JetStream on the server)' },
     server: REAL ? { kind: 'real', what: 'kube-apiserver + etcd + kube-controller-manager from test/cluster (versions in test/cluster/README.md); TLS, RBAC, a ServiceAccount token per contender', podsCreatedThroughTheApiSeconds: creationSeconds, failedWrites } : args.server === 'replay' ? { kind: 'replay', what: 'pods served from 1,000 recorded from the simulator, each under a name, uid and resourceVersion of its own; the simulator for the rest' } : { kind: 'simulator' },
     workload: {
       pods: PODS,
