@@ -103,7 +103,7 @@ describe('container image', function () {
   it('is labelled, runs as uid 65532 and takes its config from the /config volume', async () => {
     const [config] = JSON.parse(await podman('image', 'inspect', image)).map((i: any) => i.Config);
     expect(config.User).to.equal('65532:65532');
-    expect(config.Entrypoint).to.deep.equal(['node', '/app/bin/meshsync.js']);
+    expect(config.Entrypoint).to.deep.equal(['node', '--max-semi-space-size=4', '/app/bin/meshsync.js']);
     expect(Object.keys(config.Volumes)).to.deep.equal(['/config']);
     // finding 1: the process never runs from the ConfigMap mount; it only searches it.
     expect(config.WorkingDir).to.equal('/app');
