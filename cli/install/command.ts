@@ -99,8 +99,9 @@ export function runInstallCommand(command: 'install' | 'rbac', argv: readonly st
   const defaults = config === undefined || (shipped !== undefined && !listsPlugins(shipped.text));
   const fromConfig = rbacOptionsFromConfig(defaults ? inClusterDefaults(config) : config);
   if (values['nats-permissions']) {
-    const nats = config?.plugins.find((p) => p.name === 'meshsync:nats')?.options as { subject?: string; requestSubject?: string; jetstream?: unknown } | undefined;
-    return natsPermissions({ subject: nats?.subject, requestSubject: nats?.requestSubject, jetstream: nats?.jetstream !== undefined });
+    const nats = config?.plugins.find((p) => p.name === 'meshsync:nats')?.options as { subject?: string; requestSubject?: string; jetstream?: unknown; ledger?: { enabled?: boolean; bucket?: string } } | undefined;
+    const ledger = nats?.ledger?.enabled === false ? { bucket: '' } : { bucket: nats?.ledger?.bucket ?? 'meshsync-ledger-{cluster}', clusterId: flag('cluster-id') ?? config?.clusterId };
+    return natsPermissions({ subject: nats?.subject, requestSubject: nats?.requestSubject, jetstream: nats?.jetstream !== undefined, ledger });
   }
   if (command === 'rbac') {
     return toYaml(rbacObjects({ ...fromConfig, ha: fromConfig.ha || (replicas ?? 1) > 1, namespace, serviceAccount: name, name }));

@@ -181,4 +181,35 @@ describe('meshsync install --nats-permissions (real nats-server)', function () {
       await server.dispose();
     }
   });
+
+  it('grant the ledger (JetStream on the server): with only those permissions a restart still publishes just the diff against it', async () => {
+    const { natsPermissions } = await import('../../cli/install/nats.ts');
+    const config = natsPermissions({ ledger: { bucket: 'meshsync-ledger-{cluster}', clusterId: 'test-cluster' } })
+      .replace('$MESHSYNC_NATS_PASSWORD', '"pw-meshsync"').replace('$MESHERY_NATS_PASSWORD', '"pw-meshery"');
+    const server = await startNatsServer({ config, jetstream: true });
+    const meshery = await subscriber(server.url, 'meshery.meshsync.request', { user: 'meshery', pass: 'pw-meshery' });
+    const pod = (name: string) => makeObject(POD, name, { uid: `uid-${name}`, resourceVersion: '1' });
+    const meshsync = () => createTestCore({ logger: process.env.DEBUG_LEDGER ? createLogger({ level: 'debug', pretty: false }) : undefined, source: { syncedAtStart: false }, plugins: [nats({ url: server.url, reconnectInitialMs: 20, auth: { user: 'meshsync', password: 'pw-meshsync' } })] });
+    const first = meshsync();
+    const second = meshsync();
+    try {
+      await first.start();
+      for (const name of ['kept', 'gone']) first.source.emit('ADDED', POD, pod(name));
+      first.source.synced();
+      await meshery.waitFor((m) => m.length === 2);
+      expect(first.core.state.statuses()['meshsync:nats']).to.deep.equal({ ledger: 'available', converge: 'every consumer' });
+      await first.stop();
+      meshery.messages.length = 0;
+      await second.start();
+      second.source.emit('ADDED', POD, pod('kept'));
+      second.source.synced();
+      await meshery.waitFor((m) => m.length === 1);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(meshery.json().map((p) => `${p.type} ${p.object.metadata.name}`)).to.deep.equal(['DELETED gone']);
+    } finally {
+      await second.stop();
+      await meshery.close();
+      await server.dispose();
+    }
+  });
 });
