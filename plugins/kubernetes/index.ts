@@ -20,6 +20,8 @@ export { discover, resolveResources, closeMatches } from './discovery.ts';
 const CRD_RESOURCE_ID = 'customresourcedefinitions.v1.apiextensions.k8s.io';
 /** 429s in a row logged at info; from the next one on they are reported (warn). */
 const THROTTLED_RETRIES_BEFORE_WARNING = 3;
+/** Looks at a new CRD's group until discovery serves it: backing off 0.25 s to 4 s, about a minute in all. */
+const CRD_DISCOVERY_ATTEMPTS = 16;
 
 /** A resource id or pattern, checked as the watch-list checks ids (a `*` part matches anything). */
 const resourcePattern = z.string().superRefine((id, ctx) => {
@@ -369,15 +371,15 @@ class KubernetesSource {
     let listed = false;
     let warned = false;
     this.crdWatch = new Reflector(this.client, ref, { metadataOnly: true }, this.timing, {
-      emit: (_type, object) => {
+      emit: (type, object) => {
         // A CRD is named <plural>.<group>. During the first list, only CRDs that discovery did not
         // see (installed between discovery and this list) need a look.
         const name = object.metadata.name;
         const dot = name.indexOf('.');
         const plural = name.slice(0, dot);
         const group = name.slice(dot + 1);
-        if (!listed && [...this.catalog.values()].some((r) => r.group === group && r.resource === plural)) return;
-        this.rediscover(group);
+        if (!listed && this.inCatalog(group, plural)) return;
+        this.rediscover(group, type === 'DELETED' ? undefined : plural);
       },
       listed: () => {
         listed = true; // a relist emits what changed in the gap, which triggers the rediscoveries needed
@@ -394,10 +396,22 @@ class KubernetesSource {
     this.crdWatch.start(this.signal);
   }
 
-  /** One rediscovery per group at a time; a request while one runs schedules another after it. */
-  private rediscover(group: string): void {
+  private inCatalog(group: string, plural: string): boolean {
+    return [...this.catalog.values()].some((r) => r.group === group && r.resource === plural);
+  }
+
+  /**
+   * One rediscovery per group at a time; a request while one runs schedules another after it. For
+   * a CRD that exists (`plural` given), discovery is asked again, backing off, until it serves the
+   * resource: the API server's discovery lists a CRD a moment after the CRD's own events (its
+   * Established condition included) are out, and no further event would come to ask again.
+   */
+  private rediscover(group: string, plural?: string, attempt = 0): void {
     const previous = this.rediscovering.get(group) ?? Promise.resolve();
-    const next = previous.then(() => this.rediscoverNow(group)).catch((error) => {
+    const next = previous.then(() => this.rediscoverNow(group)).then(() => {
+      if (plural === undefined || this.signal.aborted || this.inCatalog(group, plural) || attempt >= CRD_DISCOVERY_ATTEMPTS) return;
+      setTimeout(() => this.rediscover(group, plural, attempt + 1), Math.min(250 * 2 ** attempt, 4000)).unref();
+    }).catch((error) => {
       if (!this.signal.aborted) this.ctx.reportError(this.describeFailure(error, `discovery of API group ${group}`));
     });
     this.rediscovering.set(group, next);
