@@ -48,6 +48,7 @@ export const leaderElection = definePlugin({
   options: leaderElectionOptions,
   setup: (options) => (core) => {
     const logger = core.logger.child({ plugin: PLUGIN_NAME });
+    if (options.resyncWaitSeconds !== undefined) logger.warn({ resyncWaitSeconds: options.resyncWaitSeconds }, 'resyncWaitSeconds is not used any more (a new leader\'s sinks announce the state when delivery opens): remove it from the config');
     let elector: LeaderElector | undefined;
     let client: KubeClient | undefined;
     const gauge = new Gauge({ name: 'meshsync_leader', help: '1 while this replica is the leader (publishes), 0 while it stands by.', registers: [core.metrics] });
